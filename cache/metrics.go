@@ -1,0 +1,55 @@
+package cache
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the cache's Prometheus series. Counters on the hit path carry
+// no labels, so a hit costs one atomic add.
+type metrics struct {
+	hitMemory     prometheus.Counter
+	hitStore      prometheus.Counter
+	stale         prometheus.Counter
+	miss          prometheus.Counter
+	primerRuns    *prometheus.CounterVec
+	primerErrors  *prometheus.CounterVec
+	primerSeconds *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+	leaseWaits    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	reads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kck_cache_reads_total",
+		Help: "Product reads by outcome: hit_memory, hit_store, stale (served stale), miss (computed or waited for).",
+	}, []string{"outcome"})
+	m := &metrics{
+		hitMemory: reads.WithLabelValues("hit_memory"),
+		hitStore:  reads.WithLabelValues("hit_store"),
+		stale:     reads.WithLabelValues("stale"),
+		miss:      reads.WithLabelValues("miss"),
+		primerRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kck_primer_runs_total",
+			Help: "Primer runs by product.",
+		}, []string{"product"}),
+		primerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kck_primer_errors_total",
+			Help: "Primer failures (errors and panics) by product.",
+		}, []string{"product"}),
+		primerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kck_primer_duration_seconds",
+			Help:    "Primer run time by product.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"product"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kck_store_errors_total",
+			Help: "Store calls that failed, by operation.",
+		}, []string{"op"}),
+		leaseWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kck_lease_waits_total",
+			Help: "Misses that waited for another process computing the same key.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(reads, m.primerRuns, m.primerErrors, m.primerSeconds, m.storeErrors, m.leaseWaits)
+	}
+	return m
+}

@@ -1,0 +1,111 @@
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// Clock tells the time. Tests inject a fake one so that expiry needs no sleep.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Options configure a Cache. The zero value of each optional field takes the
+// default from WithDefaults.
+type Options struct {
+	// Registry declares the products. Required.
+	Registry *primers.Registry
+	// Store is the shared tier. Required.
+	Store Store
+	// MaxMemoryBytes bounds the in-process tier (keys plus values plus a
+	// fixed overhead per entry). Default 256 MiB.
+	MaxMemoryBytes uint64
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// Registerer receives the Prometheus metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Owner names this process in leases. Default: host, pid and a random suffix.
+	Owner string
+	// LeaseTTL bounds how long a crashed gateway can hold up a key's
+	// computation elsewhere. Default 30 s.
+	LeaseTTL time.Duration
+	// PrimerTimeout bounds one primer run. Default 30 s.
+	PrimerTimeout time.Duration
+	// PollInterval is how often a gateway waiting on another's lease looks
+	// for the value. Default 20 ms.
+	PollInterval time.Duration
+	// BackgroundRefreshes bounds concurrent refreshes of stale values.
+	// Default 4.
+	BackgroundRefreshes int
+}
+
+// WithDefaults returns o with defaults filled in.
+func (o Options) WithDefaults() Options {
+	if o.MaxMemoryBytes == 0 {
+		o.MaxMemoryBytes = 256 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Owner == "" {
+		o.Owner = defaultOwner()
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 30 * time.Second
+	}
+	if o.PrimerTimeout == 0 {
+		o.PrimerTimeout = 30 * time.Second
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 20 * time.Millisecond
+	}
+	if o.BackgroundRefreshes == 0 {
+		o.BackgroundRefreshes = 4
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Registry == nil {
+		errs = append(errs, errors.New("Registry is required"))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("Store is required"))
+	}
+	if o.LeaseTTL < 0 || o.PrimerTimeout < 0 || o.PollInterval < 0 || o.BackgroundRefreshes < 0 {
+		errs = append(errs, errors.New("durations and counts must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cache options: %w", err)
+	}
+	return nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

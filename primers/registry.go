@@ -1,0 +1,254 @@
+package primers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Updater writes source data and names the product keys its write affects.
+// The cache refreshes (or augments) those keys after Update returns.
+type Updater interface {
+	Update(ctx context.Context, input json.RawMessage) (UpdateResult, error)
+}
+
+// UpdaterFunc adapts a function to the Updater interface.
+type UpdaterFunc func(ctx context.Context, input json.RawMessage) (UpdateResult, error)
+
+// Update calls f.
+func (f UpdaterFunc) Update(ctx context.Context, input json.RawMessage) (UpdateResult, error) {
+	return f(ctx, input)
+}
+
+// UpdateResult is what an updater reports.
+type UpdateResult struct {
+	// Affected lists the keys whose products changed.
+	Affected []string
+	// Changes, when set, maps an affected key to the change to fold in with
+	// the product's AugmentFunc; keys without one are recomputed.
+	Changes map[string]any
+	// Result is returned to the client (e.g. the id of a new row).
+	Result any
+}
+
+// ErrBadInput marks an updater input the client got wrong; the edge answers
+// it with a client error. Wrap it: fmt.Errorf("%w: year must be positive", ErrBadInput).
+var ErrBadInput = errors.New("bad input")
+
+// ErrUnknownUpdater is returned for an updater name that is not registered.
+var ErrUnknownUpdater = errors.New("unknown updater")
+
+// Registry holds the declared products and updaters. Fill it at start-up;
+// after that it is only read, from any goroutine.
+type Registry struct {
+	products map[string]*Product
+	updaters map[string]Updater
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{products: map[string]*Product{}, updaters: map[string]Updater{}}
+}
+
+// Register adds a product. It fails on a bad or duplicate name, a bad
+// parameter, or a typed primer whose Go parameters differ from Params.
+func (r *Registry) Register(p Product) error {
+	if !validName(p.Name) {
+		return fmt.Errorf("register product %q: name must match [A-Za-z_][A-Za-z0-9_]*", p.Name)
+	}
+	if _, dup := r.products[p.Name]; dup {
+		return fmt.Errorf("register product %q: already registered", p.Name)
+	}
+	seen := map[string]bool{}
+	for i, prm := range p.Params {
+		if !validName(prm.Name) {
+			return fmt.Errorf("register product %q: parameter %d: bad name %q", p.Name, i+1, prm.Name)
+		}
+		if seen[prm.Name] {
+			return fmt.Errorf("register product %q: parameter %q declared twice", p.Name, prm.Name)
+		}
+		seen[prm.Name] = true
+		if prm.Kind < Int || prm.Kind > Timestamp {
+			return fmt.Errorf("register product %q: parameter %q: unknown kind %d", p.Name, prm.Name, prm.Kind)
+		}
+	}
+	if p.TTL < 0 || p.SoftTTL < 0 {
+		return fmt.Errorf("register product %q: negative TTL", p.Name)
+	}
+	if p.TTL > 0 && p.SoftTTL >= p.TTL {
+		return fmt.Errorf("register product %q: SoftTTL (%v) must be shorter than TTL (%v)", p.Name, p.SoftTTL, p.TTL)
+	}
+	if kd, ok := p.Primer.(kindsDeclarer); ok {
+		want := kd.paramKinds()
+		if len(want) != len(p.Params) {
+			return fmt.Errorf("register product %q: primer takes %d parameters, declaration has %d", p.Name, len(want), len(p.Params))
+		}
+		for i, k := range want {
+			got := p.Params[i].Kind
+			if got != k && !(k == timeKind && (got == Date || got == Timestamp)) {
+				return fmt.Errorf("register product %q: parameter %q is declared %v but the primer takes %v", p.Name, p.Params[i].Name, got, k)
+			}
+		}
+	}
+	p.Params = append([]Param(nil), p.Params...)
+	r.products[p.Name] = &p
+	return nil
+}
+
+// MustRegister is Register for start-up code that cannot go on without it.
+func (r *Registry) MustRegister(ps ...Product) {
+	for _, p := range ps {
+		if err := r.Register(p); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// RegisterUpdater adds a named updater.
+func (r *Registry) RegisterUpdater(name string, u Updater) error {
+	if !validName(name) {
+		return fmt.Errorf("register updater %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)
+	}
+	if _, dup := r.updaters[name]; dup {
+		return fmt.Errorf("register updater %q: already registered", name)
+	}
+	if u == nil {
+		return fmt.Errorf("register updater %q: nil updater", name)
+	}
+	r.updaters[name] = u
+	return nil
+}
+
+// Product returns the declaration of a product, or nil.
+func (r *Registry) Product(name string) *Product { return r.products[name] }
+
+// Products returns all declarations, sorted by name.
+func (r *Registry) Products() []*Product {
+	out := make([]*Product, 0, len(r.products))
+	for _, p := range r.products {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Updater returns a named updater or an error wrapping ErrUnknownUpdater.
+func (r *Registry) Updater(name string) (Updater, error) {
+	u, ok := r.updaters[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUpdater, name)
+	}
+	return u, nil
+}
+
+// ParseKey parses a key string against the registered products.
+func (r *Registry) ParseKey(s string) (Key, error) {
+	name, segs, err := splitKey(s)
+	if err != nil {
+		return Key{}, err
+	}
+	p, ok := r.products[name]
+	if !ok {
+		return Key{}, &KeyError{Key: s, Reason: "no product named " + name, Err: ErrUnknownProduct}
+	}
+	if len(segs) != len(p.Params) {
+		return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(p.Params), paramList(p.Params), len(segs)), Err: ErrBadParams}
+	}
+	args := make([]any, len(segs))
+	for i, seg := range segs {
+		v, err := parseArg(p.Params[i].Kind, seg)
+		if err != nil {
+			return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("parameter %s (%v): %v", p.Params[i].Name, p.Params[i].Kind, err), Err: ErrBadParams}
+		}
+		args[i] = v
+	}
+	return Key{Name: name, Args: args, params: p.Params}, nil
+}
+
+// SplitName returns the product name of a key string without checking the
+// rest, for keys of products that are not registered (values that were Set).
+func SplitName(s string) (string, error) {
+	name, _, err := splitKey(s)
+	return name, err
+}
+
+// Key builds a key from typed Go values, as GraphQL arguments arrive
+// (int, float64, string, bool, time.Time).
+func (r *Registry) Key(name string, args ...any) (Key, error) {
+	p, ok := r.products[name]
+	if !ok {
+		return Key{}, &KeyError{Key: name, Reason: "no product named " + name, Err: ErrUnknownProduct}
+	}
+	if len(args) != len(p.Params) {
+		return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(p.Params), paramList(p.Params), len(args)), Err: ErrBadParams}
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		v, ok := convertArg(p.Params[i].Kind, a)
+		if !ok {
+			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s wants %v, got %T", p.Params[i].Name, p.Params[i].Kind, a), Err: ErrBadParams}
+		}
+		out[i] = v
+	}
+	return Key{Name: name, Args: out, params: p.Params}, nil
+}
+
+func paramList(ps []Param) string {
+	s := "("
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.Name + " " + p.Kind.String()
+	}
+	return s + ")"
+}
+
+// ArgType lists the Go types a typed primer may take.
+type ArgType interface {
+	int64 | float64 | string | bool | time.Time
+}
+
+// timeKind stands for "Date or Timestamp": both arrive as time.Time.
+const timeKind Kind = 255
+
+func kindOf[A ArgType]() Kind {
+	var a A
+	switch any(a).(type) {
+	case int64:
+		return Int
+	case float64:
+		return Float
+	case string:
+		return String
+	case bool:
+		return Bool
+	case time.Time:
+		return timeKind
+	}
+	return 0
+}
+
+type func1[A ArgType, R any] func(context.Context, A) (R, error)
+
+func (f func1[A, R]) Prime(ctx context.Context, k Key) (any, error) { return f(ctx, k.Args[0].(A)) }
+func (f func1[A, R]) paramKinds() []Kind                             { return []Kind{kindOf[A]()} }
+
+type func2[A, B ArgType, R any] func(context.Context, A, B) (R, error)
+
+func (f func2[A, B, R]) Prime(ctx context.Context, k Key) (any, error) {
+	return f(ctx, k.Args[0].(A), k.Args[1].(B))
+}
+func (f func2[A, B, R]) paramKinds() []Kind { return []Kind{kindOf[A](), kindOf[B]()} }
+
+// Func1 makes a primer of a function of one typed parameter. Registration
+// checks that the product declares one parameter of the matching kind.
+func Func1[A ArgType, R any](fn func(context.Context, A) (R, error)) Primer { return func1[A, R](fn) }
+
+// Func2 makes a primer of a function of two typed parameters.
+func Func2[A, B ArgType, R any](fn func(context.Context, A, B) (R, error)) Primer {
+	return func2[A, B, R](fn)
+}
