@@ -239,7 +239,7 @@ func parseArg(k Kind, s string) (any, error) {
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, errors.New("not a finite number")
 		}
-		return v, nil
+		return canonicalFloat(v), nil
 	case String:
 		return s, nil
 	case Bool:
@@ -261,9 +261,30 @@ func parseArg(k Kind, s string) (any, error) {
 		if err != nil {
 			return nil, errors.New("not an RFC 3339 timestamp")
 		}
-		return t.UTC(), nil
+		// An offset can move a valid local time out of the years a key can
+		// spell; its UTC form would not parse again.
+		if t = t.UTC(); !keyYear(t) {
+			return nil, errors.New("timestamp out of range (years 0000 to 9999 in UTC)")
+		}
+		return t, nil
 	}
 	return nil, fmt.Errorf("unknown kind %v", k)
+}
+
+// canonicalFloat maps -0 to 0: they compare equal, so they must not make two
+// keys for one instance.
+func canonicalFloat(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	return v
+}
+
+// keyYear reports whether t's year has the four digits that the date and
+// RFC 3339 layouts parse, so that a formatted key parses again.
+func keyYear(t time.Time) bool {
+	y := t.Year()
+	return 0 <= y && y <= 9999
 }
 
 // convertArg accepts a Go value for a parameter of kind k from code (GraphQL
@@ -280,19 +301,23 @@ func convertArg(k Kind, v any) (any, bool) {
 			return n, true
 		}
 	case Float:
+		var f float64
 		switch n := v.(type) {
 		case float64:
-			if math.IsNaN(n) || math.IsInf(n, 0) {
-				return nil, false
-			}
-			return n, true
+			f = n
 		case float32:
-			return float64(n), true
+			f = float64(n)
 		case int:
-			return float64(n), true
+			f = float64(n)
 		case int64:
-			return float64(n), true
+			f = float64(n)
+		default:
+			return nil, false
 		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, false
+		}
+		return canonicalFloat(f), true
 	case String:
 		s, ok := v.(string)
 		return s, ok
@@ -302,11 +327,13 @@ func convertArg(k Kind, v any) (any, bool) {
 	case Date:
 		if t, ok := v.(time.Time); ok {
 			y, m, d := t.Date()
-			return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), true
+			t = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+			return t, keyYear(t)
 		}
 	case Timestamp:
 		if t, ok := v.(time.Time); ok {
-			return t.UTC(), true
+			t = t.UTC()
+			return t, keyYear(t)
 		}
 	}
 	return nil, false

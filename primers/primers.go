@@ -61,6 +61,13 @@ type kindsDeclarer interface {
 	paramKinds() []Kind
 }
 
+// ErrNoData marks a product instance that has no data, such as the title
+// list of an author who does not exist. The edge answers it with "not found".
+// Primers wrap it: fmt.Errorf("%w: no author %d", primers.ErrNoData, id). The
+// cache returns it for a primer result of null, [] or {} unless the product
+// sets AllowEmpty.
+var ErrNoData = errors.New("no data")
+
 // Reader reads a product through the cache from inside a primer, so that the
 // read is served from cache and recorded as a dependency.
 type Reader interface {

@@ -235,7 +235,7 @@ func kindOf[A ArgType]() Kind {
 type func1[A ArgType, R any] func(context.Context, A) (R, error)
 
 func (f func1[A, R]) Prime(ctx context.Context, k Key) (any, error) { return f(ctx, k.Args[0].(A)) }
-func (f func1[A, R]) paramKinds() []Kind                             { return []Kind{kindOf[A]()} }
+func (f func1[A, R]) paramKinds() []Kind                            { return []Kind{kindOf[A]()} }
 
 type func2[A, B ArgType, R any] func(context.Context, A, B) (R, error)
 
