@@ -211,6 +211,8 @@ func (c *Cache) Peek(key string) (version uint64, ok bool) {
 // ItemResult is one result of GetMany.
 type ItemResult struct {
 	Result
+	// Key is the key as asked for (Result.Entry is nil when Err is set).
+	Key string
 	Err error
 }
 
@@ -220,6 +222,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) []ItemResult {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, key := range keys {
+		out[i].Key = key
 		if r, ok := c.memFresh(key); ok {
 			out[i].Result = r
 			continue
@@ -419,7 +422,7 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 		return nil, err
 	}
 	if !p.AllowEmpty && isEmpty(value) {
-		return nil, errors.New("primer returned no results")
+		return nil, fmt.Errorf("%w: primer returned no results", primers.ErrNoData)
 	}
 	return value, nil
 }
@@ -711,6 +714,7 @@ func (c *Cache) Update(ctx context.Context, name string, input json.RawMessage) 
 	}
 	out := UpdateOutcome{Result: res.Result, Products: make([]ItemResult, len(res.Affected))}
 	for i, key := range res.Affected {
+		out.Products[i].Key = key
 		if change, ok := res.Changes[key]; ok {
 			out.Products[i].Result, out.Products[i].Err = c.Augment(ctx, key, change)
 		} else {

@@ -1,0 +1,60 @@
+# KCK for Go: the project's front door. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(shell $(GO) env GOPATH)/bin
+NODES ?= 1
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Start the gateway with the demo products on the embedded store (go run .)
+	$(GO) run .
+
+.PHONY: test
+test: lint check-generate ## The whole suite: lint, generated code up to date, go test -race ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: test-short
+test-short: ## go test -race ./... without lint
+	$(GO) test -race ./...
+
+.PHONY: lint
+lint: staticcheck ## go vet, gofmt and staticcheck
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GOBIN)/staticcheck ./...
+
+.PHONY: staticcheck
+staticcheck:
+	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q "$(STATICCHECK_VERSION:v%=%)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: generate
+generate: ## Regenerate the gqlgen code from schema.graphqls
+	$(GO) generate ./...
+
+.PHONY: check-generate
+check-generate: ## Fail when go generate would change the generated code
+	$(GO) generate ./...
+	@if [ -n "$$(git status --porcelain -- graph)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph; git diff -- graph | head -50; exit 1; fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) ./primers/
+
+.PHONY: bench
+bench: ## Benchmarks and the load comparison; figures in bench/README.md
+	./bench/run.sh
+
+.PHONY: cassandra-up
+cassandra-up: ## Start a local Cassandra 5.0 (NODES=1 or NODES=3)
+	./scripts/cassandra/up.sh $(NODES)
+
+.PHONY: cassandra-down
+cassandra-down: ## Stop the local Cassandra nodes
+	./scripts/cassandra/down.sh

@@ -1,0 +1,50 @@
+// Package apierror maps errors from the cache and primers to what clients
+// see: a code (GraphQL extensions.code), an HTTP status and a message. It is
+// the one place where that mapping is made, for GraphQL and HTTP alike.
+// Internal errors never reach a client in detail: their message is generic.
+package apierror
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
+)
+
+// The codes clients see.
+const (
+	BadUserInput = "BAD_USER_INPUT"
+	NotFound     = "NOT_FOUND"
+	PrimerFailed = "PRIMER_FAILED"
+	Conflict     = "CONFLICT"
+	Timeout      = "TIMEOUT"
+	Internal     = "INTERNAL"
+)
+
+// Class is how one error is shown to a client.
+type Class struct {
+	Code    string
+	Status  int
+	Message string
+}
+
+// Classify returns the client's view of err.
+func Classify(err error) Class {
+	var pe *cache.PrimerError
+	switch {
+	case errors.Is(err, primers.ErrMalformedKey), errors.Is(err, primers.ErrBadParams), errors.Is(err, primers.ErrBadInput):
+		return Class{BadUserInput, http.StatusBadRequest, err.Error()}
+	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, cache.ErrNotSet), errors.Is(err, primers.ErrUnknownUpdater),
+		errors.Is(err, primers.ErrNoData):
+		return Class{NotFound, http.StatusNotFound, err.Error()}
+	case errors.Is(err, cache.ErrVersionMismatch):
+		return Class{Conflict, http.StatusConflict, err.Error()}
+	case errors.As(err, &pe), errors.Is(err, cache.ErrCycle):
+		return Class{PrimerFailed, http.StatusBadGateway, err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return Class{Timeout, http.StatusGatewayTimeout, "request timed out"}
+	}
+	return Class{Internal, http.StatusInternalServerError, "internal error"}
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/primers"
+)
+
+// serveConfig is the gateway's configuration: flags over KCK_* environment
+// variables over defaults.
+type serveConfig struct {
+	Addr          string
+	DataDir       string
+	MemoryMB      int
+	LogFormat     string
+	LogLevel      string
+	Introspection bool
+	ShutdownAfter time.Duration
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", envOr("KCK_HTTP_ADDR", ":8080"), "listen address (KCK_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
+	fs.IntVar(&c.MemoryMB, "memory-mb", envInt("KCK_MEMORY_MB", 256), "size of the in-process tier in MiB (KCK_MEMORY_MB)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("KCK_LOG_FORMAT", "text"), "log format: text or json (KCK_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("KCK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KCK_LOG_LEVEL)")
+	fs.BoolVar(&c.Introspection, "introspection", envBool("KCK_INTROSPECTION", true), "allow GraphQL introspection (KCK_INTROSPECTION)")
+	fs.DurationVar(&c.ShutdownAfter, "shutdown-timeout", 15*time.Second, "how long in-flight requests get at shutdown")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve: unexpected arguments %v", fs.Args())
+	}
+	if c.MemoryMB <= 0 {
+		return c, errors.New("serve: --memory-mb must be positive")
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad log level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad log format %q (text or json)", format)
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServe(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "kck:", err)
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "kck:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, nil); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the gateway until ctx is done, then shuts down gracefully. When
+// ready is not nil it receives the bound address once the server listens.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- string) error {
+	store, err := bolt.Open(cfg.DataDir, bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := primers.NewRegistry()
+	if err := demo.Register(reg, demo.NewDataset()); err != nil {
+		return fmt.Errorf("register demo products: %w", err)
+	}
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := cache.New(cache.Options{
+		Registry:       reg,
+		Store:          store,
+		MaxMemoryBytes: uint64(cfg.MemoryMB) << 20,
+		Logger:         log,
+		Registerer:     promReg,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	gw, err := gateway.New(gateway.Options{
+		Cache:                c,
+		Logger:               log,
+		Registerer:           promReg,
+		Gatherer:             promReg,
+		DisableIntrospection: !cfg.Introspection,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := gateway.NewHTTPServer(cfg.Addr, gw)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("gateway listening", "addr", ln.Addr().String(), "store", "embedded", "data_dir", cfg.DataDir,
+		"products", len(reg.Products()), "playground", "http://"+displayAddr(ln.Addr())+"/")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownAfter.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownAfter)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		return "localhost:" + strconv.Itoa(t.Port)
+	}
+	return a.String()
+}

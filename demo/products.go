@@ -1,0 +1,188 @@
+package demo
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// AuthorStats is the value of author_stats/{author_id}.
+type AuthorStats struct {
+	AuthorID   int64  `json:"authorId"`
+	Name       string `json:"name"`
+	TitleCount int64  `json:"titleCount"`
+	FirstYear  int64  `json:"firstYear"`
+	LastYear   int64  `json:"lastYear"`
+	TotalSales int64  `json:"totalSales"`
+}
+
+// TopAuthor is one row of top_authors/{n}.
+type TopAuthor struct {
+	AuthorID   int64  `json:"authorId"`
+	Name       string `json:"name"`
+	TotalSales int64  `json:"totalSales"`
+}
+
+// MaxTop bounds top_authors/{n}.
+const MaxTop = 100
+
+// Keys of the products one author's titles feed.
+func TitleListKey(authorID int64) string   { return "title_list/" + strconv.FormatInt(authorID, 10) }
+func AuthorStatsKey(authorID int64) string { return "author_stats/" + strconv.FormatInt(authorID, 10) }
+
+// Register declares the demo products and the add_title updater over ds:
+//
+//	title_list/{author_id}    an author's titles, oldest first (augmentable)
+//	author/{author_id}        one author
+//	author_stats/{author_id}  counts, years and sales; reads title_list through the cache
+//	top_authors/{n}           the n best-selling authors, 1 <= n <= 100
+//	add_title (updater)       {"authorId": 42, "title": "...", "year": 2024}
+func Register(reg *primers.Registry, ds *Dataset) error {
+	authorID := []primers.Param{{Name: "author_id", Kind: primers.Int}}
+	return errors.Join(
+		reg.Register(primers.Product{
+			Name:    "title_list",
+			Params:  authorID,
+			Primer:  primers.Func1(ds.primeTitleList),
+			Augment: augmentTitleList,
+		}),
+		reg.Register(primers.Product{
+			Name:   "author",
+			Params: authorID,
+			Primer: primers.Func1(ds.primeAuthor),
+		}),
+		reg.Register(primers.Product{
+			Name:   "author_stats",
+			Params: authorID,
+			Primer: primers.Func1(ds.primeAuthorStats),
+		}),
+		reg.Register(primers.Product{
+			Name:   "top_authors",
+			Params: []primers.Param{{Name: "n", Kind: primers.Int}},
+			Primer: primers.Func1(ds.primeTopAuthors),
+		}),
+		reg.RegisterUpdater("add_title", primers.UpdaterFunc(ds.updateAddTitle)),
+	)
+}
+
+func (d *Dataset) primeTitleList(_ context.Context, authorID int64) ([]Title, error) {
+	if _, ok := d.Author(authorID); !ok {
+		return nil, fmt.Errorf("%w: no author %d", primers.ErrNoData, authorID)
+	}
+	return d.TitlesBy(authorID), nil
+}
+
+func (d *Dataset) primeAuthor(_ context.Context, authorID int64) (Author, error) {
+	a, ok := d.Author(authorID)
+	if !ok {
+		return Author{}, fmt.Errorf("%w: no author %d", primers.ErrNoData, authorID)
+	}
+	return a, nil
+}
+
+// primeAuthorStats is a product built on a product: it reads title_list
+// through the cache, so a refresh of the list cascades to the stats.
+func (d *Dataset) primeAuthorStats(ctx context.Context, authorID int64) (AuthorStats, error) {
+	a, ok := d.Author(authorID)
+	if !ok {
+		return AuthorStats{}, fmt.Errorf("%w: no author %d", primers.ErrNoData, authorID)
+	}
+	var titles []Title
+	if err := primers.Read(ctx, TitleListKey(authorID), &titles); err != nil {
+		return AuthorStats{}, err
+	}
+	return statsOf(a, titles, d), nil
+}
+
+func statsOf(a Author, titles []Title, d *Dataset) AuthorStats {
+	s := AuthorStats{AuthorID: a.ID, Name: a.Name, TitleCount: int64(len(titles))}
+	ids := make([]int64, len(titles))
+	for i, t := range titles {
+		ids[i] = t.ID
+		if i == 0 || t.Year < s.FirstYear {
+			s.FirstYear = t.Year
+		}
+		s.LastYear = max(s.LastYear, t.Year)
+	}
+	s.TotalSales = d.SalesOf(ids...)
+	return s
+}
+
+func (d *Dataset) primeTopAuthors(_ context.Context, n int64) ([]TopAuthor, error) {
+	if n < 1 || n > MaxTop {
+		return nil, fmt.Errorf("%w: n must be between 1 and %d, got %d", primers.ErrBadInput, MaxTop, n)
+	}
+	d.mu.RLock()
+	rows := make([]TopAuthor, len(d.authors))
+	for i, a := range d.authors {
+		rows[i] = TopAuthor{AuthorID: a.ID, Name: a.Name}
+	}
+	for _, t := range d.titles {
+		rows[t.AuthorID-1].TotalSales += d.salesBy[t.ID]
+	}
+	d.mu.RUnlock()
+	slices.SortFunc(rows, func(a, b TopAuthor) int {
+		return cmp.Or(cmp.Compare(b.TotalSales, a.TotalSales), cmp.Compare(a.AuthorID, b.AuthorID))
+	})
+	return rows[:n], nil
+}
+
+// AddTitleInput is the input of the add_title updater.
+type AddTitleInput struct {
+	AuthorID *int64  `json:"authorId"`
+	Title    *string `json:"title"`
+	Year     *int64  `json:"year"`
+}
+
+// updateAddTitle adds a title; title_list is augmented with it in place and
+// author_stats is recomputed (after the list, as its dependent).
+func (d *Dataset) updateAddTitle(_ context.Context, input json.RawMessage) (primers.UpdateResult, error) {
+	var in AddTitleInput
+	dec := json.NewDecoder(bytes.NewReader(input))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return primers.UpdateResult{}, fmt.Errorf("%w: add_title input: %v", primers.ErrBadInput, err)
+	}
+	if dec.More() {
+		return primers.UpdateResult{}, fmt.Errorf("%w: add_title input: trailing data", primers.ErrBadInput)
+	}
+	if in.AuthorID == nil || in.Title == nil || in.Year == nil {
+		return primers.UpdateResult{}, fmt.Errorf("%w: add_title needs authorId, title and year", primers.ErrBadInput)
+	}
+	t, err := d.AddTitle(*in.AuthorID, *in.Title, *in.Year)
+	if err != nil {
+		return primers.UpdateResult{}, err
+	}
+	list := TitleListKey(t.AuthorID)
+	return primers.UpdateResult{
+		Affected: []string{list, AuthorStatsKey(t.AuthorID)},
+		Changes:  map[string]any{list: t},
+		Result:   t,
+	}, nil
+}
+
+// augmentTitleList folds a new Title into a title list, keeping the order
+// title_list's primer gives.
+func augmentTitleList(_ context.Context, _ primers.Key, current json.RawMessage, change any) (any, error) {
+	t, ok := change.(Title)
+	if !ok {
+		return nil, primers.ErrCannotAugment
+	}
+	var ts []Title
+	if err := json.Unmarshal(current, &ts); err != nil {
+		return nil, primers.ErrCannotAugment
+	}
+	if slices.ContainsFunc(ts, func(x Title) bool { return x.ID == t.ID }) {
+		return ts, nil
+	}
+	ts = append(ts, t)
+	SortTitles(ts)
+	return ts, nil
+}

@@ -1,0 +1,255 @@
+// Package gateway is KCK's HTTP surface: /graphql (with a response cache in
+// front of gqlgen), the playground at /, KCK-style /fetch and /update,
+// /healthz, /readyz and /metrics. Errors are mapped to status codes in one
+// place (package apierror); a handler never panics on input.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/graph"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Cache serves the products. Required.
+	Cache *cache.Cache
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer and Gatherer wire /metrics; nil uses the Prometheus defaults.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// MaxBodyBytes caps request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// RequestTimeout bounds work done for one request on a miss. Default 30 s.
+	RequestTimeout time.Duration
+	// ResponseCacheBytes bounds the GraphQL response cache; default 64 MiB.
+	// Negative disables it.
+	ResponseCacheBytes int64
+	// DisableIntrospection turns off GraphQL schema introspection.
+	DisableIntrospection bool
+	// ReadyChecks run for /readyz beside the store's Ping.
+	ReadyChecks map[string]func(context.Context) error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.DefaultRegisterer
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.DefaultGatherer
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.ResponseCacheBytes == 0 {
+		o.ResponseCacheBytes = 64 << 20
+	}
+	return o
+}
+
+// Server holds the handlers.
+type Server struct {
+	opts  Options
+	cache *cache.Cache
+	log   *slog.Logger
+	gql   http.Handler
+	rc    *responseCache // nil when disabled
+	mux   *http.ServeMux
+
+	rcHits, rcMisses, rcStores prometheus.Counter
+
+	bufs sync.Pool
+}
+
+// New builds the gateway's handlers.
+func New(o Options) (*Server, error) {
+	o = o.withDefaults()
+	if o.Cache == nil {
+		return nil, errors.New("gateway: Cache is required")
+	}
+	gql, err := graph.NewHandler(graph.Options{Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux()}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	if o.ResponseCacheBytes > 0 {
+		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
+			return nil, err
+		}
+	}
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kck_graphql_response_cache_total",
+		Help: "GraphQL requests by response-cache outcome: hit (replayed), miss (executed), store (executed and kept).",
+	}, []string{"outcome"})
+	s.rcHits, s.rcMisses, s.rcStores = outcomes.WithLabelValues("hit"), outcomes.WithLabelValues("miss"), outcomes.WithLabelValues("store")
+	if err := o.Registerer.Register(outcomes); err != nil {
+		return nil, err
+	}
+
+	s.mux.HandleFunc("/graphql", s.handleGraphQL)
+	s.mux.Handle("GET /{$}", playground.Handler("KCK", "/graphql"))
+	s.mux.HandleFunc("GET /fetch", s.handleFetch)
+	s.mux.HandleFunc("GET /fetch/{key...}", s.handleFetch)
+	s.mux.HandleFunc("POST /update", s.handleUpdate)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// ServeHTTP serves every route, turning a panic into a 500.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
+			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// NewHTTPServer returns an http.Server for h with timeouts set, so that slow
+// or idle clients cannot hold connections forever.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var failed []string
+	if err := s.cache.Store().Ping(ctx); err != nil {
+		s.log.Warn("not ready: store", "err", err)
+		failed = append(failed, "store: "+err.Error())
+	}
+	for name, check := range s.opts.ReadyChecks {
+		if err := check(ctx); err != nil {
+			s.log.Warn("not ready", "check", name, "err", err)
+			failed = append(failed, name+": "+err.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(failed) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, f := range failed {
+			_, _ = w.Write([]byte(f + "\n"))
+		}
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+var jsonContentType = []string{"application/json"}
+
+// handleGraphQL answers from the response cache when it can, else runs the
+// operation through gqlgen and keeps the response if it may be replayed.
+func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
+	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
+		s.execute(w, r, nil, nil, 0)
+		return
+	}
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			s.bufs.Put(buf)
+		}
+	}()
+	// The identity: method, Accept (it picks the response content type),
+	// then the query string or the body.
+	buf.WriteString(r.Method)
+	buf.WriteByte(0)
+	if a := r.Header["Accept"]; len(a) > 0 {
+		buf.WriteString(a[0])
+	}
+	buf.WriteByte(0)
+	var body []byte
+	if r.Method == http.MethodGet {
+		buf.WriteString(r.URL.RawQuery)
+	} else {
+		start := buf.Len()
+		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body too large")
+				return
+			}
+			writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", "could not read request body")
+			return
+		}
+		body = buf.Bytes()[start:]
+	}
+	ident := buf.Bytes()
+	h := s.rc.hash(ident)
+	if e, ok := s.rc.get(h, ident); ok {
+		s.rcHits.Inc()
+		hdr := w.Header()
+		hdr["Content-Type"] = e.contentType
+		_, _ = w.Write(e.body)
+		return
+	}
+	s.rcMisses.Inc()
+	s.execute(w, r, body, ident, h)
+}
+
+// execute runs the request through gqlgen. With an ident, it records the
+// response and keeps it when the operation allows.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, body, ident []byte, h uint64) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	ctx, col := graph.WithCollector(ctx)
+	r = r.WithContext(ctx)
+	if body != nil {
+		r.Body = readCloser{bytes.NewReader(body)}
+		r.ContentLength = int64(len(body))
+	} else if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	}
+	if ident == nil {
+		s.gql.ServeHTTP(w, r)
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	s.gql.ServeHTTP(rec, r)
+	if rec.status == http.StatusOK && col.Cacheable() {
+		s.rc.put(h, ident, w.Header(), rec.buf.Bytes(), col.Reads())
+		s.rcStores.Inc()
+	}
+}
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }

@@ -1,0 +1,127 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/graph/model"
+)
+
+// resolveProduct is the body of every @product field: build the key from the
+// field's arguments, read it through the cache, note its freshness, decode.
+func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (T, error) {
+	var zero T
+	k, err := r.Cache.Registry().Key(name, args...)
+	if err != nil {
+		return zero, err
+	}
+	res, err := r.Cache.Get(ctx, k.String())
+	if err != nil {
+		return zero, err
+	}
+	Collect(ctx, res)
+	var out T
+	if err := json.Unmarshal(res.Value, &out); err != nil {
+		return zero, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
+	}
+	return out, nil
+}
+
+func toProduct(r cache.Result) *model.Product {
+	return &model.Product{
+		Key:        r.Key,
+		Version:    strconv.FormatUint(r.Version, 10),
+		ComputedAt: r.ComputedAt,
+		Stale:      r.Stale,
+		Value:      r.Value,
+	}
+}
+
+// Read is one product a response read, at one version.
+type Read struct {
+	Key        string    `json:"key"`
+	Version    uint64    `json:"-"`
+	VersionStr string    `json:"version"`
+	ComputedAt time.Time `json:"computedAt"`
+	Stale      bool      `json:"stale"`
+}
+
+// Collector gathers the products one operation read. The gateway's response
+// cache uses it to know which versions a response reflects.
+type Collector struct {
+	mu        sync.Mutex
+	reads     []Read
+	cacheable bool
+}
+
+type collectorKey struct{}
+
+// WithCollector returns a context that collects product reads, unless ctx
+// already has a collector.
+func WithCollector(ctx context.Context) (context.Context, *Collector) {
+	if c := CollectorFrom(ctx); c != nil {
+		return ctx, c
+	}
+	c := &Collector{}
+	return context.WithValue(ctx, collectorKey{}, c), c
+}
+
+// CollectorFrom returns ctx's collector or nil.
+func CollectorFrom(ctx context.Context) *Collector {
+	c, _ := ctx.Value(collectorKey{}).(*Collector)
+	return c
+}
+
+// Collect notes that the current operation read r.
+func Collect(ctx context.Context, r cache.Result) {
+	c := CollectorFrom(ctx)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.reads {
+		if x.Key == r.Key && x.Version == r.Version {
+			return
+		}
+	}
+	c.reads = append(c.reads, Read{
+		Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
+		ComputedAt: r.ComputedAt, Stale: r.Stale,
+	})
+}
+
+// Reads returns what was collected.
+func (c *Collector) Reads() []Read {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Read(nil), c.reads...)
+}
+
+// Cacheable reports whether the response may be replayed while the products
+// it read keep their versions: a query, without errors, that read at least
+// one product and nothing stale.
+func (c *Collector) Cacheable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.cacheable || len(c.reads) == 0 {
+		return false
+	}
+	for _, r := range c.reads {
+		if r.Stale {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Collector) setCacheable(v bool) {
+	c.mu.Lock()
+	c.cacheable = v
+	c.mu.Unlock()
+}

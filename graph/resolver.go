@@ -1,0 +1,16 @@
+// Package graph is KCK's GraphQL API: the gqlgen executable schema, the
+// resolvers (thin: product fields are generated, see productfield), the
+// error presenter that gives every error an extensions.code, and the
+// freshness of every product a response read, in extensions.kck.
+package graph
+
+//go:generate go run ./gen
+
+import (
+	"github.com/kck-go/kck/cache"
+)
+
+// Resolver is the dependency-injection root of the resolvers.
+type Resolver struct {
+	Cache *cache.Cache
+}
