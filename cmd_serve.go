@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -132,8 +133,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	}
 	defer store.Close()
 
+	// The demo dataset keeps its added titles beside the store, so that both
+	// survive a restart together.
+	ds, err := demo.OpenDataset(filepath.Join(cfg.DataDir, "demo-titles.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer ds.Close()
 	reg := primers.NewRegistry()
-	if err := demo.Register(reg, demo.NewDataset()); err != nil {
+	if err := demo.Register(reg, ds); err != nil {
 		return fmt.Errorf("register demo products: %w", err)
 	}
 

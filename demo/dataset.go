@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ type Dataset struct {
 	byAuth  map[int64][]int64
 	sales   []Sale
 	salesBy map[int64]int64 // title id -> total qty
+	journal *os.File        // nil: added titles live in memory only
 }
 
 // seed fixes the generator, so every gateway and test sees the same rows.
@@ -191,6 +193,10 @@ func (d *Dataset) AddTitle(authorID int64, title string, year int64) (Title, err
 	defer d.mu.Unlock()
 	if authorID < 1 || authorID > int64(len(d.authors)) {
 		return Title{}, fmt.Errorf("%w: no author with id %d", primers.ErrBadInput, authorID)
+	}
+	t := Title{ID: int64(len(d.titles) + 1), AuthorID: authorID, Title: title, Year: year}
+	if err := d.appendJournal(t); err != nil {
+		return Title{}, err
 	}
 	return d.addTitle(authorID, title, year), nil
 }
