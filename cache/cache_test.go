@@ -57,7 +57,6 @@ type fixture struct {
 	clock *fakeClock
 	runs  sync.Map // product name -> *atomic.Int64
 	fail  atomic.Bool
-	gate  chan struct{} // when non-nil, primers of "slow" wait on it
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -278,9 +277,8 @@ func TestPrimerPanicIsRecovered(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register(t, primers.Product{Name: "boom", Params: intParam, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
-		var m map[string]int
-		m["x"] = int(n) // nil map write: panics
-		return n, nil
+		var xs []int64
+		return xs[n], nil // index out of range: panics
 	})})
 	c := f.cache(t)
 	_, err := c.Get(context.Background(), "boom/1")

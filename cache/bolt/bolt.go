@@ -27,6 +27,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kck-go/kck/cache"
 )
@@ -94,7 +95,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	path := filepath.Join(dir, "kck.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.OpenTimeout})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("bolt: %s is locked by another process (is another gateway running on this data dir?)", path)
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -365,7 +366,7 @@ func wrap(op, key string, err error) error {
 		return nil
 	case errors.Is(err, cache.ErrNotFound):
 		return fmt.Errorf("bolt %s %q: %w", op, key, cache.ErrNotFound)
-	case errors.Is(err, bbolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return fmt.Errorf("bolt %s %q: store closed: %w", op, key, err)
 	}
 	return fmt.Errorf("bolt %s %q: %w", op, key, err)
