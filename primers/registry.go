@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 )
@@ -81,6 +82,9 @@ func (r *Registry) Register(p Product) error {
 	if p.TTL > 0 && p.SoftTTL >= p.TTL {
 		return fmt.Errorf("register product %q: SoftTTL (%v) must be shorter than TTL (%v)", p.Name, p.SoftTTL, p.TTL)
 	}
+	if p.Primer != nil && isNilValue(p.Primer) {
+		return fmt.Errorf("register product %q: primer is a nil %T (leave Primer unset for a product that only holds Set values)", p.Name, p.Primer)
+	}
 	if kd, ok := p.Primer.(kindsDeclarer); ok {
 		want := kd.paramKinds()
 		if len(want) != len(p.Params) {
@@ -115,7 +119,7 @@ func (r *Registry) RegisterUpdater(name string, u Updater) error {
 	if _, dup := r.updaters[name]; dup {
 		return fmt.Errorf("register updater %q: already registered", name)
 	}
-	if u == nil {
+	if u == nil || isNilValue(u) {
 		return fmt.Errorf("register updater %q: nil updater", name)
 	}
 	r.updaters[name] = u
@@ -251,4 +255,15 @@ func Func1[A ArgType, R any](fn func(context.Context, A) (R, error)) Primer { re
 // Func2 makes a primer of a function of two typed parameters.
 func Func2[A, B ArgType, R any](fn func(context.Context, A, B) (R, error)) Primer {
 	return func2[A, B, R](fn)
+}
+
+// isNilValue reports whether v holds a nil func, pointer, map or the like:
+// such a primer or updater would panic on its first call, long after start-up.
+func isNilValue(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Func, reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }

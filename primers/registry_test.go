@@ -34,6 +34,8 @@ func TestRegisterErrors(t *testing.T) {
 		{name: "minimal", product: primers.Product{Name: "a"}},
 		{name: "underscore name", product: primers.Product{Name: "_a_1"}},
 		{name: "every kind", product: primers.Product{Name: "a", Params: testProducts[7].Params}},
+		{name: "typed nil primer", product: primers.Product{Name: "a", Primer: primers.PrimerFunc(nil)},
+			wantErr: `register product "a": primer is a nil primers.PrimerFunc`},
 		{name: "empty name", product: primers.Product{Name: ""},
 			wantErr: `register product "": name must match [A-Za-z_][A-Za-z0-9_]*`},
 		{name: "name starts with digit", product: primers.Product{Name: "1a"},
@@ -308,6 +310,7 @@ func TestUpdaters(t *testing.T) {
 		{name: "name with slash", updName: "a/b", upd: ok, wantErr: `register updater "a/b": name must match`},
 		{name: "duplicate", existing: []string{"x"}, updName: "x", upd: ok, wantErr: `register updater "x": already registered`},
 		{name: "nil", updName: "x", upd: nil, wantErr: `register updater "x": nil updater`},
+		{name: "typed nil", updName: "x", upd: primers.UpdaterFunc(nil), wantErr: `register updater "x": nil updater`},
 		{name: "products and updaters are apart", updName: "t", upd: ok},
 	}
 	for _, tt := range tests {
