@@ -101,6 +101,7 @@ type Cache struct {
 	lastVersion atomic.Uint64
 
 	deps *dependencies
+	feed ChangeFeed // nil when the store is not shared
 
 	bgMu      sync.Mutex
 	bgPending map[string]struct{}
@@ -135,7 +136,7 @@ func New(opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("cache: in-process tier: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		opts:      opts,
 		reg:       opts.Registry,
 		store:     opts.Store,
@@ -147,7 +148,13 @@ func New(opts Options) (*Cache, error) {
 		bgSlots:   make(chan struct{}, opts.BackgroundRefreshes),
 		ctx:       ctx,
 		cancel:    cancel,
-	}, nil
+	}
+	if feed, ok := opts.Store.(ChangeFeed); ok && opts.FeedInterval > 0 {
+		c.feed = feed
+		c.wg.Add(1)
+		go c.followFeed()
+	}
+	return c, nil
 }
 
 // Close stops background refreshes and waits for them. It does not close the
@@ -301,8 +308,7 @@ func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key s
 	e, err := c.store.Get(ctx, key)
 	switch {
 	case err == nil && !e.Expired(c.clock.Now()):
-		ep := &e
-		c.mem.Set(key, ep)
+		ep := c.remember(&e)
 		if ep.Stale(c.clock.Now()) {
 			c.m.stale.Inc()
 			c.refreshInBackground(key)
@@ -354,9 +360,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 		case <-t.C:
 		}
 		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
-			ep := &e
-			c.mem.Set(key, ep)
-			return Result{Entry: ep, Tier: TierStore}, nil
+			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
 		}
 	}
 	defer func() {
@@ -394,7 +398,24 @@ func (c *Cache) put(ctx context.Context, e *Entry) {
 	if err := c.store.Put(ctx, *e); err != nil {
 		c.storeFailed("put", e.Key, err)
 	}
-	c.mem.Set(e.Key, e)
+	c.remember(e)
+	c.publish(ctx, e.Key, e.Version)
+}
+
+// remember keeps e in the in-process tier unless it holds a newer version
+// (a slower reader must not put back a value that a change replaced), and
+// returns the entry it holds.
+func (c *Cache) remember(e *Entry) *Entry {
+	kept, _ := c.mem.Compute(e.Key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
+		if found && old.Version > e.Version {
+			return old, otter.CancelOp
+		}
+		return e, otter.WriteOp
+	})
+	if kept == nil {
+		return e
+	}
+	return kept
 }
 
 // runPrimer runs p's primer with panics recovered, and encodes the result.
@@ -607,7 +628,8 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		if err := c.store.Put(ctx, *e); err != nil {
 			return Result{}, fmt.Errorf("compare-and-set %s: %w", canonical, err)
 		}
-		c.mem.Set(canonical, e)
+		c.remember(e)
+		c.publish(ctx, e.Key, e.Version)
 	} else {
 		c.put(ctx, e)
 	}
@@ -643,10 +665,12 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 		return err
 	}
 	c.mem.Invalidate(canonical)
-	if err := c.store.Delete(ctx, canonical, c.nextVersion(0)); err != nil {
+	version := c.nextVersion(0)
+	if err := c.store.Delete(ctx, canonical, version); err != nil {
 		return fmt.Errorf("invalidate %s: %w", canonical, err)
 	}
 	c.mem.Invalidate(canonical)
+	c.publish(ctx, canonical, version)
 	c.cascade(canonical)
 	return nil
 }

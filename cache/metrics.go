@@ -14,6 +14,8 @@ type metrics struct {
 	primerSeconds *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
 	leaseWaits    prometheus.Counter
+	feedDrops     prometheus.Counter
+	feedLag       prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,9 +49,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kck_lease_waits_total",
 			Help: "Misses that waited for another process computing the same key.",
 		}),
+		feedDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kck_change_feed_drops_total",
+			Help: "In-process values dropped because another gateway stored a newer version or deleted the key.",
+		}),
+		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kck_change_feed_lag_seconds",
+			Help:    "From another gateway publishing a change to this gateway dropping its older copy.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 10),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(reads, m.primerRuns, m.primerErrors, m.primerSeconds, m.storeErrors, m.leaseWaits)
+		reg.MustRegister(reads, m.primerRuns, m.primerErrors, m.primerSeconds, m.storeErrors, m.leaseWaits, m.feedDrops, m.feedLag)
 	}
 	return m
 }

@@ -55,6 +55,10 @@ type Options struct {
 	// BackgroundRefreshes bounds concurrent refreshes of stale values.
 	// Default 4.
 	BackgroundRefreshes int
+	// FeedInterval is how often the cache polls the store's ChangeFeed, when
+	// the store has one, to drop in-process values another gateway replaced.
+	// Default 200 ms; negative disables following the feed.
+	FeedInterval time.Duration
 }
 
 // WithDefaults returns o with defaults filled in.
@@ -79,6 +83,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = 20 * time.Millisecond
+	}
+	if o.FeedInterval == 0 {
+		o.FeedInterval = 200 * time.Millisecond
 	}
 	if o.BackgroundRefreshes == 0 {
 		o.BackgroundRefreshes = 4

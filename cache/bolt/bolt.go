@@ -75,6 +75,8 @@ type Store struct {
 	leaseMu sync.Mutex
 	leases  map[string]lease
 
+	feed changeLog
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
