@@ -459,18 +459,20 @@ scalar JSON
 "An RFC 3339 timestamp."
 scalar Time
 
+# Top-level product fields are nullable on purpose: when one product fails,
+# only its field is null (with an error); the others are still returned.
 type Query {
   "Titles by one author, oldest first. Product title_list/{author_id}."
-  titleList(authorId: Int!): [Title!]! @product(name: "title_list")
+  titleList(authorId: Int!): [Title!] @product(name: "title_list")
   "One author. Product author/{author_id}."
-  author(authorId: Int!): Author! @product(name: "author")
+  author(authorId: Int!): Author @product(name: "author")
   "Title count, years and sales of one author; built on title_list. Product author_stats/{author_id}."
-  authorStats(authorId: Int!): AuthorStats! @product(name: "author_stats")
+  authorStats(authorId: Int!): AuthorStats @product(name: "author_stats")
   "The n best-selling authors (1 to 100). Product top_authors/{n}."
-  topAuthors(n: Int!): [TopAuthor!]! @product(name: "top_authors")
+  topAuthors(n: Int!): [TopAuthor!] @product(name: "top_authors")
 
   "Any product by key (name/param1/param2), as JSON with its freshness."
-  product(key: String!): Product!
+  product(key: String!): Product
 }
 
 type Mutation {
@@ -1372,10 +1374,10 @@ func (ec *executionContext) _Query_titleList(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
-			return ec.marshalNTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_titleList(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1416,10 +1418,10 @@ func (ec *executionContext) _Query_author(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Author) graphql.Marshaler {
-			return ec.marshalNAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx, selections, v)
+			return ec.marshalOAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_author(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1460,10 +1462,10 @@ func (ec *executionContext) _Query_authorStats(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
-			return ec.marshalNAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
+			return ec.marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_authorStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1504,10 +1506,10 @@ func (ec *executionContext) _Query_topAuthors(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {
-			return ec.marshalNTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx, selections, v)
+			return ec.marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_topAuthors(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1548,10 +1550,10 @@ func (ec *executionContext) _Query_product(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProduct(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_product(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -3216,7 +3218,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_titleList(ctx, field)
-				if res == graphql.Null {
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -3238,7 +3240,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_author(ctx, field)
-				if res == graphql.Null {
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -3260,7 +3262,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_authorStats(ctx, field)
-				if res == graphql.Null {
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -3282,7 +3284,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_topAuthors(ctx, field)
-				if res == graphql.Null {
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -3304,7 +3306,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_product(ctx, field)
-				if res == graphql.Null {
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -3892,26 +3894,6 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
-func (ec *executionContext) marshalNAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx context.Context, sel ast.SelectionSet, v *model.Author) graphql.Marshaler {
-	if v == nil {
-		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
-			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
-		}
-		return graphql.Null
-	}
-	return ec._Author(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx context.Context, sel ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
-	if v == nil {
-		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
-			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
-		}
-		return graphql.Null
-	}
-	return ec._AuthorStats(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -4024,22 +4006,6 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
-func (ec *executionContext) marshalNTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Title) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx context.Context, sel ast.SelectionSet, v *model.Title) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -4048,22 +4014,6 @@ func (ec *executionContext) marshalNTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgra
 		return graphql.Null
 	}
 	return ec._Title(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNTopAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthor(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNTopAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthor(ctx context.Context, sel ast.SelectionSet, v *model.TopAuthor) graphql.Marshaler {
@@ -4226,6 +4176,20 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) marshalOAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx context.Context, sel ast.SelectionSet, v *model.Author) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Author(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx context.Context, sel ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuthorStats(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -4274,6 +4238,13 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProduct(ctx context.Context, sel ast.SelectionSet, v *model.Product) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Product(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -4290,6 +4261,44 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTopAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthor(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {
