@@ -1,0 +1,184 @@
+// Package bench holds KCK's benchmarks and load tool. Figures and how to
+// reproduce them are in README.md; `make bench` runs everything.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/primers"
+)
+
+// countingStore counts the store calls a hit must not make.
+type countingStore struct {
+	cache.Store
+	calls atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) (cache.Entry, error) {
+	s.calls.Add(1)
+	return s.Store.Get(ctx, key)
+}
+
+func (s *countingStore) Put(ctx context.Context, e cache.Entry) error {
+	s.calls.Add(1)
+	return s.Store.Put(ctx, e)
+}
+
+// rig is the real gateway over a counting store, with the demo products
+// wrapped to count primer runs, warmed with one query per author.
+type rig struct {
+	h      http.Handler
+	store  *countingStore
+	primes atomic.Int64
+	bodies [][]byte // one request per author
+	want   [][]byte // the gateway's responses to them
+}
+
+const query = `{"query":"query($a: Int!) { titleList(authorId: $a) { id title year } }","variables":{"a":%d}}`
+
+func newRig(b testing.TB) *rig {
+	b.Helper()
+	r := &rig{}
+	s, err := bolt.Open(b.TempDir(), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	r.store = &countingStore{Store: s}
+	reg := primers.NewRegistry()
+	if err := demo.Register(reg, demo.NewDataset()); err != nil {
+		b.Fatal(err)
+	}
+	// Count primer runs through a wrapping registry.
+	counted := primers.NewRegistry()
+	for _, p := range reg.Products() {
+		p := *p
+		inner := p.Primer
+		p.Primer = primers.PrimerFunc(func(ctx context.Context, k primers.Key) (any, error) {
+			r.primes.Add(1)
+			return inner.Prime(ctx, k)
+		})
+		p.Augment = nil
+		if err := counted.Register(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := cache.New(cache.Options{Registry: counted, Store: r.store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	metrics := prometheus.NewRegistry()
+	r.h, err = gateway.New(gateway.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer: metrics, Gatherer: metrics})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for a := 1; a <= demo.NumAuthors; a++ {
+		body := []byte(fmt.Sprintf(query, a))
+		rec := httptest.NewRecorder()
+		r.h.ServeHTTP(rec, post(body))
+		if rec.Code != 200 || bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) {
+			b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
+		}
+		r.bodies = append(r.bodies, body)
+		r.want = append(r.want, rec.Body.Bytes())
+	}
+	return r
+}
+
+func post(body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// discard is a ResponseWriter that keeps nothing, so the benchmark measures
+// the handler, not a recorder's buffer.
+type discard struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) WriteHeader(code int)        { d.code = code }
+func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
+
+// BenchmarkHit compares, in one run, the gateway's GraphQL hit with a plain
+// handler that looks up and writes the same bytes (the ceiling). Both read
+// the request body. The hit must touch neither the store nor a primer.
+func BenchmarkHit(b *testing.B) {
+	r := newRig(b)
+	byBody := make(map[string][]byte, len(r.bodies))
+	for i, body := range r.bodies {
+		byBody[string(body)] = r.want[i]
+	}
+	static := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var buf [512]byte
+		n, _ := io.ReadFull(req.Body, buf[:])
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(byBody[string(buf[:n])])
+	})
+	run := func(b *testing.B, h http.Handler) {
+		reqs := make([]*http.Request, len(r.bodies))
+		calls, primes := r.store.calls.Load(), r.primes.Load()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % len(reqs)
+			req := post(r.bodies[j]) // a fresh body reader each time, as a server makes
+			reqs[j] = req
+			w := &discard{h: http.Header{}}
+			h.ServeHTTP(w, req)
+			if w.n != len(r.want[j]) {
+				b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(r.want[j]))
+			}
+		}
+		b.StopTimer()
+		if d := r.store.calls.Load() - calls; d != 0 {
+			b.Fatalf("hits made %d store calls", d)
+		}
+		if d := r.primes.Load() - primes; d != 0 {
+			b.Fatalf("hits ran %d primers", d)
+		}
+	}
+	b.Run("static", func(b *testing.B) { run(b, static) })
+	b.Run("gateway", func(b *testing.B) { run(b, r.h) })
+}
+
+// TestHitTouchesNothing is the always-run form of the benchmark's assertion:
+// warm queries are answered with the same bytes, without the store or a primer.
+func TestHitTouchesNothing(t *testing.T) {
+	r := newRig(t)
+	calls, primes := r.store.calls.Load(), r.primes.Load()
+	for range 3 {
+		for j, body := range r.bodies {
+			rec := httptest.NewRecorder()
+			r.h.ServeHTTP(rec, post(body))
+			if !bytes.Equal(rec.Body.Bytes(), r.want[j]) {
+				t.Fatalf("author %d: response changed", j+1)
+			}
+		}
+	}
+	if d := r.store.calls.Load() - calls; d != 0 {
+		t.Fatalf("hits made %d store calls", d)
+	}
+	if d := r.primes.Load() - primes; d != 0 {
+		t.Fatalf("hits ran %d primers", d)
+	}
+}
