@@ -1,0 +1,45 @@
+package apierror_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err    error
+		code   string
+		status int
+	}{
+		{&primers.KeyError{Key: "a/x", Reason: "bad", Err: primers.ErrMalformedKey}, apierror.BadUserInput, 400},
+		{fmt.Errorf("wrap: %w", primers.ErrBadParams), apierror.BadUserInput, 400},
+		{fmt.Errorf("%w: year", primers.ErrBadInput), apierror.BadUserInput, 400},
+		{fmt.Errorf("x: %w", primers.ErrUnknownProduct), apierror.NotFound, 404},
+		{fmt.Errorf("x: %w", primers.ErrUnknownUpdater), apierror.NotFound, 404},
+		{fmt.Errorf("x: %w", cache.ErrNotSet), apierror.NotFound, 404},
+		{&cache.PrimerError{Product: "p", Key: "p/1", Err: fmt.Errorf("%w: no author", primers.ErrNoData)}, apierror.NotFound, 404},
+		{&cache.PrimerError{Product: "p", Key: "p/1", Err: fmt.Errorf("%w: n", primers.ErrBadInput)}, apierror.BadUserInput, 400},
+		{fmt.Errorf("x: %w", cache.ErrVersionMismatch), apierror.Conflict, 409},
+		{&cache.PrimerError{Product: "p", Key: "p/1", Err: errors.New("db down")}, apierror.PrimerFailed, 502},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), apierror.Timeout, 504},
+		{errors.New("pq: password authentication failed for user kck"), apierror.Internal, 500},
+	} {
+		c := apierror.Classify(tc.err)
+		assert.Equal(t, tc.code, c.Code, "%v", tc.err)
+		assert.Equal(t, tc.status, c.Status, "%v", tc.err)
+	}
+	// Internal details stay in the log.
+	c := apierror.Classify(errors.New("pq: password authentication failed"))
+	assert.Equal(t, "internal error", c.Message)
+	assert.Equal(t, http.StatusInternalServerError, c.Status)
+}
