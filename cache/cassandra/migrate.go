@@ -1,0 +1,111 @@
+package cassandra
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Replication is the keyspace's replication: SimpleStrategy with a factor,
+// or NetworkTopologyStrategy with a factor per datacenter.
+type Replication struct {
+	Factor int            // SimpleStrategy; default 1
+	PerDC  map[string]int // NetworkTopologyStrategy, when set
+}
+
+func (r Replication) cql() string {
+	if len(r.PerDC) > 0 {
+		dcs := make([]string, 0, len(r.PerDC))
+		for dc := range r.PerDC {
+			dcs = append(dcs, dc)
+		}
+		sort.Strings(dcs)
+		parts := []string{`'class': 'NetworkTopologyStrategy'`}
+		for _, dc := range dcs {
+			parts = append(parts, fmt.Sprintf("'%s': %d", strings.ReplaceAll(dc, "'", "''"), r.PerDC[dc]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
+	return fmt.Sprintf("{'class': 'SimpleStrategy', 'replication_factor': %d}", max(1, r.Factor))
+}
+
+// schema is the migration: every statement is idempotent (IF NOT EXISTS), so
+// Migrate can run at every deploy. The keyspace statement comes first.
+//
+// gc_grace_seconds of cache_entries is 3 hours: a deletion's tombstone must outlive
+// any primer run that started before it, and a node down longer than that
+// must be repaired before it rejoins (the usual Cassandra rule, shortened
+// because cache rows are cheap to recompute). The changes table expires rows
+// after 10 minutes and compacts by time window.
+func schema(keyspace string, r Replication) []string {
+	return []string{
+		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s`, keyspace, r.cql()),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.cache_entries (
+			key text PRIMARY KEY,
+			value blob,
+			codec tinyint,
+			version bigint,
+			computed_at bigint,
+			stale_at bigint,
+			expires_at bigint
+		) WITH gc_grace_seconds = 10800`, keyspace),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.leases (
+			name text PRIMARY KEY,
+			owner text
+		) WITH gc_grace_seconds = 3600`, keyspace),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.changes (
+			bucket bigint,
+			at_us bigint,
+			key text,
+			version bigint,
+			origin text,
+			PRIMARY KEY ((bucket), at_us, key, version)
+		) WITH default_time_to_live = 600
+		AND gc_grace_seconds = 600
+		AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', 'compaction_window_size': 10}`, keyspace),
+	}
+}
+
+// Migrate creates the keyspace and tables when missing. It is idempotent.
+func Migrate(ctx context.Context, cfg Config, r Replication) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	s, err := connect(ctx, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for _, stmt := range schema(cfg.Keyspace, r) {
+		if err := s.Query(stmt).ExecContext(ctx); err != nil {
+			return fmt.Errorf("cassandra migrate %s: %w", firstLine(stmt), err)
+		}
+	}
+	if err := s.AwaitSchemaAgreement(ctx); err != nil {
+		return fmt.Errorf("cassandra migrate: schema agreement: %w", err)
+	}
+	return nil
+}
+
+// DropKeyspace removes the keyspace and everything in it (tests).
+func DropKeyspace(ctx context.Context, cfg Config) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	s, err := connect(ctx, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Query(`DROP KEYSPACE IF EXISTS ` + cfg.Keyspace).ExecContext(ctx)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return strings.TrimSpace(s[:i])
+	}
+	return s
+}

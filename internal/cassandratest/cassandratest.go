@@ -1,0 +1,105 @@
+// Package cassandratest gives tests a real Cassandra: the cluster named by
+// KCK_CASSANDRA_HOSTS, or one answering on 127.0.0.1:9042, or else a node it
+// starts with scripts/cassandra/up.sh (and leaves running for the next test
+// binary; `make cassandra-down` stops it). Tests are never skipped for want
+// of Cassandra.
+package cassandratest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kck-go/kck/cache/cassandra"
+)
+
+var (
+	once  sync.Once
+	hosts []string
+	err   error
+)
+
+// Hosts returns contact points of a running cluster, starting a node when
+// none answers.
+func Hosts(t testing.TB) []string {
+	t.Helper()
+	once.Do(func() {
+		if env := cassandra.ConfigFromEnv().Hosts; len(env) > 0 {
+			hosts = env
+			return
+		}
+		if c, e := net.DialTimeout("tcp", "127.0.0.1:9042", time.Second); e == nil {
+			c.Close()
+			hosts = []string{"127.0.0.1:9042"}
+			return
+		}
+		out, e := exec.Command(filepath.Join(repoRoot(), "scripts", "cassandra", "up.sh"), "1").Output()
+		if e != nil {
+			if ee, ok := e.(*exec.ExitError); ok {
+				e = &startError{e, string(ee.Stderr)}
+			}
+			err = e
+			return
+		}
+		hosts = strings.Split(strings.TrimSpace(string(out)), ",")
+	})
+	if err != nil {
+		t.Fatalf("cassandra: %v", err)
+	}
+	return hosts
+}
+
+type startError struct {
+	err    error
+	stderr string
+}
+
+func (e *startError) Error() string {
+	return "scripts/cassandra/up.sh: " + e.err.Error() + "\n" + e.stderr
+}
+
+// Config is a configuration for the running cluster with no keyspace set.
+func Config(t testing.TB) cassandra.Config {
+	return cassandra.Config{Hosts: Hosts(t), Consistency: os.Getenv("KCK_CASSANDRA_CONSISTENCY")}
+}
+
+// Keyspace migrates a fresh keyspace (replication factor rf, default 1) for
+// one test and drops it at cleanup.
+func Keyspace(t testing.TB, rf ...int) cassandra.Config {
+	t.Helper()
+	cfg := Config(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	cfg.Keyspace = "kck_test_" + hex.EncodeToString(b[:])
+	r := cassandra.Replication{Factor: 1}
+	if len(rf) > 0 {
+		r.Factor = rf[0]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cassandra.Migrate(ctx, cfg, r); err != nil {
+		t.Fatalf("migrate %s: %v", cfg.Keyspace, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cassandra.DropKeyspace(ctx, cfg); err != nil {
+			t.Logf("drop %s: %v", cfg.Keyspace, err)
+		}
+	})
+	return cfg
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
