@@ -16,9 +16,11 @@ help: ## List the targets
 run: ## Start the gateway with the demo products on the embedded store (go run .)
 	$(GO) run .
 
+# The suite runs against real services: a 3-node Cassandra cluster (reused when
+# one runs, started otherwise).
 .PHONY: test
-test: lint check-generate ## The whole suite: lint, generated code up to date, go test -race ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: lint check-generate ## The whole suite: lint, generated code up to date, services up, go test -race ./...
+	KCK_CASSANDRA_HOSTS=$$(./scripts/cassandra/ensure.sh 3) $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-short
 test-short: ## go test -race ./... without lint
@@ -56,6 +58,10 @@ bench: ## Benchmarks and the load comparison; figures in bench/README.md
 .PHONY: cassandra-up
 cassandra-up: ## Start a local Cassandra 5.0 (NODES=1 or NODES=3)
 	./scripts/cassandra/up.sh $(NODES)
+
+.PHONY: cassandra-status
+cassandra-status: ## Which local Cassandra nodes run and answer CQL
+	./scripts/cassandra/status.sh
 
 .PHONY: cassandra-down
 cassandra-down: ## Stop the local Cassandra nodes

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
@@ -36,6 +36,11 @@ type serveConfig struct {
 	LogLevel      string
 	Introspection bool
 	ShutdownAfter time.Duration
+	Store         string
+	Cassandra     cassandra.Config
+	Migrate       bool
+	// ReplicationFactor of a keyspace --migrate creates.
+	ReplicationFactor int
 }
 
 func envOr(name, def string) string {
@@ -70,6 +75,11 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", envOr("KCK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KCK_LOG_LEVEL)")
 	fs.BoolVar(&c.Introspection, "introspection", envBool("KCK_INTROSPECTION", true), "allow GraphQL introspection (KCK_INTROSPECTION)")
 	fs.DurationVar(&c.ShutdownAfter, "shutdown-timeout", 15*time.Second, "how long in-flight requests get at shutdown")
+	fs.StringVar(&c.Store, "store", envOr("KCK_STORE", "embedded"), "store: embedded or cassandra (KCK_STORE)")
+	c.Cassandra = cassandra.ConfigFromEnv()
+	cassandraFlags(fs, &c.Cassandra)
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
+	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
@@ -79,6 +89,12 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve: unexpected arguments %v", fs.Args())
+	}
+	if c.Store != "embedded" && c.Store != "cassandra" {
+		return c, fmt.Errorf("serve: --store must be embedded or cassandra, not %q", c.Store)
+	}
+	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
+		return c, errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
@@ -127,14 +143,26 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // serve runs the gateway until ctx is done, then shuts down gracefully. When
 // ready is not nil it receives the bound address once the server listens.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- string) error {
-	store, err := bolt.Open(cfg.DataDir, bolt.Options{})
+	if cfg.Store == "cassandra" && cfg.Migrate {
+		mctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := cassandra.Migrate(mctx, cfg.Cassandra, cassandra.Replication{Factor: cfg.ReplicationFactor})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	// The demo dataset keeps its added titles beside the store, so that both
-	// survive a restart together.
+	// The demo dataset keeps its added titles in the data directory (beside
+	// the embedded store), so that both survive a restart together. It is per
+	// process: gateways sharing Cassandra each have their own demo dataset.
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return err
+	}
 	ds, err := demo.OpenDataset(filepath.Join(cfg.DataDir, "demo-titles.jsonl"))
 	if err != nil {
 		return err
@@ -176,7 +204,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	srv := gateway.NewHTTPServer(cfg.Addr, gw)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("gateway listening", "addr", ln.Addr().String(), "store", "embedded", "data_dir", cfg.DataDir,
+	log.Info("gateway listening", "addr", ln.Addr().String(), "store", cfg.Store, "data_dir", cfg.DataDir,
 		"products", len(reg.Products()), "playground", "http://"+displayAddr(ln.Addr())+"/")
 	if ready != nil {
 		ready <- ln.Addr().String()

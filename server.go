@@ -19,6 +19,7 @@ var commands = []struct {
 	run           func(args []string, stdout, stderr io.Writer) int
 }{
 	{"serve", "start the gateway (the default)", runServe},
+	{"migrate", "create the Cassandra keyspace and tables", runMigrate},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/internal/cassandratest"
 )
 
 func testConfig(t *testing.T, dir string) serveConfig {
@@ -159,4 +164,77 @@ func TestCLIArguments(t *testing.T) {
 	cfg, err = parseServe([]string{"--addr", ":1234"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, ":1234", cfg.Addr, "flag over env")
+}
+
+// The gateway on the Cassandra store: products land in the cluster, so a
+// second gateway on the same keyspace serves them without computing.
+func TestServeOnCassandra(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Store, cfg.Cassandra = "cassandra", ks
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	n := titleCount(t, base)
+
+	store, err := cassandra.Open(context.Background(), ks)
+	require.NoError(t, err)
+	defer store.Close()
+	e, err := store.Get(context.Background(), "author_stats/7")
+	require.NoError(t, err, "the product is in Cassandra")
+	assert.Contains(t, string(e.Value), fmt.Sprintf(`"titleCount":%d`, int(n)))
+}
+
+// Cassandra unreachable at start: the gateway starts, says so, is not
+// ready, and still answers by computing.
+func TestServeWithCassandraDown(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Store = "cassandra"
+	cfg.Cassandra = cassandra.Config{Hosts: []string{"127.0.0.1:1"}, ConnectTimeout: time.Second}
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 503, resp.StatusCode)
+	assert.Contains(t, string(body), "store not connected yet")
+	assert.Equal(t, float64(len(demo.NewDataset().TitlesBy(7))), titleCount(t, base))
+}
+
+func TestServeFlagsForCassandra(t *testing.T) {
+	t.Setenv("KCK_CASSANDRA_HOSTS", "")
+	_, err := parseServe([]string{"--store", "cassandra"}, io.Discard)
+	assert.ErrorContains(t, err, "KCK_CASSANDRA_HOSTS")
+	_, err = parseServe([]string{"--store", "redis"}, io.Discard)
+	assert.ErrorContains(t, err, "embedded or cassandra")
+	t.Setenv("KCK_STORE", "cassandra")
+	t.Setenv("KCK_CASSANDRA_HOSTS", "10.0.0.1,10.0.0.2")
+	cfg, err := parseServe([]string{"--cassandra-keyspace", "shop"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "cassandra", cfg.Store)
+	assert.Equal(t, []string{"10.0.0.1", "10.0.0.2"}, cfg.Cassandra.Hosts)
+	assert.Equal(t, "shop", cfg.Cassandra.Keyspace)
+	cfg, err = parseServe([]string{"--cassandra-hosts", "a:9042,b"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a:9042", "b"}, cfg.Cassandra.Hosts)
+}
+
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	cfg := cassandratest.Config(t)
+	ks := fmt.Sprintf("kck_test_migrate_%d", time.Now().UnixNano()%1e9)
+	var out, errOut bytes.Buffer
+	args := []string{"--cassandra-hosts", strings.Join(cfg.Hosts, ","), "--cassandra-keyspace", ks, "--replication-factor", "1"}
+	require.Equal(t, 0, run(append([]string{"migrate"}, args...), &out, &errOut), errOut.String())
+	require.Equal(t, 0, run(append([]string{"migrate"}, args...), &out, &errOut), "idempotent: %s", errOut.String())
+	assert.Contains(t, out.String(), "keyspace "+ks+" is up to date")
+	cfg.Keyspace = ks
+	require.NoError(t, cassandra.DropKeyspace(context.Background(), cfg))
+	assert.Equal(t, 2, run([]string{"migrate", "--replication", "dc1"}, &out, &errOut))
+	assert.Equal(t, 0, run([]string{"migrate", "--help"}, &out, &errOut))
 }

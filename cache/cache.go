@@ -103,6 +103,9 @@ type Cache struct {
 	deps *dependencies
 	feed ChangeFeed // nil when the store is not shared
 
+	logMu      sync.Mutex
+	lastLogged map[string]logState // by store operation
+
 	bgMu      sync.Mutex
 	bgPending map[string]struct{}
 	bgSlots   chan struct{}
@@ -137,17 +140,18 @@ func New(opts Options) (*Cache, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
-		opts:      opts,
-		reg:       opts.Registry,
-		store:     opts.Store,
-		clock:     opts.Clock,
-		mem:       mem,
-		m:         newMetrics(opts.Registerer),
-		deps:      newDependencies(),
-		bgPending: map[string]struct{}{},
-		bgSlots:   make(chan struct{}, opts.BackgroundRefreshes),
-		ctx:       ctx,
-		cancel:    cancel,
+		opts:       opts,
+		reg:        opts.Registry,
+		store:      opts.Store,
+		clock:      opts.Clock,
+		mem:        mem,
+		m:          newMetrics(opts.Registerer),
+		deps:       newDependencies(),
+		lastLogged: map[string]logState{},
+		bgPending:  map[string]struct{}{},
+		bgSlots:    make(chan struct{}, opts.BackgroundRefreshes),
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	if feed, ok := opts.Store.(ChangeFeed); ok && opts.FeedInterval > 0 {
 		c.feed = feed
@@ -497,7 +501,26 @@ func (c *Cache) nextVersion(floor uint64) uint64 {
 
 func (c *Cache) storeFailed(op, key string, err error) {
 	c.m.storeErrors.WithLabelValues(op).Inc()
-	c.opts.Logger.Error("store call failed", "op", op, "key", key, "err", err)
+	// A store that is down fails every call: log the first failure of an
+	// operation and then at most one every 10 s, with how many were not
+	// logged. The metric counts them all.
+	now := c.clock.Now()
+	c.logMu.Lock()
+	last, ok := c.lastLogged[op]
+	if ok && now.Sub(last.at) < 10*time.Second {
+		last.suppressed++
+		c.lastLogged[op] = last
+		c.logMu.Unlock()
+		return
+	}
+	c.lastLogged[op] = logState{at: now}
+	c.logMu.Unlock()
+	c.opts.Logger.Error("store call failed", "op", op, "key", key, "err", err, "not_logged_since_last", last.suppressed)
+}
+
+type logState struct {
+	at         time.Time
+	suppressed int
 }
 
 // refreshInBackground recomputes key without blocking the caller, at most

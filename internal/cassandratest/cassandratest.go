@@ -1,7 +1,7 @@
 // Package cassandratest gives tests a real Cassandra: the cluster named by
-// KCK_CASSANDRA_HOSTS, or one answering on 127.0.0.1:9042, or else a node it
-// starts with scripts/cassandra/up.sh (and leaves running for the next test
-// binary; `make cassandra-down` stops it). Tests are never skipped for want
+// KCK_CASSANDRA_HOSTS (make test sets it), or one answering on 127.0.0.1:9042,
+// or else a 3-node cluster it starts with scripts/cassandra/ensure.sh (and
+// leaves running for the next test binary; `make cassandra-down` stops it). Tests are never skipped for want
 // of Cassandra.
 package cassandratest
 
@@ -42,7 +42,7 @@ func Hosts(t testing.TB) []string {
 			hosts = []string{"127.0.0.1:9042"}
 			return
 		}
-		out, e := exec.Command(filepath.Join(repoRoot(), "scripts", "cassandra", "up.sh"), "1").Output()
+		out, e := exec.Command(filepath.Join(repoRoot(), "scripts", "cassandra", "ensure.sh"), "3").Output()
 		if e != nil {
 			if ee, ok := e.(*exec.ExitError); ok {
 				e = &startError{e, string(ee.Stderr)}
@@ -72,15 +72,17 @@ func Config(t testing.TB) cassandra.Config {
 	return cassandra.Config{Hosts: Hosts(t), Consistency: os.Getenv("KCK_CASSANDRA_CONSISTENCY")}
 }
 
-// Keyspace migrates a fresh keyspace (replication factor rf, default 1) for
-// one test and drops it at cleanup.
+// Keyspace migrates a fresh keyspace for one test and drops it at cleanup.
+// Its replication factor is rf, by default the number of contact points up
+// to 3, so that tests keep working while one node of a 3-node cluster is
+// stopped by the node-loss test.
 func Keyspace(t testing.TB, rf ...int) cassandra.Config {
 	t.Helper()
 	cfg := Config(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	cfg.Keyspace = "kck_test_" + hex.EncodeToString(b[:])
-	r := cassandra.Replication{Factor: 1}
+	r := cassandra.Replication{Factor: min(3, len(cfg.Hosts))}
 	if len(rf) > 0 {
 		r.Factor = rf[0]
 	}
