@@ -1,0 +1,307 @@
+// Package e2e runs several real gateway processes (the kck binary) against a
+// real Cassandra cluster, and checks what only shows across processes:
+// stampede protection, coherence of the in-process tiers, node loss.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/internal/cassandratest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kck-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "kck")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = repoRoot()
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build kck:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+type gateway struct {
+	base string
+	cmd  *exec.Cmd
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 200}, Timeout: 30 * time.Second}
+
+// startGateways starts n gateway processes on one keyspace.
+func startGateways(t *testing.T, n int, ks cassandra.Config) []*gateway {
+	t.Helper()
+	gws := make([]*gateway, n)
+	for i := range gws {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		ln.Close()
+		cmd := exec.Command(binary, "serve", "--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn")
+		cmd.Env = append(os.Environ(),
+			"KCK_STORE=cassandra",
+			"KCK_CASSANDRA_HOSTS="+strings.Join(ks.Hosts, ","),
+			"KCK_CASSANDRA_KEYSPACE="+ks.Keyspace,
+		)
+		logs, err := cmd.StderrPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		go func() {
+			sc := bufio.NewScanner(logs)
+			for sc.Scan() {
+				t.Logf("gateway %d: %s", i+1, sc.Text())
+			}
+		}()
+		gws[i] = &gateway{base: "http://" + addr, cmd: cmd}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+	}
+	for _, g := range gws {
+		require.Eventually(t, func() bool {
+			resp, err := client.Get(g.base + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		}, 30*time.Second, 50*time.Millisecond, "gateway %s ready", g.base)
+	}
+	return gws
+}
+
+type fetched struct {
+	Key     string          `json:"key"`
+	Version string          `json:"version"`
+	Value   json.RawMessage `json:"value"`
+}
+
+func (g *gateway) fetch(key string) (fetched, error) {
+	resp, err := client.Get(g.base + "/fetch?key=" + key)
+	if err != nil {
+		return fetched{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fetched{}, err
+	}
+	if resp.StatusCode != 200 {
+		return fetched{}, fmt.Errorf("%s: %d %s", key, resp.StatusCode, b)
+	}
+	var f fetched
+	return f, json.Unmarshal(b, &f)
+}
+
+func (g *gateway) graphql(t *testing.T, query string) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"query": query})
+	resp, err := client.Post(g.base+"/graphql", "application/json", strings.NewReader(string(body)))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		Data   map[string]any `json:"data"`
+		Errors []any          `json:"errors"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Empty(t, out.Errors)
+	return out.Data
+}
+
+// metric reads one sample from a gateway's /metrics.
+func (g *gateway) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := client.Get(g.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
+}
+
+// (a) 1,000 concurrent misses on one key, spread over 3 gateways, run the
+// primer exactly once in the whole cluster.
+func TestStampedeAcrossGateways(t *testing.T) {
+	ks := cassandratest.Keyspace(t)
+	gws := startGateways(t, 3, ks)
+	const callers = 1000
+	var (
+		wg       sync.WaitGroup
+		versions sync.Map
+		failures atomic.Int64
+		start    = make(chan struct{})
+	)
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			f, err := gws[i%len(gws)].fetch("top_authors/17")
+			if err != nil {
+				failures.Add(1)
+				t.Log(err)
+				return
+			}
+			versions.Store(f.Version, true)
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.Zero(t, failures.Load())
+	var runs float64
+	for _, g := range gws {
+		runs += g.metric(t, `kck_primer_runs_total{product="top_authors"}`)
+	}
+	assert.Equal(t, 1.0, runs, "primer runs over the 3 gateways")
+	n := 0
+	versions.Range(func(any, any) bool { n++; return true })
+	assert.Equal(t, 1, n, "every caller got the same version")
+}
+
+// (b) When one gateway refreshes or invalidates a key, the others stop
+// serving their in-process copy within the stated bound: the change feed's
+// poll interval (200 ms) plus a Cassandra round trip. We assert 1 s.
+func TestGatewaysStayCoherent(t *testing.T) {
+	const bound = time.Second
+	ks := cassandratest.Keyspace(t)
+	gws := startGateways(t, 3, ks)
+	a, others := gws[0], gws[1:]
+	key := "author_stats/3"
+	first, err := a.fetch(key)
+	require.NoError(t, err)
+	for _, g := range others {
+		f, err := g.fetch(key)
+		require.NoError(t, err)
+		require.Equal(t, first.Version, f.Version)
+	}
+
+	var worst time.Duration
+	waitAll := func(what string, ok func(fetched) bool) {
+		t0 := time.Now()
+		for _, g := range others {
+			require.Eventually(t, func() bool {
+				f, err := g.fetch(key)
+				return err == nil && ok(f)
+			}, 5*bound, 5*time.Millisecond, "%s seen by %s", what, g.base)
+		}
+		lag := time.Since(t0)
+		worst = max(worst, lag)
+		t.Logf("%s seen by the other gateways after %v", what, lag)
+		assert.LessOrEqual(t, lag, bound, what)
+	}
+	for i := range 5 {
+		data := a.graphql(t, `mutation { refresh(key: "`+key+`") { version } }`)
+		v := data["refresh"].(map[string]any)["version"].(string)
+		waitAll(fmt.Sprintf("refresh %d", i+1), func(f fetched) bool { return f.Version == v })
+	}
+	before, err := a.fetch(key)
+	require.NoError(t, err)
+	a.graphql(t, `mutation { invalidate(key: "`+key+`") }`)
+	old, _ := strconv.ParseUint(before.Version, 10, 64)
+	waitAll("invalidate", func(f fetched) bool {
+		v, _ := strconv.ParseUint(f.Version, 10, 64)
+		return v > old
+	})
+	t.Logf("worst lag %v (bound %v)", worst, bound)
+	for _, g := range others {
+		assert.Positive(t, g.metric(t, "kck_change_feed_drops_total"))
+	}
+}
+
+// (c) With RF=3 at QUORUM, killing one node of the 3-node cluster during a
+// read load loses no reads. Reads go to Cassandra (the store), not to an
+// in-process tier.
+func TestNodeLossLosesNoReads(t *testing.T) {
+	ks := cassandratest.Keyspace(t)
+	require.Len(t, ks.Hosts, 3, "needs the 3-node cluster (make test starts it; or make cassandra-up NODES=3)")
+	ks.Consistency = "QUORUM"
+	ctx := context.Background()
+	store, err := cassandra.Open(ctx, ks)
+	require.NoError(t, err)
+	defer store.Close()
+	const keys = 300
+	for i := range keys {
+		require.NoError(t, store.Put(ctx, cache.Entry{Key: fmt.Sprintf("k/%d", i), Value: []byte(strconv.Itoa(i)),
+			Version: uint64(time.Now().UnixMicro()), ComputedAt: time.Now()}))
+	}
+
+	var (
+		reads, failures atomic.Int64
+		stop            = make(chan struct{})
+		wg              sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := rand.IntN(keys)
+				e, err := store.Get(ctx, fmt.Sprintf("k/%d", i))
+				if err != nil || string(e.Value) != strconv.Itoa(i) {
+					failures.Add(1)
+					t.Logf("read k/%d: %v", i, err)
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	script := func(name string, args ...string) {
+		cmd := exec.Command(filepath.Join(repoRoot(), "scripts", "cassandra", name), args...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s: %s", name, out)
+	}
+	time.Sleep(time.Second) // load before the loss
+	before := reads.Load()
+	script("stop-node.sh", "3", "--kill")
+	t.Cleanup(func() { script("start-node.sh", "3") })
+	time.Sleep(5 * time.Second) // load during the loss
+	close(stop)
+	wg.Wait()
+	t.Logf("%d reads, %d during the loss, %d failed", reads.Load(), reads.Load()-before, failures.Load())
+	assert.Zero(t, failures.Load())
+	assert.Greater(t, reads.Load()-before, int64(100), "the load went on")
+}
