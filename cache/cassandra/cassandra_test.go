@@ -7,9 +7,12 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/primers"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -166,4 +170,36 @@ func TestConfigFromEnv(t *testing.T) {
 	assert.Equal(t, "shop", c.Keyspace)
 	assert.Equal(t, "quorum", c.Consistency)
 	assert.True(t, strings.EqualFold(c.WithDefaults().SerialConsistency, "LOCAL_SERIAL"))
+}
+
+// A gateway that loses Cassandra while running keeps serving what its
+// in-process tier holds, still answers misses by computing, and counts the
+// store's failures.
+func TestCacheKeepsServingWhenCassandraIsLost(t *testing.T) {
+	cfg := keyspace(t)
+	s := open(t, cfg)
+	reg := primers.NewRegistry()
+	var runs atomic.Int64
+	reg.MustRegister(primers.Product{Name: "sq", Params: []primers.Param{{Name: "n", Kind: primers.Int}},
+		Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { runs.Add(1); return n * n, nil })})
+	metrics := prometheus.NewRegistry()
+	c, err := cache.New(cache.Options{Registry: reg, Store: s, Registerer: metrics, FeedInterval: -1})
+	require.NoError(t, err)
+	defer c.Close()
+	hot, err := c.Get(ctx(t), "sq/7")
+	require.NoError(t, err)
+
+	require.NoError(t, s.Close()) // the cluster is gone for this gateway
+	r, err := c.Get(ctx(t), "sq/7")
+	require.NoError(t, err)
+	assert.Equal(t, cache.TierMemory, r.Tier)
+	assert.Equal(t, hot.Version, r.Version)
+	r, err = c.Get(ctx(t), "sq/8")
+	require.NoError(t, err, "a miss is still computed")
+	assert.Equal(t, "64", string(r.Value))
+	assert.Equal(t, int64(2), runs.Load())
+	n, err := testutil.GatherAndCount(metrics, "kck_store_errors_total")
+	require.NoError(t, err)
+	assert.Positive(t, n, "store failures are counted")
+	assert.Error(t, s.Ping(ctx(t)), "and /readyz would fail")
 }
