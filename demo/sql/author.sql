@@ -1,0 +1,4 @@
+-- kck:product author(author_id int)
+-- kck:result row
+-- kck:source authors author_id=id
+SELECT id, name FROM authors WHERE id = :author_id

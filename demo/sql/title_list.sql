@@ -1,0 +1,8 @@
+-- kck:product title_list(author_id int)
+-- kck:result list
+-- kck:source titles author_id=author_id
+-- An author's titles, oldest first.
+SELECT id, author_id AS "authorId", title, year
+FROM titles
+WHERE author_id = :author_id
+ORDER BY year, id

@@ -1,0 +1,454 @@
+// Package sqlproduct declares data products and updaters in SQL files, so
+// that someone with SQL and no Go can add a product: one .sql file with a
+// few `-- kck:` header lines, and one schema line in GraphQL.
+//
+// A product file:
+//
+//	-- kck:product title_list(author_id int)
+//	-- kck:result list                  list (default), row, or value
+//	-- kck:filter $[0].title            optional: $[N], $[N].col, $[*].col
+//	-- kck:ttl 1h                       optional hard expiry
+//	-- kck:soft_ttl 5m                  optional soft expiry
+//	-- kck:source titles author_id=author_id   a change to a titles row refreshes title_list/<its author_id>
+//	-- kck:source sales *               a change to sales refreshes every cached instance
+//	-- kck:after_primes author/:author_id      when author/7 is computed, refresh title_list/7
+//	-- kck:after_updates add_title      after the add_title updater, refresh title_list/<its input's author_id>
+//	SELECT id, author_id AS "authorId", title, year FROM titles
+//	WHERE author_id = :author_id ORDER BY year, id
+//
+// An updater file:
+//
+//	-- kck:updater add_title(authorId int, title string, year int)
+//	-- kck:affects title_list/:authorId author_stats/:authorId
+//	INSERT INTO titles (author_id, title, year) VALUES (:authorId, :title, :year)
+//	RETURNING id, author_id AS "authorId", title, year
+//
+// or with KCK's insert and update templates, chosen by whether the input has
+// the key:
+//
+//	-- kck:updater save_title(id int?, authorId int, title string, year int)
+//	-- kck:key id
+//	-- kck:insert
+//	INSERT ... RETURNING ...;
+//	-- kck:update
+//	UPDATE titles SET ... WHERE id = :id RETURNING ...;
+//
+// Parameters are :name placeholders, always bound as query arguments. Types:
+// int, float, string, bool, date, timestamp; an int may carry a range
+// (n int 1..100) checked before the query runs; a trailing ? marks an
+// optional updater input. The header lives in SQL comments, so the file stays
+// plain SQL that psql and editors understand; it needs no YAML library.
+package sqlproduct
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// Param is a typed parameter or updater input field.
+type Param struct {
+	Name     string
+	Kind     primers.Kind
+	Min, Max *int64 // int range, when declared
+	Optional bool   // updater inputs only
+}
+
+// Source maps a table's rows to product instances: Columns[i] gives the
+// value of the product's i-th parameter. All means any change refreshes
+// every cached instance.
+type Source struct {
+	Table   string
+	Columns []string
+	All     bool
+}
+
+// Product is a SQL product declaration.
+type Product struct {
+	File, Name   string
+	Params       []Param
+	Result       string // list, row, value
+	Filter       string
+	TTL, SoftTTL time.Duration
+	Sources      []Source
+	AfterPrimes  []string // key templates of other products, e.g. author/:author_id
+	AfterUpdates []string // updater names
+	SQL          string   // with $n placeholders
+	Args         []string // parameter name of each $n
+}
+
+// Statement is one SQL statement of an updater, with its placeholders.
+type Statement struct {
+	SQL  string
+	Args []string
+}
+
+// Updater is a SQL updater declaration.
+type Updater struct {
+	File, Name string
+	Inputs     []Param
+	Affects    []string // key templates, e.g. title_list/:authorId
+	Key        string   // with Insert and Update: the input that picks Update
+	Statements []Statement
+	Insert     []Statement
+	Update     []Statement
+}
+
+// Declarations are the products and updaters of a folder.
+type Declarations struct {
+	Products []*Product
+	Updaters []*Updater
+}
+
+var headerRe = regexp.MustCompile(`^--\s*kck:(\w+)\s*(.*)$`)
+
+// Load reads every *.sql file of dir. Errors name the file and line.
+func Load(dir string) (*Declarations, error) { return LoadFS(os.DirFS(dir)) }
+
+// LoadFS reads every *.sql file at the top of fsys.
+func LoadFS(fsys fs.FS) (*Declarations, error) {
+	files, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	d := &Declarations{}
+	seen := map[string]string{}
+	for _, f := range files {
+		raw, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		p, u, err := parseFile(filepath.Base(f), raw)
+		if err != nil {
+			return nil, err
+		}
+		name := ""
+		switch {
+		case p != nil:
+			name = "product " + p.Name
+			d.Products = append(d.Products, p)
+		case u != nil:
+			name = "updater " + u.Name
+			d.Updaters = append(d.Updaters, u)
+		default:
+			continue // plain SQL, e.g. a schema
+		}
+		if prev, dup := seen[name]; dup {
+			return nil, fmt.Errorf("%s: %s is already declared in %s", filepath.Base(f), name, prev)
+		}
+		seen[name] = filepath.Base(f)
+	}
+	return d, nil
+}
+
+type lineError struct {
+	file string
+	line int
+	msg  string
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg) }
+
+// parseFile parses one file; both results are nil for a file with no
+// kck:product or kck:updater header.
+func parseFile(file string, raw []byte) (*Product, *Updater, error) {
+	var (
+		p       *Product
+		u       *Updater
+		section = "body" // or insert, update
+		body    = map[string]*strings.Builder{"body": {}, "insert": {}, "update": {}}
+		sc      = bufio.NewScanner(bytes.NewReader(raw))
+	)
+	fail := func(line int, format string, args ...any) (*Product, *Updater, error) {
+		return nil, nil, &lineError{file, line, fmt.Sprintf(format, args...)}
+	}
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		m := headerRe.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			body[section].WriteString(line)
+			body[section].WriteByte('\n')
+			continue
+		}
+		key, val := m[1], strings.TrimSpace(m[2])
+		if key != "product" && key != "updater" && p == nil && u == nil {
+			return fail(n, "kck:%s before kck:product or kck:updater", key)
+		}
+		var err error
+		switch key {
+		case "product", "updater":
+			if p != nil || u != nil {
+				return fail(n, "one product or updater per file")
+			}
+			name, params, err := parseSignature(val, key == "updater")
+			if err != nil {
+				return fail(n, "%v", err)
+			}
+			if key == "product" {
+				p = &Product{File: file, Name: name, Params: params, Result: "list"}
+			} else {
+				u = &Updater{File: file, Name: name, Inputs: params}
+			}
+		case "result":
+			if p == nil || (val != "list" && val != "row" && val != "value") {
+				return fail(n, "kck:result is list, row or value, on a product")
+			}
+			p.Result = val
+		case "filter":
+			if p == nil {
+				return fail(n, "kck:filter is for products")
+			}
+			if _, err := parseFilter(val); err != nil {
+				return fail(n, "%v", err)
+			}
+			p.Filter = val
+		case "ttl", "soft_ttl":
+			if p == nil {
+				return fail(n, "kck:%s is for products", key)
+			}
+			var d time.Duration
+			if d, err = time.ParseDuration(val); err != nil || d <= 0 {
+				return fail(n, "kck:%s: bad duration %q", key, val)
+			}
+			if key == "ttl" {
+				p.TTL = d
+			} else {
+				p.SoftTTL = d
+			}
+		case "source":
+			if p == nil {
+				return fail(n, "kck:source is for products")
+			}
+			s, err := parseSource(val, p.Params)
+			if err != nil {
+				return fail(n, "%v", err)
+			}
+			p.Sources = append(p.Sources, s)
+		case "after_primes":
+			if p == nil || val == "" {
+				return fail(n, "kck:after_primes takes a key template, on a product")
+			}
+			p.AfterPrimes = append(p.AfterPrimes, strings.Fields(val)...)
+		case "after_updates":
+			if p == nil || val == "" {
+				return fail(n, "kck:after_updates takes updater names, on a product")
+			}
+			p.AfterUpdates = append(p.AfterUpdates, strings.Fields(val)...)
+		case "affects":
+			if u == nil {
+				return fail(n, "kck:affects is for updaters")
+			}
+			u.Affects = append(u.Affects, strings.Fields(val)...)
+		case "key":
+			if u == nil || !hasParam(u.Inputs, val) {
+				return fail(n, "kck:key names an input of the updater")
+			}
+			u.Key = val
+		case "insert", "update":
+			if u == nil {
+				return fail(n, "kck:%s is for updaters", key)
+			}
+			section = key
+		default:
+			return fail(n, "unknown header kck:%s", key)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	switch {
+	case p != nil:
+		if p.SoftTTL > 0 && p.TTL > 0 && p.SoftTTL >= p.TTL {
+			return nil, nil, fmt.Errorf("%s: soft_ttl must be shorter than ttl", file)
+		}
+		sql, args, err := bindNamed(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(body["body"].String()), ";")))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if strings.TrimSpace(stripComments(sql)) == "" {
+			return nil, nil, fmt.Errorf("%s: product %s has no SQL", file, p.Name)
+		}
+		for _, a := range args {
+			if !hasParam(p.Params, a) {
+				return nil, nil, fmt.Errorf("%s: :%s is not a parameter of %s", file, a, p.Name)
+			}
+		}
+		p.SQL, p.Args = sql, args
+		return p, nil, nil
+	case u != nil:
+		var err error
+		if u.Statements, err = statements(file, body["body"].String(), u.Inputs); err != nil {
+			return nil, nil, err
+		}
+		if u.Insert, err = statements(file, body["insert"].String(), u.Inputs); err != nil {
+			return nil, nil, err
+		}
+		if u.Update, err = statements(file, body["update"].String(), u.Inputs); err != nil {
+			return nil, nil, err
+		}
+		templated := len(u.Insert) > 0 || len(u.Update) > 0
+		switch {
+		case templated && (u.Key == "" || len(u.Insert) == 0 || len(u.Update) == 0):
+			return nil, nil, fmt.Errorf("%s: insert and update templates need kck:key, kck:insert and kck:update", file)
+		case templated && len(u.Statements) > 0:
+			return nil, nil, fmt.Errorf("%s: SQL before kck:insert; put it in the templates", file)
+		case !templated && len(u.Statements) == 0:
+			return nil, nil, fmt.Errorf("%s: updater %s has no SQL", file, u.Name)
+		}
+		for _, a := range u.Affects {
+			for _, ref := range templateRefs(a) {
+				if !hasParam(u.Inputs, ref) {
+					return nil, nil, fmt.Errorf("%s: kck:affects %s: :%s is not an input", file, a, ref)
+				}
+			}
+		}
+		return nil, u, nil
+	}
+	return nil, nil, nil
+}
+
+func statements(file, body string, inputs []Param) ([]Statement, error) {
+	var out []Statement
+	for _, s := range splitStatements(body) {
+		sql, args, err := bindNamed(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		for _, a := range args {
+			if !hasParam(inputs, a) {
+				return nil, fmt.Errorf("%s: :%s is not an input of the updater", file, a)
+			}
+		}
+		out = append(out, Statement{sql, args})
+	}
+	return out, nil
+}
+
+var sigRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$`)
+
+// parseSignature parses name(p1 type, p2 type ...).
+func parseSignature(s string, inputs bool) (string, []Param, error) {
+	m := sigRe.FindStringSubmatch(s)
+	if m == nil {
+		if validIdent(s) {
+			return s, nil, nil
+		}
+		return "", nil, fmt.Errorf("want name(param type, ...), got %q", s)
+	}
+	var params []Param
+	for part := range strings.SplitSeq(m[2], ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		f := strings.Fields(part)
+		if len(f) < 2 || len(f) > 3 || !validIdent(f[0]) {
+			return "", nil, fmt.Errorf("bad parameter %q: want name type", part)
+		}
+		p := Param{Name: f[0]}
+		typ := f[1]
+		if strings.HasSuffix(typ, "?") {
+			if !inputs {
+				return "", nil, fmt.Errorf("parameter %s: only updater inputs are optional", p.Name)
+			}
+			p.Optional, typ = true, strings.TrimSuffix(typ, "?")
+		}
+		var ok bool
+		if p.Kind, ok = kinds[typ]; !ok {
+			return "", nil, fmt.Errorf("parameter %s: unknown type %q (int, float, string, bool, date, timestamp)", p.Name, typ)
+		}
+		if len(f) == 3 {
+			lo, hi, ok := strings.Cut(f[2], "..")
+			a, err1 := strconv.ParseInt(lo, 10, 64)
+			b, err2 := strconv.ParseInt(hi, 10, 64)
+			if p.Kind != primers.Int || !ok || err1 != nil || err2 != nil || a > b {
+				return "", nil, fmt.Errorf("parameter %s: a range is MIN..MAX on an int", p.Name)
+			}
+			p.Min, p.Max = &a, &b
+		}
+		if hasParam(params, p.Name) {
+			return "", nil, fmt.Errorf("parameter %s declared twice", p.Name)
+		}
+		params = append(params, p)
+	}
+	return m[1], params, nil
+}
+
+var kinds = map[string]primers.Kind{
+	"int": primers.Int, "float": primers.Float, "string": primers.String,
+	"bool": primers.Bool, "date": primers.Date, "timestamp": primers.Timestamp,
+}
+
+func parseSource(s string, params []Param) (Source, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 || !validIdent(f[0]) {
+		return Source{}, fmt.Errorf("kck:source TABLE param=column ... or TABLE *")
+	}
+	src := Source{Table: f[0]}
+	if len(f) == 2 && f[1] == "*" {
+		src.All = true
+		return src, nil
+	}
+	cols := map[string]string{}
+	for _, kv := range f[1:] {
+		p, c, ok := strings.Cut(kv, "=")
+		if !ok || !validIdent(c) || !hasParam(params, p) {
+			return Source{}, fmt.Errorf("kck:source %s: %q is not param=column", src.Table, kv)
+		}
+		cols[p] = c
+	}
+	for _, p := range params {
+		c, ok := cols[p.Name]
+		if !ok {
+			return Source{}, fmt.Errorf("kck:source %s: no column for parameter %s (or use *)", src.Table, p.Name)
+		}
+		src.Columns = append(src.Columns, c)
+	}
+	if len(params) == 0 {
+		src.All = true
+	}
+	return src, nil
+}
+
+func validIdent(s string) bool {
+	if s == "" || !isIdentStart(s[0]) {
+		return false
+	}
+	for i := range len(s) {
+		if !isIdent(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasParam(ps []Param, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+var refRe = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
+
+// templateRefs returns the :names of a key template.
+func templateRefs(t string) []string {
+	var out []string
+	for _, m := range refRe.FindAllStringSubmatch(t, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}

@@ -1,0 +1,397 @@
+package sqlproduct
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// DB is what products and updaters need of a pgx pool.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Register declares the products and updaters of d in reg, running their
+// SQL on db. It fails on a name taken by another product, a rule that names
+// an unknown product or updater, or after_primes rules that form a cycle.
+func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
+	for _, p := range d.Products {
+		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, Primer: &primer{db: db, p: p}}
+		if p.Filter != "" {
+			decl.Primer.(*primer).filter, _ = parseFilter(p.Filter)
+		}
+		for _, prm := range p.Params {
+			decl.Params = append(decl.Params, primers.Param{Name: prm.Name, Kind: prm.Kind})
+		}
+		if err := reg.Register(decl); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.File, err)
+		}
+	}
+	rules := &Rules{reg: reg, afterPrimes: map[string][]afterPrime{}}
+	for _, u := range d.Updaters {
+		up := &updater{db: db, u: u, reg: reg}
+		for _, p := range d.Products {
+			for _, name := range p.AfterUpdates {
+				if name != u.Name {
+					continue
+				}
+				tmpl := p.Name
+				for _, prm := range p.Params {
+					if !hasParam(u.Inputs, prm.Name) {
+						return nil, fmt.Errorf("%s: after_updates %s: the updater has no input %s for parameter %s", p.File, name, prm.Name, prm.Name)
+					}
+					tmpl += "/:" + prm.Name
+				}
+				up.extra = append(up.extra, tmpl)
+			}
+		}
+		if err := reg.RegisterUpdater(u.Name, up); err != nil {
+			return nil, fmt.Errorf("%s: %w", u.File, err)
+		}
+	}
+	for _, p := range d.Products {
+		for _, name := range p.AfterUpdates {
+			if _, err := reg.Updater(name); err != nil {
+				return nil, fmt.Errorf("%s: after_updates: %w", p.File, err)
+			}
+		}
+		for _, t := range p.AfterPrimes {
+			trigger, _, _ := strings.Cut(t, "/")
+			tp := reg.Product(trigger)
+			if tp == nil {
+				return nil, fmt.Errorf("%s: after_primes %s: no product %s", p.File, t, trigger)
+			}
+			ap := afterPrime{target: p.Name, trigger: t}
+			for _, prm := range p.Params {
+				ix := -1
+				for i, tprm := range tp.Params {
+					if tprm.Name == prm.Name {
+						ix = i
+					}
+				}
+				if ix < 0 {
+					return nil, fmt.Errorf("%s: after_primes %s: product %s has no parameter %s", p.File, t, trigger, prm.Name)
+				}
+				ap.from = append(ap.from, ix)
+			}
+			rules.afterPrimes[trigger] = append(rules.afterPrimes[trigger], ap)
+		}
+	}
+	if err := rules.checkCycles(); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// Rules are the after_primes rules: when a trigger product is computed, its
+// dependents are refreshed.
+type Rules struct {
+	reg         *primers.Registry
+	afterPrimes map[string][]afterPrime // by trigger product
+}
+
+type afterPrime struct {
+	target, trigger string
+	from            []int // index of the trigger key's arg for each target param
+}
+
+// AfterPrime returns the keys to refresh now that key was computed.
+func (r *Rules) AfterPrime(key string) []string {
+	if r == nil {
+		return nil
+	}
+	name, _ := primers.SplitName(key)
+	aps := r.afterPrimes[name]
+	if len(aps) == 0 {
+		return nil
+	}
+	k, err := r.reg.ParseKey(key)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ap := range aps {
+		args := make([]any, len(ap.from))
+		for i, ix := range ap.from {
+			args[i] = k.Args[ix]
+		}
+		if tk, err := r.reg.Key(ap.target, args...); err == nil {
+			out = append(out, tk.String())
+		}
+	}
+	return out
+}
+
+func (r *Rules) checkCycles() error {
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string, []string) error
+	visit = func(p string, path []string) error {
+		switch state[p] {
+		case 1:
+			return fmt.Errorf("after_primes rules form a cycle: %s", strings.Join(append(path, p), " -> "))
+		case 2:
+			return nil
+		}
+		state[p] = 1
+		for _, ap := range r.afterPrimes[p] {
+			if err := visit(ap.target, append(path, p)); err != nil {
+				return err
+			}
+		}
+		state[p] = 2
+		return nil
+	}
+	for p := range r.afterPrimes {
+		if err := visit(p, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type primer struct {
+	db     DB
+	p      *Product
+	filter filter
+}
+
+func (pr *primer) Prime(ctx context.Context, k primers.Key) (any, error) {
+	byName := map[string]any{}
+	for i, prm := range pr.p.Params {
+		v := k.Args[i]
+		if n, ok := v.(int64); ok && prm.Min != nil && (n < *prm.Min || n > *prm.Max) {
+			return nil, fmt.Errorf("%w: %s must be between %d and %d, got %d", primers.ErrBadInput, prm.Name, *prm.Min, *prm.Max, n)
+		}
+		byName[prm.Name] = v
+	}
+	args := make([]any, len(pr.p.Args))
+	for i, name := range pr.p.Args {
+		args[i] = byName[name]
+	}
+	rows, err := pr.db.Query(ctx, pr.p.SQL, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+	}
+	objs, err := encodeRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+	}
+	v, err := shape(pr.p.Result, objs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+	}
+	if v != nil && pr.p.Filter != "" {
+		if v, err = pr.filter.apply(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+		}
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s returned no rows", primers.ErrNoData, k)
+	}
+	return v, nil
+}
+
+type updater struct {
+	db    DB
+	u     *Updater
+	reg   *primers.Registry
+	extra []string // after_updates templates of products
+}
+
+func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.UpdateResult, error) {
+	in, err := up.decode(input)
+	if err != nil {
+		return primers.UpdateResult{}, err
+	}
+	stmts := up.u.Statements
+	if up.u.Key != "" {
+		stmts = up.u.Insert
+		if v, ok := in[up.u.Key]; ok && v != nil {
+			stmts = up.u.Update
+		}
+	}
+	var last [][]byte
+	err = pgx.BeginFunc(ctx, up.db, func(tx pgx.Tx) error {
+		for _, st := range stmts {
+			args := make([]any, len(st.Args))
+			for i, a := range st.Args {
+				args[i] = in[a]
+			}
+			rows, err := tx.Query(ctx, st.SQL, args...)
+			if err != nil {
+				return err
+			}
+			if last, err = encodeRows(rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return primers.UpdateResult{}, classify(up.u, err)
+	}
+	res := primers.UpdateResult{}
+	switch len(last) {
+	case 0:
+	case 1:
+		res.Result = json.RawMessage(last[0])
+	default:
+		res.Result, _ = shape("list", last)
+	}
+	seen := map[string]bool{}
+	for _, t := range append(append([]string(nil), up.u.Affects...), up.extra...) {
+		key, err := up.render(t, in)
+		if err != nil {
+			return res, fmt.Errorf("%s: affects %s: %w", up.u.File, t, err)
+		}
+		if key != "" && !seen[key] {
+			seen[key] = true
+			res.Affected = append(res.Affected, key)
+		}
+	}
+	return res, nil
+}
+
+// classify turns data and constraint errors into bad input; the message
+// names the constraint, not the SQL.
+func classify(u *Updater, err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && (strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23")) {
+		msg := pg.Message
+		if pg.ConstraintName != "" {
+			msg += " (" + pg.ConstraintName + ")"
+		}
+		return fmt.Errorf("%w: %s: %s", primers.ErrBadInput, u.Name, msg)
+	}
+	return fmt.Errorf("%s: %w", u.File, err)
+}
+
+// decode checks the input against the declared inputs: no unknown fields,
+// every required one present, each of its type.
+func (up *updater) decode(input json.RawMessage) (map[string]any, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(input))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, fmt.Errorf("%w: %s input must be a JSON object", primers.ErrBadInput, up.u.Name)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: %s input: trailing data", primers.ErrBadInput, up.u.Name)
+	}
+	for name := range raw {
+		if !hasParam(up.u.Inputs, name) {
+			return nil, fmt.Errorf("%w: %s has no input %q", primers.ErrBadInput, up.u.Name, name)
+		}
+	}
+	out := map[string]any{}
+	for _, p := range up.u.Inputs {
+		r, ok := raw[p.Name]
+		if !ok || string(r) == "null" {
+			if !p.Optional {
+				return nil, fmt.Errorf("%w: %s needs %s", primers.ErrBadInput, up.u.Name, p.Name)
+			}
+			out[p.Name] = nil
+			continue
+		}
+		v, err := decodeValue(p, r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %s: %v", primers.ErrBadInput, up.u.Name, p.Name, err)
+		}
+		out[p.Name] = v
+	}
+	return out, nil
+}
+
+func decodeValue(p Param, r json.RawMessage) (any, error) {
+	switch p.Kind {
+	case primers.Int:
+		var n json.Number
+		if err := json.Unmarshal(r, &n); err != nil || r[0] == '"' {
+			return nil, errors.New("want an integer")
+		}
+		v, err := n.Int64()
+		if err != nil {
+			return nil, errors.New("want an integer")
+		}
+		if p.Min != nil && (v < *p.Min || v > *p.Max) {
+			return nil, fmt.Errorf("must be between %d and %d", *p.Min, *p.Max)
+		}
+		return v, nil
+	case primers.Float:
+		var f float64
+		if err := json.Unmarshal(r, &f); err != nil || r[0] == '"' {
+			return nil, errors.New("want a number")
+		}
+		return f, nil
+	case primers.String:
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return nil, errors.New("want a string")
+		}
+		return s, nil
+	case primers.Bool:
+		var b bool
+		if err := json.Unmarshal(r, &b); err != nil {
+			return nil, errors.New("want true or false")
+		}
+		return b, nil
+	case primers.Date, primers.Timestamp:
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return nil, errors.New("want a string")
+		}
+		layout := time.RFC3339Nano
+		if p.Kind == primers.Date {
+			layout = time.DateOnly
+		}
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			return nil, fmt.Errorf("want %s", layout)
+		}
+		return t, nil
+	}
+	return nil, errors.New("unsupported type")
+}
+
+// render fills a key template (title_list/:authorId) from the input and
+// returns the canonical key.
+func (up *updater) render(t string, in map[string]any) (string, error) {
+	segs := strings.Split(t, "/")
+	for i := 1; i < len(segs); i++ {
+		ref, ok := strings.CutPrefix(segs[i], ":")
+		if !ok {
+			continue
+		}
+		v := in[ref]
+		switch x := v.(type) {
+		case nil:
+			return "", nil // optional input absent: no key
+		case int64:
+			segs[i] = strconv.FormatInt(x, 10)
+		case float64:
+			segs[i] = strconv.FormatFloat(x, 'g', -1, 64)
+		case bool:
+			segs[i] = strconv.FormatBool(x)
+		case time.Time:
+			segs[i] = x.Format(time.RFC3339Nano)
+		case string:
+			segs[i] = url.PathEscape(x)
+		}
+	}
+	k, err := up.reg.ParseKey(strings.Join(segs, "/"))
+	if err != nil {
+		return "", err
+	}
+	return k.String(), nil
+}

@@ -1,0 +1,338 @@
+package sqlproduct_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/internal/pgtest"
+	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/source"
+	"github.com/kck-go/kck/source/sqlproduct"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func pool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	p, err := source.Open(ctx(t), url)
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+func newCache(t *testing.T, reg *primers.Registry) *cache.Cache {
+	t.Helper()
+	s, err := bolt.Open(t.TempDir(), bolt.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := cache.New(cache.Options{Registry: reg, Store: s})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	return dir
+}
+
+func TestLoadErrorsNameFileAndLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ body, want string }{
+		{"-- kck:product p(id int)\n-- kck:result table\nSELECT 1", "p.sql:2: kck:result is list, row or value"},
+		{"-- kck:product p(id integer)\nSELECT 1", `p.sql:1: parameter id: unknown type "integer"`},
+		{"-- kck:product p(id int)\nSELECT :nope", "p.sql: :nope is not a parameter of p"},
+		{"-- kck:product p(id int)\n-- kck:source titles id=\nSELECT 1", `p.sql:2: kck:source titles: "id=" is not param=column`},
+		{"-- kck:product p(id int)\n-- kck:source titles\nSELECT 1", "p.sql:2: kck:source titles: no column for parameter id"},
+		{"-- kck:product p(id int)\n-- kck:ttl soon\nSELECT 1", `p.sql:2: kck:ttl: bad duration "soon"`},
+		{"-- kck:product p(id int)\n-- kck:filter [0]\nSELECT 1", "must start with $"},
+		{"-- kck:result row\nSELECT 1", "p.sql:1: kck:result before kck:product"},
+		{"-- kck:product p(id int)\n-- kck:wat\nSELECT 1", "p.sql:2: unknown header kck:wat"},
+		{"-- kck:product p(id int)\n", "product p has no SQL"},
+		{"-- kck:updater u(a int)\n-- kck:affects p/:b\nSELECT 1", "kck:affects p/:b: :b is not an input"},
+		{"-- kck:updater u(a int)\n-- kck:insert\nINSERT INTO x VALUES (:a)", "need kck:key, kck:insert and kck:update"},
+		{"-- kck:product p(n int 5..1)\nSELECT 1", "a range is MIN..MAX on an int"},
+		{"-- kck:product p(s string)\nSELECT 'unterminated", "unterminated ' quote"},
+	} {
+		_, err := sqlproduct.Load(writeFiles(t, map[string]string{"p.sql": tc.body}))
+		require.Error(t, err, tc.body)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+	_, err := sqlproduct.Load(writeFiles(t, map[string]string{
+		"a.sql": "-- kck:product p(id int)\nSELECT 1", "b.sql": "-- kck:product p(id int)\nSELECT 2"}))
+	assert.ErrorContains(t, err, "b.sql: product p is already declared in a.sql")
+}
+
+// demoSetup loads the demo dataset into a fresh database and returns caches
+// over the Go demo products and over the SQL ones.
+func demoSetup(t *testing.T) (goCache, sqlCache *cache.Cache, p *pgxpool.Pool, decls *sqlproduct.Declarations, reg *primers.Registry) {
+	t.Helper()
+	p = pool(t, pgtest.Database(t))
+	ds := demo.NewDataset()
+	require.NoError(t, demo.Load(ctx(t), p, ds))
+	goReg := primers.NewRegistry()
+	require.NoError(t, demo.Register(goReg, ds))
+	decls, err := sqlproduct.LoadFS(demo.SQL())
+	require.NoError(t, err)
+	reg = primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	return newCache(t, goReg), newCache(t, reg), p, decls, reg
+}
+
+func value(t *testing.T, c *cache.Cache, key string) any {
+	t.Helper()
+	r, err := c.Get(ctx(t), key)
+	require.NoError(t, err, key)
+	var v any
+	require.NoError(t, json.Unmarshal(r.Value, &v))
+	return v
+}
+
+func TestDemoSQLProductsEqualGoProducts(t *testing.T) {
+	t.Parallel()
+	goC, sqlC, _, _, _ := demoSetup(t)
+	var keys []string
+	for id := 1; id <= demo.NumAuthors; id += 7 {
+		keys = append(keys, fmt.Sprintf("title_list/%d", id), fmt.Sprintf("author/%d", id), fmt.Sprintf("author_stats/%d", id))
+	}
+	keys = append(keys, "top_authors/1", "top_authors/10", "top_authors/100")
+	for _, k := range keys {
+		assert.Equal(t, value(t, goC, k), value(t, sqlC, k), k)
+	}
+	for _, k := range []string{"title_list/99999", "author/0", "author_stats/99999"} {
+		_, err := sqlC.Get(ctx(t), k)
+		assert.ErrorIs(t, err, primers.ErrNoData, k)
+	}
+	for _, k := range []string{"top_authors/0", "top_authors/101"} {
+		_, err := sqlC.Get(ctx(t), k)
+		assert.ErrorIs(t, err, primers.ErrBadInput, k)
+	}
+}
+
+func TestUpdaterCommitsOrRollsBack(t *testing.T) {
+	t.Parallel()
+	goC, sqlC, p, _, _ := demoSetup(t)
+	before := value(t, sqlC, "author_stats/8").(map[string]any)
+	out, err := sqlC.Update(ctx(t), "add_title", json.RawMessage(`{"authorId": 8, "title": "  From SQL  ", "year": 2026}`))
+	require.NoError(t, err)
+	var added demo.Title
+	require.NoError(t, json.Unmarshal(out.Result.(json.RawMessage), &added))
+	assert.Equal(t, "From SQL", added.Title)
+	require.Len(t, out.Products, 2)
+	assert.Equal(t, "title_list/8", out.Products[0].Key)
+	after := value(t, sqlC, "author_stats/8").(map[string]any)
+	assert.Equal(t, before["titleCount"].(float64)+1, after["titleCount"])
+	_ = goC
+
+	var n int
+	count := func() int {
+		require.NoError(t, p.QueryRow(ctx(t), `SELECT count(*) FROM titles`).Scan(&n))
+		return n
+	}
+	titles := count()
+	for _, bad := range []string{
+		`{"authorId": 99999, "title": "x", "year": 2000}`, // foreign key
+		`{"authorId": 8, "title": "   ", "year": 2000}`,   // check constraint
+		`{"authorId": 8, "title": "x", "year": 99}`,       // declared range
+		`{"authorId": 8, "title": "x"}`,                   // missing input
+		`{"authorId": 8, "title": "x", "year": 2000, "isbn": "1"}`,
+		`{"authorId": "8", "title": "x", "year": 2000}`,
+		`[1]`,
+	} {
+		_, err := sqlC.Update(ctx(t), "add_title", json.RawMessage(bad))
+		assert.ErrorIs(t, err, primers.ErrBadInput, bad)
+		assert.NotContains(t, err.Error(), "INSERT", "no SQL in client errors")
+	}
+	assert.Equal(t, titles, count(), "nothing written by failed updates")
+
+	// A two-statement updater whose second statement fails leaves nothing.
+	dir := writeFiles(t, map[string]string{"two.sql": `-- kck:updater two(authorId int)
+INSERT INTO titles (author_id, title, year) VALUES (:authorId, 'first half', 2000);
+INSERT INTO titles (author_id, title, year) VALUES (:authorId, 'second half', 1);`})
+	decls, err := sqlproduct.Load(dir)
+	require.NoError(t, err)
+	reg := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	u, err := reg.Updater("two")
+	require.NoError(t, err)
+	_, err = u.Update(ctx(t), json.RawMessage(`{"authorId": 8}`))
+	assert.ErrorIs(t, err, primers.ErrBadInput)
+	assert.Equal(t, titles, count(), "the first statement was rolled back")
+}
+
+func TestShapesFiltersNullsAndInjection(t *testing.T) {
+	t.Parallel()
+	p := pool(t, pgtest.Database(t))
+	_, err := p.Exec(ctx(t), `CREATE TABLE t (id int, name text, price numeric, born date, seen timestamptz, extra jsonb);
+		INSERT INTO t VALUES (1, 'a', 1.50, '2024-01-02', '2024-01-02T03:04:05Z', '{"x": [1]}'), (2, NULL, NULL, NULL, NULL, NULL)`)
+	require.NoError(t, err)
+	dir := writeFiles(t, map[string]string{
+		"rows.sql":   "-- kck:product rows\nSELECT * FROM t ORDER BY id",
+		"one.sql":    "-- kck:product one(id int)\n-- kck:result row\nSELECT id, name FROM t WHERE id = :id",
+		"count.sql":  "-- kck:product count\n-- kck:result value\nSELECT count(*) FROM t",
+		"first.sql":  "-- kck:product first\n-- kck:filter $[0].name\nSELECT name FROM t ORDER BY id",
+		"names.sql":  "-- kck:product names\n-- kck:filter $[*].id\nSELECT id FROM t ORDER BY id",
+		"byname.sql": "-- kck:product byname(name string)\nSELECT id FROM t WHERE name = :name AND id::text <> ':not_a_param' -- :nor_this\n",
+		"many.sql":   "-- kck:product many\n-- kck:result row\nSELECT id FROM t",
+	})
+	decls, err := sqlproduct.Load(dir)
+	require.NoError(t, err)
+	reg := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	c := newCache(t, reg)
+	get := func(k string) string {
+		r, err := c.Get(ctx(t), k)
+		require.NoError(t, err, k)
+		return string(r.Value)
+	}
+	assert.JSONEq(t, `[{"id":1,"name":"a","price":1.50,"born":"2024-01-02","seen":"2024-01-02T03:04:05Z","extra":{"x":[1]}},
+		{"id":2,"name":null,"price":null,"born":null,"seen":null,"extra":null}]`, get("rows"))
+	assert.Equal(t, `{"id":1,"name":"a"}`, get("one/1"), "column order kept")
+	assert.Equal(t, `2`, get("count"))
+	assert.Equal(t, `"a"`, get("first"))
+	assert.Equal(t, `[1,2]`, get("names"))
+	assert.Equal(t, `[{"id":1}]`, get("byname/a"))
+	_, err = c.Get(ctx(t), "one/3")
+	assert.ErrorIs(t, err, primers.ErrNoData)
+	_, err = c.Get(ctx(t), "many")
+	assert.ErrorContains(t, err, "returned 2 rows")
+
+	// A hostile value is a value, never SQL.
+	_, err = c.Get(ctx(t), "byname/x'%3B DROP TABLE t%3B --")
+	assert.ErrorIs(t, err, primers.ErrNoData)
+	assert.Equal(t, `2`, func() string { _ = c.Invalidate(ctx(t), "count"); return get("count") }(), "table t still there")
+}
+
+func TestRules(t *testing.T) {
+	t.Parallel()
+	p := pool(t, pgtest.Database(t))
+	files := map[string]string{
+		"a.sql": "-- kck:product a(id int)\nSELECT :id::int AS id",
+		"b.sql": "-- kck:product b(id int)\n-- kck:after_primes a/:id\n-- kck:after_updates u\nSELECT :id::int + 1 AS id",
+		"u.sql": "-- kck:updater u(id int)\nSELECT :id::int AS id",
+	}
+	decls, err := sqlproduct.Load(writeFiles(t, files))
+	require.NoError(t, err)
+	reg := primers.NewRegistry()
+	rules, err := sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b/7"}, rules.AfterPrime("a/7"))
+	assert.Empty(t, rules.AfterPrime("b/7"))
+	u, _ := reg.Updater("u")
+	res, err := u.Update(ctx(t), json.RawMessage(`{"id": 3}`))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b/3"}, res.Affected, "after_updates")
+
+	files["a.sql"] = "-- kck:product a(id int)\n-- kck:after_primes b/:id\nSELECT 1 AS id"
+	decls, err = sqlproduct.Load(writeFiles(t, files))
+	require.NoError(t, err)
+	_, err = sqlproduct.Register(primers.NewRegistry(), p, decls)
+	assert.ErrorContains(t, err, "cycle")
+}
+
+// Committed changes to source tables reach the listener as product keys;
+// a lost connection is re-established and triggers a resync.
+func TestChangeFeed(t *testing.T) {
+	t.Parallel()
+	_, sqlC, p, decls, reg := demoSetup(t)
+	url := p.Config().ConnString()
+	require.NoError(t, source.Migrate(ctx(t), p, decls.Tables()))
+	require.NoError(t, source.Migrate(ctx(t), p, decls.Tables()), "idempotent")
+	value(t, sqlC, "top_authors/5") // cached, so a sales change names it
+
+	var (
+		mu      sync.Mutex
+		got     []string
+		resyncs int
+	)
+	l, err := source.Listen(ctx(t), source.ListenerOptions{URL: url,
+		OnChange: func(_ context.Context, c source.Change) {
+			keys := decls.Affected(reg, c, sqlC.Keys)
+			mu.Lock()
+			got = append(got, keys...)
+			mu.Unlock()
+		},
+		OnResync: func(context.Context) { mu.Lock(); resyncs++; mu.Unlock() },
+	})
+	require.NoError(t, err)
+	defer l.Close()
+	saw := func(keys ...string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range keys {
+				found := false
+				for _, g := range got {
+					found = found || g == k
+				}
+				if !found {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	_, err = p.Exec(ctx(t), `INSERT INTO titles (author_id, title, year) VALUES (12, 'New', 2020)`)
+	require.NoError(t, err)
+	require.Eventually(t, saw("title_list/12", "author_stats/12", "top_authors/5"), 5*time.Second, 10*time.Millisecond)
+
+	_, err = p.Exec(ctx(t), `UPDATE titles SET author_id = 13 WHERE title = 'New'`)
+	require.NoError(t, err)
+	require.Eventually(t, saw("title_list/13"), 5*time.Second, 10*time.Millisecond, "old and new row")
+	_, err = p.Exec(ctx(t), `DELETE FROM titles WHERE title = 'New'`)
+	require.NoError(t, err)
+
+	// Kill the listener's connection: it comes back and resyncs.
+	_, err = p.Exec(ctx(t), `SELECT pg_terminate_backend($1)`, int32(l.BackendPID()))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return resyncs == 1 }, 10*time.Second, 10*time.Millisecond)
+	_, err = p.Exec(ctx(t), `UPDATE authors SET name = 'Renamed' WHERE id = 20`)
+	require.NoError(t, err)
+	require.Eventually(t, saw("author/20", "author_stats/20"), 5*time.Second, 10*time.Millisecond, "changes flow after the reconnect")
+
+	// A row whose keys do not fit a notification: the whole table counts as changed.
+	_, err = p.Exec(ctx(t), `CREATE TABLE wide (k text); CREATE TABLE narrow (k text)`)
+	require.NoError(t, err)
+	require.NoError(t, source.Migrate(ctx(t), p, map[string][]string{"wide": {"k"}}))
+	overflow := make(chan source.Change, 1)
+	l2, err := source.Listen(ctx(t), source.ListenerOptions{URL: url, OnChange: func(_ context.Context, c source.Change) {
+		if c.Table == "wide" {
+			overflow <- c
+		}
+	}})
+	require.NoError(t, err)
+	defer l2.Close()
+	_, err = p.Exec(ctx(t), `INSERT INTO wide VALUES ($1)`, strings.Repeat("x", 9000))
+	require.NoError(t, err)
+	select {
+	case c := <-overflow:
+		assert.True(t, c.Overflow)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no overflow notification")
+	}
+}
