@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,9 +20,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
-	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
-	"github.com/kck-go/kck/primers"
 )
 
 // serveConfig is the gateway's configuration: flags over KCK_* environment
@@ -41,6 +38,10 @@ type serveConfig struct {
 	Migrate       bool
 	// ReplicationFactor of a keyspace --migrate creates.
 	ReplicationFactor int
+	// PostgresURL, when set, serves SQL products from that database.
+	PostgresURL string
+	// SQLDir holds the SQL product declarations; empty: the demo's.
+	SQLDir string
 }
 
 func envOr(name, def string) string {
@@ -78,6 +79,8 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Store, "store", envOr("KCK_STORE", "embedded"), "store: embedded or cassandra (KCK_STORE)")
 	c.Cassandra = cassandra.ConfigFromEnv()
 	cassandraFlags(fs, &c.Cassandra)
+	fs.StringVar(&c.PostgresURL, "postgres-url", envOr("KCK_POSTGRES_URL", ""), "serve SQL products from this PostgreSQL database (KCK_POSTGRES_URL)")
+	fs.StringVar(&c.SQLDir, "sql-dir", envOr("KCK_SQL_DIR", ""), "folder of SQL product declarations; default: the demo's (KCK_SQL_DIR)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	fs.Usage = func() {
@@ -157,21 +160,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	}
 	defer store.Close()
 
-	// The demo dataset keeps its added titles in the data directory (beside
-	// the embedded store), so that both survive a restart together. It is per
-	// process: gateways sharing Cassandra each have their own demo dataset.
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return err
-	}
-	ds, err := demo.OpenDataset(filepath.Join(cfg.DataDir, "demo-titles.jsonl"))
+	prods, err := loadProducts(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer ds.Close()
-	reg := primers.NewRegistry()
-	if err := demo.Register(reg, ds); err != nil {
-		return fmt.Errorf("register demo products: %w", err)
-	}
+	defer prods.close()
+	reg := prods.reg
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -181,11 +175,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		MaxMemoryBytes: uint64(cfg.MemoryMB) << 20,
 		Logger:         log,
 		Registerer:     promReg,
+		OnStored:       prods.onStored,
 	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if err := prods.start(ctx, c, cfg, log, promReg); err != nil {
+		return err
+	}
 
 	gw, err := gateway.New(gateway.Options{
 		Cache:                c,
@@ -193,6 +191,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		Registerer:           promReg,
 		Gatherer:             promReg,
 		DisableIntrospection: !cfg.Introspection,
+		ReadyChecks:          prods.readyChecks,
 	})
 	if err != nil {
 		return err

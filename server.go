@@ -19,7 +19,8 @@ var commands = []struct {
 	run           func(args []string, stdout, stderr io.Writer) int
 }{
 	{"serve", "start the gateway (the default)", runServe},
-	{"migrate", "create the Cassandra keyspace and tables", runMigrate},
+	{"migrate", "create the Cassandra keyspace and tables, install Postgres change triggers", runMigrate},
+	{"demo", "demo load: put the demo dataset into Postgres", runDemo},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

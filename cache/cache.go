@@ -404,6 +404,9 @@ func (c *Cache) put(ctx context.Context, e *Entry) {
 	}
 	c.remember(e)
 	c.publish(ctx, e.Key, e.Version)
+	if c.opts.OnStored != nil {
+		c.opts.OnStored(e.Key)
+	}
 }
 
 // remember keeps e in the in-process tier unless it holds a newer version

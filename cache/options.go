@@ -59,6 +59,10 @@ type Options struct {
 	// the store has one, to drop in-process values another gateway replaced.
 	// Default 200 ms; negative disables following the feed.
 	FeedInterval time.Duration
+	// OnStored, when set, is called after this gateway stores a new value of
+	// a key (computed, refreshed, augmented or set). It runs on the caller's
+	// goroutine: start your own work. SQL products' after_primes rules use it.
+	OnStored func(key string)
 }
 
 // WithDefaults returns o with defaults filled in.

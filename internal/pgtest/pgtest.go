@@ -56,7 +56,9 @@ type startError struct {
 	stderr string
 }
 
-func (e *startError) Error() string { return "scripts/postgres/up.sh: " + e.err.Error() + "\n" + e.stderr }
+func (e *startError) Error() string {
+	return "scripts/postgres/up.sh: " + e.err.Error() + "\n" + e.stderr
+}
 
 // Database creates a fresh database for one test and returns its URL.
 func Database(t testing.TB) string {
