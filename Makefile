@@ -16,11 +16,12 @@ help: ## List the targets
 run: ## Start the gateway with the demo products on the embedded store (go run .)
 	$(GO) run .
 
-# The suite runs against real services: a 3-node Cassandra cluster (reused when
-# one runs, started otherwise).
+# The suite runs against real services: PostgreSQL (installed and started when
+# absent) and a 3-node Cassandra cluster (reused when one runs, started otherwise).
 .PHONY: test
 test: lint check-generate ## The whole suite: lint, generated code up to date, services up, go test -race ./...
-	KCK_CASSANDRA_HOSTS=$$(./scripts/cassandra/ensure.sh 3) $(GO) test -race -count=1 -timeout 20m ./...
+	KCK_POSTGRES_URL=$$(./scripts/postgres/up.sh) KCK_CASSANDRA_HOSTS=$$(./scripts/cassandra/ensure.sh 3) \
+		$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-short
 test-short: ## go test -race ./... without lint
@@ -54,6 +55,18 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: bench
 bench: ## Benchmarks and the load comparison; figures in bench/README.md
 	./bench/run.sh
+
+.PHONY: postgres-up
+postgres-up: ## Install (when absent) and start PostgreSQL; prints KCK_POSTGRES_URL
+	@./scripts/postgres/up.sh
+
+.PHONY: postgres-down
+postgres-down: ## Stop the local PostgreSQL
+	./scripts/postgres/down.sh
+
+.PHONY: demo-postgres
+demo-postgres: ## The gateway serving the demo from PostgreSQL (loads the demo tables)
+	export KCK_POSTGRES_URL=$$(./scripts/postgres/up.sh) && $(GO) run . demo load && $(GO) run . serve
 
 .PHONY: cassandra-up
 cassandra-up: ## Start a local Cassandra 5.0 (NODES=1 or NODES=3)

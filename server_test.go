@@ -21,6 +21,8 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/pgtest"
+	"github.com/kck-go/kck/source"
 )
 
 func testConfig(t *testing.T, dir string) serveConfig {
@@ -237,4 +239,37 @@ func TestMigrateCommand(t *testing.T) {
 	require.NoError(t, cassandra.DropKeyspace(context.Background(), cfg))
 	assert.Equal(t, 2, run([]string{"migrate", "--replication", "dc1"}, &out, &errOut))
 	assert.Equal(t, 0, run([]string{"migrate", "--help"}, &out, &errOut))
+}
+
+// The demo on Postgres: `kck demo load`, then a gateway serving the SQL
+// products, fresh after a change made directly in the database.
+func TestServeOnPostgres(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	assert.Contains(t, out.String(), "change triggers installed")
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.PostgresURL = url
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+	n := titleCount(t, base)
+	assert.Equal(t, float64(len(demo.NewDataset().TitlesBy(7))), n, "same data as the Go demo")
+
+	pool, err := source.Open(context.Background(), url)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(context.Background(), `INSERT INTO titles (author_id, title, year) VALUES (7, 'Written by psql', 2030)`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return titleCount(t, base) == n+1 }, 5*time.Second, 10*time.Millisecond,
+		"the product follows a change nobody told the gateway about")
+
+	v := postJSON(t, base+"/update", `{"name":"add_title","input":{"authorId":7,"title":"Via the updater","year":2031}}`)
+	assert.Len(t, v["products"], 2)
+	assert.Equal(t, n+2, titleCount(t, base), "read-your-writes")
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
 }

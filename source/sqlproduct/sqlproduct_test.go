@@ -336,3 +336,36 @@ func TestChangeFeed(t *testing.T) {
 		t.Fatal("no overflow notification")
 	}
 }
+
+// Reads of hot products never reach Postgres: 100,000 reads, 0 queries.
+func TestHotReadsDoNotQuery(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p, counter, err := source.OpenCounted(ctx(t), url)
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, demo.Load(ctx(t), p, demo.NewDataset()))
+	decls, err := sqlproduct.LoadFS(demo.SQL())
+	require.NoError(t, err)
+	reg := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	c := newCache(t, reg)
+	var keys []string
+	for id := 1; id <= 50; id++ {
+		keys = append(keys, fmt.Sprintf("title_list/%d", id), fmt.Sprintf("author_stats/%d", id))
+	}
+	keys = append(keys, "top_authors/10")
+	for _, k := range keys {
+		_, err := c.Get(ctx(t), k)
+		require.NoError(t, err)
+	}
+	before := counter.Count()
+	require.Positive(t, before, "the counter counts")
+	for i := range 100_000 {
+		if _, err := c.Get(ctx(t), keys[i%len(keys)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assert.Equal(t, before, counter.Count(), "queries during 100,000 hot reads")
+}
