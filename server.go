@@ -21,6 +21,7 @@ var commands = []struct {
 	{"serve", "start the gateway (the default)", runServe},
 	{"migrate", "create the Cassandra keyspace and tables, install Postgres change triggers", runMigrate},
 	{"demo", "demo load: put the demo dataset into Postgres", runDemo},
+	{"check", "check SQL products against the database and the GraphQL schema", runCheck},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

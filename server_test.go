@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -272,4 +275,32 @@ func TestServeOnPostgres(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
+}
+
+func TestCheckCommand(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	out.Reset()
+	require.Equal(t, 0, run([]string{"check", "--postgres-url", url}, &out, &errOut), out.String())
+	assert.Contains(t, out.String(), "title_list.sql: title_list: ok ([Title!])")
+
+	dir := t.TempDir()
+	entries, err := demo.SQL().(interface {
+		ReadDir(string) ([]fs.DirEntry, error)
+	}).ReadDir(".")
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := fs.ReadFile(demo.SQL(), e.Name())
+		require.NoError(t, err)
+		if e.Name() == "title_list.sql" {
+			b = []byte(strings.Replace(string(b), "title, year\n", "title AS name, year::text AS year\n", 1))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+	}
+	out.Reset()
+	assert.Equal(t, 1, run([]string{"check", "--postgres-url", url, "--sql-dir", dir}, &out, &errOut))
+	assert.Contains(t, out.String(), `title_list.sql: title_list: GraphQL Title.title has no column "title"`)
+	assert.Contains(t, out.String(), "title_list.sql: title_list: GraphQL Title.year is Int! but column year is text")
 }
