@@ -4,7 +4,8 @@
 # comparison over loopback between a running gateway and a plain net/http
 # server writing the same bytes, for the gateway on the embedded store and on
 # Cassandra; then the Cassandra store's latency against raw gocql statements.
-# Starts a local Cassandra when none runs. Takes about four minutes.
+# Then the freshness lag and database pressure of SQL products on PostgreSQL.
+# Starts a local Cassandra and PostgreSQL when none runs. Takes about four minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHTIME=${BENCHTIME:-2s}
@@ -44,6 +45,15 @@ echo "== load over loopback, Cassandra store ($KCK_CASSANDRA_HOSTS)"
 port=$(free_port)
 start_gateway "$port" --store cassandra --cassandra-keyspace kck_bench --migrate
 "$work/hitload" -gateway "http://127.0.0.1:$port" -c "$LOAD_CONNS" -d "$LOAD_DURATION"
+kill "${pids[-1]}"
+
+echo "== PostgreSQL sources: freshness lag and database pressure (the demo in database kck_test)"
+pg_url=$(./scripts/postgres/up.sh | sed 's#/kck?#/kck_test?#')
+go build -o "$work/freshlag" ./bench/cmd/freshlag
+"$work/kck" demo load --postgres-url "$pg_url" >/dev/null
+port=$(free_port)
+start_gateway "$port" --postgres-url "$pg_url"
+"$work/freshlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
 kill "${pids[-1]}"
 
 echo "== Cassandra store against raw gocql statements, same table, same run"
