@@ -369,3 +369,36 @@ func TestHotReadsDoNotQuery(t *testing.T) {
 	}
 	assert.Equal(t, before, counter.Count(), "queries during 100,000 hot reads")
 }
+
+// KCK's insert and update templates: update when the input has the key.
+func TestUpdaterTemplates(t *testing.T) {
+	t.Parallel()
+	p := pool(t, pgtest.Database(t))
+	_, err := p.Exec(ctx(t), `CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)`)
+	require.NoError(t, err)
+	decls, err := sqlproduct.Load(writeFiles(t, map[string]string{"save.sql": `-- kck:updater save_note(id int?, body string)
+-- kck:key id
+-- kck:affects note/:id
+-- kck:insert
+INSERT INTO notes (body) VALUES (:body) RETURNING id, body;
+-- kck:update
+UPDATE notes SET body = :body WHERE id = :id RETURNING id, body;`,
+		"note.sql": "-- kck:product note(id int)\n-- kck:result row\nSELECT id, body FROM notes WHERE id = :id"}))
+	require.NoError(t, err)
+	reg := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls)
+	require.NoError(t, err)
+	u, err := reg.Updater("save_note")
+	require.NoError(t, err)
+	res, err := u.Update(ctx(t), json.RawMessage(`{"body": "first"}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"id":1,"body":"first"}`, string(res.Result.(json.RawMessage)))
+	assert.Empty(t, res.Affected, "no id in the input, no key to name")
+	res, err = u.Update(ctx(t), json.RawMessage(`{"id": 1, "body": "second"}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"id":1,"body":"second"}`, string(res.Result.(json.RawMessage)))
+	assert.Equal(t, []string{"note/1"}, res.Affected)
+	var n int
+	require.NoError(t, p.QueryRow(ctx(t), `SELECT count(*) FROM notes`).Scan(&n))
+	assert.Equal(t, 1, n)
+}
