@@ -4,10 +4,11 @@
 //  1. freshness lag: from the commit of a source row change (an UPDATE of a
 //     title's year, made directly in the database) to the gateway serving
 //     the affected product with the change, p50 and p99 over -changes runs;
+//
 //  2. database pressure: the queries Postgres ran (pg_stat_statements, this
 //     database only) while the gateway served -reads reads of hot products.
 //
-//	freshlag -gateway http://127.0.0.1:18080 -postgres-url postgres://... [-changes 200] [-reads 100000]
+//     freshlag -gateway http://127.0.0.1:18080 -postgres-url postgres://... [-changes 200] [-reads 100000]
 package main
 
 import (
@@ -56,7 +57,7 @@ func main() {
 	for i := range *changes {
 		author := 1 + i%100
 		key := fmt.Sprintf("title_list/%d", author)
-		get(key) // cached before the change
+		get(key)                  // cached before the change
 		year := 2101 - 1 - i%1000 // distinct, within the table's check
 		marker := fmt.Sprintf(`"year":%d`, year)
 		_, err := conn.Exec(ctx, `UPDATE titles SET year = $1 WHERE id = (SELECT min(id) FROM titles WHERE author_id = $2)`, year, author)
