@@ -32,6 +32,8 @@ func testConfig(t *testing.T, dir string) serveConfig {
 	t.Helper()
 	cfg, err := parseServe([]string{"--addr", "127.0.0.1:0", "--data-dir", dir}, io.Discard)
 	require.NoError(t, err)
+	// make test exports the service URLs; a test opts in to them.
+	cfg.Store, cfg.PostgresURL = "embedded", ""
 	return cfg
 }
 

@@ -414,7 +414,16 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 	secs := int(math.Ceil(ttl.Seconds())) + 1
 	existing := map[string]any{}
 	applied, err := s.lwt(`INSERT INTO leases (name, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?`, name, owner, secs).
-		MapScanCAS(existing)
+		MapScanCASContext(ctx, existing)
+	if casUnknown(err) {
+		// Under contention Paxos may time out with the outcome unknown: a
+		// serial read finishes any round in flight and tells who holds it.
+		holder, rerr := s.leaseHolder(ctx, name)
+		if rerr != nil {
+			return false, fmt.Errorf("cassandra acquire %q: %w (then: %v)", name, err, rerr)
+		}
+		return holder == owner, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("cassandra acquire %q: %w", name, err)
 	}
@@ -426,7 +435,14 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 	}
 	// Ours already: extend it.
 	applied, err = s.lwt(`UPDATE leases USING TTL ? SET owner = ? WHERE name = ? IF owner = ?`, secs, owner, name, owner).
-		ScanCAS(new(string))
+		ScanCASContext(ctx, new(string))
+	if casUnknown(err) {
+		holder, rerr := s.leaseHolder(ctx, name)
+		if rerr != nil {
+			return false, fmt.Errorf("cassandra extend %q: %w (then: %v)", name, err, rerr)
+		}
+		return holder == owner, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("cassandra extend %q: %w", name, err)
 	}
@@ -435,10 +451,52 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 
 // Release gives up a lease held by owner.
 func (s *Store) Release(ctx context.Context, name, owner string) error {
-	if _, err := s.lwt(`DELETE FROM leases WHERE name = ? IF owner = ?`, name, owner).ScanCASContext(ctx, new(string)); err != nil {
+	_, err := s.lwt(`DELETE FROM leases WHERE name = ? IF owner = ?`, name, owner).ScanCASContext(ctx, new(string))
+	if casUnknown(err) {
+		holder, rerr := s.leaseHolder(ctx, name)
+		if rerr == nil && holder != owner {
+			return nil // the delete went through (or someone else holds it now)
+		}
+		_, err = s.lwt(`DELETE FROM leases WHERE name = ? IF owner = ?`, name, owner).ScanCASContext(ctx, new(string))
+	}
+	if err != nil {
 		return fmt.Errorf("cassandra release %q: %w", name, err)
 	}
 	return nil
+}
+
+// leaseHolder reads a lease's owner at serial consistency, which completes
+// any Paxos round in progress first; "" when nobody holds it.
+func (s *Store) leaseHolder(ctx context.Context, name string) (string, error) {
+	serial, _ := parseConsistency(s.cfg.SerialConsistency)
+	var err error
+	for attempt := range 4 {
+		var owner string
+		err = s.s.Query(`SELECT owner FROM leases WHERE name = ?`, name).Consistency(serial).ScanContext(ctx, &owner)
+		if errors.Is(err, gocql.ErrNotFound) {
+			return "", nil
+		}
+		if err == nil {
+			return owner, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+	return "", err
+}
+
+// casUnknown reports a lightweight transaction whose outcome is unknown.
+func casUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	var u *gocql.RequestErrCASWriteUnknown
+	var wt *gocql.RequestErrWriteTimeout
+	var rt *gocql.RequestErrReadTimeout
+	return errors.As(err, &u) || errors.As(err, &wt) && wt.WriteType == "CAS" || errors.As(err, &rt)
 }
 
 // Ping checks that a node answers.
