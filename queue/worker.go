@@ -1,0 +1,283 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
+)
+
+// WorkerOptions configure a Worker.
+type WorkerOptions struct {
+	// Queue is drained. Required.
+	Queue Store
+	// Cache refreshes the keys. Required.
+	Cache *cache.Cache
+	// Name is the worker's name in claims. Default Cache.Owner(): one
+	// worker per gateway. Two workers must never share a name.
+	Name string
+	// Batch is how many keys one claim takes. Default 20 (KCK's).
+	Batch int
+	// LeaseTTL is how long a claim is held. A worker that dies holds its
+	// keys this long; a batch whose refreshes take longer is refreshed
+	// again by another worker. Default 2 minutes.
+	LeaseTTL time.Duration
+	// Concurrency bounds the refreshes of one batch run at once. Default 4.
+	Concurrency int
+	// PollInterval is how long Run waits when the queue has nothing to
+	// claim. Default 1 s.
+	PollInterval time.Duration
+	// Logger defaults to one that discards.
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults returns o with defaults filled in.
+func (o WorkerOptions) WithDefaults() WorkerOptions {
+	if o.Name == "" && o.Cache != nil {
+		o.Name = o.Cache.Owner()
+	}
+	if o.Batch == 0 {
+		o.Batch = 20
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 4
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+func (o WorkerOptions) validate() error {
+	var errs []error
+	if o.Queue == nil {
+		errs = append(errs, errors.New("Queue is required"))
+	}
+	if o.Cache == nil {
+		errs = append(errs, errors.New("Cache is required"))
+	}
+	if o.Batch < 0 || o.LeaseTTL < 0 || o.Concurrency < 0 || o.PollInterval < 0 {
+		errs = append(errs, errors.New("sizes and durations must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("queue worker options: %w", err)
+	}
+	return nil
+}
+
+// Worker drains a refresh queue into a cache: it claims batches, refreshes
+// each key (unless a value computed after the request is already stored),
+// and marks it done, or releases it for a retry. Several workers, in one
+// gateway or many, may drain the same queue.
+type Worker struct {
+	opts WorkerOptions
+	m    *workerMetrics
+}
+
+// NewWorker returns a worker. It starts nothing: call Drain or Run.
+func NewWorker(opts WorkerOptions) (*Worker, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newWorkerMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{opts: opts, m: m}, nil
+}
+
+// Name is the worker's name in claims.
+func (w *Worker) Name() string { return w.opts.Name }
+
+// Outcome is what the worker did with one claimed key.
+type Outcome string
+
+// The outcomes, as in the kck_queue_refreshes_total metric.
+const (
+	// Refreshed: recomputed and marked done.
+	Refreshed Outcome = "refreshed"
+	// SkippedFresh: a value computed after the last request was already
+	// stored; marked done without recomputing.
+	SkippedFresh Outcome = "skipped_fresh"
+	// NoData: the primer says the instance has no data; marked done.
+	NoData Outcome = "no_data"
+	// Failed: the refresh failed; released for a retry with backoff (or
+	// poisoned).
+	Failed Outcome = "failed"
+	// LostClaim: done, but the claim had run out and another worker took
+	// the key: it may be refreshed twice.
+	LostClaim Outcome = "lost_claim"
+	// Abandoned: the worker was stopped mid-refresh; the claim stays until
+	// its lease runs out and another worker takes the key.
+	Abandoned Outcome = "abandoned"
+)
+
+// Report counts what one Drain did.
+type Report struct {
+	Claimed  int
+	Outcomes map[Outcome]int
+}
+
+// Drain claims and processes batches until the queue has nothing left to
+// claim or ctx is done (then it returns ctx's error and leaves its claims to
+// their leases, as a crashed worker would).
+func (w *Worker) Drain(ctx context.Context) (Report, error) {
+	rep := Report{Outcomes: map[Outcome]int{}}
+	var mu sync.Mutex
+	defer func() { _, _ = w.UpdateStats(context.WithoutCancel(ctx)) }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		items, err := w.opts.Queue.Claim(ctx, w.opts.Name, w.opts.Batch, w.opts.LeaseTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			return rep, fmt.Errorf("queue worker %s: claim: %w", w.opts.Name, err)
+		}
+		if len(items) == 0 {
+			return rep, nil
+		}
+		w.m.claims.Add(float64(len(items)))
+		rep.Claimed += len(items)
+		sem := make(chan struct{}, w.opts.Concurrency)
+		var wg sync.WaitGroup
+		for _, it := range items {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				out := w.process(ctx, it)
+				w.m.outcomes.WithLabelValues(string(out)).Inc()
+				mu.Lock()
+				rep.Outcomes[out]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// Run drains the queue until ctx is done, waiting PollInterval whenever it
+// is empty. Claim errors are logged and retried after PollInterval.
+func (w *Worker) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
+			w.opts.Logger.Error("refresh queue drain failed", "worker", w.opts.Name, "err", err)
+		}
+		t.Reset(w.opts.PollInterval)
+	}
+}
+
+// process refreshes one claimed item and ends its claim.
+func (w *Worker) process(ctx context.Context, it Item) Outcome {
+	log := w.opts.Logger
+	k, err := w.opts.Cache.Registry().ParseKey(it.Key)
+	if err != nil {
+		return w.release(ctx, it, Permanent(err))
+	}
+	key := k.String()
+	if w.fresher(ctx, key, it.LastRequested) {
+		return w.done(ctx, it, SkippedFresh)
+	}
+	start := time.Now()
+	_, err = w.opts.Cache.Refresh(ctx, key)
+	w.m.latency.Observe(time.Since(start).Seconds())
+	switch {
+	case ctx.Err() != nil:
+		return Abandoned
+	case err == nil:
+		return w.done(ctx, it, Refreshed)
+	case errors.Is(err, primers.ErrNoData):
+		log.Debug("queued refresh: no data", "key", it.Key, "err", err)
+		return w.done(ctx, it, NoData)
+	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, primers.ErrMalformedKey),
+		errors.Is(err, primers.ErrBadParams), errors.Is(err, cache.ErrNotSet):
+		return w.release(ctx, it, Permanent(err))
+	}
+	return w.release(ctx, it, err)
+}
+
+// fresher reports whether a value computed after requestedAt is stored: a
+// version is the time its computation started, in microseconds, so such a
+// value already reflects every change the requests announced.
+func (w *Worker) fresher(ctx context.Context, key string, requestedAt time.Time) bool {
+	if requestedAt.IsZero() {
+		return false
+	}
+	req := uint64(requestedAt.UnixMicro())
+	if v, ok := w.opts.Cache.Peek(key); ok && v > req {
+		return true
+	}
+	e, err := w.opts.Cache.Store().Get(ctx, key)
+	return err == nil && e.Version > req
+}
+
+func (w *Worker) done(ctx context.Context, it Item, out Outcome) Outcome {
+	err := w.opts.Queue.Done(ctx, w.opts.Name, it.Key, it.Version)
+	switch {
+	case err == nil:
+		return out
+	case errors.Is(err, ErrNotClaimed):
+		w.opts.Logger.Warn("refresh finished after its claim ran out; another worker may refresh it again", "key", it.Key, "worker", w.opts.Name, "err", err)
+		return LostClaim
+	case ctx.Err() != nil:
+		return Abandoned
+	}
+	// The refresh happened; the row stays claimed and is refreshed again
+	// after its lease: at-least-once.
+	w.opts.Logger.Error("refresh queue: marking done failed", "key", it.Key, "err", err)
+	return out
+}
+
+func (w *Worker) release(ctx context.Context, it Item, cause error) Outcome {
+	w.opts.Logger.Warn("queued refresh failed", "key", it.Key, "attempt", it.Attempts+1, "err", cause)
+	err := w.opts.Queue.Release(ctx, w.opts.Name, it.Key, it.Version, cause)
+	if err != nil && !errors.Is(err, ErrNotClaimed) && ctx.Err() == nil {
+		w.opts.Logger.Error("refresh queue: release failed", "key", it.Key, "err", err)
+	}
+	return Failed
+}
+
+// UpdateStats reads the queue's Stats into the gauges and returns them.
+// Drain calls it when it ends.
+func (w *Worker) UpdateStats(ctx context.Context) (Stats, error) {
+	st, err := w.opts.Queue.Stats(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	w.m.depth.Set(float64(st.Depth))
+	w.m.claimed.Set(float64(st.Claimed))
+	w.m.delayed.Set(float64(st.Delayed))
+	w.m.poisoned.Set(float64(st.Poisoned))
+	var age float64
+	if !st.OldestRequest.IsZero() {
+		age = max(0, time.Since(st.OldestRequest).Seconds())
+	}
+	w.m.oldestAge.Set(age)
+	return st, nil
+}
