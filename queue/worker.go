@@ -67,10 +67,10 @@ func (o WorkerOptions) WithDefaults() WorkerOptions {
 func (o WorkerOptions) validate() error {
 	var errs []error
 	if o.Queue == nil {
-		errs = append(errs, errors.New("Queue is required"))
+		errs = append(errs, errors.New("option Queue is required"))
 	}
 	if o.Cache == nil {
-		errs = append(errs, errors.New("Cache is required"))
+		errs = append(errs, errors.New("option Cache is required"))
 	}
 	if o.Batch < 0 || o.LeaseTTL < 0 || o.Concurrency < 0 || o.PollInterval < 0 {
 		errs = append(errs, errors.New("sizes and durations must not be negative"))
@@ -201,7 +201,7 @@ func (w *Worker) process(ctx context.Context, it Item) Outcome {
 		return w.release(ctx, it, Permanent(err))
 	}
 	key := k.String()
-	if w.fresher(ctx, key, it.LastRequested) {
+	if StoredAfter(ctx, w.opts.Cache, key, it.LastRequested) {
 		return w.done(ctx, it, SkippedFresh)
 	}
 	start := time.Now()
@@ -222,18 +222,20 @@ func (w *Worker) process(ctx context.Context, it Item) Outcome {
 	return w.release(ctx, it, err)
 }
 
-// fresher reports whether a value computed after requestedAt is stored: a
-// version is the time its computation started, in microseconds, so such a
-// value already reflects every change the requests announced.
-func (w *Worker) fresher(ctx context.Context, key string, requestedAt time.Time) bool {
-	if requestedAt.IsZero() {
+// StoredAfter reports whether c's store (or c's in-process tier) holds a
+// value of key computed after at. A version is the time its computation
+// started, in microseconds, so such a value already reflects every change
+// announced up to at, and a refresh requested at at can be skipped. key must
+// be canonical.
+func StoredAfter(ctx context.Context, c *cache.Cache, key string, at time.Time) bool {
+	if at.IsZero() {
 		return false
 	}
-	req := uint64(requestedAt.UnixMicro())
-	if v, ok := w.opts.Cache.Peek(key); ok && v > req {
+	req := uint64(at.UnixMicro())
+	if v, ok := c.Peek(key); ok && v > req {
 		return true
 	}
-	e, err := w.opts.Cache.Store().Get(ctx, key)
+	e, err := c.Store().Get(ctx, key)
 	return err == nil && e.Version > req
 }
 

@@ -1,0 +1,102 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+
+	"github.com/kck-go/kck/cache"
+)
+
+// ErrOtherGateway is the Lock error for a run whose slot another gateway
+// holds: gocron skips the run.
+var ErrOtherGateway = errors.New("another gateway runs this slot")
+
+// SlotLocker is a gocron.Locker that lets one gateway of a cluster run each
+// scheduled slot of a job. It takes the store lease "job/NAME/SLOT" and
+// keeps it (never releasing it early) for two periods.
+//
+// Why not a lock held while the job runs (gocron's plain distributed
+// locker): gateways' tickers drift apart, so a fast job finishes on one
+// gateway before another's ticker fires, and that one takes the free lock
+// and runs the job again: a job of every 10 s ran up to once per gateway per
+// 10 s. Keyed by the slot and held past it, the lease makes the late
+// gateway's attempt at the same slot fail, however short the job.
+type SlotLocker struct {
+	store cache.Store
+	owner string
+	clock cache.Clock
+
+	mu     sync.RWMutex
+	jobs   map[string]Schedule
+	onSkip func(job string)
+}
+
+var _ gocron.Locker = (*SlotLocker)(nil)
+
+// NewSlotLocker returns a locker taking leases in store as owner, with
+// slots computed on clock (nil: the wall clock).
+func NewSlotLocker(store cache.Store, owner string, clock cache.Clock) *SlotLocker {
+	if clock == nil {
+		clock = cache.SystemClock{}
+	}
+	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}}
+}
+
+// add declares job name's already checked schedule.
+func (l *SlotLocker) add(name string, s Schedule) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.jobs[name] = s
+}
+
+// Add declares the schedule of job name (cron expressions in UTC unless
+// they say CRON_TZ=); Lock refuses jobs it does not know. A Scheduler adds
+// its cluster-wide jobs itself.
+func (l *SlotLocker) Add(name string, s Schedule) error {
+	s, err := s.check(time.UTC, l.clock.Now())
+	if err != nil {
+		return err
+	}
+	l.add(name, s)
+	return nil
+}
+
+// Lock takes job name's current slot for this gateway, or fails with
+// ErrOtherGateway. The returned Lock's Unlock does nothing: the lease must
+// outlive the run (see the type's doc) and runs out by itself.
+func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error) {
+	l.mu.RLock()
+	s, ok := l.jobs[name]
+	l.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("scheduler: job %q has no schedule in the locker", name)
+	}
+	slot, period := s.slot(l.clock.Now())
+	got, err := l.store.Acquire(ctx, LeaseName(name, slot), l.owner, max(2*period, time.Second))
+	if err != nil {
+		// Without the store we cannot tell whether another gateway runs it:
+		// skipping a run beats running it on every gateway.
+		return nil, fmt.Errorf("scheduler: lease for job %q: %w", name, err)
+	}
+	if !got {
+		if l.onSkip != nil {
+			l.onSkip(name)
+		}
+		return nil, fmt.Errorf("job %q slot %s: %w", name, slot.UTC().Format(time.RFC3339Nano), ErrOtherGateway)
+	}
+	return noUnlock{}, nil
+}
+
+// LeaseName is the store lease that one gateway holds for job name's slot.
+func LeaseName(name string, slot time.Time) string {
+	return "job/" + name + "/" + slot.UTC().Format(time.RFC3339Nano)
+}
+
+type noUnlock struct{}
+
+func (noUnlock) Unlock(context.Context) error { return nil }

@@ -1,0 +1,477 @@
+// Package scheduler runs KCK's periodic work on gocron v2: product refreshes
+// at an interval or on a cron expression, warming at boot, named processes
+// (KCK's process worker), domains kept primed, and the refresh-queue drain.
+//
+// What it promises:
+//   - A process (Process, Domain) runs once per scheduled slot for the whole
+//     cluster, on whichever gateway takes the slot's lease in the shared
+//     store first (see SlotLocker), not once per gateway.
+//   - Per-gateway work runs on every gateway: draining the refresh queue
+//     (claims share it out) and refreshing a product's keys that this
+//     gateway holds (requests are stamped with the slot's start, so a key
+//     that another gateway already refreshed in this slot is skipped, see
+//     queue.StoredAfter).
+//   - Warming runs once at Start; Ready reports when it has finished, so
+//     that /readyz can wait for it.
+//   - A run never overlaps the previous run of the same job in a gateway.
+//
+// Register everything, then Start; Close stops the jobs and waits for them.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/queue"
+)
+
+// Options configure a Scheduler.
+type Options struct {
+	// Cache serves and refreshes the products; its store holds the
+	// cluster-wide job leases. Required.
+	Cache *cache.Cache
+	// Queue, when set, receives the refreshes that jobs ask for (to be
+	// drained by the workers of every gateway); without it, jobs refresh
+	// directly.
+	Queue queue.Store
+	// Worker, when set, drains the queue on this gateway every DrainInterval.
+	Worker *queue.Worker
+	// DrainInterval defaults to 1 s.
+	DrainInterval time.Duration
+	// Owner names this gateway in job leases. Default Cache.Owner().
+	Owner string
+	// Clock computes job slots. Default the wall clock; gocron's tickers
+	// always use the wall clock.
+	Clock cache.Clock
+	// Location is the time zone of cron expressions without CRON_TZ=.
+	// Default UTC, so that every gateway reads them alike.
+	Location *time.Location
+	// Concurrency bounds the refreshes (and warming reads) a job runs at
+	// once. Default 4.
+	Concurrency int
+	// Logger defaults to one that discards.
+	Logger *slog.Logger
+	// Registerer receives the scheduler's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults returns o with defaults filled in.
+func (o Options) WithDefaults() Options {
+	if o.Owner == "" && o.Cache != nil {
+		o.Owner = o.Cache.Owner()
+	}
+	if o.DrainInterval == 0 {
+		o.DrainInterval = time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = cache.SystemClock{}
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Cache == nil {
+		errs = append(errs, errors.New("option Cache is required"))
+	}
+	if o.Worker != nil && o.Queue == nil {
+		errs = append(errs, errors.New("a Worker needs the Queue it drains"))
+	}
+	if o.DrainInterval < 0 || o.Concurrency < 0 {
+		errs = append(errs, errors.New("durations and counts must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("scheduler options: %w", err)
+	}
+	return nil
+}
+
+// ProductPolicy declares a product's scheduled refresh and boot warming.
+type ProductPolicy struct {
+	// Product is the registered product's name.
+	Product string
+	// Refresh, when set, refreshes the product's keys this gateway knows
+	// (its in-process keys and its warmed keys) on this schedule.
+	Refresh Schedule
+	// Warm lists keys to compute (or load from the store) at Start.
+	Warm []string
+	// WarmKeys generates keys to warm at Start (e.g. every author id).
+	WarmKeys func(ctx context.Context) ([]string, error)
+}
+
+// Domain keeps every member of a domain primed (KCK's domain_key): the value
+// of the product DomainKey lists parameter sets of Product, e.g. [1,2,3] or
+// [[1,"eu"],[2,"us"]]; on each run, the members that are missing or stale
+// are refreshed. Members that leave the domain are no longer refreshed by it.
+type Domain struct {
+	// Product is the members' product.
+	Product string
+	// DomainKey is the key of the product that lists the members.
+	DomainKey string
+	// Schedule is how often the domain is checked.
+	Schedule Schedule
+}
+
+// Scheduler runs the jobs. Create it with New, register jobs, Start, Close.
+type Scheduler struct {
+	opts   Options
+	cache  *cache.Cache
+	gs     gocron.Scheduler
+	locker *SlotLocker
+	m      *metrics
+
+	mu       sync.Mutex
+	started  bool
+	jobs     []jobSpec
+	names    map[string]bool
+	policies []ProductPolicy
+	warmed   map[string][]string // product -> keys warmed at Start
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	ctx    context.Context // cancelled by Close; parent of warming
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// jobSpec is a job waiting for Start.
+type jobSpec struct {
+	name     string
+	schedule Schedule // checked
+	// cluster: one gateway per slot; else every gateway.
+	cluster bool
+	run     func(ctx context.Context, slot time.Time) error
+}
+
+// New returns a scheduler. It runs nothing before Start.
+func New(opts Options) (*Scheduler, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	locker := NewSlotLocker(opts.Cache.Store(), opts.Owner, opts.Clock)
+	locker.onSkip = func(job string) { m.runs.WithLabelValues(job, "other_gateway").Inc() }
+	gs, err := gocron.NewScheduler(
+		gocron.WithLocation(opts.Location),
+		gocron.WithLogger(gocronLogger{opts.Logger}),
+		gocron.WithDistributedLocker(locker),
+		gocron.WithGlobalJobOptions(gocron.WithEventListeners(
+			gocron.AfterLockError(func(_ uuid.UUID, job string, err error) {
+				if !errors.Is(err, ErrOtherGateway) {
+					m.runs.WithLabelValues(job, "lock_failed").Inc()
+					opts.Logger.Warn("job skipped: cannot take its lease", "job", job, "err", err)
+				}
+			}),
+		)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scheduler{
+		opts:   opts,
+		cache:  opts.Cache,
+		gs:     gs,
+		locker: locker,
+		m:      m,
+		names:  map[string]bool{},
+		warmed: map[string][]string{},
+		ready:  make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	if opts.Worker != nil {
+		w := opts.Worker
+		err := s.add(jobSpec{name: "queue/drain", schedule: Every(opts.DrainInterval), run: func(ctx context.Context, _ time.Time) error {
+			_, err := w.Drain(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+var validJobName = regexp.MustCompile(`^[A-Za-z0-9_./:-]+$`)
+
+func (s *Scheduler) add(j jobSpec) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return fmt.Errorf("scheduler: job %q added after Start", j.name)
+	}
+	if !validJobName.MatchString(j.name) {
+		return fmt.Errorf("scheduler: job name %q must match %s", j.name, validJobName)
+	}
+	if s.names[j.name] {
+		return fmt.Errorf("scheduler: job %q declared twice", j.name)
+	}
+	sch, err := j.schedule.check(s.opts.Location, s.opts.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("scheduler: job %q: %w", j.name, err)
+	}
+	j.schedule = sch
+	s.names[j.name] = true
+	s.jobs = append(s.jobs, j)
+	if j.cluster {
+		s.locker.add(j.name, sch)
+	}
+	return nil
+}
+
+// Process declares a named job (KCK's process) that runs fn on schedule
+// once per slot for the whole cluster. fn's context ends when the scheduler
+// closes.
+func (s *Scheduler) Process(name string, when Schedule, fn func(ctx context.Context) error) error {
+	if fn == nil {
+		return fmt.Errorf("scheduler: process %q: nil function", name)
+	}
+	return s.add(jobSpec{name: name, schedule: when, cluster: true, run: func(ctx context.Context, _ time.Time) error {
+		return fn(ctx)
+	}})
+}
+
+// Product declares a product's refresh schedule and warming.
+func (s *Scheduler) Product(p ProductPolicy) error {
+	if s.cache.Registry().Product(p.Product) == nil {
+		return fmt.Errorf("scheduler: no product named %q", p.Product)
+	}
+	for _, k := range p.Warm {
+		if _, err := s.cache.Registry().ParseKey(k); err != nil {
+			return fmt.Errorf("scheduler: product %q: warm key: %w", p.Product, err)
+		}
+	}
+	if !p.Refresh.IsZero() {
+		name := "refresh/" + p.Product
+		err := s.add(jobSpec{name: name, schedule: p.Refresh, run: func(ctx context.Context, slot time.Time) error {
+			return s.refreshProduct(ctx, p.Product, slot)
+		}})
+		if err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.policies = append(s.policies, p)
+	s.mu.Unlock()
+	return nil
+}
+
+// Domain declares a domain kept primed, as the cluster-wide process
+// "domain/PRODUCT".
+func (s *Scheduler) Domain(d Domain) error {
+	reg := s.cache.Registry()
+	if reg.Product(d.Product) == nil {
+		return fmt.Errorf("scheduler: domain: no product named %q", d.Product)
+	}
+	if _, err := reg.ParseKey(d.DomainKey); err != nil {
+		return fmt.Errorf("scheduler: domain of %q: %w", d.Product, err)
+	}
+	dj := &domainJob{Domain: d}
+	return s.add(jobSpec{name: "domain/" + d.Product, schedule: d.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
+		return s.primeDomain(ctx, dj, slot)
+	}})
+}
+
+// Start starts the jobs and, in the background, warming. Jobs added later
+// are refused.
+func (s *Scheduler) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("scheduler: started twice")
+	}
+	s.started = true
+	now := time.Now()
+	for _, j := range s.jobs {
+		opts := append([]gocron.JobOption{
+			gocron.WithName(j.name),
+			gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		}, j.schedule.startOptions(now)...)
+		if !j.cluster {
+			opts = append(opts, gocron.WithDisabledDistributedJobLocker(true))
+		}
+		if _, err := s.gs.NewJob(j.schedule.definition(), gocron.NewTask(s.task(j)), opts...); err != nil {
+			return fmt.Errorf("scheduler: job %q: %w", j.name, err)
+		}
+	}
+	s.gs.Start()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if _, err := s.Warm(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.opts.Logger.Error("warming failed", "err", err)
+		}
+		s.markReady()
+	}()
+	return nil
+}
+
+// task wraps a job's run with its slot, metrics, logging and panic recovery.
+func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
+	return func(ctx context.Context) (err error) {
+		slot, _ := j.schedule.slot(s.opts.Clock.Now())
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				s.opts.Logger.Error("job panicked", "job", j.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = fmt.Errorf("job %s panicked: %v", j.name, r)
+			}
+			s.m.duration.WithLabelValues(j.name).Observe(time.Since(start).Seconds())
+			outcome := "ok"
+			if err != nil {
+				outcome = "failed"
+				s.opts.Logger.Warn("job failed", "job", j.name, "slot", slot, "err", err)
+			}
+			s.m.runs.WithLabelValues(j.name, outcome).Inc()
+		}()
+		return j.run(ctx, slot)
+	}
+}
+
+// Close stops the jobs and warming and waits for running jobs. It does not
+// close the cache, the queue or the store.
+func (s *Scheduler) Close() error {
+	s.cancel()
+	err := s.gs.Shutdown()
+	s.wg.Wait()
+	s.markReady()
+	return err
+}
+
+// Ready reports whether warming has finished (or nothing was to be warmed
+// and the scheduler started).
+func (s *Scheduler) Ready() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady waits until Ready or ctx is done.
+func (s *Scheduler) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Scheduler) markReady() {
+	s.readyOnce.Do(func() {
+		s.m.ready.Set(1)
+		close(s.ready)
+	})
+}
+
+// refreshProduct asks for a refresh of the product's keys this gateway
+// knows, as requested at the slot's start.
+func (s *Scheduler) refreshProduct(ctx context.Context, product string, slot time.Time) error {
+	keys := s.cache.Keys(product)
+	s.mu.Lock()
+	keys = append(keys, s.warmed[product]...)
+	s.mu.Unlock()
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	return s.RefreshKeys(ctx, keys, slot)
+}
+
+// RefreshKeys asks for a refresh of keys requested at time at: it enqueues
+// them when the scheduler has a Queue, else refreshes them now (Concurrency
+// at a time), skipping keys with a value computed after at.
+func (s *Scheduler) RefreshKeys(ctx context.Context, keys []string, at time.Time) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if s.opts.Queue != nil {
+		if err := s.opts.Queue.EnqueueMany(ctx, keys, at); err != nil {
+			return fmt.Errorf("enqueue %d refreshes: %w", len(keys), err)
+		}
+		s.m.requests.WithLabelValues("enqueued").Add(float64(len(keys)))
+		return nil
+	}
+	var (
+		failed   atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+	)
+	s.each(ctx, keys, func(ctx context.Context, key string) {
+		if queue.StoredAfter(ctx, s.cache, key, at) {
+			s.m.requests.WithLabelValues("skipped_fresh").Inc()
+			return
+		}
+		if _, err := s.cache.Refresh(ctx, key); err != nil {
+			s.m.requests.WithLabelValues("failed").Inc()
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = err })
+			return
+		}
+		s.m.requests.WithLabelValues("refreshed").Inc()
+	})
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d of %d refreshes failed, the first: %w", n, len(keys), firstErr)
+	}
+	return ctx.Err()
+}
+
+// each calls fn for every key, Concurrency at a time, until ctx is done.
+func (s *Scheduler) each(ctx context.Context, keys []string, fn func(context.Context, string)) {
+	sem := make(chan struct{}, s.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(ctx, k)
+		})
+	}
+	wg.Wait()
+}
+
+// gocronLogger passes gocron's lines to slog, its routine Info lines
+// (scheduler created, started) as Debug.
+type gocronLogger struct{ l *slog.Logger }
+
+func (g gocronLogger) Debug(msg string, args ...any) { g.l.Debug(msg, args...) }
+func (g gocronLogger) Info(msg string, args ...any)  { g.l.Debug(msg, args...) }
+func (g gocronLogger) Warn(msg string, args ...any)  { g.l.Warn(msg, args...) }
+func (g gocronLogger) Error(msg string, args ...any) { g.l.Error(msg, args...) }

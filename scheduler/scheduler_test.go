@@ -1,0 +1,484 @@
+package scheduler_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/queue"
+	"github.com/kck-go/kck/queue/queuetest"
+	"github.com/kck-go/kck/scheduler"
+)
+
+// fixture: one embedded store shared by the gateways of a test.
+type fixture struct {
+	store *bolt.Store
+	runs  sync.Map // key -> *atomic.Int64, primer runs over all gateways
+	fail  sync.Map // key -> error the primer returns
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	s, err := bolt.Open(t.TempDir(), bolt.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return &fixture{store: s}
+}
+
+func (f *fixture) runsOf(key string) int64 {
+	c, ok := f.runs.Load(key)
+	if !ok {
+		return 0
+	}
+	return c.(*atomic.Int64).Load()
+}
+
+// gateway returns a cache named owner with the products p/{id} (counted,
+// computed from id) and ids (no primer: a value that is Set, a domain).
+func (f *fixture) gateway(t *testing.T, owner string) *cache.Cache {
+	t.Helper()
+	reg := primers.NewRegistry()
+	reg.MustRegister(primers.Product{
+		Name:   "p",
+		Params: []primers.Param{{Name: "id", Kind: primers.Int}},
+		Primer: primers.Func1(func(ctx context.Context, id int64) (any, error) {
+			key := fmt.Sprintf("p/%d", id)
+			c, _ := f.runs.LoadOrStore(key, new(atomic.Int64))
+			c.(*atomic.Int64).Add(1)
+			if err, ok := f.fail.Load(key); ok {
+				return nil, err.(error)
+			}
+			return map[string]any{"id": id, "by": owner}, nil
+		}),
+	}, primers.Product{Name: "ids"})
+	c, err := cache.New(cache.Options{Registry: reg, Store: f.store, Owner: owner, PollInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (f *fixture) scheduler(t *testing.T, o scheduler.Options) *scheduler.Scheduler {
+	t.Helper()
+	s, err := scheduler.New(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// lockedBuffer collects log output written from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Three gateways (three caches with their own Owner over one store) run a
+// process every second: it runs about once per second for the cluster, not
+// once per gateway.
+func TestProcessRunsOncePerSlotAcrossGateways(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	type run struct {
+		gateway string
+		at      time.Time
+	}
+	var (
+		mu   sync.Mutex
+		runs []run
+	)
+	var scheds []*scheduler.Scheduler
+	for i := range 3 {
+		name := fmt.Sprintf("gw-%d", i)
+		s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, name)})
+		require.NoError(t, s.Process("tick", scheduler.Every(time.Second), func(ctx context.Context) error {
+			mu.Lock()
+			runs = append(runs, run{gateway: name, at: time.Now()})
+			mu.Unlock()
+			return nil
+		}))
+		scheds = append(scheds, s)
+	}
+	start := time.Now()
+	for _, s := range scheds {
+		require.NoError(t, s.Start())
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(runs)
+	}
+	require.Eventually(t, func() bool { return count() >= 5 }, 15*time.Second, 10*time.Millisecond)
+	elapsed := time.Since(start)
+	for _, s := range scheds {
+		require.NoError(t, s.Close())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	perGateway := map[string]int{}
+	slots := map[int64]int{}
+	for _, r := range runs {
+		perGateway[r.gateway]++
+		slots[r.at.Add(500*time.Millisecond).Truncate(time.Second).Unix()]++
+	}
+	t.Logf("%d runs in %v over 3 gateways (%v)", len(runs), elapsed.Round(time.Millisecond), perGateway)
+	// Five runs took at least four seconds: one per second, not three.
+	require.GreaterOrEqual(t, elapsed, 4*time.Second)
+	require.LessOrEqual(t, len(runs), int(elapsed/time.Second)+1)
+	for slot, n := range slots {
+		require.Equal(t, 1, n, "slot %v ran %d times", time.Unix(slot, 0), n)
+	}
+}
+
+// The drift case that defeats a lock held only while the job runs: three
+// gateways whose tickers fire up to 0.4 s apart take the same slot once.
+func TestSlotLockerDrift(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	base := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	type gw struct {
+		locker *scheduler.SlotLocker
+		clock  *queuetest.Clock
+	}
+	var gws []gw
+	for i, skew := range []time.Duration{-300 * time.Millisecond, 0, 400 * time.Millisecond} {
+		clock := queuetest.NewClock(base.Add(skew))
+		l := scheduler.NewSlotLocker(f.store, fmt.Sprintf("gw-%d", i), clock)
+		require.NoError(t, l.Add("fast", scheduler.Every(time.Second)))
+		require.NoError(t, l.Add("cron", scheduler.Cron("*/10 * * * * *")))
+		gws = append(gws, gw{l, clock})
+	}
+	for slot := range 5 {
+		for _, job := range []string{"fast", "cron"} {
+			won := 0
+			for _, g := range gws {
+				lock, err := g.locker.Lock(t.Context(), job)
+				if err == nil {
+					won++
+					require.NoError(t, lock.Unlock(t.Context()))
+				} else {
+					require.ErrorIs(t, err, scheduler.ErrOtherGateway)
+				}
+			}
+			if job == "fast" || slot == 0 {
+				require.Equal(t, 1, won, "job %s slot %d", job, slot)
+			}
+		}
+		for _, g := range gws {
+			g.clock.Advance(time.Second)
+		}
+	}
+	_, err := gws[0].locker.Lock(t.Context(), "unknown")
+	require.ErrorContains(t, err, "no schedule")
+}
+
+func TestWarmingFillsTheCacheAndFlipsReady(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.gateway(t, "gw")
+	var logs lockedBuffer
+	s := f.scheduler(t, scheduler.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, s.Product(scheduler.ProductPolicy{
+		Product: "p",
+		Warm:    []string{"p/1", "p/2", "p/01"},
+		WarmKeys: func(ctx context.Context) ([]string, error) {
+			keys := make([]string, 0, 40)
+			for i := 2; i < 40; i++ {
+				keys = append(keys, fmt.Sprintf("p/%d", i))
+			}
+			return keys, nil
+		},
+	}))
+	require.False(t, s.Ready(), "not ready before warming")
+	require.NoError(t, s.Start())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.WaitReady(ctx))
+	require.True(t, s.Ready())
+	for i := 1; i < 40; i++ {
+		key := fmt.Sprintf("p/%d", i)
+		require.EqualValues(t, 1, f.runsOf(key), key)
+		_, ok := c.Peek(key)
+		require.True(t, ok, "%s is in the in-process tier", key)
+	}
+	out := logs.String()
+	require.Contains(t, out, "warming started")
+	require.Contains(t, out, "warming progress")
+	require.Contains(t, out, "keys_total=39")
+	require.Contains(t, out, "warming done")
+	require.Contains(t, out, "keys_failed=0")
+}
+
+func TestWarmingCarriesOnPastFailures(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.fail.Store("p/2", errors.New("source down"))
+	c := f.gateway(t, "gw")
+	s := f.scheduler(t, scheduler.Options{Cache: c})
+	require.NoError(t, s.Product(scheduler.ProductPolicy{
+		Product: "p",
+		Warm:    []string{"p/1", "p/2", "p/3"},
+		WarmKeys: func(ctx context.Context) ([]string, error) {
+			return []string{"p/4", "ids"}, errors.New("listing authors failed")
+		},
+	}))
+	rep, err := s.Warm(t.Context())
+	require.ErrorContains(t, err, "listing authors failed")
+	require.ErrorContains(t, err, `bad warm key "ids"`)
+	require.Equal(t, 4, rep.Keys)
+	require.Equal(t, 1, rep.Failed)
+	for _, k := range []string{"p/1", "p/3", "p/4"} {
+		require.EqualValues(t, 1, f.runsOf(k))
+	}
+	// Ready all the same: a gateway serves what it can.
+	require.NoError(t, s.Start())
+	require.NoError(t, s.WaitReady(t.Context()))
+}
+
+func TestReadyWithoutWarming(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, "gw")})
+	require.NoError(t, s.Start())
+	require.NoError(t, s.WaitReady(t.Context()))
+}
+
+// Each gateway refreshes the keys it holds; a key two gateways hold is
+// computed once per slot, not once per gateway.
+func TestProductRefreshOnEveryGateway(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	var scheds []*scheduler.Scheduler
+	for i := range 2 {
+		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
+		s := f.scheduler(t, scheduler.Options{Cache: c, Registerer: reg})
+		require.NoError(t, s.Product(scheduler.ProductPolicy{Product: "p", Refresh: scheduler.Every(200 * time.Millisecond), Warm: []string{"p/1"}}))
+		_, err := c.Get(t.Context(), fmt.Sprintf("p/%d", 10+i)) // known to this gateway only
+		require.NoError(t, err)
+		scheds = append(scheds, s)
+	}
+	for _, s := range scheds {
+		require.NoError(t, s.Start())
+	}
+	require.Eventually(t, func() bool {
+		return f.runsOf("p/1") >= 5 && f.runsOf("p/10") >= 5 && f.runsOf("p/11") >= 5
+	}, 15*time.Second, 10*time.Millisecond)
+	for _, s := range scheds {
+		require.NoError(t, s.Close())
+	}
+	jobRuns := metricValue(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
+	t.Logf("refresh job ran %v times on 2 gateways; p/1 computed %d times, p/10 %d, p/11 %d",
+		jobRuns, f.runsOf("p/1"), f.runsOf("p/10"), f.runsOf("p/11"))
+	// One warm computation plus about one per slot, though both gateways ask.
+	require.LessOrEqual(t, float64(f.runsOf("p/1")), jobRuns/2+3)
+}
+
+// With a queue, refresh jobs enqueue and the drain job refreshes.
+func TestProductRefreshThroughTheQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.gateway(t, "gw")
+	q, err := f.store.Queue(queue.Config{})
+	require.NoError(t, err)
+	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: c})
+	require.NoError(t, err)
+	s := f.scheduler(t, scheduler.Options{Cache: c, Queue: q, Worker: w, DrainInterval: 50 * time.Millisecond})
+	require.NoError(t, s.Product(scheduler.ProductPolicy{Product: "p", Refresh: scheduler.Every(200 * time.Millisecond), Warm: []string{"p/1"}}))
+	require.NoError(t, s.Start())
+	require.Eventually(t, func() bool { return f.runsOf("p/1") >= 3 }, 10*time.Second, 10*time.Millisecond)
+	// Requests queued from outside are drained too.
+	require.NoError(t, q.Enqueue(t.Context(), "p/99", time.Now()))
+	require.Eventually(t, func() bool { return f.runsOf("p/99") == 1 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// A domain keeps its members primed, once for the cluster; members that
+// leave are no longer refreshed.
+func TestDomainKeepsMembersPrimed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	var scheds []*scheduler.Scheduler
+	var caches []*cache.Cache
+	for i := range 2 {
+		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
+		caches = append(caches, c)
+		s := f.scheduler(t, scheduler.Options{Cache: c, Registerer: reg})
+		require.NoError(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "ids", Schedule: scheduler.Every(100 * time.Millisecond)}))
+		scheds = append(scheds, s)
+	}
+	c := caches[0]
+	_, err := c.Set(t.Context(), "ids", []int{1, 2, 3})
+	require.NoError(t, err)
+	for _, s := range scheds {
+		require.NoError(t, s.Start())
+	}
+	require.Eventually(t, func() bool {
+		return f.runsOf("p/1") == 1 && f.runsOf("p/2") == 1 && f.runsOf("p/3") == 1
+	}, 10*time.Second, 5*time.Millisecond)
+
+	// 1 leaves, 4 joins.
+	ran := func() float64 { return metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
+	_, err = c.Set(t.Context(), "ids", []int{2, 3, 4})
+	require.NoError(t, err)
+	// Wait until every gateway sees the new domain (the other one through
+	// the change feed) and no run that read the old one is still going.
+	require.Eventually(t, func() bool {
+		for _, c := range caches {
+			r, err := c.Get(t.Context(), "ids")
+			if err != nil || string(r.Value) != "[2,3,4]" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond)
+	before := ran()
+	require.Eventually(t, func() bool { return ran() >= before+2 }, 10*time.Second, 5*time.Millisecond)
+	// 1 and 2 lose their values: 2 is primed again, 1 is not.
+	for _, k := range []string{"p/1", "p/2"} {
+		for _, c := range caches {
+			require.NoError(t, c.Invalidate(t.Context(), k))
+		}
+	}
+	require.Eventually(t, func() bool { return f.runsOf("p/4") == 1 && f.runsOf("p/2") == 2 }, 10*time.Second, 5*time.Millisecond)
+	after := ran()
+	require.Eventually(t, func() bool { return ran() >= after+3 }, 10*time.Second, 5*time.Millisecond)
+	require.EqualValues(t, 1, f.runsOf("p/1"), "a member that left is not primed again")
+	require.EqualValues(t, 1, f.runsOf("p/3"), "a primed member is left alone")
+	require.EqualValues(t, 1, f.runsOf("p/4"), "primed once for the cluster")
+	require.Equal(t, 3.0, metricValue(t, reg, "kck_domain_members", "p"))
+	skipped := metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "other_gateway")
+	t.Logf("domain job: %v runs, %v slots taken by the other gateway", ran(), skipped)
+	require.Positive(t, skipped, "the other gateway's attempts at each slot were refused")
+}
+
+func TestDomainMembers(t *testing.T) {
+	t.Parallel()
+	reg := primers.NewRegistry()
+	reg.MustRegister(
+		primers.Product{Name: "p", Params: []primers.Param{{Name: "id", Kind: primers.Int}}},
+		primers.Product{Name: "sales", Params: []primers.Param{{Name: "id", Kind: primers.Int}, {Name: "region", Kind: primers.String}}},
+		primers.Product{Name: "day", Params: []primers.Param{{Name: "d", Kind: primers.Date}, {Name: "on", Kind: primers.Bool}, {Name: "f", Kind: primers.Float}}},
+	)
+	for _, tc := range []struct {
+		name, product, value string
+		want                 []string
+		err                  string
+	}{
+		{"scalars", "p", `[1, 2, 3]`, []string{"p/1", "p/2", "p/3"}, ""},
+		{"one-element sets", "p", `[[1], [2]]`, []string{"p/1", "p/2"}, ""},
+		{"duplicates dropped", "p", `[1, 2, 1]`, []string{"p/1", "p/2"}, ""},
+		{"sets", "sales", `[[1, "eu"], [2, "us/west"], [3, "100%"]]`, []string{"sales/1/eu", "sales/2/us%2Fwest", "sales/3/100%25"}, ""},
+		{"typed", "day", `[["2026-11-01", true, 2.50]]`, []string{"day/2026-11-01/true/2.5"}, ""},
+		{"empty", "p", `[]`, nil, ""},
+		{"bad members kept apart", "p", `[1, "x", [1, 2], null, 4]`, []string{"p/1", "p/4"}, "3 of 5 members are not keys"},
+		{"not an array", "p", `{"a": 1}`, nil, "not a JSON array"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := scheduler.DomainMembers(reg, tc.product, []byte(tc.value))
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestDeclarationsAreChecked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.gateway(t, "gw")
+	_, err := scheduler.New(scheduler.Options{})
+	require.ErrorContains(t, err, "Cache is required")
+	q, err := f.store.Queue(queue.Config{})
+	require.NoError(t, err)
+	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: c})
+	require.NoError(t, err)
+	_, err = scheduler.New(scheduler.Options{Cache: c, Worker: w})
+	require.ErrorContains(t, err, "needs the Queue")
+
+	s := f.scheduler(t, scheduler.Options{Cache: c})
+	noop := func(context.Context) error { return nil }
+	require.NoError(t, s.Process("nightly", scheduler.Cron("0 3 * * *"), noop))
+	require.ErrorContains(t, s.Process("nightly", scheduler.Every(time.Minute), noop), "declared twice")
+	require.ErrorContains(t, s.Process("bad name", scheduler.Every(time.Minute), noop), "must match")
+	require.ErrorContains(t, s.Process("x", scheduler.Cron("not cron"), noop), "not cron")
+	require.ErrorContains(t, s.Process("y", scheduler.Every(0), noop), "empty")
+	require.ErrorContains(t, s.Process("z", scheduler.Every(time.Minute), nil), "nil function")
+	require.ErrorContains(t, s.Product(scheduler.ProductPolicy{Product: "nope"}), "no product")
+	require.ErrorContains(t, s.Product(scheduler.ProductPolicy{Product: "p", Warm: []string{"p/x"}}), "warm key")
+	require.ErrorContains(t, s.Domain(scheduler.Domain{Product: "nope", DomainKey: "ids", Schedule: scheduler.Every(time.Minute)}), "no product")
+	require.ErrorContains(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "p/x", Schedule: scheduler.Every(time.Minute)}), "domain")
+	require.NoError(t, s.Start())
+	require.ErrorContains(t, s.Start(), "started twice")
+	require.ErrorContains(t, s.Process("late", scheduler.Every(time.Minute), noop), "after Start")
+}
+
+// A process that fails or panics is counted and does not stop the others.
+func TestFailingProcess(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, "gw"), Registerer: reg})
+	var ok atomic.Int64
+	require.NoError(t, s.Process("fails", scheduler.Every(50*time.Millisecond), func(context.Context) error { return errors.New("no") }))
+	require.NoError(t, s.Process("panics", scheduler.Every(50*time.Millisecond), func(context.Context) error { panic("boom") }))
+	require.NoError(t, s.Process("works", scheduler.Every(50*time.Millisecond), func(context.Context) error { ok.Add(1); return nil }))
+	require.NoError(t, s.Start())
+	require.Eventually(t, func() bool {
+		return ok.Load() >= 3 &&
+			metricValue(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
+			metricValue(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// metricValue is the value of a gathered series by name and label values
+// (in label-name order); 0 when the series does not exist yet.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}

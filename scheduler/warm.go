@@ -1,0 +1,110 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// WarmReport says what warming did.
+type WarmReport struct {
+	// Keys is how many keys were warmed, Failed how many of them failed.
+	Keys, Failed int
+	Elapsed      time.Duration
+}
+
+// progressEvery is the longest warming goes without a progress line.
+const progressEvery = 5 * time.Second
+
+// Warm reads every key the product policies declare (their Warm lists and
+// WarmKeys generators) through the cache, so that each is in this gateway's
+// in-process tier, loaded from the store or computed (once across the
+// cluster). Progress is logged every tenth of the keys and at least every
+// 5 s. A key that fails is counted and logged, not fatal; a generator that
+// fails is returned, after the other keys were warmed. Start calls Warm; the
+// kck warm command can call it alone.
+func (s *Scheduler) Warm(ctx context.Context) (WarmReport, error) {
+	start := time.Now()
+	log := s.opts.Logger
+	s.mu.Lock()
+	policies := slices.Clone(s.policies)
+	s.mu.Unlock()
+
+	var (
+		keys    []string
+		genErrs []error
+		byProd  = map[string][]string{}
+	)
+	for _, p := range policies {
+		pk := slices.Clone(p.Warm)
+		if p.WarmKeys != nil {
+			gen, err := p.WarmKeys(ctx)
+			if err != nil {
+				log.Error("warming: key generator failed", "product", p.Product, "err", err)
+				genErrs = append(genErrs, fmt.Errorf("product %s: key generator: %w", p.Product, err))
+			}
+			pk = append(pk, gen...)
+		}
+		canon := make([]string, 0, len(pk))
+		for _, k := range pk {
+			key, err := s.cache.Registry().ParseKey(k)
+			if err != nil || key.Name != p.Product {
+				log.Error("warming: skipping a key that is not of its product", "product", p.Product, "key", k, "err", err)
+				genErrs = append(genErrs, fmt.Errorf("product %s: bad warm key %q", p.Product, k))
+				continue
+			}
+			canon = append(canon, key.String())
+		}
+		slices.Sort(canon)
+		canon = slices.Compact(canon)
+		byProd[p.Product] = append(byProd[p.Product], canon...)
+		keys = append(keys, canon...)
+	}
+	s.mu.Lock()
+	for p, ks := range byProd {
+		s.warmed[p] = ks
+	}
+	s.mu.Unlock()
+
+	total := len(keys)
+	rep := WarmReport{Keys: total}
+	if total == 0 {
+		rep.Elapsed = time.Since(start)
+		return rep, errors.Join(genErrs...)
+	}
+	log.Info("warming started", "products", len(byProd), "keys_total", total)
+	var done, failed atomic.Int64
+	var lastLog atomic.Int64 // unix nanos of the last progress line
+	lastLog.Store(start.UnixNano())
+	step := max(1, total/10)
+	s.each(ctx, keys, func(ctx context.Context, key string) {
+		if _, err := s.cache.Get(ctx, key); err != nil {
+			failed.Add(1)
+			s.m.warmKeys.WithLabelValues("failed").Inc()
+			log.Warn("warming: key failed", "key", key, "err", err)
+		} else {
+			s.m.warmKeys.WithLabelValues("ok").Inc()
+		}
+		n := done.Add(1)
+		now := time.Now().UnixNano()
+		last := lastLog.Load()
+		if n == int64(total) {
+			return
+		}
+		if (n%int64(step) == 0 || now-last >= int64(progressEvery)) && lastLog.CompareAndSwap(last, now) {
+			log.Info("warming progress", "keys_done", n, "keys_total", total, "keys_failed", failed.Load(),
+				"elapsed_ms", time.Since(start).Milliseconds())
+		}
+	})
+	rep.Failed = int(failed.Load())
+	rep.Elapsed = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		log.Warn("warming stopped", "keys_done", done.Load(), "keys_total", total, "err", err)
+		return rep, err
+	}
+	log.Info("warming done", "keys_total", total, "keys_failed", rep.Failed, "elapsed_ms", rep.Elapsed.Milliseconds())
+	return rep, errors.Join(genErrs...)
+}
