@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/queue"
+)
+
+// runQueue inspects and repairs the refresh queue of the embedded store.
+func runQueue(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: kck queue [flags] [stats | show KEY... | retry KEY... | remove KEY... | enqueue KEY...]
+
+Inspects and repairs the refresh queue of the embedded store (the gateway must
+be stopped: it holds the store's lock).
+
+  stats          depth, claims, retries waiting, poisoned keys (the default)
+  show KEY...    one row per key: requests, attempts, last error
+  retry KEY...   give poisoned keys a fresh start (queued again, attempts reset)
+  remove KEY...  drop keys from the queue
+  enqueue KEY... queue refreshes, drained when the gateway runs
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cmd, keys := "stats", []string(nil)
+	if fs.NArg() > 0 {
+		cmd, keys = fs.Arg(0), fs.Args()[1:]
+	}
+	switch cmd {
+	case "stats":
+		if len(keys) > 0 {
+			fmt.Fprintln(stderr, "kck queue: stats takes no keys")
+			return 2
+		}
+	case "show", "retry", "remove", "enqueue":
+		if len(keys) == 0 {
+			fmt.Fprintf(stderr, "kck queue: %s needs at least one key\n", cmd)
+			return 2
+		}
+	default:
+		fmt.Fprintf(stderr, "kck queue: unknown action %q\n", cmd)
+		fs.Usage()
+		return 2
+	}
+
+	store, err := bolt.Open(*dataDir, bolt.Options{OpenTimeout: time.Second})
+	if err != nil {
+		fmt.Fprintln(stderr, "kck queue:", err)
+		return 1
+	}
+	defer store.Close()
+	q, err := store.Queue(queue.Config{})
+	if err != nil {
+		fmt.Fprintln(stderr, "kck queue:", err)
+		return 1
+	}
+	ctx := context.Background()
+	if err := queueAction(ctx, q, cmd, keys, stdout); err != nil {
+		fmt.Fprintln(stderr, "kck queue:", err)
+		return 1
+	}
+	return 0
+}
+
+func queueAction(ctx context.Context, q queue.Store, cmd string, keys []string, w io.Writer) error {
+	now := time.Now()
+	switch cmd {
+	case "stats":
+		st, err := q.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "depth %d (claimed %d, waiting to retry %d), oldest request %s ago, most requests %d\n",
+			st.Depth, st.Claimed, st.Delayed, st.OldestAge(now).Round(time.Millisecond), st.MaxRequests)
+		fmt.Fprintf(w, "poisoned %d\n", st.Poisoned)
+		for _, k := range st.PoisonedKeys {
+			fmt.Fprintln(w, "  "+k)
+		}
+	case "show":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tREQUESTS\tFIRST REQUESTED\tWORKER\tATTEMPTS\tPOISONED\tLAST ERROR")
+		for _, k := range keys {
+			it, err := q.Get(ctx, k)
+			if errors.Is(err, queue.ErrNotFound) {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\tnot queued\n", k)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			worker := it.Worker
+			if !it.Claimed(now) {
+				worker = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%t\t%s\n", it.Key, it.Requests,
+				it.FirstRequested.Format(time.RFC3339), worker, it.Attempts, it.Poisoned, it.LastError)
+		}
+		return tw.Flush()
+	case "retry":
+		for _, k := range keys {
+			if err := q.Remove(ctx, k); err != nil {
+				return err
+			}
+		}
+		if err := q.EnqueueMany(ctx, keys, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d keys queued again\n", len(keys))
+	case "remove":
+		for _, k := range keys {
+			if err := q.Remove(ctx, k); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "%d keys removed\n", len(keys))
+	case "enqueue":
+		if err := q.EnqueueMany(ctx, keys, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d keys queued\n", len(keys))
+	}
+	return nil
+}
