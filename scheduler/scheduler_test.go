@@ -131,10 +131,10 @@ func TestProcessRunsOncePerSlotAcrossGateways(t *testing.T) {
 		return len(runs)
 	}
 	require.Eventually(t, func() bool { return count() >= 5 }, 15*time.Second, 10*time.Millisecond)
-	elapsed := time.Since(start)
 	for _, s := range scheds {
 		require.NoError(t, s.Close())
 	}
+	elapsed := time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
 	perGateway := map[string]int{}
@@ -146,7 +146,7 @@ func TestProcessRunsOncePerSlotAcrossGateways(t *testing.T) {
 	t.Logf("%d runs in %v over 3 gateways (%v)", len(runs), elapsed.Round(time.Millisecond), perGateway)
 	// Five runs took at least four seconds: one per second, not three.
 	require.GreaterOrEqual(t, elapsed, 4*time.Second)
-	require.LessOrEqual(t, len(runs), int(elapsed/time.Second)+1)
+	require.LessOrEqual(t, len(runs), int(elapsed/time.Second)+1, "at most one run per slot")
 	for slot, n := range slots {
 		require.Equal(t, 1, n, "slot %v ran %d times", time.Unix(slot, 0), n)
 	}
@@ -292,8 +292,10 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 	jobRuns := metricValue(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
 	t.Logf("refresh job ran %v times on 2 gateways; p/1 computed %d times, p/10 %d, p/11 %d",
 		jobRuns, f.runsOf("p/1"), f.runsOf("p/10"), f.runsOf("p/11"))
-	// One warm computation plus about one per slot, though both gateways ask.
-	require.LessOrEqual(t, float64(f.runsOf("p/1")), jobRuns/2+3)
+	// One warm computation plus about one per slot, though both gateways
+	// ask each slot (a gateway that checks just before the other stores and
+	// starts just after it may compute again: refreshes are at-least-once).
+	require.LessOrEqual(t, float64(f.runsOf("p/1")-1), jobRuns*3/4+1)
 }
 
 // With a queue, refresh jobs enqueue and the drain job refreshes.
