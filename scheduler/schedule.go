@@ -105,3 +105,30 @@ func (s Schedule) slot(now time.Time) (start time.Time, period time.Duration) {
 	}
 	return start, period
 }
+
+// ParseSchedule reads a schedule written in a declaration: a Go duration
+// ("5m", or "every 5m") or a cron expression ("cron 0 * * * *", or one
+// starting with @ such as "@hourly"). It checks the expression, so a typo
+// is reported where it was written, not when the scheduler starts.
+func ParseSchedule(s string) (Schedule, error) {
+	s = strings.TrimSpace(s)
+	var sch Schedule
+	switch {
+	case s == "":
+		return Schedule{}, errors.New("schedule: empty")
+	case strings.HasPrefix(s, "cron "):
+		sch = Cron(strings.TrimPrefix(s, "cron "))
+	case strings.HasPrefix(s, "@"):
+		sch = Cron(s)
+	default:
+		d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(s, "every ")))
+		if err != nil {
+			return Schedule{}, fmt.Errorf("schedule %q: a duration (5m, every 5m) or cron EXPR", s)
+		}
+		sch = Every(d)
+	}
+	if _, err := sch.check(time.UTC, time.Now()); err != nil {
+		return Schedule{}, err
+	}
+	return sch, nil
+}

@@ -148,6 +148,7 @@ type Scheduler struct {
 	jobs     []jobSpec
 	names    map[string]bool
 	policies []ProductPolicy
+	domains  []Domain
 	warmed   map[string][]string // product -> keys warmed at Start
 
 	ready     chan struct{}
@@ -299,9 +300,16 @@ func (s *Scheduler) Domain(d Domain) error {
 		return fmt.Errorf("scheduler: domain of %q: %w", d.Product, err)
 	}
 	dj := &domainJob{Domain: d}
-	return s.add(jobSpec{name: "domain/" + d.Product, schedule: d.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
+	err := s.add(jobSpec{name: "domain/" + d.Product, schedule: d.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
 		return s.primeDomain(ctx, dj, slot)
 	}})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.domains = append(s.domains, d)
+	s.mu.Unlock()
+	return nil
 }
 
 // Start starts the jobs and, in the background, warming. Jobs added later

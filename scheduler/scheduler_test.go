@@ -257,6 +257,37 @@ func TestWarmingCarriesOnPastFailures(t *testing.T) {
 	require.NoError(t, s.WaitReady(t.Context()))
 }
 
+// Warming reads every member of a domain too, so that they are in the
+// in-process tier before Ready, each computed once however many gateways
+// warm at the same time.
+func TestWarmingFillsDomainMembers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var scheds []*scheduler.Scheduler
+	var caches []*cache.Cache
+	for i := range 3 {
+		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
+		s := f.scheduler(t, scheduler.Options{Cache: c})
+		require.NoError(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "ids", Schedule: scheduler.Every(time.Hour)}))
+		caches, scheds = append(caches, c), append(scheds, s)
+	}
+	_, err := caches[0].Set(t.Context(), "ids", []int{7, 8, 9})
+	require.NoError(t, err)
+	for _, s := range scheds {
+		require.NoError(t, s.Start())
+	}
+	for i, s := range scheds {
+		require.NoError(t, s.WaitReady(t.Context()))
+		for _, k := range []string{"p/7", "p/8", "p/9"} {
+			_, ok := caches[i].Peek(k)
+			require.True(t, ok, "gateway %d holds %s at ready", i, k)
+		}
+	}
+	for _, k := range []string{"p/7", "p/8", "p/9"} {
+		require.EqualValues(t, 1, f.runsOf(k), "%s computed once for the cluster", k)
+	}
+}
+
 func TestReadyWithoutWarming(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

@@ -69,3 +69,23 @@ func TestStartAlignsIntervals(t *testing.T) {
 	require.Len(t, Every(time.Second).startOptions(at("2026-11-22T12:00:00.3Z")), 1)
 	require.Empty(t, Cron("@hourly").startOptions(at("2026-11-22T12:00:00.3Z")))
 }
+
+func TestParseSchedule(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"5m":                         "every 5m0s",
+		" every 90s ":                "every 1m30s",
+		"cron */5 * * * *":           "cron */5 * * * *",
+		"cron 0 */5 * * * *":         "cron 0 */5 * * * *",
+		"@hourly":                    "cron @hourly",
+		"cron CRON_TZ=UTC 0 3 * * *": "cron CRON_TZ=UTC 0 3 * * *",
+	} {
+		s, err := ParseSchedule(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, s.String(), in)
+	}
+	for _, in := range []string{"", "soon", "every", "0s", "-1m", "cron", "cron bad", "cron 61 * * * *", "@nope"} {
+		_, err := ParseSchedule(in)
+		require.Error(t, err, in)
+	}
+}

@@ -20,7 +20,7 @@ type WarmReport struct {
 const progressEvery = 5 * time.Second
 
 // Warm reads every key the product policies declare (their Warm lists and
-// WarmKeys generators) through the cache, so that each is in this gateway's
+// WarmKeys generators), and every member of each domain, through the cache, so that each is in this gateway's
 // in-process tier, loaded from the store or computed (once across the
 // cluster). Progress is logged every tenth of the keys and at least every
 // 5 s. A key that fails is counted and logged, not fatal; a generator that
@@ -31,6 +31,7 @@ func (s *Scheduler) Warm(ctx context.Context) (WarmReport, error) {
 	log := s.opts.Logger
 	s.mu.Lock()
 	policies := slices.Clone(s.policies)
+	domains := slices.Clone(s.domains)
 	s.mu.Unlock()
 
 	var (
@@ -68,6 +69,26 @@ func (s *Scheduler) Warm(ctx context.Context) (WarmReport, error) {
 		s.warmed[p] = ks
 	}
 	s.mu.Unlock()
+	// Domain members are warmed too, so that reads of them never miss from
+	// boot on; the domain's process keeps them primed after that. They are
+	// not added to warmed: a member that leaves the domain must stop being
+	// refreshed.
+	for _, d := range domains {
+		r, err := s.cache.Get(ctx, d.DomainKey)
+		if err != nil {
+			log.Error("warming: cannot read the domain", "product", d.Product, "domain", d.DomainKey, "err", err)
+			genErrs = append(genErrs, fmt.Errorf("domain of %s: read %s: %w", d.Product, d.DomainKey, err))
+			continue
+		}
+		members, err := DomainMembers(s.cache.Registry(), d.Product, r.Value)
+		if err != nil {
+			genErrs = append(genErrs, err)
+		}
+		keys = append(keys, members...)
+		byProd[d.Product] = append(byProd[d.Product], members...)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
 
 	total := len(keys)
 	rep := WarmReport{Keys: total}
