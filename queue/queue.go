@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kck-go/kck/cache"
@@ -87,6 +88,19 @@ type Stats struct {
 	OldestRequest time.Time
 	// MaxRequests is the highest request count among those rows.
 	MaxRequests int64
+
+	claimable []Item // for Next
+}
+
+// Next returns the keys a claim of batch rows would take now, in the order
+// Select gives them (what kck queue shows as "next").
+func (s Stats) Next(batch int) []string {
+	sel := Select(slices.Clone(s.claimable), batch)
+	keys := make([]string, len(sel))
+	for i, it := range sel {
+		keys[i] = it.Key
+	}
+	return keys
 }
 
 // OldestAge is how long the oldest waiting request has waited at now.

@@ -130,6 +130,8 @@ func AddToStats(s *Stats, it *Item, now time.Time) {
 		s.Claimed++
 	case now.Before(it.NotBefore):
 		s.Delayed++
+	default:
+		s.claimable = append(s.claimable, *it)
 	}
 	if s.OldestRequest.IsZero() || it.FirstRequested.Before(s.OldestRequest) {
 		s.OldestRequest = it.FirstRequested

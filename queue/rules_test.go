@@ -143,3 +143,21 @@ func TestDefaultBackoff(t *testing.T) {
 	require.Equal(t, 5*time.Minute, queue.DefaultBackoff(10))
 	require.Equal(t, 5*time.Minute, queue.DefaultBackoff(1000))
 }
+
+// Stats.Next names what the next claim takes: claimable rows only, in
+// Select's order.
+func TestStatsNext(t *testing.T) {
+	t.Parallel()
+	items := rows(5, 1, 7, 3)
+	items[1].Worker, items[1].LeaseUntil = "w", t0.Add(time.Hour) // claimed: 7 requests, not next
+	items[2].NotBefore = t0.Add(time.Hour)                        // backing off
+	items[3].Poisoned = true
+	var st queue.Stats
+	for i := range items {
+		queue.AddToStats(&st, &items[i], t0)
+	}
+	require.Equal(t, []string{"r/004", "r/000"}, st.Next(20))
+	require.Equal(t, []string{"r/004"}, st.Next(1))
+	require.Empty(t, queue.Stats{}.Next(20))
+	require.Equal(t, 4, st.Depth)
+}

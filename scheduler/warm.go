@@ -25,14 +25,19 @@ const progressEvery = 5 * time.Second
 // cluster). Progress is logged every tenth of the keys and at least every
 // 5 s. A key that fails is counted and logged, not fatal; a generator that
 // fails is returned, after the other keys were warmed. Start calls Warm; the
-// kck warm command can call it alone.
-func (s *Scheduler) Warm(ctx context.Context) (WarmReport, error) {
+// kck warm command can call it alone. With products named, only their keys
+// are warmed.
+func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, error) {
 	start := time.Now()
 	log := s.opts.Logger
 	s.mu.Lock()
 	policies := slices.Clone(s.policies)
 	domains := slices.Clone(s.domains)
 	s.mu.Unlock()
+	if len(products) > 0 {
+		policies = slices.DeleteFunc(policies, func(p ProductPolicy) bool { return !slices.Contains(products, p.Product) })
+		domains = slices.DeleteFunc(domains, func(d Domain) bool { return !slices.Contains(products, d.Product) })
+	}
 
 	var (
 		keys    []string
