@@ -43,6 +43,7 @@ func AuthorStatsKey(authorID int64) string { return "author_stats/" + strconv.Fo
 //	author/{author_id}        one author
 //	author_stats/{author_id}  counts, years and sales; reads title_list through the cache
 //	top_authors/{n}           the n best-selling authors, 1 <= n <= 100
+//	author_ids                every author id: the domain of title_list
 //	add_title (updater)       {"authorId": 42, "title": "...", "year": 2024}
 func Register(reg *primers.Registry, ds *Dataset) error {
 	authorID := []primers.Param{{Name: "author_id", Kind: primers.Int}}
@@ -68,6 +69,10 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			Params: []primers.Param{{Name: "n", Kind: primers.Int}},
 			Primer: primers.Func1(ds.primeTopAuthors),
 		}),
+		reg.Register(primers.Product{
+			Name:   "author_ids",
+			Primer: primers.PrimerFunc(ds.primeAuthorIDs),
+		}),
 		reg.RegisterUpdater("add_title", primers.UpdaterFunc(ds.updateAddTitle)),
 	)
 }
@@ -77,6 +82,15 @@ func (d *Dataset) primeTitleList(_ context.Context, authorID int64) ([]Title, er
 		return nil, fmt.Errorf("%w: no author %d", primers.ErrNoData, authorID)
 	}
 	return d.TitlesBy(authorID), nil
+}
+
+func (d *Dataset) primeAuthorIDs(context.Context, primers.Key) (any, error) {
+	as := d.Authors()
+	ids := make([]int64, len(as))
+	for i, a := range as {
+		ids[i] = a.ID
+	}
+	return ids, nil
 }
 
 func (d *Dataset) primeAuthor(_ context.Context, authorID int64) (Author, error) {

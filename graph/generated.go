@@ -69,6 +69,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Author      func(childComplexity int, authorID int) int
+		AuthorIds   func(childComplexity int) int
 		AuthorStats func(childComplexity int, authorID int) int
 		Product     func(childComplexity int, key string) int
 		TitleList   func(childComplexity int, authorID int) int
@@ -109,6 +110,7 @@ type QueryResolver interface {
 	Author(ctx context.Context, authorID int) (*model.Author, error)
 	AuthorStats(ctx context.Context, authorID int) (*model.AuthorStats, error)
 	TopAuthors(ctx context.Context, n int) ([]*model.TopAuthor, error)
+	AuthorIds(ctx context.Context) ([]int, error)
 	Product(ctx context.Context, key string) (*model.Product, error)
 }
 
@@ -256,6 +258,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Author(childComplexity, args["authorId"].(int)), true
+	case "Query.authorIds":
+		if e.ComplexityRoot.Query.AuthorIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AuthorIds(childComplexity), true
 	case "Query.authorStats":
 		if e.ComplexityRoot.Query.AuthorStats == nil {
 			break
@@ -470,6 +478,8 @@ type Query {
   authorStats(authorId: Int!): AuthorStats @product(name: "author_stats")
   "The n best-selling authors (1 to 100). Product top_authors/{n}."
   topAuthors(n: Int!): [TopAuthor!] @product(name: "top_authors")
+  "Every author id, ascending: the domain of title_list, kept primed. Product author_ids."
+  authorIds: [Int!] @product(name: "author_ids")
 
   "Any product by key (name/param1/param2), as JSON with its freshness."
   product(key: String!): Product
@@ -1534,6 +1544,29 @@ func (ec *executionContext) fieldContext_Query_topAuthors(ctx context.Context, f
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_authorIds(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_authorIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AuthorIds(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalOInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_authorIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _Query_product(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -3296,6 +3329,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "authorIds":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_authorIds(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "product":
 			field := field
 
@@ -4218,6 +4273,41 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {

@@ -79,6 +79,11 @@ func (r *queryResolver) TopAuthors(ctx context.Context, n int) ([]*model.TopAuth
 	return resolveProduct[[]*model.TopAuthor](ctx, r.Resolver, "top_authors", n)
 }
 
+// AuthorIds is the resolver for the authorIds field.
+func (r *queryResolver) AuthorIds(ctx context.Context) ([]int, error) {
+	return resolveProduct[[]int](ctx, r.Resolver, "author_ids")
+}
+
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, key string) (*model.Product, error) {
 	res, err := r.Cache.Get(ctx, key)

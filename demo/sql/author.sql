@@ -1,4 +1,5 @@
 -- kck:product author(author_id int)
 -- kck:result row
 -- kck:source authors author_id=id
+-- kck:warm_query SELECT id FROM authors ORDER BY id
 SELECT id, name FROM authors WHERE id = :author_id

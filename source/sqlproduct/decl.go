@@ -13,6 +13,10 @@
 //	-- kck:source sales *               a change to sales refreshes every cached instance
 //	-- kck:after_primes author/:author_id      when author/7 is computed, refresh title_list/7
 //	-- kck:after_updates add_title      after the add_title updater, refresh title_list/<its input's author_id>
+//	-- kck:refresh 10m                  optional: refresh the cached instances every 10m (or cron EXPR, @hourly)
+//	-- kck:warm title_list/1 title_list/2       optional: compute these keys at boot
+//	-- kck:warm_query SELECT id FROM authors    optional: and one key per row of this query (columns = parameters)
+//	-- kck:domain author_ids 1m         optional: keep every member listed by the product author_ids primed, checked every 1m
 //	SELECT id, author_id AS "authorId", title, year FROM titles
 //	WHERE author_id = :author_id ORDER BY year, id
 //
@@ -54,6 +58,7 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/scheduler"
 )
 
 // Param is a typed parameter or updater input field.
@@ -83,8 +88,17 @@ type Product struct {
 	Sources      []Source
 	AfterPrimes  []string // key templates of other products, e.g. author/:author_id
 	AfterUpdates []string // updater names
-	SQL          string   // with $n placeholders
-	Args         []string // parameter name of each $n
+	// Refresh is the schedule of periodic refresh ("10m", "cron 0 * * * *").
+	Refresh string
+	// Warm lists keys to compute at boot; WarmQuery is SQL whose rows are
+	// parameter sets of more keys to warm.
+	Warm      []string
+	WarmQuery string
+	// Domain is the key of a product listing this product's members, kept
+	// primed on DomainSchedule (default 1m).
+	Domain, DomainSchedule string
+	SQL                    string   // with $n placeholders
+	Args                   []string // parameter name of each $n
 }
 
 // Statement is one SQL statement of an updater, with its placeholders.
@@ -245,6 +259,44 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 				return fail(n, "kck:after_updates takes updater names, on a product")
 			}
 			p.AfterUpdates = append(p.AfterUpdates, strings.Fields(val)...)
+		case "refresh":
+			if p == nil {
+				return fail(n, "kck:refresh is for products")
+			}
+			if _, err := scheduler.ParseSchedule(val); err != nil {
+				return fail(n, "kck:refresh: %v", err)
+			}
+			p.Refresh = val
+		case "warm":
+			if p == nil || val == "" {
+				return fail(n, "kck:warm takes keys of the product, on a product")
+			}
+			for _, k := range strings.Fields(val) {
+				if name, _, _ := strings.Cut(k, "/"); name != p.Name {
+					return fail(n, "kck:warm: %q is not a key of %s", k, p.Name)
+				}
+			}
+			p.Warm = append(p.Warm, strings.Fields(val)...)
+		case "warm_query":
+			if p == nil || val == "" {
+				return fail(n, "kck:warm_query takes a query, on a product")
+			}
+			if strings.Contains(val, ":") {
+				return fail(n, "kck:warm_query takes no parameters")
+			}
+			p.WarmQuery = val
+		case "domain":
+			f := strings.Fields(val)
+			if p == nil || len(f) == 0 {
+				return fail(n, "kck:domain takes the key of a product listing the members, on a product")
+			}
+			p.Domain, p.DomainSchedule = f[0], "1m"
+			if len(f) > 1 {
+				p.DomainSchedule = strings.Join(f[1:], " ")
+			}
+			if _, err := scheduler.ParseSchedule(p.DomainSchedule); err != nil {
+				return fail(n, "kck:domain: %v", err)
+			}
 		case "affects":
 			if u == nil {
 				return fail(n, "kck:affects is for updaters")

@@ -20,6 +20,7 @@ import (
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/scheduler"
 	"github.com/kck-go/kck/source"
 	"github.com/kck-go/kck/source/sqlproduct"
 )
@@ -75,6 +76,13 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		{"-- kck:updater u(a int)\n-- kck:insert\nINSERT INTO x VALUES (:a)", "need kck:key, kck:insert and kck:update"},
 		{"-- kck:product p(n int 5..1)\nSELECT 1", "a range is MIN..MAX on an int"},
 		{"-- kck:product p(s string)\nSELECT 'unterminated", "unterminated ' quote"},
+		{"-- kck:product p(id int)\n-- kck:refresh soon\nSELECT 1", `p.sql:2: kck:refresh: schedule "soon"`},
+		{"-- kck:product p(id int)\n-- kck:refresh cron 61 * * * *\nSELECT 1", "p.sql:2: kck:refresh: schedule"},
+		{"-- kck:product p(id int)\n-- kck:warm q/1\nSELECT 1", `p.sql:2: kck:warm: "q/1" is not a key of p`},
+		{"-- kck:product p(id int)\n-- kck:warm_query SELECT id FROM t WHERE x = :id\nSELECT 1", "p.sql:2: kck:warm_query takes no parameters"},
+		{"-- kck:product p(id int)\n-- kck:domain\nSELECT 1", "p.sql:2: kck:domain takes the key"},
+		{"-- kck:product p(id int)\n-- kck:domain ids every\nSELECT 1", "p.sql:2: kck:domain: schedule"},
+		{"-- kck:updater u(a int)\n-- kck:refresh 1m\nSELECT 1", "p.sql:2: kck:refresh is for products"},
 	} {
 		_, err := sqlproduct.Load(writeFiles(t, map[string]string{"p.sql": tc.body}))
 		require.Error(t, err, tc.body)
@@ -401,4 +409,43 @@ UPDATE notes SET body = :body WHERE id = :id RETURNING id, body;`,
 	var n int
 	require.NoError(t, p.QueryRow(ctx(t), `SELECT count(*) FROM notes`).Scan(&n))
 	assert.Equal(t, 1, n)
+}
+
+// The demo's kck:warm, kck:warm_query and kck:domain headers warm every
+// author (keys from a query over Postgres), every member of title_list's
+// domain and top_authors/10; kck:refresh declares the refresh job.
+func TestScheduleHeaders(t *testing.T) {
+	t.Parallel()
+	_, sqlCache, p, decls, reg := demoSetup(t)
+	s, err := scheduler.New(scheduler.Options{Cache: sqlCache})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.NoError(t, decls.Schedule(s, p, reg))
+	authors := len(demo.NewDataset().Authors())
+	rep, err := s.Warm(ctx(t))
+	require.NoError(t, err)
+	require.Equal(t, 2*authors+1, rep.Keys)
+	require.Zero(t, rep.Failed)
+	for _, k := range []string{"author/1", fmt.Sprintf("author/%d", authors), "title_list/150", "top_authors/10"} {
+		_, ok := sqlCache.Peek(k)
+		require.True(t, ok, k)
+	}
+	_, ok := sqlCache.Peek("top_authors/3")
+	require.False(t, ok, "only the declared keys")
+	err = s.Product(scheduler.ProductPolicy{Product: "top_authors", Refresh: scheduler.Every(time.Minute)})
+	require.ErrorContains(t, err, `job "refresh/top_authors" declared twice`, "kck:refresh declared the job")
+
+	// A warm query whose rows do not fit the product's parameters is an
+	// error that names the file.
+	bad, err := sqlproduct.Load(writeFiles(t, map[string]string{"a.sql": "-- kck:product a(id int)\n-- kck:warm_query SELECT 'x'\nSELECT :id AS id"}))
+	require.NoError(t, err)
+	reg2 := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg2, p, bad)
+	require.NoError(t, err)
+	s2, err := scheduler.New(scheduler.Options{Cache: newCache(t, reg2)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s2.Close() })
+	require.NoError(t, bad.Schedule(s2, p, reg2))
+	_, err = s2.Warm(ctx(t))
+	require.ErrorContains(t, err, "a.sql: kck:warm_query row 1")
 }
