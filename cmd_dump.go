@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
 )
 
-// runDump writes every live entry of the embedded store as JSON lines.
+// runDump writes every live entry of the store as JSON lines.
 func runDump(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dump", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
-	out := fs.String("out", "-", "file to write; - for standard output")
+	sf := addStoreFlags(fs)
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kck dump [flags]\n\nWrites every live product entry of the embedded store (key, value, version,\ntimes) as one JSON object per line; kck load reads it back. The gateway must\nbe stopped: it holds the store's lock.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: kck dump [flags] [FILE]\n\nWrites every live product entry of the store (key, value, version, times) as\none JSON object per line to FILE (or standard output, or -); kck load reads\nit back, identical.\n"+storeUsage+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -29,26 +28,37 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kck dump: unexpected arguments %v\n", fs.Args())
+	if err := sf.check(); err != nil {
+		fmt.Fprintf(stderr, "kck dump: %v\n", err)
 		return 2
 	}
-	store, err := bolt.Open(*dataDir, bolt.Options{OpenTimeout: time.Second})
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "kck dump: one file at most, got %v\n", fs.Args())
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	store, err := sf.open(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "kck dump:", err)
 		return 1
 	}
 	defer store.Close()
+	scanner, ok := store.(cache.Scanner)
+	if !ok {
+		fmt.Fprintf(stderr, "kck dump: the %s store cannot list its entries\n", sf.kind)
+		return 1
+	}
 	w := stdout
 	var f *os.File
-	if *out != "-" {
-		if f, err = os.Create(*out); err != nil {
+	if fs.NArg() == 1 && fs.Arg(0) != "-" {
+		if f, err = os.Create(fs.Arg(0)); err != nil {
 			fmt.Fprintln(stderr, "kck dump:", err)
 			return 1
 		}
 		w = f
 	}
-	n, err := cache.Dump(context.Background(), store, w)
+	n, err := cache.Dump(ctx, scanner, w)
 	if f != nil {
 		err = errors.Join(err, f.Close())
 	}

@@ -10,27 +10,26 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
-	"github.com/kck-go/kck/cache/cassandra"
 )
 
 // runLoad puts the entries of a dump into the embedded store or Cassandra.
 func runLoad(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
-	storeKind := fs.String("store", envOr("KCK_STORE", "embedded"), "store: embedded or cassandra (KCK_STORE)")
-	ccfg := cassandra.ConfigFromEnv()
-	cassandraFlags(fs, &ccfg)
+	sf := addStoreFlags(fs)
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kck load [flags] [FILE]\n\nPuts the entries of a kck dump (FILE, or standard input) into the store,\nkeeping their versions: an entry older than the stored one stays out, so\nloading twice is harmless. The embedded store must not be in use by a\nrunning gateway.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: kck load [flags] [FILE]\n\nPuts the entries of a kck dump (FILE, or standard input) into the store,\nkeeping their versions: an entry older than the stored one stays out, so\nloading twice is harmless. A dump of one store loads into the other.\n"+storeUsage+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if err := sf.check(); err != nil {
+		fmt.Fprintf(stderr, "kck load: %v\n", err)
 		return 2
 	}
 	if fs.NArg() > 1 {
@@ -49,19 +48,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	var (
-		store cache.Store
-		err   error
-	)
-	switch *storeKind {
-	case "embedded":
-		store, err = bolt.Open(*dataDir, bolt.Options{OpenTimeout: time.Second})
-	case "cassandra":
-		store, err = cassandra.Open(ctx, ccfg)
-	default:
-		fmt.Fprintf(stderr, "kck load: --store must be embedded or cassandra, not %q\n", *storeKind)
-		return 2
-	}
+	store, err := sf.open(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "kck load:", err)
 		return 1

@@ -9,22 +9,23 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/queue"
 )
 
-// runQueue inspects and repairs the refresh queue of the embedded store.
+// runQueue inspects and repairs the refresh queue in the store.
 func runQueue(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
+	sf := addStoreFlags(fs)
+	next := fs.Int("next", 20, "with stats: how many of the next keys to list")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: kck queue [flags] [stats | show KEY... | retry KEY... | remove KEY... | enqueue KEY...]
 
-Inspects and repairs the refresh queue of the embedded store (the gateway must
-be stopped: it holds the store's lock).
+Inspects and repairs the refresh queue, which lives in the store and is shared
+by every gateway on it. `+storeUsage+`
 
-  stats          depth, claims, retries waiting, poisoned keys (the default)
+  stats          depth, claims, retries waiting, poisoned keys, and the keys
+                 the next claim takes (the default)
   show KEY...    one row per key: requests, attempts, last error
   retry KEY...   give poisoned keys a fresh start (queued again, attempts reset)
   remove KEY...  drop keys from the queue
@@ -60,26 +61,31 @@ Flags:`)
 		return 2
 	}
 
-	store, err := bolt.Open(*dataDir, bolt.Options{OpenTimeout: time.Second})
+	if err := sf.check(); err != nil {
+		fmt.Fprintln(stderr, "kck queue:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := sf.open(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "kck queue:", err)
 		return 1
 	}
 	defer store.Close()
-	q, err := store.Queue(queue.Config{})
+	q, err := openQueue(store, queue.Config{})
 	if err != nil {
 		fmt.Fprintln(stderr, "kck queue:", err)
 		return 1
 	}
-	ctx := context.Background()
-	if err := queueAction(ctx, q, cmd, keys, stdout); err != nil {
+	if err := queueAction(ctx, q, cmd, keys, *next, stdout); err != nil {
 		fmt.Fprintln(stderr, "kck queue:", err)
 		return 1
 	}
 	return 0
 }
 
-func queueAction(ctx context.Context, q queue.Store, cmd string, keys []string, w io.Writer) error {
+func queueAction(ctx context.Context, q queue.Store, cmd string, keys []string, next int, w io.Writer) error {
 	now := time.Now()
 	switch cmd {
 	case "stats":
@@ -92,6 +98,12 @@ func queueAction(ctx context.Context, q queue.Store, cmd string, keys []string, 
 		fmt.Fprintf(w, "poisoned %d\n", st.Poisoned)
 		for _, k := range st.PoisonedKeys {
 			fmt.Fprintln(w, "  "+k)
+		}
+		if keys := st.Next(next); len(keys) > 0 {
+			fmt.Fprintf(w, "next %d\n", len(keys))
+			for _, k := range keys {
+				fmt.Fprintln(w, "  "+k)
+			}
 		}
 	case "show":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -84,7 +84,7 @@ func TestDumpAndLoadCommands(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "dump.jsonl")
 	var out, errOut bytes.Buffer
-	require.Equal(t, 0, runDump([]string{"--data-dir", src, "--out", file}, &out, &errOut), errOut.String())
+	require.Equal(t, 0, runDump([]string{"--data-dir", src, file}, &out, &errOut), errOut.String())
 	require.Contains(t, errOut.String(), "3 entries")
 	out.Reset()
 	require.Equal(t, 0, runDump([]string{"--data-dir", src}, &out, &errOut))
@@ -102,5 +102,5 @@ func TestDumpAndLoadCommands(t *testing.T) {
 	require.EqualValues(t, 102, e.Version)
 
 	require.Equal(t, 2, runLoad([]string{"--store", "nope", file}, &out, &errOut))
-	require.Equal(t, 2, runDump([]string{"--data-dir", src, "extra"}, &out, &errOut))
+	require.Equal(t, 2, runDump([]string{"--data-dir", src, file, "extra"}, &out, &errOut))
 }

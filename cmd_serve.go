@@ -42,6 +42,12 @@ type serveConfig struct {
 	PostgresURL string
 	// SQLDir holds the SQL product declarations; empty: the demo's.
 	SQLDir string
+	// Scheduler runs periodic refresh, warming, domains and the refresh
+	// queue's worker; ReadyAfterWarm keeps /readyz failing until warming is
+	// done; DrainInterval is how often the worker looks at the queue.
+	Scheduler      bool
+	ReadyAfterWarm bool
+	DrainInterval  time.Duration
 }
 
 func envOr(name, def string) string {
@@ -53,6 +59,13 @@ func envOr(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(envOr(name, "")); err == nil {
 		return v
 	}
 	return def
@@ -81,6 +94,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	cassandraFlags(fs, &c.Cassandra)
 	fs.StringVar(&c.PostgresURL, "postgres-url", envOr("KCK_POSTGRES_URL", ""), "serve SQL products from this PostgreSQL database (KCK_POSTGRES_URL)")
 	fs.StringVar(&c.SQLDir, "sql-dir", envOr("KCK_SQL_DIR", ""), "folder of SQL product declarations; default: the demo's (KCK_SQL_DIR)")
+	fs.BoolVar(&c.Scheduler, "scheduler", envBool("KCK_SCHEDULER", true), "run periodic refresh, boot warming, domains and the refresh-queue worker (KCK_SCHEDULER)")
+	fs.BoolVar(&c.ReadyAfterWarm, "ready-after-warm", envBool("KCK_READY_AFTER_WARM", true), "report /readyz only once boot warming is done (KCK_READY_AFTER_WARM)")
+	fs.DurationVar(&c.DrainInterval, "drain-interval", envDuration("KCK_DRAIN_INTERVAL", time.Second), "how often the worker claims from the refresh queue (KCK_DRAIN_INTERVAL)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	fs.Usage = func() {
@@ -98,6 +114,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
 		return c, errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
+	}
+	if c.DrainInterval <= 0 {
+		return c, errors.New("serve: --drain-interval must be positive")
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
@@ -183,6 +202,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	defer c.Close()
 	if err := prods.start(ctx, c, cfg, log, promReg); err != nil {
 		return err
+	}
+	if cfg.Scheduler {
+		sched, err := startScheduler(c, prods, cfg, log, promReg)
+		if err != nil {
+			return err
+		}
+		defer sched.Close()
+		if cfg.ReadyAfterWarm {
+			prods.readyChecks["warming"] = func(context.Context) error {
+				if !sched.Ready() {
+					return errors.New("boot warming is not done")
+				}
+				return nil
+			}
+		}
 	}
 
 	gw, err := gateway.New(gateway.Options{

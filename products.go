@@ -17,6 +17,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/scheduler"
 	"github.com/kck-go/kck/source"
 	"github.com/kck-go/kck/source/sqlproduct"
 )
@@ -31,6 +32,8 @@ type products struct {
 	pool        *pgxpool.Pool
 	listener    *source.Listener
 	refresher   *refresher
+	// ds is the Go demo's dataset (nil with Postgres).
+	ds *demo.Dataset
 	// live is set once the refresher runs; the cache's OnStored hook reads
 	// it from other goroutines.
 	live    atomic.Pointer[refresher]
@@ -53,6 +56,7 @@ func loadProducts(ctx context.Context, cfg serveConfig, log *slog.Logger) (*prod
 			return nil, err
 		}
 		p.closers = append(p.closers, func() { _ = ds.Close() })
+		p.ds = ds
 		if err := demo.Register(p.reg, ds); err != nil {
 			return nil, fmt.Errorf("register demo products: %w", err)
 		}
@@ -124,6 +128,16 @@ func (p *products) start(ctx context.Context, c *cache.Cache, cfg serveConfig, l
 		return nil
 	}
 	return nil
+}
+
+// schedule declares the products' refresh, warming and domains: the Go
+// demo's policies, or the kck:refresh, kck:warm and kck:domain headers of
+// the SQL products.
+func (p *products) schedule(s *scheduler.Scheduler) error {
+	if p.decls != nil {
+		return p.decls.Schedule(s, p.pool, p.reg)
+	}
+	return demo.Schedule(s, p.ds)
 }
 
 // onStored applies after_primes rules.

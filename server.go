@@ -22,6 +22,11 @@ var commands = []struct {
 	{"migrate", "create the Cassandra keyspace and tables, install Postgres change triggers", runMigrate},
 	{"demo", "demo load: put the demo dataset into Postgres", runDemo},
 	{"check", "check SQL products against the database and the GraphQL schema", runCheck},
+	{"warm", "compute the keys products declare to warm, as a gateway does at boot", runWarm},
+	{"refresh", "recompute products by key now, or queue them (--queue)", runRefresh},
+	{"queue", "the refresh queue: depth, next keys, poisoned keys; retry, remove, enqueue", runQueue},
+	{"dump", "write every stored product entry as JSON lines", runDump},
+	{"load", "put the entries of a dump back into a store", runLoad},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/internal/pgtest"
+)
+
+// metric reads one sample of the gateway's /metrics, e.g.
+// `kck_cache_reads_total{outcome="miss"}`; 0 when absent.
+func metric(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	require.NoError(t, err)
+	return v
+}
+
+func readyz(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The demo gateway warms at boot: once /readyz says ready, every author,
+// every member of title_list's domain and top_authors/10 is served from
+// memory, with no primer run.
+func TestServeWarmsBeforeReady(t *testing.T) {
+	t.Parallel()
+	base, stop := startServe(t, testConfig(t, t.TempDir()))
+	defer func() { require.NoError(t, stop()) }()
+	require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond)
+
+	authors := len(demo.NewDataset().Authors())
+	require.Equal(t, float64(2*authors+1), metric(t, base, `kck_warm_keys_total{outcome="ok"}`), "authors, title lists (the domain's members) and top_authors/10")
+	require.Equal(t, 1.0, metric(t, base, "kck_warm_done"))
+	runs := metric(t, base, `kck_primer_runs_total{product="title_list"}`)
+	require.Equal(t, float64(authors), runs)
+	hits := metric(t, base, `kck_cache_reads_total{outcome="hit_memory"}`)
+	for _, q := range []string{
+		`{"query":"{ titleList(authorId: 250) { id } author(authorId: 17) { name } topAuthors(n: 10) { authorId } }"}`,
+		`{"query":"{ titleList(authorId: 1) { id } authorIds }"}`,
+	} {
+		v := postJSON(t, base+"/graphql", q)
+		require.Nil(t, v["errors"], "%v", v)
+	}
+	require.Equal(t, runs, metric(t, base, `kck_primer_runs_total{product="title_list"}`), "no primer ran")
+	require.Equal(t, hits+5, metric(t, base, `kck_cache_reads_total{outcome="hit_memory"}`), "all five from memory")
+}
+
+// A gateway whose warming takes time reports not ready until it is done
+// (here a warm query that sleeps in Postgres); --ready-after-warm=false
+// reports ready at once.
+func TestServeOnPostgresNotReadyWhileWarming(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	dir := t.TempDir()
+	require.NoError(t, fs.WalkDir(demo.SQL(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := fs.ReadFile(demo.SQL(), p)
+		if err != nil {
+			return err
+		}
+		if p == "author.sql" {
+			raw = []byte(strings.Replace(string(raw), "SELECT id FROM authors ORDER BY id",
+				"SELECT id FROM authors, (SELECT pg_sleep(1.5)) slow ORDER BY id", 1))
+			require.Contains(t, string(raw), "pg_sleep")
+		}
+		return os.WriteFile(filepath.Join(dir, p), raw, 0o644)
+	}))
+
+	for _, waitForWarming := range []bool{true, false} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.PostgresURL, cfg.SQLDir, cfg.ReadyAfterWarm = url, dir, waitForWarming
+		base, stop := startServe(t, cfg)
+		code, body := readyz(t, base)
+		if waitForWarming {
+			require.Equal(t, http.StatusServiceUnavailable, code, body)
+			require.Contains(t, body, "warming")
+			require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond)
+			require.Equal(t, 1.0, metric(t, base, "kck_warm_done"))
+			require.Equal(t, 601.0, metric(t, base, `kck_warm_keys_total{outcome="ok"}`))
+		} else {
+			require.Equal(t, 200, code, body)
+			require.Equal(t, 0.0, metric(t, base, "kck_warm_done"), "still warming")
+		}
+		require.NoError(t, stop())
+	}
+}
+
+// kck warm, kck refresh, kck queue, kck dump and kck load on the embedded
+// store, as an operator runs them with the gateway stopped.
+func TestWarmRefreshQueueCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kck := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	for _, c := range []string{"warm", "refresh", "queue", "dump", "load"} {
+		code, _, help := kck(c, "--help")
+		require.Equal(t, 0, code, c)
+		require.Contains(t, help, "Usage: kck "+c, c)
+		require.Contains(t, help, "-store", c)
+	}
+
+	code, out, errOut := kck("warm", "--data-dir", dir, "top_authors")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "top_authors: 1 keys, 0 failed")
+	require.Contains(t, errOut, "warming done")
+	code, out, _ = kck("dump", "--data-dir", dir)
+	require.Equal(t, 0, code)
+	require.Equal(t, 1, strings.Count(out, "\n"))
+	require.Contains(t, out, `"key":"top_authors/10"`)
+
+	code, out, errOut = kck("warm", "--data-dir", dir)
+	require.Equal(t, 0, code, errOut)
+	authors := len(demo.NewDataset().Authors())
+	require.Contains(t, out, "every product: "+strconv.Itoa(2*authors+1)+" keys, 0 failed")
+	code, out, _ = kck("dump", "--data-dir", dir)
+	require.Equal(t, 0, code)
+	require.Equal(t, 2*authors+2, strings.Count(out, "\n"), "each warmed key stored once, and the domain author_ids")
+
+	code, out, errOut = kck("refresh", "--data-dir", dir, "title_list/042")
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `^title_list/42 version \d+ computed at `, out)
+
+	code, _, errOut = kck("refresh", "--data-dir", dir, "title_list/1", "nope/1")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "no product named nope")
+	code, _, errOut = kck("warm", "--data-dir", dir, "nope")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `no product named "nope"`)
+	code, _, _ = kck("refresh", "--data-dir", dir)
+	require.Equal(t, 2, code, "no key")
+	code, _, errOut = kck("refresh", "--store", "cassandra", "--cassandra-hosts", "", "a/1")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "needs --cassandra-hosts")
+
+	code, out, errOut = kck("refresh", "--data-dir", dir, "--queue", "title_list/5", "title_list/6", "title_list/5")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "3 keys queued")
+	code, out, _ = kck("queue", "--data-dir", dir)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "depth 2")
+	require.Contains(t, out, "next 2\n  title_list/5\n  title_list/6\n", "the most requested first")
+}
