@@ -329,13 +329,17 @@ func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key s
 		name, _ := primers.SplitName(key)
 		return Result{}, &primers.KeyError{Key: key, Reason: "no product named " + name + " and no value set", Err: primers.ErrUnknownProduct}
 	}
-	return c.compute(ctx, k, key, 0)
+	return c.compute(ctx, k, key, 0, true)
 }
 
 // compute runs the primer for k under the key's lease and stores the result.
 // A value already stored by another process with a version above minVersion
-// is taken instead of computing again.
-func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64) (Result, error) {
+// is taken instead of computing again. afterMiss says the caller found
+// nothing in the store: then the store is read again once the lease is
+// held, since another gateway may have stored the value and released the
+// lease between that read and our Acquire (a refresh must not do this: it
+// recomputes whatever is stored).
+func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool) (Result, error) {
 	p := c.reg.Product(k.Name)
 	if p.Primer == nil {
 		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
@@ -372,6 +376,11 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 			c.storeFailed("release", key, err)
 		}
 	}()
+	if afterMiss {
+		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
+			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+		}
+	}
 	version := c.nextVersion(minVersion)
 	started := c.clock.Now()
 	value, err := c.runPrimer(ctx, p, k, key)
@@ -576,7 +585,7 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 	ch := c.flight.DoChan("refresh\x00"+canonical, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
 		defer cancel()
-		r, err := c.compute(fctx, k, canonical, floor)
+		r, err := c.compute(fctx, k, canonical, floor, false)
 		return loadResult{r: r, err: err}, nil
 	})
 	var lr loadResult

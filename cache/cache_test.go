@@ -198,6 +198,50 @@ func TestStampedeComputesOnce(t *testing.T) {
 	require.Equal(t, int64(1), f.counter("slow").Load(), "1,000 concurrent misses must run the primer once")
 }
 
+// missThenHook is a store whose first Get of a key misses and, before it
+// returns, runs hook: the window in which another gateway computes the key,
+// stores it and releases its lease.
+type missThenHook struct {
+	cache.Store
+	once sync.Once
+	hook func()
+}
+
+func (s *missThenHook) Get(ctx context.Context, key string) (cache.Entry, error) {
+	e, err := s.Store.Get(ctx, key)
+	s.once.Do(func() {
+		s.hook()
+		e, err = cache.Entry{}, cache.ErrNotFound
+	})
+	return e, err
+}
+
+// A gateway that missed in the store just before another gateway stored the
+// value and released the lease takes that value instead of computing again:
+// the store is read again under the lease (found on Cassandra, where the
+// window is milliseconds wide).
+func TestMissAfterAnotherGatewayStoredIsNotComputedAgain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	a := f.cache(t)
+	late := &missThenHook{Store: f.store}
+	late.hook = func() {
+		_, err := a.Get(context.Background(), "square/4")
+		require.NoError(t, err)
+	}
+	b := f.cache(t, func(o *cache.Options) { o.Store = late })
+	r, err := b.Get(context.Background(), "square/4")
+	require.NoError(t, err)
+	require.Equal(t, cache.TierStore, r.Tier)
+	require.EqualValues(t, 1, f.counter("square").Load(), "computed once, by the first gateway")
+
+	// A refresh still recomputes whatever is stored.
+	_, err = b.Refresh(context.Background(), "square/4")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, f.counter("square").Load())
+}
+
 func TestSoftExpiryServesStaleAndRefreshes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
