@@ -16,17 +16,22 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/queue/queuetest"
 	"github.com/kck-go/kck/scheduler"
 )
 
-// fixture: one embedded store shared by the gateways of a test.
+// fixture: one embedded store shared by the gateways of a test, or one
+// Cassandra keyspace that each gateway reaches with its own session.
 type fixture struct {
 	store *bolt.Store
-	runs  sync.Map // key -> *atomic.Int64, primer runs over all gateways
-	fail  sync.Map // key -> error the primer returns
+	// open gives each gateway its store; default the embedded one.
+	open func(t *testing.T) cache.Store
+	runs sync.Map // key -> *atomic.Int64, primer runs over all gateways
+	fail sync.Map // key -> error the primer returns
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -34,7 +39,32 @@ func newFixture(t *testing.T) *fixture {
 	s, err := bolt.Open(t.TempDir(), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	return &fixture{store: s}
+	f := &fixture{store: s}
+	f.open = func(*testing.T) cache.Store { return f.store }
+	return f
+}
+
+// newCassandraFixture: the gateways share a fresh keyspace of the real
+// cluster, each over its own session, as gateway processes do.
+func newCassandraFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg := cassandratest.Keyspace(t)
+	return &fixture{open: func(t *testing.T) cache.Store {
+		s, err := cassandra.Open(t.Context(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}}
+}
+
+// stores runs fn against each real store.
+func stores(t *testing.T, fn func(t *testing.T, f *fixture)) {
+	for name, newF := range map[string]func(*testing.T) *fixture{"embedded": newFixture, "cassandra": newCassandraFixture} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newF(t))
+		})
+	}
 }
 
 func (f *fixture) runsOf(key string) int64 {
@@ -63,7 +93,7 @@ func (f *fixture) gateway(t *testing.T, owner string) *cache.Cache {
 			return map[string]any{"id": id, "by": owner}, nil
 		}),
 	}, primers.Product{Name: "ids"})
-	c, err := cache.New(cache.Options{Registry: reg, Store: f.store, Owner: owner, PollInterval: 5 * time.Millisecond})
+	c, err := cache.New(cache.Options{Registry: reg, Store: f.open(t), Owner: owner, PollInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -97,10 +127,14 @@ func (b *lockedBuffer) String() string {
 
 // Three gateways (three caches with their own Owner over one store) run a
 // process every second: it runs about once per second for the cluster, not
-// once per gateway.
+// once per gateway. On both stores: on Cassandra the slot lease is a
+// lightweight transaction between three sessions.
 func TestProcessRunsOncePerSlotAcrossGateways(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	stores(t, testProcessRunsOncePerSlot)
+}
+
+func testProcessRunsOncePerSlot(t *testing.T, f *fixture) {
 	type run struct {
 		gateway string
 		at      time.Time
@@ -262,7 +296,10 @@ func TestWarmingCarriesOnPastFailures(t *testing.T) {
 // warm at the same time.
 func TestWarmingFillsDomainMembers(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	stores(t, testWarmingFillsDomainMembers)
+}
+
+func testWarmingFillsDomainMembers(t *testing.T, f *fixture) {
 	var scheds []*scheduler.Scheduler
 	var caches []*cache.Cache
 	for i := range 3 {
