@@ -6,6 +6,7 @@
 //	cache_entries (key PRIMARY KEY, value, codec, version, computed_at, stale_at, expires_at)
 //	leases  (name PRIMARY KEY, owner)                 lightweight transactions only
 //	changes ((bucket), at_us, key, version; origin)   the cross-gateway change feed
+//	refresh_queue ((queue, shard), key; version, item) the refresh queue (queue.go), lightweight transactions only
 //
 // Choices, and why:
 //   - Versions are write timestamps. A Put writes every column USING
@@ -18,9 +19,10 @@
 //     that an equal version never replaces the stored value by Cassandra's
 //     tie-break on cell contents; the write timestamp alone makes concurrent
 //     different versions converge.
-//   - Lightweight transactions are used for leases only, on their own table:
-//     Paxos and plain writes must not be mixed on the same rows (a plain write
-//     with a client timestamp can be ordered before a Paxos ballot and lost).
+//   - Lightweight transactions are used for leases and the refresh queue
+//     only, each on its own table: Paxos and plain writes must not be mixed
+//     on the same rows (a plain write with a client timestamp can be ordered
+//     before a Paxos ballot and lost).
 //     Values need no LWT: version ordering comes from the timestamps, and the
 //     cache's compare-and-set runs under a lease.
 //   - Expiry: USING TTL from ExpiresAt, so Cassandra drops expired rows; Get
@@ -258,6 +260,7 @@ type Store struct {
 var (
 	_ cache.Store      = (*Store)(nil)
 	_ cache.ChangeFeed = (*Store)(nil)
+	_ cache.Scanner    = (*Store)(nil)
 )
 
 // Open connects to the cluster and checks that the schema exists (run
@@ -335,7 +338,7 @@ func (s *Store) Get(ctx context.Context, key string) (cache.Entry, error) {
 		version, computed, stale, expi int64
 	)
 	err := s.read(`SELECT value, codec, version, computed_at, stale_at, expires_at FROM cache_entries WHERE key = ?`, key).
-		Scan(&value, &codec, &version, &computed, &stale, &expi)
+		ScanContext(ctx, &value, &codec, &version, &computed, &stale, &expi)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, cache.ErrNotFound)
 	}
@@ -346,17 +349,76 @@ func (s *Store) Get(ctx context.Context, key string) (cache.Entry, error) {
 	if e.Expired(time.Now()) {
 		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, cache.ErrNotFound)
 	}
-	switch codec {
-	case codecRaw:
-		e.Value = value
-	case codecZstd:
-		if e.Value, err = s.dec.DecodeAll(value, nil); err != nil {
-			return cache.Entry{}, fmt.Errorf("cassandra get %q: decompress: %w", key, err)
-		}
-	default:
-		return cache.Entry{}, fmt.Errorf("cassandra get %q: unknown codec %d", key, codec)
+	if e.Value, err = s.decodeValue(value, codec); err != nil {
+		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, err)
 	}
 	return e, nil
+}
+
+func (s *Store) decodeValue(value []byte, codec int8) ([]byte, error) {
+	switch codec {
+	case codecRaw:
+		return value, nil
+	case codecZstd:
+		v, err := s.dec.DecodeAll(value, nil)
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+		return v, nil
+	default:
+		return nil, fmt.Errorf("unknown codec %d", codec)
+	}
+}
+
+// scanPageSize is the rows per page of Scan: pages bound the memory a scan
+// holds, whatever the table's size.
+const scanPageSize = 500
+
+// Scan calls fn for every live entry, for Dump (cache.Scanner), in token
+// order, not key order. It decides as Get does: deleted entries are
+// tombstones, which Cassandra never returns, and entries past their hard
+// expiry are skipped even while their TTL, rounded up to the second, keeps
+// them on disk. A value that cannot be decoded fails the scan rather than
+// leaving a hole in a backup. It stops at fn's first error and returns it.
+func (s *Store) Scan(ctx context.Context, fn func(cache.Entry) error) error {
+	now := time.Now()
+	// Not speculated: a second attempt of a page only doubles the work.
+	iter := s.s.Query(`SELECT key, value, codec, version, computed_at, stale_at, expires_at FROM cache_entries`).
+		Idempotent(true).PageSize(scanPageSize).IterContext(ctx)
+	for {
+		// Fresh variables per row: the driver scans a blob into the slice it
+		// is given, and fn may keep the entry's value.
+		var (
+			key                            string
+			value                          []byte
+			codec                          int8
+			version, computed, stale, expi int64
+		)
+		if !iter.Scan(&key, &value, &codec, &version, &computed, &stale, &expi) {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			_ = iter.Close()
+			return err
+		}
+		e := cache.Entry{Key: key, Version: uint64(version), ComputedAt: fromMicros(computed), StaleAt: fromMicros(stale), ExpiresAt: fromMicros(expi)}
+		if e.Expired(now) {
+			continue
+		}
+		var err error
+		if e.Value, err = s.decodeValue(value, codec); err != nil {
+			_ = iter.Close()
+			return fmt.Errorf("cassandra scan %q: %w", key, err)
+		}
+		if err := fn(e); err != nil {
+			_ = iter.Close()
+			return err
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("cassandra scan: %w", err)
+	}
+	return nil
 }
 
 // Put writes e at its version: the write timestamp is the version, so the

@@ -37,7 +37,11 @@ func (r Replication) cql() string {
 // any primer run that started before it, and a node down longer than that
 // must be repaired before it rejoins (the usual Cassandra rule, shortened
 // because cache rows are cheap to recompute). The changes table expires rows
-// after 10 minutes and compacts by time window.
+// after 10 minutes and compacts by time window. refresh_queue (queue.go)
+// deletes a row for every refresh done, and a claim reads whole partitions:
+// its 3-hour gc_grace_seconds keeps the tombstones those reads step over
+// few. The same repair rule holds; a row done while an unrepaired node was
+// away may come back with it, which costs one more refresh of that key.
 func schema(keyspace string, r Replication) []string {
 	return []string{
 		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s`, keyspace, r.cql()),
@@ -64,6 +68,14 @@ func schema(keyspace string, r Replication) []string {
 		) WITH default_time_to_live = 600
 		AND gc_grace_seconds = 600
 		AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', 'compaction_window_size': 10}`, keyspace),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.refresh_queue (
+			queue text,
+			shard int,
+			key text,
+			version bigint,
+			item blob,
+			PRIMARY KEY ((queue, shard), key)
+		) WITH gc_grace_seconds = 10800`, keyspace),
 	}
 }
 
