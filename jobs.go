@@ -8,6 +8,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
 )
@@ -19,6 +20,10 @@ func openQueue(s cache.Store, cfg queue.Config) (queue.Store, error) {
 	switch s := s.(type) {
 	case *bolt.Store:
 		return s.Queue(cfg)
+	case *cassandra.Store:
+		return s.Queue(cfg)
+	case *lateStore:
+		return &lateQueue{store: s, cfg: cfg}, nil
 	}
 	return nil, fmt.Errorf("store %T has no refresh queue", s)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/queue"
 )
 
 // openStore opens the configured store. A Cassandra cluster that does not
@@ -155,4 +156,89 @@ func (l *lateStore) Close() error {
 		return s.Close()
 	}
 	return nil
+}
+
+// lateQueue is the refresh queue of a late store: it answers errNoStore
+// until the store has connected, then forwards to the cluster's queue.
+type lateQueue struct {
+	store *lateStore
+	cfg   queue.Config
+	once  sync.Once
+	q     *cassandra.Queue
+	err   error
+}
+
+var _ queue.Store = (*lateQueue)(nil)
+
+func (l *lateQueue) get() (queue.Store, error) {
+	s, err := l.store.get()
+	if err != nil {
+		return nil, err
+	}
+	l.once.Do(func() { l.q, l.err = s.Queue(l.cfg) })
+	return l.q, l.err
+}
+
+func (l *lateQueue) Enqueue(ctx context.Context, key string, at time.Time) error {
+	q, err := l.get()
+	if err != nil {
+		return err
+	}
+	return q.Enqueue(ctx, key, at)
+}
+
+func (l *lateQueue) EnqueueMany(ctx context.Context, keys []string, at time.Time) error {
+	q, err := l.get()
+	if err != nil {
+		return err
+	}
+	return q.EnqueueMany(ctx, keys, at)
+}
+
+func (l *lateQueue) Claim(ctx context.Context, worker string, batch int, leaseTTL time.Duration) ([]queue.Item, error) {
+	q, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return q.Claim(ctx, worker, batch, leaseTTL)
+}
+
+func (l *lateQueue) Done(ctx context.Context, worker, key string, version uint64) error {
+	q, err := l.get()
+	if err != nil {
+		return err
+	}
+	return q.Done(ctx, worker, key, version)
+}
+
+func (l *lateQueue) Release(ctx context.Context, worker, key string, version uint64, cause error) error {
+	q, err := l.get()
+	if err != nil {
+		return err
+	}
+	return q.Release(ctx, worker, key, version, cause)
+}
+
+func (l *lateQueue) Get(ctx context.Context, key string) (queue.Item, error) {
+	q, err := l.get()
+	if err != nil {
+		return queue.Item{}, err
+	}
+	return q.Get(ctx, key)
+}
+
+func (l *lateQueue) Remove(ctx context.Context, key string) error {
+	q, err := l.get()
+	if err != nil {
+		return err
+	}
+	return q.Remove(ctx, key)
+}
+
+func (l *lateQueue) Stats(ctx context.Context) (queue.Stats, error) {
+	q, err := l.get()
+	if err != nil {
+		return queue.Stats{}, err
+	}
+	return q.Stats(ctx)
 }
