@@ -14,18 +14,21 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/queue/queuetest"
 )
 
 // fixture: one embedded store and its queue, shared by the gateways (caches)
-// of a test, as gateways share a Cassandra cluster.
+// of a test, as gateways share a Cassandra cluster; or a real Cassandra
+// keyspace, each gateway with its own session.
 type fixture struct {
-	store *bolt.Store
-	q     *bolt.Queue
-	clock *queuetest.Clock // the queue's clock: leases and backoff
-	runs  sync.Map         // key -> *atomic.Int64, primer runs over all gateways
+	q     queue.Store
+	open  func(t *testing.T) cache.Store // each gateway's store
+	clock *queuetest.Clock               // the queue's clock: leases and backoff
+	runs  sync.Map                       // key -> *atomic.Int64, primer runs over all gateways
 }
 
 func newFixture(t *testing.T, cfg queue.Config) *fixture {
@@ -33,13 +36,42 @@ func newFixture(t *testing.T, cfg queue.Config) *fixture {
 	s, err := bolt.Open(t.TempDir(), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	f := &fixture{store: s, clock: queuetest.NewClock(time.Now())}
+	f := &fixture{open: func(*testing.T) cache.Store { return s }, clock: queuetest.NewClock(time.Now())}
 	if cfg.Clock == nil {
 		cfg.Clock = f.clock
 	}
 	f.q, err = s.Queue(cfg)
 	require.NoError(t, err)
 	return f
+}
+
+func newCassandraFixture(t *testing.T, cfg queue.Config) *fixture {
+	t.Helper()
+	ks := cassandratest.Keyspace(t)
+	open := func(t *testing.T) cache.Store {
+		s, err := cassandra.Open(t.Context(), ks)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	f := &fixture{open: open, clock: queuetest.NewClock(time.Now())}
+	if cfg.Clock == nil {
+		cfg.Clock = f.clock
+	}
+	q, err := open(t).(*cassandra.Store).Queue(cfg)
+	require.NoError(t, err)
+	f.q = q
+	return f
+}
+
+// stores runs fn on a fixture of each real store.
+func stores(t *testing.T, cfg queue.Config, fn func(t *testing.T, f *fixture)) {
+	for name, newF := range map[string]func(*testing.T, queue.Config) *fixture{"embedded": newFixture, "cassandra": newCassandraFixture} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newF(t, cfg))
+		})
+	}
 }
 
 func (f *fixture) runsOf(key string) int64 {
@@ -68,7 +100,7 @@ func (f *fixture) gateway(t *testing.T, owner string, prime func(ctx context.Con
 		Params: []primers.Param{{Name: "id", Kind: primers.Int}},
 		Primer: primers.Func1(counting),
 	})
-	c, err := cache.New(cache.Options{Registry: reg, Store: f.store, Owner: owner, PollInterval: 5 * time.Millisecond})
+	c, err := cache.New(cache.Options{Registry: reg, Store: f.open(t), Owner: owner, PollInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -91,10 +123,16 @@ func keysN(n int) []string {
 }
 
 // Three gateways drain 1,000 queued keys: every key is refreshed, and
-// claims keep duplicates rare (here: none, since no lease runs out).
+// claims keep duplicates rare (here: none, since no lease runs out). On
+// the embedded store and on Cassandra, where claims are lightweight
+// transactions between three sessions.
 func TestThreeWorkersDrainTheQueue(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{Clock: cache.SystemClock{}})
+	stores(t, queue.Config{Clock: cache.SystemClock{}}, testThreeWorkersDrain)
+}
+
+func testThreeWorkersDrain(t *testing.T, f *fixture) {
+	start := time.Now()
 	const n = 1000
 	keys := keysN(n)
 	require.NoError(t, f.q.EnqueueMany(t.Context(), keys, time.Now()))
@@ -121,7 +159,7 @@ func TestThreeWorkersDrainTheQueue(t *testing.T) {
 		require.NotZero(t, reports[i].Claimed, "every worker took a share")
 	}
 	dup := float64(total-n) / n
-	t.Logf("%d keys, %d refreshes, %d claims: duplicate rate %.2f%%", n, total, claimed, 100*dup)
+	t.Logf("%d keys, %d refreshes, %d claims in %v: duplicate rate %.2f%%", n, total, claimed, time.Since(start).Round(time.Millisecond), 100*dup)
 	require.LessOrEqual(t, dup, 0.01)
 	st, err := f.q.Stats(t.Context())
 	require.NoError(t, err)
@@ -132,7 +170,10 @@ func TestThreeWorkersDrainTheQueue(t *testing.T) {
 // keys until the lease runs out; then another worker refreshes them.
 func TestKilledWorkersKeysAreRefreshedAfterTheLease(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{})
+	stores(t, queue.Config{}, testKilledWorker)
+}
+
+func testKilledWorker(t *testing.T, f *fixture) {
 	keys := keysN(10)
 	require.NoError(t, f.q.EnqueueMany(t.Context(), keys, time.Now()))
 
