@@ -37,6 +37,12 @@ func metric(t *testing.T, base, sample string) float64 {
 	return v
 }
 
+// waitReady waits for /readyz to say ready (boot warming done).
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond, "ready")
+}
+
 func readyz(t *testing.T, base string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(base + "/readyz")
@@ -53,7 +59,7 @@ func TestServeWarmsBeforeReady(t *testing.T) {
 	t.Parallel()
 	base, stop := startServe(t, testConfig(t, t.TempDir()))
 	defer func() { require.NoError(t, stop()) }()
-	require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond)
+	waitReady(t, base)
 
 	authors := len(demo.NewDataset().Authors())
 	require.Equal(t, float64(2*authors+1), metric(t, base, `kck_warm_keys_total{outcome="ok"}`), "authors, title lists (the domain's members) and top_authors/10")
@@ -105,7 +111,7 @@ func TestServeOnPostgresNotReadyWhileWarming(t *testing.T) {
 		if waitForWarming {
 			require.Equal(t, http.StatusServiceUnavailable, code, body)
 			require.Contains(t, body, "warming")
-			require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond)
+			waitReady(t, base)
 			require.Equal(t, 1.0, metric(t, base, "kck_warm_done"))
 			require.Equal(t, 601.0, metric(t, base, `kck_warm_keys_total{outcome="ok"}`))
 		} else {
@@ -121,8 +127,16 @@ func TestServeOnPostgresNotReadyWhileWarming(t *testing.T) {
 func TestWarmRefreshQueueCommands(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	// The embedded store and the Go demo, whatever make test exports.
 	kck := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
+		if len(args) > 1 && args[1] != "--help" && args[1] != "--store" {
+			fixed := []string{args[0], "--store=embedded"}
+			if args[0] == "warm" || args[0] == "refresh" {
+				fixed = append(fixed, "--postgres-url=")
+			}
+			args = append(fixed, args[1:]...)
+		}
 		code := run(args, &out, &errOut)
 		return code, out.String(), errOut.String()
 	}

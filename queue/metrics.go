@@ -26,8 +26,8 @@ func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
 		}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kck_queue_refreshes_total",
-			Help: "Claimed keys by outcome: refreshed, skipped_fresh (a newer value was already stored), no_data, failed (retried with backoff or poisoned), lost_claim (finished after the lease ran out), abandoned (worker stopped).",
-		}, []string{"outcome"}),
+			Help: "Claimed keys by product and outcome: refreshed, skipped_fresh (a newer value was already stored), no_data, failed (retried with backoff or poisoned), lost_claim (finished after the lease ran out), abandoned (worker stopped).",
+		}, []string{"product", "outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kck_queue_refresh_duration_seconds",
 			Help:    "Time to refresh one claimed key.",

@@ -165,7 +165,7 @@ func (w *Worker) Drain(ctx context.Context) (Report, error) {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				out := w.process(ctx, it)
-				w.m.outcomes.WithLabelValues(string(out)).Inc()
+				w.m.outcomes.WithLabelValues(w.productOf(it.Key), string(out)).Inc()
 				mu.Lock()
 				rep.Outcomes[out]++
 				mu.Unlock()
@@ -282,4 +282,14 @@ func (w *Worker) UpdateStats(ctx context.Context) (Stats, error) {
 	}
 	w.m.oldestAge.Set(age)
 	return st, nil
+}
+
+// productOf is key's product for metrics: "unknown" for a key of no
+// registered product, so that odd keys cannot grow the label set.
+func (w *Worker) productOf(key string) string {
+	name, err := primers.SplitName(key)
+	if err != nil || w.opts.Cache.Registry().Product(name) == nil {
+		return "unknown"
+	}
+	return name
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
@@ -251,6 +253,7 @@ func TestSkipWhenAFresherValueIsStored(t *testing.T) {
 	require.EqualValues(t, 2, f.runsOf("p/2"))
 	require.EqualValues(t, 1, f.runsOf("p/3"))
 	require.Equal(t, 2.0, metricValue(t, reg, "kck_queue_refreshes_total", "skipped_fresh"))
+	require.Equal(t, 3.0, metricValue(t, reg, "kck_queue_refreshes_total", "p"), "labelled by product: 2 skipped, 1 refreshed")
 }
 
 // A key that always fails is retried with backoff, then poisoned and
@@ -364,16 +367,22 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) flo
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
+	// The sum over the series with a label of that value (e.g. an outcome,
+	// over every product).
+	sum, found := 0.0, false
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetValue() == label }) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				found = true
 			}
 		}
 	}
-	t.Fatalf("no series %s{%s}", name, label)
-	return 0
+	if !found {
+		t.Fatalf("no series %s{%s}", name, label)
+	}
+	return sum
 }
