@@ -78,6 +78,9 @@ func startGateways(t *testing.T, n int, ks cassandra.Config) []*gateway {
 			"KCK_STORE=cassandra",
 			"KCK_CASSANDRA_HOSTS="+strings.Join(ks.Hosts, ","),
 			"KCK_CASSANDRA_KEYSPACE="+ks.Keyspace,
+			// The Go demo, whatever database make test exports (the last
+			// value of a variable wins).
+			"KCK_POSTGRES_URL=",
 		)
 		logs, err := cmd.StderrPipe()
 		require.NoError(t, err)
