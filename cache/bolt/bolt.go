@@ -8,7 +8,7 @@
 // rather than fast writes at scale: bbolt has the smallest dependency and
 // operational footprint (no compaction, no value log) and its read-compare-write
 // transactions give the version rules of cache.Store directly. Concurrent Puts
-// are coalesced with bbolt's Batch so that fsyncs are shared.
+// share transactions (and fsyncs) without waiting for one another (commit.go).
 //
 // bbolt takes an exclusive lock on its file, so one process owns a store.
 // Leases therefore live in memory: there is no other process to coordinate
@@ -69,8 +69,9 @@ func (o Options) withDefaults() Options {
 
 // Store is the bbolt-backed cache.Store.
 type Store struct {
-	db   *bbolt.DB
-	opts Options
+	db     *bbolt.DB
+	commit *groupCommit // every write but the sweeper's
+	opts   Options
 
 	leaseMu sync.Mutex
 	leases  map[string]lease
@@ -114,7 +115,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, leases: map[string]lease{}, stop: make(chan struct{})}
+	s := &Store{db: db, commit: &groupCommit{db: db}, opts: opts, leases: map[string]lease{}, stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.sweepLoop()
 	return s, nil
@@ -166,7 +167,7 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 	}
 	k := []byte(e.Key)
 	val := encode(e)
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.commit.do(func(tx *bbolt.Tx) error {
 		if ts := tx.Bucket(bucketTombstones).Get(k); ts != nil && binary.BigEndian.Uint64(ts) >= e.Version {
 			return nil
 		}
@@ -186,7 +187,7 @@ func (s *Store) Delete(ctx context.Context, key string, version uint64) error {
 		return err
 	}
 	k := []byte(key)
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.commit.do(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if cur := b.Get(k); len(cur) >= 8 && binary.BigEndian.Uint64(cur) > version {
 			return nil

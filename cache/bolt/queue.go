@@ -23,8 +23,9 @@ var bucketQueue = []byte("queue")
 // A claim reads every row to apply KCK's selection rules. That is the rules'
 // price and fine for an embedded queue of up to some ten thousand keys.
 type Queue struct {
-	db  *bbolt.DB
-	cfg queue.Config
+	db     *bbolt.DB
+	commit *groupCommit // the store's: queue and cache writes share transactions
+	cfg    queue.Config
 }
 
 var _ queue.Store = (*Queue)(nil)
@@ -43,7 +44,7 @@ func (s *Store) Queue(cfg queue.Config) (*Queue, error) {
 	if err != nil {
 		return nil, wrap("queue init", "", err)
 	}
-	return &Queue{db: s.db, cfg: cfg}, nil
+	return &Queue{db: s.db, commit: s.commit, cfg: cfg}, nil
 }
 
 // Enqueue merges a request for key at time at.
@@ -64,7 +65,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 	if len(keys) == 0 {
 		return nil
 	}
-	err := q.db.Batch(func(tx *bbolt.Tx) error {
+	err := q.commit.do(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketQueue)
 		for _, k := range keys {
 			var it queue.Item
@@ -164,11 +165,11 @@ func (q *Queue) change(ctx context.Context, op, key string, fn func(*bbolt.Bucke
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// bbolt may run a batched function again, alone, when another function
-	// of its batch fails; the rule's error is kept apart from the
+	// A shared transaction may run a function again, alone, when another
+	// function of it fails; the rule's error is kept apart from the
 	// transaction's so that it does not fail the others.
 	var ruleErr error
-	err := q.db.Batch(func(tx *bbolt.Tx) error {
+	err := q.commit.do(func(tx *bbolt.Tx) error {
 		ruleErr = nil
 		b := tx.Bucket(bucketQueue)
 		raw := b.Get([]byte(key))
