@@ -234,6 +234,9 @@ func nextClaims(cands []queue.Item, batch, claims int) []queue.Item {
 // is removed, or kept for the requests merged since the claim
 // (Config.Done). A row gone, or held by another worker, is ErrNotClaimed.
 func (q *Queue) Done(ctx context.Context, worker, key string, version uint64) error {
+	// It reads the row first: a delete conditioned on the version alone
+	// would let a worker that names another's claim version end that claim
+	// (the worker lives in the item, not in a column a condition can test).
 	return q.update(ctx, "done", key, func(it *queue.Item, found bool) (action, error) {
 		if !found {
 			return keep, fmt.Errorf("%w: %s is not queued", queue.ErrNotClaimed, key)
