@@ -4,7 +4,8 @@
 # comparison over loopback between a running gateway and a plain net/http
 # server writing the same bytes, for the gateway on the embedded store and on
 # Cassandra; then the Cassandra store's latency against raw gocql statements.
-# Then the freshness lag and database pressure of SQL products on PostgreSQL.
+# Then the freshness lag and database pressure of SQL products on PostgreSQL,
+# and the refresh queue's cycle against one raw atomic write on each store.
 # Starts a local Cassandra and PostgreSQL when none runs. Takes about four minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +59,6 @@ kill "${pids[-1]}"
 
 echo "== Cassandra store against raw gocql statements, same table, same run"
 go test -run '^$' -bench 'BenchmarkCassandraStore' -benchtime 2000x ./bench/ | grep -E '^Benchmark'
+
+echo "== the refresh queue: enqueue, claim, done against one raw atomic write, each store"
+go test -run '^$' -bench 'BenchmarkQueue' -benchtime 1000x ./bench/ | grep -E '^Benchmark'
