@@ -132,7 +132,7 @@ func TestWarmRefreshQueueCommands(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if len(args) > 1 && args[1] != "--help" && args[1] != "--store" {
 			fixed := []string{args[0], "--store=embedded"}
-			if args[0] == "warm" || args[0] == "refresh" {
+			if args[0] == "warm" || args[0] == "refresh" || args[0] == "invalidate" {
 				fixed = append(fixed, "--postgres-url=")
 			}
 			args = append(fixed, args[1:]...)
@@ -140,7 +140,7 @@ func TestWarmRefreshQueueCommands(t *testing.T) {
 		code := run(args, &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
-	for _, c := range []string{"warm", "refresh", "queue", "dump", "load"} {
+	for _, c := range []string{"warm", "refresh", "invalidate", "queue", "dump", "load"} {
 		code, _, help := kck(c, "--help")
 		require.Equal(t, 0, code, c)
 		require.Contains(t, help, "Usage: kck "+c, c)
@@ -179,6 +179,17 @@ func TestWarmRefreshQueueCommands(t *testing.T) {
 	code, _, errOut = kck("refresh", "--store", "cassandra", "--cassandra-hosts", "", "a/1")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "needs --cassandra-hosts")
+
+	code, out, errOut = kck("invalidate", "--data-dir", dir, "author/3", "author/4")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "2 keys invalidated")
+	code, out, _ = kck("dump", "--data-dir", dir)
+	require.Equal(t, 0, code)
+	require.NotContains(t, out, `"key":"author/3"`)
+	require.Contains(t, out, `"key":"author/5"`)
+	code, _, errOut = kck("invalidate", "--data-dir", dir, "author/x")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "author/x")
 
 	code, out, errOut = kck("refresh", "--data-dir", dir, "--queue", "title_list/5", "title_list/6", "title_list/5")
 	require.Equal(t, 0, code, errOut)

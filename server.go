@@ -24,6 +24,7 @@ var commands = []struct {
 	{"check", "check SQL products against the database and the GraphQL schema", runCheck},
 	{"warm", "compute the keys products declare to warm, as a gateway does at boot", runWarm},
 	{"refresh", "recompute products by key now, or queue them (--queue)", runRefresh},
+	{"invalidate", "remove products by key; the next read recomputes them", runInvalidate},
 	{"queue", "the refresh queue: depth, next keys, poisoned keys; retry, remove, enqueue", runQueue},
 	{"dump", "write every stored product entry as JSON lines", runDump},
 	{"load", "put the entries of a dump back into a store", runLoad},
