@@ -77,6 +77,11 @@ type Server struct {
 	rcHits, rcMisses, rcStores prometheus.Counter
 
 	bufs sync.Pool
+
+	// readyMu guards notReady: each failing readiness check's last error,
+	// so that a probe polling /readyz logs a change, not every poll.
+	readyMu  sync.Mutex
+	notReady map[string]string
 }
 
 // New builds the gateway's handlers.
@@ -89,7 +94,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux()}
+	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux(), notReady: map[string]string{}}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if o.ResponseCacheBytes > 0 {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
@@ -151,15 +156,25 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	var failed []string
-	if err := s.cache.Store().Ping(ctx); err != nil {
-		s.log.Warn("not ready: store", "err", err)
-		failed = append(failed, "store: "+err.Error())
-	}
-	for name, check := range s.opts.ReadyChecks {
-		if err := check(ctx); err != nil {
-			s.log.Warn("not ready", "check", name, "err", err)
+	note := func(name string, err error) {
+		s.readyMu.Lock()
+		defer s.readyMu.Unlock()
+		prev, was := s.notReady[name]
+		switch {
+		case err == nil && was:
+			delete(s.notReady, name)
+			s.log.Info("ready again", "check", name)
+		case err != nil:
 			failed = append(failed, name+": "+err.Error())
+			if !was || prev != err.Error() {
+				s.notReady[name] = err.Error()
+				s.log.Warn("not ready", "check", name, "err", err)
+			}
 		}
+	}
+	note("store", s.cache.Store().Ping(ctx))
+	for name, check := range s.opts.ReadyChecks {
+		note(name, check(ctx))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if len(failed) > 0 {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,6 +289,27 @@ func TestHealthReadyMetrics(t *testing.T) {
 	assert.Equal(t, 503, r.status)
 	assert.Contains(t, r.body, "store")
 	assert.Equal(t, 200, e.do(t, "GET", "/healthz", "").status, "alive, just not ready")
+}
+
+// A probe polling /readyz while a check fails logs the failure once, and
+// the recovery once, not every poll.
+func TestReadinessLogsChangesOnly(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer // written by the handler, read here after each request
+	e := newEnv(t, func(o *gateway.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	e.notOK.Store(true)
+	for range 5 {
+		assert.Equal(t, 503, e.do(t, "GET", "/readyz", "").status)
+	}
+	e.notOK.Store(false)
+	for range 3 {
+		assert.Equal(t, 200, e.do(t, "GET", "/readyz", "").status)
+	}
+	e.notOK.Store(true)
+	assert.Equal(t, 503, e.do(t, "GET", "/readyz", "").status)
+	out := logs.String()
+	assert.Equal(t, 2, strings.Count(out, `msg="not ready" check=extra`), out)
+	assert.Equal(t, 1, strings.Count(out, `msg="ready again" check=extra`), out)
 }
 
 // The response cache replays a query's bytes only while every product in it
