@@ -364,8 +364,19 @@ func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
 			}
 			s.m.runs.WithLabelValues(j.name, outcome).Inc()
 		}()
-		return j.run(ctx, slot)
+		return j.run(context.WithValue(ctx, slotKey{}, slot), slot)
 	}
+}
+
+type slotKey struct{}
+
+// Slot returns the scheduled instant a job's run belongs to, from the
+// context the job was given (zero outside a job). A cluster-wide job runs
+// once per slot, so the slot can name its work (an idempotency key, a
+// report's period) whichever gateway runs it and however late it started.
+func Slot(ctx context.Context) time.Time {
+	t, _ := ctx.Value(slotKey{}).(time.Time)
+	return t
 }
 
 // Close stops the jobs and warming and waits for running jobs. It does not

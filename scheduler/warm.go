@@ -20,9 +20,9 @@ type WarmReport struct {
 const progressEvery = 5 * time.Second
 
 // Warm reads every key the product policies declare (their Warm lists and
-// WarmKeys generators), and every member of each domain, through the cache, so that each is in this gateway's
-// in-process tier, loaded from the store or computed (once across the
-// cluster). Progress is logged every tenth of the keys and at least every
+// WarmKeys generators), and every member of each domain, through the cache,
+// so that each is in this gateway's in-process tier, loaded from the store
+// or computed (once across the cluster). Progress is logged every tenth of the keys and at least every
 // 5 s. A key that fails is counted and logged, not fatal; a generator that
 // fails is returned, after the other keys were warmed. Start calls Warm; the
 // kck warm command can call it alone. With products named, only their keys
