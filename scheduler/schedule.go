@@ -48,7 +48,7 @@ func (s Schedule) withSeconds() bool {
 }
 
 // check validates s and parses its cron expression.
-func (s Schedule) check(loc *time.Location, now time.Time) (Schedule, error) {
+func (s Schedule) check(loc *time.Location, now time.Time) (_ Schedule, err error) {
 	switch {
 	case s.IsZero():
 		return s, errors.New("schedule: empty")
@@ -57,6 +57,18 @@ func (s Schedule) check(loc *time.Location, now time.Time) (Schedule, error) {
 	case s.every > 0:
 		return s, nil
 	}
+	// robfig/cron (under gocron) slices past the end of a zone prefix with
+	// nothing after it ("TZ=") and panics; say what is wrong instead, and
+	// turn any other panic of the parser into an error too (found by
+	// FuzzParseSchedule).
+	if f := strings.Fields(s.expr); len(f) == 1 && (strings.HasPrefix(f[0], "CRON_TZ=") || strings.HasPrefix(f[0], "TZ=")) {
+		return s, fmt.Errorf("schedule %q: a time zone and no schedule", s.expr)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("schedule %q: cannot be parsed (%v)", s.expr, r)
+		}
+	}()
 	c := gocron.NewDefaultCron(s.withSeconds())
 	if err := c.IsValid(s.expr, loc, now); err != nil {
 		return s, fmt.Errorf("schedule %q: %w", s.expr, err)

@@ -84,7 +84,7 @@ func TestParseSchedule(t *testing.T) {
 		require.NoError(t, err, in)
 		require.Equal(t, want, s.String(), in)
 	}
-	for _, in := range []string{"", "soon", "every", "0s", "-1m", "cron", "cron bad", "cron 61 * * * *", "@nope"} {
+	for _, in := range []string{"", "soon", "every", "0s", "-1m", "cron", "cron bad", "cron 61 * * * *", "@nope", "cron TZ=", "cron CRON_TZ=Europe/Paris"} {
 		_, err := ParseSchedule(in)
 		require.Error(t, err, in)
 	}
