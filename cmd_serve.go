@@ -48,6 +48,10 @@ type serveConfig struct {
 	Scheduler      bool
 	ReadyAfterWarm bool
 	DrainInterval  time.Duration
+	// QueueLease is how long a worker holds the keys it claimed, and
+	// ComputeLease how long a gateway holds one key's computation: a gateway
+	// that dies mid-refresh delays its keys by the longer of the two.
+	QueueLease, ComputeLease time.Duration
 }
 
 func envOr(name, def string) string {
@@ -97,6 +101,8 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.BoolVar(&c.Scheduler, "scheduler", envBool("KCK_SCHEDULER", true), "run periodic refresh, boot warming, domains and the refresh-queue worker (KCK_SCHEDULER)")
 	fs.BoolVar(&c.ReadyAfterWarm, "ready-after-warm", envBool("KCK_READY_AFTER_WARM", true), "report /readyz only once boot warming is done (KCK_READY_AFTER_WARM)")
 	fs.DurationVar(&c.DrainInterval, "drain-interval", envDuration("KCK_DRAIN_INTERVAL", time.Second), "how often the worker claims from the refresh queue (KCK_DRAIN_INTERVAL)")
+	fs.DurationVar(&c.QueueLease, "queue-lease", envDuration("KCK_QUEUE_LEASE", 2*time.Minute), "how long a worker holds the keys it claimed from the refresh queue (KCK_QUEUE_LEASE)")
+	fs.DurationVar(&c.ComputeLease, "compute-lease", envDuration("KCK_COMPUTE_LEASE", 30*time.Second), "how long a gateway holds one key's computation against the others; keep it above the longest primer run (KCK_COMPUTE_LEASE)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	fs.Usage = func() {
@@ -115,8 +121,8 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
 		return c, errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
 	}
-	if c.DrainInterval <= 0 {
-		return c, errors.New("serve: --drain-interval must be positive")
+	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
+		return c, errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
@@ -192,6 +198,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		Registry:       reg,
 		Store:          store,
 		MaxMemoryBytes: uint64(cfg.MemoryMB) << 20,
+		LeaseTTL:       cfg.ComputeLease,
 		Logger:         log,
 		Registerer:     promReg,
 		OnStored:       prods.onStored,

@@ -36,7 +36,7 @@ func startScheduler(c *cache.Cache, prods *products, cfg serveConfig, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: c, Logger: log, Registerer: reg})
+	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: c, LeaseTTL: cfg.QueueLease, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

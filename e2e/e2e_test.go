@@ -30,6 +30,8 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/pgtest"
+	"github.com/kck-go/kck/queue"
 )
 
 var binary string
@@ -64,8 +66,9 @@ type gateway struct {
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 200}, Timeout: 30 * time.Second}
 
-// startGateways starts n gateway processes on one keyspace.
-func startGateways(t *testing.T, n int, ks cassandra.Config) []*gateway {
+// startGateways starts n gateway processes on one keyspace; env adds
+// KCK_* variables (the last value of a variable wins).
+func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*gateway {
 	t.Helper()
 	gws := make([]*gateway, n)
 	for i := range gws {
@@ -82,6 +85,7 @@ func startGateways(t *testing.T, n int, ks cassandra.Config) []*gateway {
 			// value of a variable wins).
 			"KCK_POSTGRES_URL=",
 		)
+		cmd.Env = append(cmd.Env, env...)
 		logs, err := cmd.StderrPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
@@ -376,4 +380,84 @@ func TestQueueSharedByGateways(t *testing.T) {
 	out, err = cli.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "depth 0")
+}
+
+// A gateway process killed (SIGKILL) while it refreshes the keys it claimed
+// holds them until its lease runs out; then the other gateways claim and
+// refresh every one: nothing queued is lost with the gateway. The product
+// is SQL on Postgres that takes 1.5 s, so the kill lands mid-batch.
+func TestGatewayKilledMidRefresh(t *testing.T) {
+	ks := cassandratest.Keyspace(t)
+	pg := pgtest.Database(t)
+	out, err := exec.Command(binary, "demo", "load", "--postgres-url", pg).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	sqlDir := t.TempDir()
+	demoSQL, err := filepath.Glob(filepath.Join(repoRoot(), "demo", "sql", "*.sql"))
+	require.NoError(t, err)
+	for _, f := range demoSQL {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(sqlDir, filepath.Base(f)), raw, 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(sqlDir, "slow.sql"), []byte(
+		"-- kck:product slow(n int)\n-- kck:result value\nSELECT :n::int AS n FROM pg_sleep(1.5)\n"), 0o644))
+
+	// The dead gateway holds its queue claims and each key's compute lease:
+	// both short here, the compute lease above the primer's 1.5 s.
+	const lease = 4 * time.Second
+	gws := startGateways(t, 3, ks, "KCK_POSTGRES_URL="+pg, "KCK_SQL_DIR="+sqlDir,
+		"KCK_QUEUE_LEASE="+lease.String(), "KCK_COMPUTE_LEASE="+lease.String())
+	keys := make([]string, 12)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("slow/%d", i+1)
+	}
+	cli := exec.Command(binary, append([]string{"refresh", "--queue", "--store", "cassandra", "--cassandra-hosts", strings.Join(ks.Hosts, ","),
+		"--cassandra-keyspace", ks.Keyspace, "--postgres-url", pg, "--sql-dir", sqlDir}, keys...)...)
+	out, err = cli.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	// The first gateway to drain claims the whole batch (20 > 12 keys) and
+	// refreshes 4 at a time: kill it as soon as its first primer runs (the
+	// counter moves when a run starts; claims alone could be another
+	// product's scheduled refresh).
+	var victim int
+	require.Eventually(t, func() bool {
+		for i, g := range gws {
+			if g.metric(t, `kck_primer_runs_total{product="slow"}`) > 0 {
+				victim = i
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, gws[victim].cmd.Process.Kill())
+	killed := time.Now()
+	t.Logf("killed gateway %d while it refreshed the %d keys it claimed", victim+1, len(keys))
+
+	store, err := cassandra.Open(context.Background(), ks)
+	require.NoError(t, err)
+	defer store.Close()
+	q, err := store.Queue(queue.Config{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := q.Stats(context.Background())
+		return err == nil && st.Depth == 0
+	}, lease+30*time.Second, 100*time.Millisecond, "the queue drains")
+	for _, k := range keys {
+		e, err := store.Get(context.Background(), k)
+		require.NoError(t, err, "%s was refreshed and stored", k)
+		require.JSONEq(t, strings.TrimPrefix(k, "slow/"), string(e.Value))
+	}
+	var taken float64
+	for i, g := range gws {
+		if i != victim {
+			taken += g.metric(t, `kck_queue_refreshes_total{outcome="refreshed",product="slow"}`)
+			t.Logf("gateway %d: %v claims, %v slow runs taking %.1f s in all", i+1, g.metric(t, "kck_queue_claims_total"),
+				g.metric(t, `kck_primer_duration_seconds_count{product="slow"}`), g.metric(t, `kck_primer_duration_seconds_sum{product="slow"}`))
+		}
+	}
+	t.Logf("all %d keys stored %v after the kill; the survivors refreshed %v of them", len(keys), time.Since(killed).Round(time.Millisecond), taken)
+	require.Positive(t, taken, "the survivors took over the dead gateway's claims")
+	require.Equal(t, float64(len(keys)), taken, "the dead gateway stored none: each run takes 1.5 s")
+	require.GreaterOrEqual(t, time.Since(killed), lease, "they waited for the lease, then refreshed")
 }
