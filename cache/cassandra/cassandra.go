@@ -52,7 +52,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -550,7 +552,11 @@ func (s *Store) leaseHolder(ctx context.Context, name string) (string, error) {
 	return "", err
 }
 
-// casUnknown reports a lightweight transaction whose outcome is unknown.
+// casUnknown reports a lightweight transaction whose outcome is unknown:
+// Paxos timed out, or the connection failed once the request may have been
+// sent (a node going down resets its connections; lightweight transactions
+// are not retried by the driver). The caller settles it with a serial read,
+// which is right whether or not the write applied.
 func casUnknown(err error) bool {
 	if err == nil {
 		return false
@@ -558,7 +564,10 @@ func casUnknown(err error) bool {
 	var u *gocql.RequestErrCASWriteUnknown
 	var wt *gocql.RequestErrWriteTimeout
 	var rt *gocql.RequestErrReadTimeout
-	return errors.As(err, &u) || errors.As(err, &wt) && wt.WriteType == "CAS" || errors.As(err, &rt)
+	var ne net.Error
+	return errors.As(err, &u) || errors.As(err, &wt) && wt.WriteType == "CAS" || errors.As(err, &rt) ||
+		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrTimeoutNoResponse) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
 }
 
 // Ping checks that a node answers.
