@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,23 +13,10 @@ import (
 
 // runDump writes every live entry of the store as JSON lines.
 func runDump(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dump", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeCommand("dump", "Usage: kck dump [flags] [FILE]\n\nWrites every live product entry of the store (key, value, version, times) as\none JSON object per line to FILE (or standard output, or -); kck load reads\nit back, identical.\n"+storeUsage, stderr)
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kck dump [flags] [FILE]\n\nWrites every live product entry of the store (key, value, version, times) as\none JSON object per line to FILE (or standard output, or -); kck load reads\nit back, identical.\n"+storeUsage+"\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if err := sf.check(); err != nil {
-		fmt.Fprintf(stderr, "kck dump: %v\n", err)
-		return 2
+	if code, ok := sf.parse(fs, args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "kck dump: one file at most, got %v\n", fs.Args())

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,23 +12,10 @@ import (
 
 // runLoad puts the entries of a dump into the embedded store or Cassandra.
 func runLoad(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeCommand("load", "Usage: kck load [flags] [FILE]\n\nPuts the entries of a kck dump (FILE, or standard input) into the store,\nkeeping their versions: an entry older than the stored one stays out, so\nloading twice is harmless. A dump of one store loads into the other.\n"+storeUsage, stderr)
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kck load [flags] [FILE]\n\nPuts the entries of a kck dump (FILE, or standard input) into the store,\nkeeping their versions: an entry older than the stored one stays out, so\nloading twice is harmless. A dump of one store loads into the other.\n"+storeUsage+"\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if err := sf.check(); err != nil {
-		fmt.Fprintf(stderr, "kck load: %v\n", err)
-		return 2
+	if code, ok := sf.parse(fs, args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "kck load: one file at most, got %v\n", fs.Args())

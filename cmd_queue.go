@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -14,12 +13,7 @@ import (
 
 // runQueue inspects and repairs the refresh queue in the store.
 func runQueue(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addStoreFlags(fs)
-	next := fs.Int("next", 20, "with stats: how many of the next keys to list")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: kck queue [flags] [stats | show KEY... | retry KEY... | remove KEY... | enqueue KEY...]
+	fs, sf := storeCommand("queue", `Usage: kck queue [flags] [stats | show KEY... | retry KEY... | remove KEY... | enqueue KEY...]
 
 Inspects and repairs the refresh queue, which lives in the store and is shared
 by every gateway on it. `+storeUsage+`
@@ -29,16 +23,10 @@ by every gateway on it. `+storeUsage+`
   show KEY...    one row per key: requests, attempts, last error
   retry KEY...   give poisoned keys a fresh start (queued again, attempts reset)
   remove KEY...  drop keys from the queue
-  enqueue KEY... queue refreshes, drained when the gateway runs
-
-Flags:`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+  enqueue KEY... queue refreshes, drained when the gateway runs`, stderr)
+	next := fs.Int("next", 20, "with stats: how many of the next keys to list")
+	if code, ok := sf.parse(fs, args, stderr); !ok {
+		return code
 	}
 	cmd, keys := "stats", []string(nil)
 	if fs.NArg() > 0 {
@@ -61,10 +49,6 @@ Flags:`)
 		return 2
 	}
 
-	if err := sf.check(); err != nil {
-		fmt.Fprintln(stderr, "kck queue:", err)
-		return 2
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	store, err := sf.open(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,29 +51,16 @@ func runRefresh(args []string, stdout, stderr io.Writer) int {
 // before any is acted on), opens a cache over the store, and runs act.
 func keysCommand(name string, args []string, stdout, stderr io.Writer, doc string,
 	flags func(*flag.FlagSet), act func(ctx context.Context, oc *offlineCache, keys []string, stdout, stderr io.Writer) int) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeCommand(name, fmt.Sprintf("Usage: kck %s [flags] KEY...\n\n%s", name, doc), stderr)
 	pf := addProductFlags(fs)
 	flags(fs)
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kck %s [flags] KEY...\n\n%s\n\nFlags:\n", name, doc)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := sf.parse(fs, args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintf(stderr, "kck %s: name at least one key\n", name)
 		fs.Usage()
-		return 2
-	}
-	if err := sf.check(); err != nil {
-		fmt.Fprintf(stderr, "kck %s: %v\n", name, err)
 		return 2
 	}
 	log, _ := newLogger(stderr, "text", "warn")

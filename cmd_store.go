@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -27,6 +29,35 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	fs.StringVar(&s.dataDir, "data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
 	cassandraFlags(fs, &s.cassandra)
 	return s
+}
+
+// storeCommand is the flag set of a command that works on a store: the
+// store flags, and --help printing doc (the text above the flags).
+func storeCommand(name, doc string, stderr io.Writer) (*flag.FlagSet, *storeFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sf := addStoreFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n", doc)
+		fs.PrintDefaults()
+	}
+	return fs, sf
+}
+
+// parse parses args and checks the store flags. When ok is false the
+// command returns code: 0 after --help, 2 for a usage error.
+func (s *storeFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if err := s.check(); err != nil {
+		fmt.Fprintf(stderr, "kck %s: %v\n", fs.Name(), err)
+		return 2, false
+	}
+	return 0, true
 }
 
 // check reports flags no store can be opened with: a usage error (exit 2).

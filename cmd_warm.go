@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,24 +13,11 @@ import (
 // runWarm computes (or finds in the store) every key the products declare
 // to warm, as a gateway does at boot, and leaves them in the store.
 func runWarm(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("warm", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeCommand("warm", "Usage: kck warm [flags] [PRODUCT...]\n\nComputes every key the products declare to warm (their warm keys, warm\nqueries and domain members), or only those of the named products, and stores\nthem, as a gateway does at boot; keys already stored and fresh are left as\nthey are. Progress goes to standard error.\n"+storeUsage, stderr)
 	pf := addProductFlags(fs)
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kck warm [flags] [PRODUCT...]\n\nComputes every key the products declare to warm (their warm keys, warm\nqueries and domain members), or only those of the named products, and stores\nthem, as a gateway does at boot; keys already stored and fresh are left as\nthey are. Progress goes to standard error.\n"+storeUsage+"\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if err := sf.check(); err != nil {
-		fmt.Fprintln(stderr, "kck warm:", err)
-		return 2
+	if code, ok := sf.parse(fs, args, stderr); !ok {
+		return code
 	}
 	log, _ := newLogger(stderr, "text", "info")
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
