@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/demo"
@@ -37,10 +38,18 @@ func metric(t *testing.T, base, sample string) float64 {
 	return v
 }
 
-// waitReady waits for /readyz to say ready (boot warming done).
+// waitReady waits for /readyz to say ready (boot warming done). The bound
+// is generous: on Cassandra, beside the other packages' tests loading the
+// same cluster on two cores, warming the demo's 601 keys took over 30 s.
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	require.Eventually(t, func() bool { code, _ := readyz(t, base); return code == 200 }, 30*time.Second, 20*time.Millisecond, "ready")
+	var last string
+	ok := assert.Eventually(t, func() bool {
+		code, body := readyz(t, base)
+		last = body
+		return code == 200
+	}, 2*time.Minute, 20*time.Millisecond)
+	require.True(t, ok, "not ready; last /readyz: %s", last)
 }
 
 func readyz(t *testing.T, base string) (int, string) {

@@ -44,7 +44,8 @@ func startServe(t *testing.T, cfg serveConfig) (base string, stop func() error) 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	log := slog.New(slog.NewTextHandler(newTestLog(t), nil))
+	go func() { done <- serve(ctx, cfg, log, ready) }()
 	select {
 	case addr := <-ready:
 		return "http://" + addr, func() error { cancel(); return <-done }
@@ -56,6 +57,29 @@ func startServe(t *testing.T, cfg serveConfig) (base string, stop func() error) 
 		t.Fatal("gateway did not start")
 	}
 	return "", nil
+}
+
+// testLog passes a gateway's log lines to t.Log, shown when the test fails
+// (or with -v), and drops lines written after the test ended.
+type testLog struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func newTestLog(t *testing.T) *testLog {
+	l := &testLog{t: t}
+	t.Cleanup(func() { l.mu.Lock(); l.done = true; l.mu.Unlock() })
+	return l
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
 }
 
 func postJSON(t *testing.T, url, body string) map[string]any {

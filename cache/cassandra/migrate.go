@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Replication is the keyspace's replication: SimpleStrategy with a factor,
@@ -79,9 +80,17 @@ func schema(keyspace string, r Replication) []string {
 	}
 }
 
+// ddlTimeout is the request timeout of schema statements. A schema change
+// is applied on every node before the coordinator answers; on a busy cluster
+// that takes longer than the 5 s a cache read or write is allowed (a DROP
+// KEYSPACE took more than 5 s beside the suite's parallel load). The statements
+// are idempotent, so a change that did land after a timeout is harmless.
+const ddlTimeout = time.Minute
+
 // Migrate creates the keyspace and tables when missing. It is idempotent.
 func Migrate(ctx context.Context, cfg Config, r Replication) error {
 	cfg = cfg.WithDefaults()
+	cfg.Timeout = max(cfg.Timeout, ddlTimeout)
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -104,6 +113,7 @@ func Migrate(ctx context.Context, cfg Config, r Replication) error {
 // DropKeyspace removes the keyspace and everything in it (tests).
 func DropKeyspace(ctx context.Context, cfg Config) error {
 	cfg = cfg.WithDefaults()
+	cfg.Timeout = max(cfg.Timeout, ddlTimeout)
 	if err := cfg.validate(); err != nil {
 		return err
 	}
