@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kck-go/kck/primers"
@@ -19,7 +20,8 @@ type domainJob struct {
 	members map[string]bool // as of this gateway's last run; nil before it
 }
 
-// primeDomain refreshes the members of d that are missing or stale.
+// primeDomain computes the members of d that are missing and refreshes
+// those that are stale.
 func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Time) error {
 	r, err := s.cache.Get(ctx, d.DomainKey)
 	if err != nil {
@@ -57,22 +59,59 @@ func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Tim
 		}
 	}
 
-	var need []string
+	// A stale member is refreshed (through the queue when there is one). A
+	// missing one is read, not refreshed: the read computes it once for the
+	// cluster, while a refresh would compute it again after a gateway
+	// already computing it (warming at boot, a reader's miss) stores it.
+	var stale, missing []string
 	for _, m := range members {
-		if !s.primed(ctx, m) {
-			need = append(need, m)
+		switch s.memberState(ctx, m) {
+		case memberStale:
+			stale = append(stale, m)
+		case memberMissing:
+			missing = append(missing, m)
 		}
 	}
-	return errors.Join(badErr, s.RefreshKeys(ctx, need, slot))
+	var failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	s.each(ctx, missing, func(ctx context.Context, key string) {
+		if _, err := s.cache.Get(ctx, key); err != nil {
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = err })
+		}
+	})
+	var primeErr error
+	if n := failed.Load(); n > 0 {
+		primeErr = fmt.Errorf("domain %s: %d of %d missing members failed, the first: %w", d.Product, n, len(missing), firstErr)
+	}
+	return errors.Join(badErr, primeErr, s.RefreshKeys(ctx, stale, slot))
 }
 
-// primed reports whether key has a fresh value in this gateway or the store.
-func (s *Scheduler) primed(ctx context.Context, key string) bool {
+type memberState int
+
+const (
+	memberPrimed memberState = iota
+	memberStale
+	memberMissing
+)
+
+// memberState says whether key has a fresh value in this gateway or the
+// store, a stale one, or none (nothing stored, expired, or the store
+// unreadable).
+func (s *Scheduler) memberState(ctx context.Context, key string) memberState {
 	if _, ok := s.cache.Peek(key); ok {
-		return true
+		return memberPrimed
 	}
 	e, err := s.cache.Store().Get(ctx, key)
-	return err == nil && !e.Stale(s.opts.Clock.Now())
+	now := s.opts.Clock.Now()
+	switch {
+	case err != nil || e.Expired(now):
+		return memberMissing
+	case e.Stale(now):
+		return memberStale
+	}
+	return memberPrimed
 }
 
 var segmentEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
