@@ -109,7 +109,7 @@ func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*g
 			}
 			resp.Body.Close()
 			return resp.StatusCode == 200
-		}, 30*time.Second, 50*time.Millisecond, "gateway %s ready", g.base)
+		}, 2*time.Minute, 50*time.Millisecond, "gateway %s ready", g.base) // warming on a cold cluster under load
 	}
 	return gws
 }
