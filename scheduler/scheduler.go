@@ -142,6 +142,7 @@ type Scheduler struct {
 	gs     gocron.Scheduler
 	locker *SlotLocker
 	m      *metrics
+	fails  *failLog
 
 	mu       sync.Mutex
 	started  bool
@@ -203,6 +204,7 @@ func New(opts Options) (*Scheduler, error) {
 		gs:     gs,
 		locker: locker,
 		m:      m,
+		fails:  newFailLog(opts.Logger),
 		names:  map[string]bool{},
 		warmed: map[string][]string{},
 		ready:  make(chan struct{}),
@@ -360,7 +362,9 @@ func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
 			outcome := "ok"
 			if err != nil {
 				outcome = "failed"
-				s.opts.Logger.Warn("job failed", "job", j.name, "slot", slot, "err", err)
+				s.fails.failed(j.name, slot, err)
+			} else {
+				s.fails.succeeded(j.name)
 			}
 			s.m.runs.WithLabelValues(j.name, outcome).Inc()
 		}()
