@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kck-go/kck/primers"
@@ -72,17 +71,12 @@ func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Tim
 			missing = append(missing, m)
 		}
 	}
-	var failed atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	s.each(ctx, missing, func(ctx context.Context, key string) {
-		if _, err := s.cache.Get(ctx, key); err != nil {
-			failed.Add(1)
-			errOnce.Do(func() { firstErr = err })
-		}
+	n, firstErr := s.eachErr(ctx, missing, func(ctx context.Context, key string) error {
+		_, err := s.cache.Get(ctx, key)
+		return err
 	})
 	var primeErr error
-	if n := failed.Load(); n > 0 {
+	if n > 0 {
 		primeErr = fmt.Errorf("domain %s: %d of %d missing members failed, the first: %w", d.Product, n, len(missing), firstErr)
 	}
 	return errors.Join(badErr, primeErr, s.RefreshKeys(ctx, stale, slot))

@@ -28,7 +28,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -447,28 +446,38 @@ func (s *Scheduler) RefreshKeys(ctx context.Context, keys []string, at time.Time
 		s.m.requests.WithLabelValues("enqueued").Add(float64(len(keys)))
 		return nil
 	}
-	var (
-		failed   atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-	)
-	s.each(ctx, keys, func(ctx context.Context, key string) {
+	n, firstErr := s.eachErr(ctx, keys, func(ctx context.Context, key string) error {
 		if queue.StoredAfter(ctx, s.cache, key, at) {
 			s.m.requests.WithLabelValues("skipped_fresh").Inc()
-			return
+			return nil
 		}
 		if _, err := s.cache.Refresh(ctx, key); err != nil {
 			s.m.requests.WithLabelValues("failed").Inc()
-			failed.Add(1)
-			errOnce.Do(func() { firstErr = err })
-			return
+			return err
 		}
 		s.m.requests.WithLabelValues("refreshed").Inc()
+		return nil
 	})
-	if n := failed.Load(); n > 0 {
+	if n > 0 {
 		return fmt.Errorf("%d of %d refreshes failed, the first: %w", n, len(keys), firstErr)
 	}
 	return ctx.Err()
+}
+
+// eachErr is each for a fn that can fail: it returns how many calls failed
+// and the first error.
+func (s *Scheduler) eachErr(ctx context.Context, keys []string, fn func(context.Context, string) error) (failed int, first error) {
+	var mu sync.Mutex
+	s.each(ctx, keys, func(ctx context.Context, key string) {
+		if err := fn(ctx, key); err != nil {
+			mu.Lock()
+			if failed++; failed == 1 {
+				first = err
+			}
+			mu.Unlock()
+		}
+	})
+	return failed, first
 }
 
 // each calls fn for every key, Concurrency at a time, until ctx is done.
