@@ -286,7 +286,7 @@ func TestServeOnPostgres(t *testing.T) {
 	defer pool.Close()
 	_, err = pool.Exec(context.Background(), `INSERT INTO titles (author_id, title, year) VALUES (7, 'Written by psql', 2030)`)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return titleCount(t, base) == n+1 }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return titleCount(t, base) == n+1 }, 15*time.Second, 10*time.Millisecond,
 		"the product follows a change nobody told the gateway about")
 
 	v := postJSON(t, base+"/update", `{"name":"add_title","input":{"authorId":7,"title":"Via the updater","year":2031}}`)
