@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -51,8 +56,9 @@ func runRefresh(args []string, stdout, stderr io.Writer) int {
 // before any is acted on), opens a cache over the store, and runs act.
 func keysCommand(name string, args []string, stdout, stderr io.Writer, doc string,
 	flags func(*flag.FlagSet), act func(ctx context.Context, oc *offlineCache, keys []string, stdout, stderr io.Writer) int) int {
-	fs, sf := storeCommand(name, fmt.Sprintf("Usage: kck %s [flags] KEY...\n\n%s", name, doc), stderr)
+	fs, sf := storeCommand(name, fmt.Sprintf("Usage: kck %s [flags] KEY|PRODUCT...\n\n%s\n\n%s", name, doc, selectionUsage), stderr)
 	pf := addProductFlags(fs)
+	prefix := fs.Bool("prefix", false, "each argument is a key prefix (title_list/4, sales/eu/): every stored key that starts with it")
 	flags(fs)
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after")
 	if code, ok := sf.parse(fs, args, stderr); !ok {
@@ -72,14 +78,71 @@ func keysCommand(name string, args []string, stdout, stderr io.Writer, doc strin
 		return 1
 	}
 	defer oc.close()
-	keys := make([]string, 0, fs.NArg())
-	for _, k := range fs.Args() {
-		key, err := oc.prods.reg.ParseKey(k)
+	keys, prefixes, err := selection(oc.prods.reg, fs.Args(), *prefix)
+	if err != nil {
+		fmt.Fprintf(stderr, "kck %s: %v\n", name, err)
+		return 2
+	}
+	if len(prefixes) > 0 {
+		matched, err := storedKeys(ctx, oc.store, prefixes)
 		if err != nil {
 			fmt.Fprintf(stderr, "kck %s: %v\n", name, err)
-			return 2
+			return 1
 		}
-		keys = append(keys, key.String())
+		fmt.Fprintf(stderr, "kck %s: %d stored keys match %s\n", name, len(matched), strings.Join(prefixes, ", "))
+		keys = append(keys, matched...)
 	}
 	return act(ctx, oc, keys, stdout, stderr)
+}
+
+const selectionUsage = `A KEY names one product instance (title_list/42). A PRODUCT name alone
+(title_list) stands for every key of that product in the store, and with
+--prefix each argument is a key prefix (title_list/4 matches title_list/4 and
+title_list/42). Finding stored keys reads the whole store: on Cassandra, a
+scan of the cache_entries table.`
+
+// selection splits the arguments into keys (canonical, in order, repeats
+// kept: a repeated refresh request counts in the queue) and key prefixes:
+// a product name alone is the prefix of all its keys, and with prefix
+// every argument is a prefix as it is written.
+func selection(reg *primers.Registry, args []string, prefix bool) (keys, prefixes []string, err error) {
+	for _, a := range args {
+		switch {
+		case prefix:
+			if a == "" {
+				return nil, nil, errors.New("an empty prefix would match every key; name a product or a prefix")
+			}
+			prefixes = append(prefixes, a)
+		case !strings.Contains(a, "/") && reg.Product(a) != nil && len(reg.Product(a).Params) > 0:
+			prefixes = append(prefixes, a+"/")
+		default:
+			key, err := reg.ParseKey(a)
+			if err != nil {
+				return nil, nil, err
+			}
+			keys = append(keys, key.String())
+		}
+	}
+	return keys, prefixes, nil
+}
+
+// storedKeys lists the keys in store that start with any of prefixes, in
+// key order.
+func storedKeys(ctx context.Context, store cache.Store, prefixes []string) ([]string, error) {
+	sc, ok := store.(cache.Scanner)
+	if !ok {
+		return nil, fmt.Errorf("store %T cannot list its keys", store)
+	}
+	var keys []string
+	err := sc.Scan(ctx, func(e cache.Entry) error {
+		for _, p := range prefixes {
+			if strings.HasPrefix(e.Key, p) {
+				keys = append(keys, e.Key)
+				break
+			}
+		}
+		return nil
+	})
+	slices.Sort(keys)
+	return keys, err
 }

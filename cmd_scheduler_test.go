@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/pgtest"
 )
 
@@ -207,4 +209,47 @@ func TestWarmRefreshQueueCommands(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "depth 2")
 	require.Contains(t, out, "next 2\n  title_list/5\n  title_list/6\n", "the most requested first")
+
+	// A product name alone, and --prefix: the stored keys that match.
+	code, out, errOut = kck("invalidate", "--data-dir", dir, "author")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, fmt.Sprintf("%d stored keys match author/", authors-2), "author/3 and author/4 were gone")
+	require.Contains(t, out, fmt.Sprintf("%d keys invalidated", authors-2))
+	code, out, _ = kck("dump", "--data-dir", dir)
+	require.Equal(t, 0, code)
+	require.NotContains(t, out, `"key":"author/`)
+	require.Contains(t, out, `"key":"title_list/29"`, "other products are left")
+	code, out, errOut = kck("refresh", "--data-dir", dir, "--prefix", "title_list/29", "top_authors/1")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "12 stored keys match title_list/29, top_authors/1")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 12, "title_list/29, title_list/290 to 299 and top_authors/10, in key order")
+	require.Regexp(t, `^title_list/29 version`, lines[0])
+	require.Regexp(t, `^title_list/299 version`, lines[10])
+	require.Regexp(t, `^top_authors/10 version`, lines[11])
+	code, _, errOut = kck("refresh", "--data-dir", dir, "title_list", "title_list/x")
+	require.Equal(t, 2, code, "a bad key among product names")
+	require.Contains(t, errOut, "title_list/x")
+	code, _, errOut = kck("refresh", "--data-dir", dir, "--prefix", "")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "empty prefix")
+}
+
+// kck refresh PRODUCT --queue on Cassandra, beside nothing: every stored key
+// of the product is found with a scan of the cluster and queued.
+func TestRefreshProductOnCassandra(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	store := []string{"--store=cassandra", "--cassandra-hosts", strings.Join(ks.Hosts, ","), "--cassandra-keyspace", ks.Keyspace, "--postgres-url="}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(append([]string{"warm"}, append(store, "top_authors")...), &out, &errOut), errOut.String())
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 0, run(append([]string{"refresh"}, append(store, "--queue", "top_authors", "author/7")...), &out, &errOut), errOut.String())
+	require.Contains(t, errOut.String(), "1 stored keys match top_authors/")
+	require.Contains(t, out.String(), "2 keys queued")
+	out.Reset()
+	require.Equal(t, 0, run(append([]string{"queue"}, store[:5]...), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "depth 2")
+	require.Contains(t, out.String(), "top_authors/10")
 }
