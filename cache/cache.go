@@ -153,6 +153,12 @@ func New(opts Options) (*Cache, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newFreshnessCollector(c)); err != nil {
+			cancel()
+			return nil, fmt.Errorf("cache: metrics: %w", err)
+		}
+	}
 	if feed, ok := opts.Store.(ChangeFeed); ok && opts.FeedInterval > 0 {
 		c.feed = feed
 		c.wg.Add(1)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/kck-go/kck/primers"
 )
@@ -68,6 +69,8 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			Name:   "top_authors",
 			Params: []primers.Param{{Name: "n", Kind: primers.Int}},
 			Primer: primers.Func1(ds.primeTopAuthors),
+			// Refreshed every minute (schedule.go): never older than two.
+			FreshnessTarget: 2 * time.Minute,
 		}),
 		reg.Register(primers.Product{
 			Name:   "author_ids",

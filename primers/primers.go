@@ -48,6 +48,11 @@ type Product struct {
 	// SoftTTL is when a value turns stale: it is still served, flagged stale,
 	// while a refresh runs in the background. Zero means never.
 	SoftTTL time.Duration
+	// FreshnessTarget is how old a value may grow ("never older than 30 s"):
+	// metrics report each product's age against it. It is a target to
+	// watch, not a policy: meeting it takes a refresh schedule shorter than
+	// it, or changes that arrive that often. Zero means none.
+	FreshnessTarget time.Duration
 	// Augment, when set, folds changes into the current value.
 	Augment AugmentFunc
 	// AllowEmpty accepts a primer result of JSON null, [] or {}; otherwise such

@@ -76,8 +76,8 @@ func (r *Registry) Register(p Product) error {
 			return fmt.Errorf("register product %q: parameter %q: unknown kind %d", p.Name, prm.Name, prm.Kind)
 		}
 	}
-	if p.TTL < 0 || p.SoftTTL < 0 {
-		return fmt.Errorf("register product %q: negative TTL", p.Name)
+	if p.TTL < 0 || p.SoftTTL < 0 || p.FreshnessTarget < 0 {
+		return fmt.Errorf("register product %q: negative TTL, SoftTTL or FreshnessTarget", p.Name)
 	}
 	if p.TTL > 0 && p.SoftTTL >= p.TTL {
 		return fmt.Errorf("register product %q: SoftTTL (%v) must be shorter than TTL (%v)", p.Name, p.SoftTTL, p.TTL)

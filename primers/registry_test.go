@@ -73,6 +73,8 @@ func TestRegisterErrors(t *testing.T) {
 			wantErr: `register product "a": negative TTL`},
 		{name: "negative SoftTTL", product: primers.Product{Name: "a", TTL: time.Minute, SoftTTL: -time.Second},
 			wantErr: `register product "a": negative TTL`},
+		{name: "negative FreshnessTarget", product: primers.Product{Name: "a", FreshnessTarget: -time.Second},
+			wantErr: `FreshnessTarget`},
 		{name: "SoftTTL equals TTL", product: primers.Product{Name: "a", TTL: time.Minute, SoftTTL: time.Minute},
 			wantErr: `register product "a": SoftTTL (1m0s) must be shorter than TTL (1m0s)`},
 		{name: "SoftTTL beyond TTL", product: primers.Product{Name: "a", TTL: time.Minute, SoftTTL: time.Hour},

@@ -5,6 +5,7 @@
 -- kck:source sales *
 -- kck:warm top_authors/10
 -- kck:refresh 1m
+-- kck:freshness 2m
 -- The n best-selling authors.
 SELECT a.id AS "authorId", a.name, coalesce(sum(s.qty), 0)::bigint AS "totalSales"
 FROM authors a

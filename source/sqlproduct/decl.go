@@ -9,6 +9,7 @@
 //	-- kck:filter $[0].title            optional: $[N], $[N].col, $[*].col
 //	-- kck:ttl 1h                       optional hard expiry
 //	-- kck:soft_ttl 5m                  optional soft expiry
+//	-- kck:freshness 2m                 optional freshness target: metrics report the age of values against it
 //	-- kck:source titles author_id=author_id   a change to a titles row refreshes title_list/<its author_id>
 //	-- kck:source sales *               a change to sales refreshes every cached instance
 //	-- kck:after_primes author/:author_id      when author/7 is computed, refresh title_list/7
@@ -85,6 +86,7 @@ type Product struct {
 	Result       string // list, row, value
 	Filter       string
 	TTL, SoftTTL time.Duration
+	Freshness    time.Duration // target; see primers.Product.FreshnessTarget
 	Sources      []Source
 	AfterPrimes  []string // key templates of other products, e.g. author/:author_id
 	AfterUpdates []string // updater names
@@ -227,7 +229,7 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 				return fail(n, "%v", err)
 			}
 			p.Filter = val
-		case "ttl", "soft_ttl":
+		case "ttl", "soft_ttl", "freshness":
 			if p == nil {
 				return fail(n, "kck:%s is for products", key)
 			}
@@ -235,10 +237,13 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			if d, err = time.ParseDuration(val); err != nil || d <= 0 {
 				return fail(n, "kck:%s: bad duration %q", key, val)
 			}
-			if key == "ttl" {
+			switch key {
+			case "ttl":
 				p.TTL = d
-			} else {
+			case "soft_ttl":
 				p.SoftTTL = d
+			default:
+				p.Freshness = d
 			}
 		case "source":
 			if p == nil {

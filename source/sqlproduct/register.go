@@ -28,7 +28,7 @@ type DB interface {
 // an unknown product or updater, or after_primes rules that form a cycle.
 func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 	for _, p := range d.Products {
-		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, Primer: &primer{db: db, p: p}}
+		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, FreshnessTarget: p.Freshness, Primer: &primer{db: db, p: p}}
 		if p.Filter != "" {
 			decl.Primer.(*primer).filter, _ = parseFilter(p.Filter)
 		}

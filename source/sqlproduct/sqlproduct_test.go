@@ -68,6 +68,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		{"-- kck:product p(id int)\n-- kck:source titles id=\nSELECT 1", `p.sql:2: kck:source titles: "id=" is not param=column`},
 		{"-- kck:product p(id int)\n-- kck:source titles\nSELECT 1", "p.sql:2: kck:source titles: no column for parameter id"},
 		{"-- kck:product p(id int)\n-- kck:ttl soon\nSELECT 1", `p.sql:2: kck:ttl: bad duration "soon"`},
+		{"-- kck:product p(id int)\n-- kck:freshness 0s\nSELECT 1", `p.sql:2: kck:freshness: bad duration "0s"`},
 		{"-- kck:product p(id int)\n-- kck:filter [0]\nSELECT 1", "must start with $"},
 		{"-- kck:result row\nSELECT 1", "p.sql:1: kck:result before kck:product"},
 		{"-- kck:product p(id int)\n-- kck:wat\nSELECT 1", "p.sql:2: unknown header kck:wat"},
@@ -122,6 +123,11 @@ func value(t *testing.T, c *cache.Cache, key string) any {
 func TestDemoSQLProductsEqualGoProducts(t *testing.T) {
 	t.Parallel()
 	goC, sqlC, _, _, _ := demoSetup(t)
+	for _, p := range goC.Registry().Products() {
+		q := sqlC.Registry().Product(p.Name)
+		require.NotNil(t, q, p.Name)
+		assert.Equal(t, []any{p.TTL, p.SoftTTL, p.FreshnessTarget}, []any{q.TTL, q.SoftTTL, q.FreshnessTarget}, "%s: expiry and freshness target", p.Name)
+	}
 	var keys []string
 	for id := 1; id <= demo.NumAuthors; id += 7 {
 		keys = append(keys, fmt.Sprintf("title_list/%d", id), fmt.Sprintf("author/%d", id), fmt.Sprintf("author_stats/%d", id))

@@ -1,0 +1,79 @@
+package cache
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// freshnessCollector reports this gateway's in-process values against each
+// product's FreshnessTarget, computed when /metrics is scraped: the hit path
+// pays nothing for it. A scrape walks the in-process tier once, and only
+// when some product has a target.
+type freshnessCollector struct {
+	c                      *Cache
+	target, oldest, beyond *prometheus.Desc
+	held                   *prometheus.Desc
+}
+
+func newFreshnessCollector(c *Cache) *freshnessCollector {
+	l := []string{"product"}
+	return &freshnessCollector{
+		c: c,
+		target: prometheus.NewDesc("kck_freshness_target_seconds",
+			"A product's freshness target: how old its values may grow.", l, nil),
+		oldest: prometheus.NewDesc("kck_product_oldest_age_seconds",
+			"Age of the oldest value of a product with a freshness target in this gateway's in-process tier (0 when it holds none).", l, nil),
+		beyond: prometheus.NewDesc("kck_product_values_beyond_target",
+			"Values of a product in this gateway's in-process tier older than its freshness target.", l, nil),
+		held: prometheus.NewDesc("kck_product_values_held",
+			"Values of a product with a freshness target in this gateway's in-process tier.", l, nil),
+	}
+}
+
+func (f *freshnessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- f.target
+	ch <- f.oldest
+	ch <- f.beyond
+	ch <- f.held
+}
+
+type ageStats struct {
+	target         time.Duration
+	oldest         time.Duration
+	beyond, values int
+}
+
+func (f *freshnessCollector) Collect(ch chan<- prometheus.Metric) {
+	byName := map[string]*ageStats{}
+	for _, p := range f.c.reg.Products() {
+		if p.FreshnessTarget > 0 {
+			byName[p.Name] = &ageStats{target: p.FreshnessTarget}
+		}
+	}
+	if len(byName) == 0 {
+		return
+	}
+	now := f.c.clock.Now()
+	for key, e := range f.c.mem.All() {
+		name, _ := primers.SplitName(key)
+		st := byName[name]
+		if st == nil || e.Expired(now) {
+			continue
+		}
+		age := now.Sub(e.ComputedAt)
+		st.values++
+		st.oldest = max(st.oldest, age)
+		if age > st.target {
+			st.beyond++
+		}
+	}
+	for name, st := range byName {
+		ch <- prometheus.MustNewConstMetric(f.target, prometheus.GaugeValue, st.target.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(f.oldest, prometheus.GaugeValue, st.oldest.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(f.beyond, prometheus.GaugeValue, float64(st.beyond), name)
+		ch <- prometheus.MustNewConstMetric(f.held, prometheus.GaugeValue, float64(st.values), name)
+	}
+}
