@@ -31,7 +31,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: kck check [flags]\n\nPrepares every SQL product's query (without running it) and reports, per\nproduct, GraphQL fields with no column or a column of another type.\nExit 1 when something does not match.\n\nFlags:")
 		fset.PrintDefaults()
 	}
-	if err := fset.Parse(args); err != nil {
+	if err := parseFlags(fset, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -54,7 +54,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: kck migrate [flags]\n\nCreates the Cassandra keyspace and tables when missing (with --cassandra-hosts),\nand installs the change triggers on the source tables of the SQL products (with\n--postgres-url). Safe to run again.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

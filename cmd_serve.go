@@ -109,7 +109,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -151,7 +151,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "kck:", err)
+		if !errors.As(err, new(saidError)) {
+			fmt.Fprintln(stderr, "kck:", err)
+		}
 		return 2
 	}
 	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)

@@ -47,7 +47,7 @@ func storeCommand(name, doc string, stderr io.Writer) (*flag.FlagSet, *storeFlag
 // parse parses args and checks the store flags. When ok is false the
 // command returns code: 0 after --help, 2 for a usage error.
 func (s *storeFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}
