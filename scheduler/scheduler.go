@@ -123,8 +123,9 @@ type ProductPolicy struct {
 
 // Domain keeps every member of a domain primed (KCK's domain_key): the value
 // of the product DomainKey lists parameter sets of Product, e.g. [1,2,3] or
-// [[1,"eu"],[2,"us"]]; on each run, the members that are missing or stale
-// are refreshed. Members that leave the domain are no longer refreshed by it.
+// [[1,"eu"],[2,"us"]]; on each run, the members that are missing are
+// computed (once for the cluster) and those that are stale are refreshed.
+// Members that leave the domain are no longer refreshed by it.
 type Domain struct {
 	// Product is the members' product.
 	Product string
@@ -165,7 +166,9 @@ type jobSpec struct {
 	schedule Schedule // checked
 	// cluster: one gateway per slot; else every gateway.
 	cluster bool
-	run     func(ctx context.Context, slot time.Time) error
+	// refreshes names the product a periodic refresh job refreshes.
+	refreshes string
+	run       func(ctx context.Context, slot time.Time) error
 }
 
 // New returns a scheduler. It runs nothing before Start.
@@ -277,7 +280,7 @@ func (s *Scheduler) Product(p ProductPolicy) error {
 	}
 	if !p.Refresh.IsZero() {
 		name := "refresh/" + p.Product
-		err := s.add(jobSpec{name: name, schedule: p.Refresh, run: func(ctx context.Context, slot time.Time) error {
+		err := s.add(jobSpec{name: name, schedule: p.Refresh, refreshes: p.Product, run: func(ctx context.Context, slot time.Time) error {
 			return s.refreshProduct(ctx, p.Product, slot)
 		}})
 		if err != nil {
@@ -323,6 +326,7 @@ func (s *Scheduler) Start() error {
 	}
 	s.started = true
 	now := time.Now()
+	s.checkFreshnessTargets(now)
 	for _, j := range s.jobs {
 		opts := append([]gocron.JobOption{
 			gocron.WithName(j.name),
@@ -372,6 +376,31 @@ func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
 }
 
 type slotKey struct{}
+
+// checkFreshnessTargets warns of products whose freshness target no
+// periodic refresh meets: their values will grow older than it whenever
+// their sources do not change (a target is watched, not enforced).
+func (s *Scheduler) checkFreshnessTargets(now time.Time) {
+	period := map[string]time.Duration{}
+	for _, j := range s.jobs {
+		if j.refreshes != "" {
+			_, period[j.refreshes] = j.schedule.slot(now)
+		}
+	}
+	for _, p := range s.cache.Registry().Products() {
+		if p.FreshnessTarget <= 0 {
+			continue
+		}
+		switch every, ok := period[p.Name]; {
+		case !ok:
+			s.opts.Logger.Warn("product has a freshness target and no periodic refresh: its values grow older than the target while its sources do not change",
+				"product", p.Name, "target", p.FreshnessTarget.String())
+		case every > p.FreshnessTarget:
+			s.opts.Logger.Warn("product is refreshed less often than its freshness target",
+				"product", p.Name, "target", p.FreshnessTarget.String(), "refresh_every", every.String())
+		}
+	}
+}
 
 // Slot returns the scheduled instant a job's run belongs to, from the
 // context the job was given (zero outside a job). A cluster-wide job runs

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -635,4 +636,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...
 		}
 	}
 	return 0
+}
+
+// Start warns of products whose freshness target no periodic refresh meets.
+func TestStartWarnsOfUnmetFreshnessTargets(t *testing.T) {
+	t.Parallel()
+	reg := primers.NewRegistry()
+	noop := primers.PrimerFunc(func(context.Context, primers.Key) (any, error) { return 1, nil })
+	for name, target := range map[string]time.Duration{"met": time.Minute, "none": time.Minute, "slow": 10 * time.Second, "hourly": 2 * time.Hour, "untargeted": 0} {
+		reg.MustRegister(primers.Product{Name: name, Primer: noop, FreshnessTarget: target})
+	}
+	f := newFixture(t)
+	c, err := cache.New(cache.Options{Registry: reg, Store: f.store})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	var logs lockedBuffer
+	s := f.scheduler(t, scheduler.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	hourly, err := scheduler.ParseSchedule("@hourly")
+	require.NoError(t, err)
+	for name, every := range map[string]scheduler.Schedule{"met": scheduler.Every(30 * time.Second), "slow": scheduler.Every(time.Minute), "hourly": hourly, "untargeted": scheduler.Every(time.Hour)} {
+		require.NoError(t, s.Product(scheduler.ProductPolicy{Product: name, Refresh: every}))
+	}
+	require.NoError(t, s.Start())
+	out := logs.String()
+	require.Contains(t, out, `msg="product has a freshness target and no periodic refresh: its values grow older than the target while its sources do not change" product=none target=1m0s`)
+	require.Contains(t, out, `msg="product is refreshed less often than its freshness target" product=slow target=10s refresh_every=1m0s`)
+	require.Equal(t, 2, strings.Count(out, "freshness target"), "met, hourly and untargeted are fine: %s", out)
 }
