@@ -22,7 +22,7 @@ trap cleanup EXIT
 
 echo "== machine: $(nproc) cores, $(go version | cut -d' ' -f3)"
 echo "== Go benchmarks (benchtime $BENCHTIME)"
-go test -run '^$' -bench 'BenchmarkGetHit' -benchmem -benchtime "$BENCHTIME" ./cache/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+go test -run '^$' -bench 'BenchmarkGetHit|BenchmarkScrape' -benchmem -benchtime "$BENCHTIME" ./cache/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
 go test -run '^$' -bench 'BenchmarkHit' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/hit.txt"
 awk '/static/ {s=$3} /gateway/ {g=$3} END {if (s && g) printf "in-process: gateway hit %.0f ns/op, static %.0f ns/op: %.2fx static throughput\n", g, s, s/g}' "$work/hit.txt"
 

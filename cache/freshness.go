@@ -1,11 +1,10 @@
 package cache
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kck-go/kck/primers"
 )
 
 // freshnessCollector reports this gateway's in-process values against each
@@ -58,7 +57,7 @@ func (f *freshnessCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := f.c.clock.Now()
 	for key, e := range f.c.mem.All() {
-		name, _ := primers.SplitName(key)
+		name, _, _ := strings.Cut(key, "/") // canonical keys; no allocation
 		st := byName[name]
 		if st == nil || e.Expired(now) {
 			continue
