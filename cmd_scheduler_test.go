@@ -12,13 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/gatewaytest"
 	"github.com/kck-go/kck/internal/pgtest"
 )
 
@@ -45,13 +44,7 @@ func metric(t *testing.T, base, sample string) float64 {
 // same cluster on two cores, warming the demo's 601 keys took over 30 s.
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	var last string
-	ok := assert.Eventually(t, func() bool {
-		code, body := readyz(t, base)
-		last = body
-		return code == 200
-	}, 2*time.Minute, 20*time.Millisecond)
-	require.True(t, ok, "not ready; last /readyz: %s", last)
+	gatewaytest.WaitReady(t, nil, base)
 }
 
 func readyz(t *testing.T, base string) (int, string) {

@@ -21,6 +21,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/scheduler"
 )
 
 // serveConfig is the gateway's configuration: flags over KCK_* environment
@@ -48,6 +49,8 @@ type serveConfig struct {
 	Scheduler      bool
 	ReadyAfterWarm bool
 	DrainInterval  time.Duration
+	// WarmConcurrency is how many keys boot warming reads at once.
+	WarmConcurrency int
 	// QueueLease is how long a worker holds the keys it claimed, and
 	// ComputeLease how long a gateway holds one key's computation: a gateway
 	// that dies mid-refresh delays its keys by the longer of the two.
@@ -100,6 +103,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.SQLDir, "sql-dir", envOr("KCK_SQL_DIR", ""), "folder of SQL product declarations; default: the demo's (KCK_SQL_DIR)")
 	fs.BoolVar(&c.Scheduler, "scheduler", envBool("KCK_SCHEDULER", true), "run periodic refresh, boot warming, domains and the refresh-queue worker (KCK_SCHEDULER)")
 	fs.BoolVar(&c.ReadyAfterWarm, "ready-after-warm", envBool("KCK_READY_AFTER_WARM", true), "report /readyz only once boot warming is done (KCK_READY_AFTER_WARM)")
+	fs.IntVar(&c.WarmConcurrency, "warm-concurrency", envInt("KCK_WARM_CONCURRENCY", 32), "how many keys boot warming reads (or computes) at once (KCK_WARM_CONCURRENCY)")
 	fs.DurationVar(&c.DrainInterval, "drain-interval", envDuration("KCK_DRAIN_INTERVAL", time.Second), "how often the worker claims from the refresh queue (KCK_DRAIN_INTERVAL)")
 	fs.DurationVar(&c.QueueLease, "queue-lease", envDuration("KCK_QUEUE_LEASE", 2*time.Minute), "how long a worker holds the keys it claimed from the refresh queue (KCK_QUEUE_LEASE)")
 	fs.DurationVar(&c.ComputeLease, "compute-lease", envDuration("KCK_COMPUTE_LEASE", 30*time.Second), "how long a gateway holds one key's computation against the others; keep it above the longest primer run (KCK_COMPUTE_LEASE)")
@@ -126,6 +130,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
+	}
+	if c.WarmConcurrency <= 0 {
+		return c, errors.New("serve: --warm-concurrency must be positive")
 	}
 	return c, nil
 }
@@ -221,7 +228,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		if cfg.ReadyAfterWarm {
 			prods.readyChecks["warming"] = func(context.Context) error {
 				if !sched.Ready() {
-					return errors.New("boot warming is not done")
+					done, total := sched.WarmProgress()
+					return fmt.Errorf("%w (%d of %d keys)", scheduler.ErrWarming, done, total)
 				}
 				return nil
 			}

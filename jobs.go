@@ -41,12 +41,13 @@ func startScheduler(c *cache.Cache, prods *products, cfg serveConfig, log *slog.
 		return nil, err
 	}
 	s, err := scheduler.New(scheduler.Options{
-		Cache:         c,
-		Queue:         q,
-		Worker:        w,
-		DrainInterval: cfg.DrainInterval,
-		Logger:        log,
-		Registerer:    reg,
+		Cache:           c,
+		Queue:           q,
+		Worker:          w,
+		DrainInterval:   cfg.DrainInterval,
+		WarmConcurrency: cfg.WarmConcurrency,
+		Logger:          log,
+		Registerer:      reg,
 	})
 	if err != nil {
 		return nil, err

@@ -387,6 +387,16 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
 		}
 	}
+	return c.computeHeld(ctx, k, key, minVersion)
+}
+
+// computeHeld runs the primer for k and stores the result, with the
+// coordination across gateways (a lease) already held by the caller.
+func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minVersion uint64) (Result, error) {
+	p := c.reg.Product(k.Name)
+	if p.Primer == nil {
+		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
+	}
 	version := c.nextVersion(minVersion)
 	started := c.clock.Now()
 	value, err := c.runPrimer(ctx, p, k, key)

@@ -30,6 +30,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/gatewaytest"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/queue"
 )
@@ -102,14 +103,7 @@ func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*g
 		})
 	}
 	for _, g := range gws {
-		require.Eventually(t, func() bool {
-			resp, err := client.Get(g.base + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		}, 2*time.Minute, 50*time.Millisecond, "gateway %s ready", g.base) // warming on a cold cluster under load
+		gatewaytest.WaitReady(t, client, g.base)
 	}
 	return gws
 }

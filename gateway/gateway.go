@@ -166,8 +166,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("ready again", "check", name)
 		case err != nil:
 			failed = append(failed, name+": "+err.Error())
-			if !was || prev != err.Error() {
-				s.notReady[name] = err.Error()
+			// Logged again only when the cause changes: a check may wrap
+			// its cause with progress ("warming: ... (266 of 601 keys)").
+			if cause := rootCause(err).Error(); !was || prev != cause {
+				s.notReady[name] = cause
 				s.log.Warn("not ready", "check", name, "err", err)
 			}
 		}
@@ -185,6 +187,25 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// rootCause is the innermost error err wraps (the first, when it joins several).
+func rootCause(err error) error {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if next := u.Unwrap(); next != nil {
+				err = next
+				continue
+			}
+		case interface{ Unwrap() []error }:
+			if next := u.Unwrap(); len(next) > 0 && next[0] != nil {
+				err = next[0]
+				continue
+			}
+		}
+		return err
+	}
 }
 
 var jsonContentType = []string{"application/json"}

@@ -18,7 +18,7 @@ var ErrOtherGateway = errors.New("another gateway runs this slot")
 
 // SlotLocker is a gocron.Locker that lets one gateway of a cluster run each
 // scheduled slot of a job. It takes the store lease "job/NAME/SLOT" and
-// keeps it (never releasing it early) for two periods.
+// keeps it (never releasing it early) for two periods, and at least a minute.
 //
 // Why not a lock held while the job runs (gocron's plain distributed
 // locker): gateways' tickers drift apart, so a fast job finishes on one
@@ -77,7 +77,12 @@ func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error)
 		return nil, fmt.Errorf("scheduler: job %q has no schedule in the locker", name)
 	}
 	slot, period := s.slot(l.clock.Now())
-	got, err := l.store.Acquire(ctx, LeaseName(name, slot), l.owner, max(2*period, time.Second))
+	// The lease must outlive the latest attempt at this slot, and a
+	// gateway's attempt can come seconds late on a loaded machine (a slow
+	// ticker, a Paxos round waiting on a busy node): a lease of 2 s let a late
+	// gateway run a 1 s job's slot again. Its name is the slot's alone, so
+	// holding it longer blocks no other run.
+	got, err := l.store.Acquire(ctx, LeaseName(name, slot), l.owner, max(2*period, slotLeaseMin))
 	if err != nil {
 		// Without the store we cannot tell whether another gateway runs it:
 		// skipping a run beats running it on every gateway.
@@ -91,6 +96,9 @@ func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error)
 	}
 	return noUnlock{}, nil
 }
+
+// slotLeaseMin is the shortest a slot's lease is held.
+const slotLeaseMin = time.Minute
 
 // LeaseName is the store lease that one gateway holds for job name's slot.
 func LeaseName(name string, slot time.Time) string {

@@ -28,6 +28,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -59,9 +60,13 @@ type Options struct {
 	// Location is the time zone of cron expressions without CRON_TZ=.
 	// Default UTC, so that every gateway reads them alike.
 	Location *time.Location
-	// Concurrency bounds the refreshes (and warming reads) a job runs at
-	// once. Default 4.
+	// Concurrency bounds the refreshes a job runs at once. Default 4.
 	Concurrency int
+	// WarmConcurrency bounds the keys boot warming reads at once. Default
+	// 32: on a shared store each key that misses waits on a few round trips
+	// (its lease, the store's read and write), so warming is bound by
+	// latency, not by this gateway's CPU.
+	WarmConcurrency int
 	// Logger defaults to one that discards.
 	Logger *slog.Logger
 	// Registerer receives the scheduler's metrics; nil registers nowhere.
@@ -85,6 +90,9 @@ func (o Options) WithDefaults() Options {
 	if o.Concurrency == 0 {
 		o.Concurrency = 4
 	}
+	if o.WarmConcurrency == 0 {
+		o.WarmConcurrency = 32
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -99,7 +107,7 @@ func (o Options) validate() error {
 	if o.Worker != nil && o.Queue == nil {
 		errs = append(errs, errors.New("a Worker needs the Queue it drains"))
 	}
-	if o.DrainInterval < 0 || o.Concurrency < 0 {
+	if o.DrainInterval < 0 || o.Concurrency < 0 || o.WarmConcurrency < 0 {
 		errs = append(errs, errors.New("durations and counts must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -154,6 +162,8 @@ type Scheduler struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+	// warmDone and warmTotal are boot warming's progress, for Progress.
+	warmDone, warmTotal atomic.Int64
 
 	ctx    context.Context // cancelled by Close; parent of warming
 	cancel context.CancelFunc
@@ -430,6 +440,15 @@ func (s *Scheduler) Ready() bool {
 	default:
 		return false
 	}
+}
+
+// ErrWarming is the readiness error while boot warming runs.
+var ErrWarming = errors.New("boot warming is not done")
+
+// WarmProgress reports how many of boot warming's keys are done (ok or
+// failed) and how many it has in all; total is 0 until the keys are known.
+func (s *Scheduler) WarmProgress() (done, total int) {
+	return int(s.warmDone.Load()), int(s.warmTotal.Load())
 }
 
 // WaitReady waits until Ready or ctx is done.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/kck-go/kck/cache"
 )
 
 // WarmReport says what warming did.
@@ -22,8 +24,9 @@ const progressEvery = 5 * time.Second
 // Warm reads every key the product policies declare (their Warm lists and
 // WarmKeys generators), and every member of each domain, through the cache,
 // so that each is in this gateway's in-process tier, loaded from the store
-// or computed (once across the cluster). Progress is logged every tenth of the keys and at least every
-// 5 s. A key that fails is counted and logged, not fatal; a generator that
+// or computed (once across the cluster: see cache.Warm), WarmConcurrency at
+// a time. Progress is logged every tenth of the keys and at least every
+// 5 s, and WarmProgress reports it. A key that fails is counted and logged, not fatal; a generator that
 // fails is returned, after the other keys were warmed. Start calls Warm; the
 // kck warm command can call it alone. With products named, only their keys
 // are warmed.
@@ -96,6 +99,8 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 	keys = slices.Compact(keys)
 
 	total := len(keys)
+	s.warmDone.Store(0)
+	s.warmTotal.Store(int64(total))
 	rep := WarmReport{Keys: total}
 	if total == 0 {
 		rep.Elapsed = time.Since(start)
@@ -106,8 +111,8 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 	var lastLog atomic.Int64 // unix nanos of the last progress line
 	lastLog.Store(start.UnixNano())
 	step := max(1, total/10)
-	s.each(ctx, keys, func(ctx context.Context, key string) {
-		if _, err := s.cache.Get(ctx, key); err != nil {
+	s.cache.Warm(ctx, keys, cache.WarmOptions{Concurrency: s.opts.WarmConcurrency, OnKey: func(key string, err error) {
+		if err != nil {
 			failed.Add(1)
 			s.m.warmKeys.WithLabelValues("failed").Inc()
 			log.Warn("warming: key failed", "key", key, "err", err)
@@ -115,6 +120,7 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 			s.m.warmKeys.WithLabelValues("ok").Inc()
 		}
 		n := done.Add(1)
+		s.warmDone.Add(1)
 		now := time.Now().UnixNano()
 		last := lastLog.Load()
 		if n == int64(total) {
@@ -124,7 +130,7 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 			log.Info("warming progress", "keys_done", n, "keys_total", total, "keys_failed", failed.Load(),
 				"elapsed_ms", time.Since(start).Milliseconds())
 		}
-	})
+	}})
 	rep.Failed = int(failed.Load())
 	rep.Elapsed = time.Since(start)
 	if err := ctx.Err(); err != nil {

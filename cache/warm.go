@@ -1,0 +1,272 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/bits"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// WarmOptions configure Warm.
+type WarmOptions struct {
+	// Concurrency bounds the keys read or computed at once. Default 32.
+	Concurrency int
+	// BucketSize is about how many keys one warm lease covers. Default 64.
+	BucketSize int
+	// OnKey, when set, is called once for each key when it is done, with
+	// its error (nil when the key is in this gateway's in-process tier).
+	OnKey func(key string, err error)
+}
+
+func (o WarmOptions) withDefaults() WarmOptions {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.BucketSize <= 0 {
+		o.BucketSize = 64
+	}
+	if o.OnKey == nil {
+		o.OnKey = func(string, error) {}
+	}
+	return o
+}
+
+// Warm puts every key in this gateway's in-process tier: read from the
+// store, or computed when the store has none. It returns when every key is
+// done or ctx is done; keys that failed are reported to OnKey.
+//
+// Gateways that boot together warm the same keys, and taking each key's
+// lease would cost two lightweight transactions per key (Paxos rounds on
+// Cassandra) while they contend for the same lease rows. Warm shares the work
+// instead: keys fall into buckets by a hash of the key, the same on every
+// gateway warming the same set, and one lease covers a bucket. A gateway
+// reads a bucket's keys from the store, and computes the missing ones only
+// while it holds the bucket's lease; a bucket leased by another gateway is
+// visited again later, when its keys are in the store. A reader that misses
+// a key in a bucket being warmed elsewhere computes it under the key's own
+// lease as usual, so a key can be computed twice then, never served wrong:
+// versions order the writes.
+func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
+	opts = opts.withDefaults()
+	n := len(keys)
+	if n == 0 {
+		return
+	}
+	// A power of two, so that gateways warming about as many keys agree on
+	// the buckets (and on their lease names, which carry the count).
+	nb := 1
+	if n > opts.BucketSize {
+		nb = 1 << bits.Len(uint(n/opts.BucketSize))
+	}
+	buckets := make([][]string, nb)
+	for _, k := range keys {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(k))
+		b := h.Sum64() % uint64(nb)
+		buckets[b] = append(buckets[b], k)
+	}
+	// In a random order, gateways booting together start on different
+	// buckets.
+	pending := make([]int, 0, nb)
+	for b := range buckets {
+		if len(buckets[b]) > 0 {
+			pending = append(pending, b)
+		}
+	}
+	rand.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
+
+	sem := make(chan struct{}, opts.Concurrency)
+	for len(pending) > 0 {
+		var (
+			mu       sync.Mutex
+			deferred []int
+			wg       sync.WaitGroup
+			slots    = make(chan struct{}, warmBucketsAtOnce)
+		)
+		for _, b := range pending {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				name := fmt.Sprintf("warm/%d/%d", nb, b)
+				if left := c.warmBucket(ctx, name, buckets[b], sem, opts); len(left) > 0 {
+					mu.Lock()
+					buckets[b] = left
+					deferred = append(deferred, b)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		pending = deferred
+		if len(pending) == 0 {
+			return
+		}
+		// Another gateway holds these buckets: give it time to store them.
+		t := time.NewTimer(c.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			for _, b := range pending {
+				for _, k := range buckets[b] {
+					opts.OnKey(k, ctx.Err())
+				}
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// warmBucketsAtOnce overlaps one bucket's lease round trip with another's
+// reads and computations; the keys in flight stay bounded by Concurrency.
+const warmBucketsAtOnce = 4
+
+// warmBucket warms keys under the bucket lease name. It returns the keys
+// left for later (the lease is another gateway's and they are not stored
+// yet), and reports every other key to OnKey.
+func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem chan struct{}, opts WarmOptions) (left []string) {
+	if err := ctx.Err(); err != nil {
+		for _, k := range keys {
+			opts.OnKey(k, err)
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	missing := map[string]primers.Key{}
+	c.parallel(ctx, keys, sem, func(key string) {
+		k, canonical, err := c.resolve(key)
+		if err == nil && k.Name == "" {
+			err = &primers.KeyError{Key: key, Reason: "only registered products can be warmed", Err: primers.ErrUnknownProduct}
+		}
+		if err != nil {
+			opts.OnKey(key, err)
+			return
+		}
+		if _, ok := c.memFresh(canonical); ok {
+			opts.OnKey(key, nil)
+			return
+		}
+		found, err := c.warmFromStore(ctx, canonical)
+		if err != nil {
+			opts.OnKey(key, err)
+			return
+		}
+		if found {
+			opts.OnKey(key, nil)
+			return
+		}
+		mu.Lock()
+		missing[key] = k
+		mu.Unlock()
+	})
+	if len(missing) == 0 {
+		return nil
+	}
+	got, aerr := c.store.Acquire(ctx, lease, c.opts.Owner, c.opts.LeaseTTL)
+	if aerr != nil {
+		// Without the store we cannot share the work: each key's own read
+		// path (which computes anyway when the store fails) will do.
+		c.storeFailed("acquire", lease, aerr)
+		c.parallel(ctx, keysOf(missing), sem, func(key string) {
+			_, err := c.Get(ctx, key)
+			opts.OnKey(key, err)
+		})
+		return nil
+	}
+	if !got {
+		return keysOf(missing)
+	}
+	defer func() {
+		if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
+			c.storeFailed("release", lease, err)
+		}
+	}()
+	c.parallel(ctx, keysOf(missing), sem, func(key string) {
+		opts.OnKey(key, c.warmCompute(ctx, missing[key]))
+	})
+	return nil
+}
+
+// warmFromStore loads key from the store into the in-process tier; false
+// when the store has no live value.
+func (c *Cache) warmFromStore(ctx context.Context, key string) (bool, error) {
+	e, err := c.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		c.storeFailed("get", key, err)
+		return false, nil
+	case e.Expired(c.clock.Now()):
+		return false, nil
+	}
+	ep := c.remember(&e)
+	if ep.Stale(c.clock.Now()) {
+		c.m.stale.Inc()
+		c.refreshInBackground(key)
+	} else {
+		c.m.hitStore.Inc()
+	}
+	return true, nil
+}
+
+// warmCompute computes k, unless the store has it by now, under the bucket
+// lease the caller holds, sharing the flight of a reader of the same key in
+// this process.
+func (c *Cache) warmCompute(ctx context.Context, k primers.Key) error {
+	key := k.String()
+	ch := c.flight.DoChan(key, func() (any, error) {
+		if r, ok := c.memFresh(key); ok {
+			return loadResult{r: r}, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
+		defer cancel()
+		// Read again under the lease: another gateway may have stored the
+		// key and released the lease between our first read and our
+		// Acquire.
+		if found, err := c.warmFromStore(fctx, key); err != nil || found {
+			return loadResult{err: err}, nil
+		}
+		c.m.miss.Inc()
+		r, err := c.computeHeld(fctx, k, key, 0)
+		return loadResult{r: r, err: err}, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Val.(loadResult).err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// parallel calls fn for each key, as many at once as sem allows, and waits.
+func (c *Cache) parallel(ctx context.Context, keys []string, sem chan struct{}, fn func(key string)) {
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(k)
+		})
+	}
+	wg.Wait()
+}
+
+func keysOf(m map[string]primers.Key) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
