@@ -62,5 +62,8 @@ kill "${pids[-1]}"
 echo "== Cassandra store against raw gocql statements, same table, same run"
 go test -run '^$' -bench 'BenchmarkCassandraStore' -benchtime 2000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
 
+echo "== boot warming on Cassandra: three gateways, new keys, a lease per key against a lease per bucket"
+WARM_KEYS=${WARM_KEYS:-2000} go test -run '^$' -bench 'BenchmarkWarmCassandra' -benchtime 1x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+
 echo "== the refresh queue: enqueue, claim, done against one raw atomic write, each store"
 go test -run '^$' -bench 'BenchmarkQueue' -benchtime 1000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'

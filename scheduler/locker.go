@@ -33,6 +33,7 @@ type SlotLocker struct {
 
 	mu     sync.RWMutex
 	jobs   map[string]Schedule
+	ran    map[string]time.Time // job -> the last slot this gateway took
 	onSkip func(job string)
 }
 
@@ -44,7 +45,7 @@ func NewSlotLocker(store cache.Store, owner string, clock cache.Clock) *SlotLock
 	if clock == nil {
 		clock = cache.SystemClock{}
 	}
-	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}}
+	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}, ran: map[string]time.Time{}}
 }
 
 // add declares job name's already checked schedule.
@@ -77,6 +78,15 @@ func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error)
 		return nil, fmt.Errorf("scheduler: job %q has no schedule in the locker", name)
 	}
 	slot, period := s.slot(l.clock.Now())
+	// A ticker that fires again soon after a late run can land on the same
+	// nearest slot; the store would grant it (the lease is ours already, and
+	// Acquire extends its holder's lease), so the slot would run twice here.
+	l.mu.RLock()
+	last, took := l.ran[name]
+	l.mu.RUnlock()
+	if took && !slot.After(last) {
+		return nil, fmt.Errorf("job %q slot %s already ran on this gateway: %w", name, slot.UTC().Format(time.RFC3339Nano), ErrOtherGateway)
+	}
 	// The lease must outlive the latest attempt at this slot, and a
 	// gateway's attempt can come seconds late on a loaded machine (a slow
 	// ticker, a Paxos round waiting on a busy node): a lease of 2 s let a late
@@ -94,6 +104,11 @@ func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error)
 		}
 		return nil, fmt.Errorf("job %q slot %s: %w", name, slot.UTC().Format(time.RFC3339Nano), ErrOtherGateway)
 	}
+	l.mu.Lock()
+	if slot.After(l.ran[name]) {
+		l.ran[name] = slot
+	}
+	l.mu.Unlock()
 	return noUnlock{}, nil
 }
 

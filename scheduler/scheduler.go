@@ -315,6 +315,13 @@ func (s *Scheduler) Domain(d Domain) error {
 	}
 	dj := &domainJob{Domain: d}
 	err := s.add(jobSpec{name: "domain/" + d.Product, schedule: d.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
+		// Boot warming reads every member anyway, and computes the missing
+		// ones under bucket leases, not the members' own: a run during it
+		// could compute a member another gateway is warming. Once this
+		// gateway's warming is done, every member is in the store.
+		if !s.Ready() {
+			return nil
+		}
 		return s.primeDomain(ctx, dj, slot)
 	}})
 	if err != nil {

@@ -260,6 +260,26 @@ func TestSlotLockerDrift(t *testing.T) {
 	require.ErrorContains(t, err, "no schedule")
 }
 
+// One gateway whose ticker fires twice for the same nearest slot (a late
+// run, then the next tick 0.4 s on) runs it once: the store alone would grant
+// the lease again, since it is this gateway's already.
+func TestSlotLockerOneGatewayTwiceInASlot(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	clock := queuetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(-300 * time.Millisecond))
+	l := scheduler.NewSlotLocker(f.store, "gw", clock)
+	require.NoError(t, l.Add("fast", scheduler.Every(time.Second)))
+	_, err := l.Lock(t.Context(), "fast")
+	require.NoError(t, err)
+	clock.Advance(400 * time.Millisecond) // 12:00:00.1, the same nearest slot
+	_, err = l.Lock(t.Context(), "fast")
+	require.ErrorIs(t, err, scheduler.ErrOtherGateway)
+	require.ErrorContains(t, err, "already ran on this gateway")
+	clock.Advance(time.Second)
+	_, err = l.Lock(t.Context(), "fast")
+	require.NoError(t, err, "the next slot")
+}
+
 func TestWarmingFillsTheCacheAndFlipsReady(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
