@@ -814,6 +814,9 @@ func (c *Cache) Update(ctx context.Context, name string, input json.RawMessage) 
 		return UpdateOutcome{}, fmt.Errorf("updater %s: %w", name, err)
 	}
 	out := UpdateOutcome{Result: res.Result, Products: make([]ItemResult, len(res.Affected))}
+	// The refreshes are the write's, named by the updater, not the
+	// client's reads: they do not spend the request's miss budget.
+	ctx = WithMissBudget(ctx, 0)
 	for i, key := range res.Affected {
 		out.Products[i].Key = key
 		if change, ok := res.Changes[key]; ok {
