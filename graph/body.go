@@ -41,7 +41,7 @@ func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string)) b
 	switch {
 	case len(trimmed) == 0:
 		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", `empty body: send {"query": "..."}`)
-	case trimmed[0] == '[':
+	case trimmed[0] == '[' && isBatch(trimmed):
 		// Batching would let one request carry any number of operations
 		// past the per-operation limits.
 		if onRefused != nil {
@@ -54,6 +54,21 @@ func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string)) b
 		return true
 	}
 	return false
+}
+
+// isBatch reports whether b is a JSON array of objects (a batch of
+// requests), as opposed to any other array, which is simply malformed.
+func isBatch(b []byte) bool {
+	var items []json.RawMessage
+	if json.Unmarshal(b, &items) != nil || len(items) == 0 {
+		return false
+	}
+	for _, it := range items {
+		if len(it) == 0 || it[0] != '{' {
+			return false
+		}
+	}
+	return true
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code, limit, msg string) {
