@@ -258,7 +258,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("gateway listening", "addr", ln.Addr().String(), "store", cfg.Store, "data_dir", cfg.DataDir,
-		"products", len(reg.Products()), "playground", "http://"+displayAddr(ln.Addr())+"/")
+		"products", len(reg.Products()), "playground", playgroundURL(cfg, ln.Addr()))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"time"
 
@@ -103,4 +104,11 @@ func (b memoryBudget) gatewayOptions(o *gateway.Options, l limitsConfig) {
 	o.Limits = l.GraphQL
 	o.MaxMissesPerRequest = l.MaxMisses
 	o.DisablePlayground = !l.Playground
+}
+
+func playgroundURL(cfg serveConfig, addr net.Addr) string {
+	if !cfg.Limits.Playground {
+		return "off"
+	}
+	return "http://" + displayAddr(addr) + "/"
 }
