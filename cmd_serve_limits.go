@@ -34,6 +34,7 @@ func limitFlags(fs *flag.FlagSet, c *limitsConfig) {
 	fs.IntVar(&l.MaxAliases, "max-aliases", envInt("KCK_MAX_ALIASES", 30), "most aliased fields in a document; -1: no limit (KCK_MAX_ALIASES)")
 	fs.IntVar(&l.MaxRootFields, "max-root-fields", envInt("KCK_MAX_ROOT_FIELDS", 50), "most top-level fields in an operation; -1: no limit (KCK_MAX_ROOT_FIELDS)")
 	fs.IntVar(&l.MaxFields, "max-fields", envInt("KCK_MAX_FIELDS", 500), "most fields in a document, fragments expanded; -1: no limit (KCK_MAX_FIELDS)")
+	fs.IntVar(&l.MaxRepeats, "max-repeated-fields", envInt("KCK_MAX_REPEATED_FIELDS", 20), "most times one response name occurs in one selection set; -1: no limit (KCK_MAX_REPEATED_FIELDS)")
 	fs.IntVar(&l.MaxComplexity, "max-complexity", envInt("KCK_MAX_COMPLEXITY", 1000), "highest gqlgen complexity of an operation; -1: no limit (KCK_MAX_COMPLEXITY)")
 	fs.IntVar(&l.ProductCost, "product-cost", envInt("KCK_PRODUCT_COST", 10), "complexity of a field that reads or writes a product (a plain field costs 1) (KCK_PRODUCT_COST)")
 	fs.IntVar(&c.MaxMisses, "max-misses-per-request", envInt("KCK_MAX_MISSES_PER_REQUEST", 20), "most primer runs one request may cause; the keys beyond are served from the store or refused; -1: no limit (KCK_MAX_MISSES_PER_REQUEST)")
@@ -61,7 +62,7 @@ func finishLimits(fs *flag.FlagSet, c *serveConfig) error {
 		c.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does
 	}
 	l := c.Limits.GraphQL
-	for _, v := range []int{l.MaxTokens, l.MaxDepth, l.MaxAliases, l.MaxRootFields, l.MaxFields, l.MaxComplexity, c.Limits.MaxMisses} {
+	for _, v := range []int{l.MaxTokens, l.MaxDepth, l.MaxAliases, l.MaxRootFields, l.MaxFields, l.MaxRepeats, l.MaxComplexity, c.Limits.MaxMisses} {
 		if v == 0 {
 			return errors.New("serve: a limit of 0 would refuse everything: give a positive value, or -1 for no limit")
 		}

@@ -22,6 +22,7 @@ func TestLimitFlags(t *testing.T) {
 	assert.Equal(t, 30, l.GraphQL.MaxAliases)
 	assert.Equal(t, 50, l.GraphQL.MaxRootFields)
 	assert.Equal(t, 500, l.GraphQL.MaxFields)
+	assert.Equal(t, 20, l.GraphQL.MaxRepeats)
 	assert.Equal(t, 1000, l.GraphQL.MaxComplexity)
 	assert.Equal(t, 10, l.GraphQL.ProductCost)
 	assert.Equal(t, 20, l.MaxMisses)

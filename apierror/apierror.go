@@ -23,7 +23,7 @@ const (
 	Internal     = "INTERNAL"
 	// LimitExceeded refuses work beyond one of the gateway's limits; the
 	// error's extensions.limit names the limit (depth, aliases, root_fields,
-	// fields, complexity, tokens, batch, introspection, misses).
+	// fields, repeated_fields, complexity, tokens, batch, introspection, misses).
 	LimitExceeded = "LIMIT_EXCEEDED"
 )
 

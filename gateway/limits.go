@@ -18,7 +18,7 @@ type limitMetrics struct {
 // limitNames are the refusal labels, created up front so that /metrics shows
 // every limit at 0.
 var limitNames = []string{
-	graph.LimitTokens, graph.LimitDepth, graph.LimitAliases, graph.LimitRootFields, graph.LimitFields,
+	graph.LimitTokens, graph.LimitDepth, graph.LimitAliases, graph.LimitRootFields, graph.LimitFields, graph.LimitRepeats,
 	graph.LimitComplexity, graph.LimitBatch, graph.LimitIntrospection, apierror.LimitMisses,
 }
 
@@ -26,7 +26,7 @@ func newLimitMetrics(reg prometheus.Registerer) (*limitMetrics, error) {
 	m := &limitMetrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kck_refused_total",
-			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, complexity, batch, introspection (GraphQL documents) and misses (product reads beyond a request's miss budget).",
+			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, repeated_fields, complexity, batch, introspection (GraphQL documents) and misses (product reads beyond a request's miss budget).",
 		}, []string{"limit"}),
 		validated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kck_graphql_validations_total",

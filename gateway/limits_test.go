@@ -50,6 +50,10 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 		// The attack's 110 KB document (10,000 repeats, under the token limit).
 		{"10,000 root fields", "{ " + repeat("__typename ", 10000) + "}", graph.LimitRootFields},
 		{"repeated nested fields", "{ author(authorId: 1) { " + repeat("id ", 2000) + "} }", graph.LimitFields},
+		// Under the fields limit, but the validator's pairwise work on one
+		// name repeated 400 times is what the repeat limit refuses.
+		{"one field repeated", "{ author(authorId: 1) { " + repeat("id ", 400) + "} }", graph.LimitRepeats},
+		{"a fragment cycle", "{ ...F } fragment F on Query { __typename ...G } fragment G on Query { ...F }", ""},
 		{"fragments that multiply", bomb.String(), graph.LimitFields},
 		{"deep", repeat("{ a ", 13) + repeat("} ", 13), graph.LimitDepth},
 		{"aliases", "{ " + aliased(31, "__typename") + "}", graph.LimitAliases},
@@ -61,14 +65,18 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 			assert.Equal(t, 422, r.status, r.body)
 			got := decode[gqlReply](t, r.body)
 			require.Len(t, got.Errors, 1, r.body)
-			assert.Equal(t, "LIMIT_EXCEEDED", got.Errors[0].Extensions["code"])
-			assert.Equal(t, tc.limit, got.Errors[0].Extensions["limit"])
 			assert.Less(t, len(r.body), 1000, "the refusal does not echo the document")
 			assert.Equal(t, before, metricValue(t, e.metrics, "kck_graphql_validations_total"), "the document reached validation")
+			if tc.limit == "" {
+				assert.Equal(t, "GRAPHQL_VALIDATION_FAILED", got.Errors[0].Extensions["code"])
+				return
+			}
+			assert.Equal(t, "LIMIT_EXCEEDED", got.Errors[0].Extensions["code"])
+			assert.Equal(t, tc.limit, got.Errors[0].Extensions["limit"])
 			assert.Equal(t, refused+1, metricValue(t, e.metrics, "kck_refused_total", tc.limit))
 
 			// The same over GET.
-			if len(tc.query) < 32<<10 {
+			if len(tc.query) < 32<<10 && tc.limit != "" {
 				r = e.do(t, "GET", "/graphql?query="+url.QueryEscape(tc.query), "")
 				assert.Equal(t, 422, r.status, r.body)
 				assert.Contains(t, r.body, `"limit":"`+tc.limit+`"`)
@@ -77,8 +85,8 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 	}
 	// Just under each limit, a document is validated and runs.
 	for _, q := range []string{
-		"{ " + repeat("__typename ", 50) + "}",
-		"{ " + aliased(30, "__typename") + "}",
+		"{ " + repeat("__typename ", 20) + aliased(30, "__typename") + "}",
+		"{ author(authorId: 1) { " + repeat("id ", 20) + "} }",
 	} {
 		before := metricValue(t, e.metrics, "kck_graphql_validations_total")
 		r := e.do(t, "POST", "/graphql", gqlBody(q))

@@ -62,7 +62,6 @@ func TestMeasure(t *testing.T) {
 		{"{ x: a y: a a }", 3, 2, 1, 3},
 		{"{ ...F ... on Q { b } } fragment F on Q { a { c } }", 3, 0, 2, 2},
 		// A cycle counts nothing past itself (the validator refuses it).
-		{"{ ...F } fragment F on Q { a ...F }", 1, 0, 1, 1},
 		// An unused fragment's fields count too: it is validated.
 		{"{ a } fragment U on Q { b c }", 3, 0, 1, 1},
 		// Two operations: fields add up, root fields and depth are the most.
@@ -73,6 +72,10 @@ func TestMeasure(t *testing.T) {
 		s := measure(doc, false)
 		assert.Equal(t, docStats{fields: tc.fields, aliases: tc.aliases, depth: tc.depth, rootFields: tc.rootFields}, s, tc.q)
 	}
+	// A cycle is found, and counts nothing past itself.
+	doc, err := parser.ParseQuery(&ast.Source{Input: "{ ...F } fragment F on Q { a ...G } fragment G on Q { ...F }"})
+	require.NoError(t, err)
+	assert.Equal(t, docStats{fields: 1, depth: 1, rootFields: 1, cycle: "F"}, measure(doc, false))
 	// Fragments that double 40 times saturate instead of overflowing, and
 	// the walk visits each fragment once.
 	var b strings.Builder
@@ -80,8 +83,30 @@ func TestMeasure(t *testing.T) {
 	for i := 39; i >= 0; i-- {
 		fmt.Fprintf(&b, "fragment F%d on Q { ...F%d ...F%d } ", i, i+1, i+1)
 	}
-	doc, err := parser.ParseQuery(&ast.Source{Input: b.String()})
+	doc, err = parser.ParseQuery(&ast.Source{Input: b.String()})
 	require.NoError(t, err)
 	s := measure(doc, false)
 	assert.Equal(t, saturated, s.fields)
+}
+
+func TestRepeats(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		q    string
+		name string
+		n    int
+	}{
+		{"{ a b a }", "a", 2},
+		{"{ x { id id id } y { id } }", "id", 3},
+		// Merged from fragments; a fragment spread twice counts once.
+		{"{ id ... on Q { id } ...F ...F ...G } fragment F on Q { id } fragment G on Q { id }", "id", 4},
+		// Aliases are response names.
+		{"{ a: x a: y b: x }", "a", 2},
+	} {
+		doc, err := parser.ParseQuery(&ast.Source{Input: tc.q})
+		require.NoError(t, err, tc.q)
+		name, n := repeats(doc, 100)
+		assert.Equal(t, tc.name, name, tc.q)
+		assert.Equal(t, tc.n, n, tc.q)
+	}
 }

@@ -41,6 +41,12 @@ type Limits struct {
 	// wherever they are spread, and the fields of fragments nothing spreads.
 	// Default 500.
 	MaxFields int
+	// MaxRepeats bounds how often one response name occurs in one
+	// selection set (fields merged from inline fragments and fragment
+	// spreads included; a fragment spread twice counts once). The
+	// validator compares every pair of such fields, so this keeps its
+	// work linear. Default 20.
+	MaxRepeats int
 	// MaxComplexity bounds gqlgen's complexity of the operation: each field
 	// costs 1 plus its children, a field that reads or writes a product
 	// costs ProductCost plus its children. Default 1,000.
@@ -56,6 +62,7 @@ const (
 	LimitAliases       = "aliases"
 	LimitRootFields    = "root_fields"
 	LimitFields        = "fields"
+	LimitRepeats       = "repeated_fields"
 	LimitComplexity    = "complexity"
 	LimitBatch         = "batch"
 	LimitIntrospection = "introspection"
@@ -73,6 +80,7 @@ func (l Limits) WithDefaults() Limits {
 	def(&l.MaxAliases, 30)
 	def(&l.MaxRootFields, 50)
 	def(&l.MaxFields, 500)
+	def(&l.MaxRepeats, 20)
 	def(&l.MaxComplexity, 1000)
 	def(&l.ProductCost, 10)
 	return l
@@ -182,6 +190,17 @@ func (l *limiter) check(ctx context.Context, query, opName string) *gqlerror.Err
 		return l.refuse(refusal(LimitDepth, lim.MaxDepth, s.depth, "the document nests %s deep; the most is %d", atLeast(s.depth), lim.MaxDepth))
 	case lim.MaxAliases > 0 && s.aliases > lim.MaxAliases:
 		return l.refuse(refusal(LimitAliases, lim.MaxAliases, s.aliases, "the document has %s aliases; the most is %d", atLeast(s.aliases), lim.MaxAliases))
+	case s.cycle != "":
+		// The validator would refuse it too, after expanding the cycle.
+		err := gqlerror.Errorf("Cannot spread fragment %q within itself.", s.cycle)
+		errcode.Set(err, errcode.ValidationFailed)
+		return err
+	}
+	// With the fields bounded, the document can be walked expanded.
+	if max := l.limits.MaxRepeats; max > 0 {
+		if name, n := repeats(doc, max); n > max {
+			return l.refuse(refusal(LimitRepeats, max, n, "the field %q occurs %d times in one selection set; the most is %d", name, n, max))
+		}
 	}
 	return nil
 }
@@ -245,7 +264,8 @@ func sat(a, b int) int { return min(a+b, saturated) }
 // docStats are what measure counts of a document.
 type docStats struct {
 	fields, aliases, depth, rootFields int
-	introspection                      bool // __schema or __type, when refused
+	introspection                      bool   // __schema or __type, when refused
+	cycle                              string // a fragment spread within itself
 }
 
 // setStats are the counts of one selection set.
@@ -259,6 +279,7 @@ type measurer struct {
 	visiting map[string]bool
 	noIntro  bool
 	intro    bool
+	cycle    string
 }
 
 // measure counts the fields, aliases, depth and top-level fields of doc in
@@ -289,6 +310,7 @@ func measure(doc *ast.QueryDocument, noIntro bool) docStats {
 		}
 	}
 	s.introspection = m.intro
+	s.cycle = m.cycle
 	return s
 }
 
@@ -336,7 +358,11 @@ func (m *measurer) fragment(name string) setStats {
 		return c
 	}
 	f, ok := m.frags[name]
-	if !ok || m.visiting[name] {
+	if !ok {
+		return setStats{}
+	}
+	if m.visiting[name] {
+		m.cycle = name
 		return setStats{}
 	}
 	m.visiting[name] = true
@@ -344,4 +370,65 @@ func (m *measurer) fragment(name string) setStats {
 	delete(m.visiting, name)
 	m.memo[name] = c
 	return c
+}
+
+// repeats returns the response name that occurs most often in one
+// selection set of doc, and how often: fields merged from inline fragments
+// and spreads count, a fragment spread twice into one set counts once (as
+// the validator does). Call it only on a document whose fields, fragments
+// expanded, are bounded and whose fragments have no cycle; it stops early
+// once a name passes limit.
+func repeats(doc *ast.QueryDocument, limit int) (string, int) {
+	frags := map[string]*ast.FragmentDefinition{}
+	for _, f := range doc.Fragments {
+		if _, dup := frags[f.Name]; !dup {
+			frags[f.Name] = f
+		}
+	}
+	worst, most := "", 0
+	var set func(ss ast.SelectionSet)
+	set = func(ss ast.SelectionSet) {
+		counts := map[string]int{}
+		spread := map[string]bool{}
+		var subs []ast.SelectionSet
+		var flatten func(ss ast.SelectionSet)
+		flatten = func(ss ast.SelectionSet) {
+			for _, sel := range ss {
+				if most > limit {
+					return
+				}
+				switch x := sel.(type) {
+				case *ast.Field:
+					counts[x.Alias]++
+					if n := counts[x.Alias]; n > most {
+						worst, most = x.Alias, n
+					}
+					if len(x.SelectionSet) > 0 {
+						subs = append(subs, x.SelectionSet)
+					}
+				case *ast.InlineFragment:
+					flatten(x.SelectionSet)
+				case *ast.FragmentSpread:
+					if f, ok := frags[x.Name]; ok && !spread[x.Name] {
+						spread[x.Name] = true
+						flatten(f.SelectionSet)
+					}
+				}
+			}
+		}
+		flatten(ss)
+		for _, sub := range subs {
+			if most > limit {
+				return
+			}
+			set(sub)
+		}
+	}
+	for _, op := range doc.Operations {
+		set(op.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		set(f.SelectionSet)
+	}
+	return worst, most
 }
