@@ -315,3 +315,23 @@ func TestMissesPerRequest(t *testing.T) {
 	r = e.do(t, "GET", "/fetch?key=counted/100", "")
 	assert.Equal(t, 200, r.status)
 }
+
+// The introspection query GraphiQL and the playground send (graphql-js's
+// getIntrospectionQuery) passes the default limits.
+func TestPlaygroundIntrospectionWithinLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	typeRef := "kind name " + repeat("ofType { kind name ", 7) + repeat("} ", 7)
+	q := `query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
+		types { ...FullType } directives { name description locations args { ...InputValue } } } }
+	fragment FullType on __Type { kind name description
+		fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+		inputFields { ...InputValue } interfaces { ...TypeRef }
+		enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+	fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+	fragment TypeRef on __Type { ` + typeRef + ` }`
+	r := e.do(t, "POST", "/graphql", gqlBody(q))
+	require.Equal(t, 200, r.status, r.body)
+	assert.Contains(t, r.body, `"queryType":{"name":"Query"}`)
+	assert.NotContains(t, r.body, `"errors"`)
+}

@@ -29,8 +29,9 @@ type Limits struct {
 	// MaxTokens bounds the lexical tokens (names, punctuation, values,
 	// comments) of a document. Default 15,000.
 	MaxTokens int
-	// MaxDepth bounds the nesting of selections, fragments expanded.
-	// Default 12.
+	// MaxDepth bounds the nesting of selections, fragments expanded; the
+	// selections under __schema and __type are left to gqlparser's own
+	// introspection-depth rule. Default 12.
 	MaxDepth int
 	// MaxAliases bounds the aliased fields, fragments expanded. Default 30.
 	MaxAliases int
@@ -335,10 +336,18 @@ func (m *measurer) set(ss ast.SelectionSet) setStats {
 			if x.Alias != "" && x.Alias != x.Name {
 				s.aliases = sat(s.aliases, 1)
 			}
-			if m.noIntro && (x.Name == "__schema" || x.Name == "__type") {
+			intro := x.Name == "__schema" || x.Name == "__type"
+			if m.noIntro && intro {
 				m.intro = true
 			}
-			add(m.set(x.SelectionSet), 1)
+			c := m.set(x.SelectionSet)
+			if intro {
+				// The introspection query that GraphiQL and the playground
+				// send nests ofType deeper than product queries need; its
+				// depth is the validator's own introspection-depth rule's.
+				c.depth = 0
+			}
+			add(c, 1)
 			s.depth = max(s.depth, 1)
 		case *ast.InlineFragment:
 			c := m.set(x.SelectionSet)
