@@ -305,10 +305,15 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 	}
 	// A request whose miss budget is spent gets only what is stored.
 	b := budgetFrom(ctx)
-	if !b.take() {
+	ok, charged := b.take(key)
+	if !ok {
 		return c.loadStored(ctx, key, b)
 	}
+	// Only the caller whose function the flight runs may have run a
+	// primer; the channel receive below orders this write before the read.
+	led := false
 	ch := c.flight.DoChan(key, func() (any, error) {
+		led = true
 		// Another caller may have filled the in-process tier between our
 		// lookup and entering the flight: look again before doing work.
 		if r, ok := c.memFresh(key); ok {
@@ -329,8 +334,8 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 	select {
 	case res := <-ch:
 		lr := res.Val.(loadResult)
-		if lr.err == nil && lr.r.Tier != TierComputed {
-			b.refund() // served from memory or the store: no primer ran
+		if charged && (!led || (lr.err == nil && lr.r.Tier != TierComputed)) {
+			b.refund(key) // another caller's computation, or no primer ran
 		}
 		return lr.r, lr.err
 	case <-ctx.Done():
@@ -598,7 +603,7 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 		return Result{}, &primers.KeyError{Key: key, Reason: "only registered products can be refreshed", Err: primers.ErrUnknownProduct}
 	}
 	// A refresh always runs the primer: it spends the request's budget.
-	if b := budgetFrom(ctx); !b.take() {
+	if b := budgetFrom(ctx); !takeOK(b, "refresh\x00"+canonical) {
 		c.m.missRefused.Inc()
 		return Result{}, fmt.Errorf("%w: %s was not refreshed: this request already caused %d primer runs, the most one may", ErrTooManyMisses, canonical, b.max)
 	}
@@ -829,4 +834,9 @@ func (c *Cache) Update(ctx context.Context, name string, input json.RawMessage) 
 		}
 	}
 	return out, nil
+}
+
+func takeOK(b *missBudget, key string) bool {
+	ok, _ := b.take(key)
+	return ok
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -33,10 +33,13 @@ var ErrTooManyMisses = errors.New("too many cold keys in one request")
 
 type budgetKey struct{}
 
-// missBudget counts the primer runs one request may still cause.
+// missBudget counts the primer runs one request may still cause. A key is
+// charged once however many of the request's fields read it.
 type missBudget struct {
-	left atomic.Int64
+	mu   sync.Mutex
+	left int
 	max  int
+	keys map[string]bool // charged keys
 }
 
 // WithMissBudget returns a context in which reads through the cache may run
@@ -47,9 +50,7 @@ func WithMissBudget(ctx context.Context, n int) context.Context {
 	if n <= 0 {
 		return context.WithValue(ctx, budgetKey{}, (*missBudget)(nil))
 	}
-	b := &missBudget{max: n}
-	b.left.Store(int64(n))
-	return context.WithValue(ctx, budgetKey{}, b)
+	return context.WithValue(ctx, budgetKey{}, &missBudget{left: n, max: n, keys: map[string]bool{}})
 }
 
 func budgetFrom(ctx context.Context) *missBudget {
@@ -57,21 +58,33 @@ func budgetFrom(ctx context.Context) *missBudget {
 	return b
 }
 
-// take spends one miss; false when none is left.
-func (b *missBudget) take() bool {
+// take spends one miss on key: ok is false when none is left; charged
+// says this call spent it (false for a key already charged, and with no
+// budget).
+func (b *missBudget) take(key string) (ok, charged bool) {
 	if b == nil {
-		return true
+		return true, false
 	}
-	if b.left.Add(-1) < 0 {
-		b.left.Add(1)
-		return false
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.keys[key]:
+		return true, false
+	case b.left <= 0:
+		return false, false
 	}
-	return true
+	b.left--
+	b.keys[key] = true
+	return true, true
 }
 
-func (b *missBudget) refund() {
-	if b != nil {
-		b.left.Add(1)
+// refund gives back the miss a take charged on key: no primer ran for it.
+func (b *missBudget) refund(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.keys[key] {
+		delete(b.keys, key)
+		b.left++
 	}
 }
 

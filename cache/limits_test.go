@@ -204,3 +204,31 @@ func (h *countHandler) count(sub string) int {
 	}
 	return n
 }
+
+// A key read by many fields of one request is charged once, whether the
+// reads join one flight or come one after another.
+func TestMissBudgetChargesAKeyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "absent", Params: intParam, Primer: absentPrimer()})
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	c := f.cache(t, func(o *cache.Options) { o.NegativeTTL = -1 })
+	rctx := cache.WithMissBudget(context.Background(), 2)
+	var wg sync.WaitGroup
+	errs := make([]error, 30)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.Get(rctx, "absent/5")
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.ErrorIs(t, err, primers.ErrNoData)
+	}
+	_, err := c.Get(rctx, "square/1")
+	require.NoError(t, err, "the 30 reads of one key spent more than one miss")
+	_, err = c.Get(rctx, "square/2")
+	require.ErrorIs(t, err, cache.ErrTooManyMisses)
+}

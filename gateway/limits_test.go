@@ -303,6 +303,16 @@ func TestMissesPerRequest(t *testing.T) {
 	assert.NotContains(t, r.body, "errors")
 	assert.EqualValues(t, 8, e.runs.Load())
 
+	// One absent key read by 30 fields is one miss: every field is
+	// NOT_FOUND, none is refused.
+	r = e.do(t, "POST", "/graphql", gqlBody("{ "+aliased(30, `product(key: "sparse/5") { key }`)+"}"))
+	got = decode[gqlReply](t, r.body)
+	require.Len(t, got.Errors, 30, r.body)
+	for _, er := range got.Errors {
+		assert.Equal(t, "NOT_FOUND", er.Extensions["code"], r.body)
+	}
+	assert.EqualValues(t, 1, e.sparse.Load())
+
 	// /fetch: the same bound per request.
 	var keys []string
 	for i := range 8 {
