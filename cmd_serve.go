@@ -55,6 +55,8 @@ type serveConfig struct {
 	// ComputeLease how long a gateway holds one key's computation: a gateway
 	// that dies mid-refresh delays its keys by the longer of the two.
 	QueueLease, ComputeLease time.Duration
+	// Limits: what one request may cost (cmd_serve_limits.go).
+	Limits limitsConfig
 }
 
 func envOr(name, def string) string {
@@ -109,6 +111,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.ComputeLease, "compute-lease", envDuration("KCK_COMPUTE_LEASE", 30*time.Second), "how long a gateway holds one key's computation against the others; keep it above the longest primer run (KCK_COMPUTE_LEASE)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
+	limitFlags(fs, &c.Limits)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
@@ -133,6 +136,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.WarmConcurrency <= 0 {
 		return c, errors.New("serve: --warm-concurrency must be positive")
+	}
+	if err := finishLimits(fs, &c); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -203,15 +209,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c, err := cache.New(cache.Options{
-		Registry:       reg,
-		Store:          store,
-		MaxMemoryBytes: uint64(cfg.MemoryMB) << 20,
-		LeaseTTL:       cfg.ComputeLease,
-		Logger:         log,
-		Registerer:     promReg,
-		OnStored:       prods.onStored,
-	})
+	mem := splitMemory(cfg.MemoryMB)
+	copts := cache.Options{
+		Registry:    reg,
+		Store:       store,
+		LeaseTTL:    cfg.ComputeLease,
+		Logger:      log,
+		Registerer:  promReg,
+		OnStored:    prods.onStored,
+		NegativeTTL: cfg.Limits.NegativeTTL,
+	}
+	mem.cacheOptions(&copts)
+	c, err := cache.New(copts)
 	if err != nil {
 		return err
 	}
@@ -236,14 +245,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		}
 	}
 
-	gw, err := gateway.New(gateway.Options{
+	gopts := gateway.Options{
 		Cache:                c,
 		Logger:               log,
 		Registerer:           promReg,
 		Gatherer:             promReg,
 		DisableIntrospection: !cfg.Introspection,
 		ReadyChecks:          prods.readyChecks,
-	})
+	}
+	mem.gatewayOptions(&gopts, cfg.Limits)
+	gw, err := gateway.New(gopts)
 	if err != nil {
 		return err
 	}
@@ -255,7 +266,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("gateway listening", "addr", ln.Addr().String(), "store", cfg.Store, "data_dir", cfg.DataDir,
-		"products", len(reg.Products()), "playground", "http://"+displayAddr(ln.Addr())+"/")
+		"products", len(reg.Products()), "playground", playgroundURL(cfg, ln.Addr()))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

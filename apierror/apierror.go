@@ -21,30 +21,42 @@ const (
 	Conflict     = "CONFLICT"
 	Timeout      = "TIMEOUT"
 	Internal     = "INTERNAL"
+	// LimitExceeded refuses work beyond one of the gateway's limits; the
+	// error's extensions.limit names the limit (depth, aliases, root_fields,
+	// fields, repeated_fields, complexity, tokens, batch, introspection, misses).
+	LimitExceeded = "LIMIT_EXCEEDED"
 )
+
+// LimitMisses names the per-request bound on primer runs.
+const LimitMisses = "misses"
 
 // Class is how one error is shown to a client.
 type Class struct {
 	Code    string
 	Status  int
 	Message string
+	// Limit names the limit of a LimitExceeded error.
+	Limit string
 }
 
 // Classify returns the client's view of err.
 func Classify(err error) Class {
 	var pe *cache.PrimerError
 	switch {
+	case errors.Is(err, cache.ErrTooManyMisses):
+		// 429: the same request later, when more of its keys are warm, may pass.
+		return Class{LimitExceeded, http.StatusTooManyRequests, err.Error(), LimitMisses}
 	case errors.Is(err, primers.ErrMalformedKey), errors.Is(err, primers.ErrBadParams), errors.Is(err, primers.ErrBadInput):
-		return Class{BadUserInput, http.StatusBadRequest, err.Error()}
+		return Class{BadUserInput, http.StatusBadRequest, err.Error(), ""}
 	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, cache.ErrNotSet), errors.Is(err, primers.ErrUnknownUpdater),
 		errors.Is(err, primers.ErrNoData):
-		return Class{NotFound, http.StatusNotFound, err.Error()}
+		return Class{NotFound, http.StatusNotFound, err.Error(), ""}
 	case errors.Is(err, cache.ErrVersionMismatch):
-		return Class{Conflict, http.StatusConflict, err.Error()}
+		return Class{Conflict, http.StatusConflict, err.Error(), ""}
 	case errors.As(err, &pe), errors.Is(err, cache.ErrCycle):
-		return Class{PrimerFailed, http.StatusBadGateway, err.Error()}
+		return Class{PrimerFailed, http.StatusBadGateway, err.Error(), ""}
 	case errors.Is(err, context.DeadlineExceeded):
-		return Class{Timeout, http.StatusGatewayTimeout, "request timed out"}
+		return Class{Timeout, http.StatusGatewayTimeout, "request timed out", ""}
 	}
-	return Class{Internal, http.StatusInternalServerError, "internal error"}
+	return Class{Internal, http.StatusInternalServerError, "internal error", ""}
 }

@@ -95,6 +95,7 @@ type Cache struct {
 	store Store
 	clock Clock
 	mem   *otter.Cache[string, *Entry]
+	neg   *otter.Cache[string, negEntry] // nil when NegativeTTL < 0
 	m     *metrics
 
 	flight      singleflight.Group // per-key misses
@@ -138,8 +139,15 @@ func New(opts Options) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: in-process tier: %w", err)
 	}
+	var neg *otter.Cache[string, negEntry]
+	if opts.NegativeTTL > 0 {
+		if neg, err = newNegativeCache(opts.NegativeCacheBytes, opts.NegativeTTL); err != nil {
+			return nil, fmt.Errorf("cache: negative cache: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
+		neg:        neg,
 		opts:       opts,
 		reg:        opts.Registry,
 		store:      opts.Store,
@@ -292,7 +300,20 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 	if err := checkCycle(ctx, key); err != nil {
 		return Result{}, err
 	}
+	if err, ok := c.negativeErr(key); ok {
+		return Result{}, err
+	}
+	// A request whose miss budget is spent gets only what is stored.
+	b := budgetFrom(ctx)
+	ok, charged := b.take(key)
+	if !ok {
+		return c.loadStored(ctx, key, b)
+	}
+	// Only the caller whose function the flight runs may have run a
+	// primer; the channel receive below orders this write before the read.
+	led := false
 	ch := c.flight.DoChan(key, func() (any, error) {
+		led = true
 		// Another caller may have filled the in-process tier between our
 		// lookup and entering the flight: look again before doing work.
 		if r, ok := c.memFresh(key); ok {
@@ -300,14 +321,22 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 		}
 		// The flight outlives any one caller, so it must not die with the
 		// first caller's context; it keeps its values (the chain of reads).
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
+		// Nor does it spend the caller's miss budget: the reads a primer
+		// makes are the product's work, shared by every waiting caller.
+		fctx, cancel := context.WithTimeout(WithMissBudget(context.WithoutCancel(ctx), 0), c.opts.PrimerTimeout)
 		defer cancel()
 		r, err := c.loadFromStoreOrCompute(fctx, k, key)
+		if err != nil {
+			c.rememberNegative(key, err)
+		}
 		return loadResult{r: r, err: err}, nil
 	})
 	select {
 	case res := <-ch:
 		lr := res.Val.(loadResult)
+		if charged && (!led || (lr.err == nil && lr.r.Tier != TierComputed)) {
+			b.refund(key) // another caller's computation, or no primer ran
+		}
 		return lr.r, lr.err
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
@@ -427,6 +456,7 @@ func (c *Cache) put(ctx context.Context, e *Entry) {
 	if err := c.store.Put(ctx, *e); err != nil {
 		c.storeFailed("put", e.Key, err)
 	}
+	c.forgetNegative(e.Key)
 	c.remember(e)
 	c.publish(ctx, e.Key, e.Version)
 	if c.opts.OnStored != nil {
@@ -462,7 +492,7 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 		c.m.primerSeconds.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
 		if err != nil {
 			c.m.primerErrors.WithLabelValues(p.Name).Inc()
-			c.opts.Logger.Warn("primer failed", "product", p.Name, "key", key, "err", err)
+			c.logPrimerFailure(p.Name, key, err)
 		}
 	}()
 	pctx := primers.WithReader(withChain(ctx, key), reader{c: c, parent: key})
@@ -532,18 +562,9 @@ func (c *Cache) storeFailed(op, key string, err error) {
 	// A store that is down fails every call: log the first failure of an
 	// operation and then at most one every 10 s, with how many were not
 	// logged. The metric counts them all.
-	now := c.clock.Now()
-	c.logMu.Lock()
-	last, ok := c.lastLogged[op]
-	if ok && now.Sub(last.at) < 10*time.Second {
-		last.suppressed++
-		c.lastLogged[op] = last
-		c.logMu.Unlock()
-		return
+	if n, ok := c.throttle(op, 10*time.Second); ok {
+		c.opts.Logger.Error("store call failed", "op", op, "key", key, "err", err, "not_logged_since_last", n)
 	}
-	c.lastLogged[op] = logState{at: now}
-	c.logMu.Unlock()
-	c.opts.Logger.Error("store call failed", "op", op, "key", key, "err", err, "not_logged_since_last", last.suppressed)
 }
 
 type logState struct {
@@ -590,6 +611,11 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 	}
 	if k.Name == "" {
 		return Result{}, &primers.KeyError{Key: key, Reason: "only registered products can be refreshed", Err: primers.ErrUnknownProduct}
+	}
+	// A refresh always runs the primer: it spends the request's budget.
+	if b := budgetFrom(ctx); !takeOK(b, "refresh\x00"+canonical) {
+		c.m.missRefused.Inc()
+		return Result{}, fmt.Errorf("%w: %s was not refreshed: this request already caused %d primer runs, the most one may", ErrTooManyMisses, canonical, b.max)
 	}
 	var floor uint64
 	if e, ok := c.mem.GetIfPresent(canonical); ok {
@@ -679,6 +705,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		if err := c.store.Put(ctx, *e); err != nil {
 			return Result{}, fmt.Errorf("compare-and-set %s: %w", canonical, err)
 		}
+		c.forgetNegative(e.Key)
 		c.remember(e)
 		c.publish(ctx, e.Key, e.Version)
 	} else {
@@ -710,11 +737,25 @@ func (c *Cache) acquireWait(ctx context.Context, lease string) error {
 // Invalidate removes key from the store and this gateway's in-process tier.
 // A computation that started before the call cannot bring the old value back:
 // its version is lower than the deletion's.
+//
+// A key of a product that is not registered is refused, with nothing
+// written, unless a value is stored under it (see Set): a deletion writes a
+// tombstone, and clients must not be able to grow the store with them.
 func (c *Cache) Invalidate(ctx context.Context, key string) error {
-	_, canonical, err := c.resolve(key)
+	k, canonical, err := c.resolve(key)
 	if err != nil {
 		return err
 	}
+	if k.Name == "" {
+		switch _, err := c.store.Get(ctx, canonical); {
+		case errors.Is(err, ErrNotFound):
+			name, _ := primers.SplitName(key)
+			return &primers.KeyError{Key: key, Reason: "no product named " + name + " and no value set", Err: primers.ErrUnknownProduct}
+		case err != nil:
+			return fmt.Errorf("invalidate %s: %w", canonical, err)
+		}
+	}
+	c.forgetNegative(canonical)
 	c.mem.Invalidate(canonical)
 	version := c.nextVersion(0)
 	if err := c.store.Delete(ctx, canonical, version); err != nil {
@@ -788,6 +829,9 @@ func (c *Cache) Update(ctx context.Context, name string, input json.RawMessage) 
 		return UpdateOutcome{}, fmt.Errorf("updater %s: %w", name, err)
 	}
 	out := UpdateOutcome{Result: res.Result, Products: make([]ItemResult, len(res.Affected))}
+	// The refreshes are the write's, named by the updater, not the
+	// client's reads: they do not spend the request's miss budget.
+	ctx = WithMissBudget(ctx, 0)
 	for i, key := range res.Affected {
 		out.Products[i].Key = key
 		if change, ok := res.Changes[key]; ok {
@@ -800,4 +844,9 @@ func (c *Cache) Update(ctx context.Context, name string, input json.RawMessage) 
 		}
 	}
 	return out, nil
+}
+
+func takeOK(b *missBudget, key string) bool {
+	ok, _ := b.take(key)
+	return ok
 }

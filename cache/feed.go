@@ -89,6 +89,9 @@ func (c *Cache) applyChange(ch Change) {
 		}
 		return e, otter.CancelOp
 	})
+	// Another gateway stored or deleted the key: whatever this one
+	// remembered of its absence is out of date.
+	c.forgetNegative(ch.Key)
 	if dropped {
 		c.m.feedDrops.Inc()
 		c.m.feedLag.Observe(max(0, c.clock.Now().Sub(ch.At).Seconds()))

@@ -9,6 +9,8 @@ type metrics struct {
 	hitStore      prometheus.Counter
 	stale         prometheus.Counter
 	miss          prometheus.Counter
+	negativeHits  prometheus.Counter
+	missRefused   prometheus.Counter
 	primerRuns    *prometheus.CounterVec
 	primerErrors  *prometheus.CounterVec
 	primerSeconds *prometheus.HistogramVec
@@ -21,13 +23,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	reads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_cache_reads_total",
-		Help: "Product reads by outcome: hit_memory, hit_store, stale (served stale), miss (computed or waited for).",
+		Help: "Product reads by outcome: hit_memory, hit_store, stale (served stale), miss (computed or waited for), negative (a remembered no-data or bad-input answer), refused (the request's miss budget was spent).",
 	}, []string{"outcome"})
 	m := &metrics{
-		hitMemory: reads.WithLabelValues("hit_memory"),
-		hitStore:  reads.WithLabelValues("hit_store"),
-		stale:     reads.WithLabelValues("stale"),
-		miss:      reads.WithLabelValues("miss"),
+		hitMemory:    reads.WithLabelValues("hit_memory"),
+		hitStore:     reads.WithLabelValues("hit_store"),
+		stale:        reads.WithLabelValues("stale"),
+		miss:         reads.WithLabelValues("miss"),
+		negativeHits: reads.WithLabelValues("negative"),
+		missRefused:  reads.WithLabelValues("refused"),
 		primerRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kck_primer_runs_total",
 			Help: "Primer runs by product.",

@@ -59,6 +59,17 @@ type Options struct {
 	// the store has one, to drop in-process values another gateway replaced.
 	// Default 200 ms; negative disables following the feed.
 	FeedInterval time.Duration
+	// NegativeTTL is how long a key whose primer found no data
+	// (primers.ErrNoData) or refused its parameters (primers.ErrBadInput)
+	// keeps that answer without running the primer again. A value stored
+	// for the key ends it at once. Default 5 s; negative disables it.
+	NegativeTTL time.Duration
+	// NegativeCacheBytes bounds those remembered answers. Default 4 MiB.
+	NegativeCacheBytes uint64
+	// PrimerLogInterval is the shortest time between two "primer failed"
+	// log lines of one product (the metric counts every failure).
+	// Default 10 s.
+	PrimerLogInterval time.Duration
 	// OnStored, when set, is called after this gateway stores a new value of
 	// a key (computed, refreshed, augmented or set). It runs on the caller's
 	// goroutine: start your own work. SQL products' after_primes rules use it.
@@ -93,6 +104,15 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.BackgroundRefreshes == 0 {
 		o.BackgroundRefreshes = 4
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = 5 * time.Second
+	}
+	if o.NegativeCacheBytes == 0 {
+		o.NegativeCacheBytes = 4 << 20
+	}
+	if o.PrimerLogInterval == 0 {
+		o.PrimerLogInterval = 10 * time.Second
 	}
 	return o
 }

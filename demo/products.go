@@ -66,8 +66,10 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			Primer: primers.Func1(ds.primeAuthorStats),
 		}),
 		reg.Register(primers.Product{
-			Name:   "top_authors",
-			Params: []primers.Param{{Name: "n", Kind: primers.Int}},
+			Name: "top_authors",
+			// n is checked when the key is parsed: top_authors/101 is refused
+			// before the primer runs.
+			Params: []primers.Param{{Name: "n", Kind: primers.Int, Range: primers.IntRange(1, MaxTop)}},
 			Primer: primers.Func1(ds.primeTopAuthors),
 			// Refreshed every minute (schedule.go): never older than two.
 			FreshnessTarget: 2 * time.Minute,

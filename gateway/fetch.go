@@ -36,6 +36,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
 	if len(keys) == 1 {
 		res, err := s.cache.Get(ctx, keys[0])
 		if err != nil {
@@ -169,6 +170,9 @@ func (s *Server) classify(err error) apierror.Class {
 	cls := apierror.Classify(err)
 	if cls.Code == apierror.Internal {
 		s.log.Error("request failed", "err", err)
+	}
+	if cls.Limit != "" {
+		s.limits.onRefused(cls.Limit)
 	}
 	return cls
 }

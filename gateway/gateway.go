@@ -39,6 +39,16 @@ type Options struct {
 	ResponseCacheBytes int64
 	// DisableIntrospection turns off GraphQL schema introspection.
 	DisableIntrospection bool
+	// DisablePlayground turns off the playground at /.
+	DisablePlayground bool
+	// Limits bound what one GraphQL document may cost; QueryCacheBytes and
+	// APQCacheBytes bound gqlgen's caches (see graph.Options).
+	Limits                         graph.Limits
+	QueryCacheBytes, APQCacheBytes uint64
+	// MaxMissesPerRequest bounds the primer runs one request may cause;
+	// reads beyond it are served from the store or refused
+	// (LIMIT_EXCEEDED). Default 20; negative: no bound.
+	MaxMissesPerRequest int
 	// ReadyChecks run for /readyz beside the store's Ping.
 	ReadyChecks map[string]func(context.Context) error
 }
@@ -62,6 +72,9 @@ func (o Options) withDefaults() Options {
 	if o.ResponseCacheBytes == 0 {
 		o.ResponseCacheBytes = 64 << 20
 	}
+	if o.MaxMissesPerRequest == 0 {
+		o.MaxMissesPerRequest = 20
+	}
 	return o
 }
 
@@ -75,6 +88,7 @@ type Server struct {
 	mux   *http.ServeMux
 
 	rcHits, rcMisses, rcStores prometheus.Counter
+	limits                     *limitMetrics
 
 	bufs sync.Pool
 
@@ -90,11 +104,19 @@ func New(o Options) (*Server, error) {
 	if o.Cache == nil {
 		return nil, errors.New("gateway: Cache is required")
 	}
-	gql, err := graph.NewHandler(graph.Options{Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection})
+	lm, err := newLimitMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux(), notReady: map[string]string{}}
+	gql, err := graph.NewHandler(graph.Options{
+		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
+		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
+		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if o.ResponseCacheBytes > 0 {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
@@ -111,7 +133,9 @@ func New(o Options) (*Server, error) {
 	}
 
 	s.mux.HandleFunc("/graphql", s.handleGraphQL)
-	s.mux.Handle("GET /{$}", playground.Handler("KCK", "/graphql"))
+	if !o.DisablePlayground {
+		s.mux.Handle("GET /{$}", playground.Handler("KCK", "/graphql"))
+	}
 	s.mux.HandleFunc("GET /fetch", s.handleFetch)
 	s.mux.HandleFunc("GET /fetch/{key...}", s.handleFetch)
 	s.mux.HandleFunc("POST /update", s.handleUpdate)
@@ -266,6 +290,7 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, body, ident []byte, h uint64) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
 	ctx, col := graph.WithCollector(ctx)
 	r = r.WithContext(ctx)
 	if body != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,23 +27,34 @@ import (
 )
 
 type env struct {
-	url     string
-	srv     *gateway.Server
-	store   *bolt.Store
-	cache   *cache.Cache
-	ds      *demo.Dataset
-	runs    atomic.Int64 // runs of "counted"
-	notOK   atomic.Bool  // fails the "extra" ready check
-	metrics *prometheus.Registry
+	url      string
+	srv      *gateway.Server
+	store    *bolt.Store
+	storeDir string
+	cache    *cache.Cache
+	ds       *demo.Dataset
+	runs     atomic.Int64 // runs of "counted"
+	sparse   atomic.Int64 // runs of "sparse", which has no data
+	logs     *logCapture
+	clock    *fakeClock
+	notOK    atomic.Bool // fails the "extra" ready check
+	metrics  *prometheus.Registry
 }
 
 // newEnv starts the real gateway on a loopback port over a real cache and
 // embedded store, with the demo products and a few test products.
 func newEnv(t testing.TB, mod ...func(*gateway.Options)) *env {
 	t.Helper()
-	e := &env{ds: demo.NewDataset(), metrics: prometheus.NewRegistry()}
+	return newEnvWith(t, nil, mod...)
+}
+
+// newEnvWith is newEnv with the cache's options changed by cmod too.
+func newEnvWith(t testing.TB, cmod func(*env, *cache.Options), mod ...func(*gateway.Options)) *env {
+	t.Helper()
+	e := &env{ds: demo.NewDataset(), metrics: prometheus.NewRegistry(), logs: &logCapture{}, clock: newFakeClock()}
 	var err error
-	e.store, err = bolt.Open(t.TempDir(), bolt.Options{})
+	e.storeDir = t.TempDir()
+	e.store, err = bolt.Open(e.storeDir, bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.store.Close() })
 	reg := primers.NewRegistry()
@@ -55,12 +67,21 @@ func newEnv(t testing.TB, mod ...func(*gateway.Options)) *env {
 		primers.Product{Name: "counted", Params: n, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
 			return n + 1000*e.runs.Add(1), nil
 		})},
+		primers.Product{Name: "sparse", Params: n, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
+			e.sparse.Add(1)
+			return 0, fmt.Errorf("%w: nothing for %d", primers.ErrNoData, n)
+		})},
 	)
-	e.cache, err = cache.New(cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics})
+	logger := slog.New(e.logs)
+	co := cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: logger}
+	if cmod != nil {
+		cmod(e, &co)
+	}
+	e.cache, err = cache.New(co)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })
 	o := gateway.Options{
-		Cache: e.cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cache: e.cache, Logger: logger,
 		Registerer: e.metrics, Gatherer: e.metrics, MaxBodyBytes: 64 << 10,
 		ReadyChecks: map[string]func(context.Context) error{"extra": func(context.Context) error {
 			if e.notOK.Load() {

@@ -11,10 +11,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/cache"
@@ -24,8 +24,19 @@ import (
 type Options struct {
 	Cache  *cache.Cache
 	Logger *slog.Logger
-	// DisableIntrospection turns off schema introspection.
+	// DisableIntrospection turns off schema introspection: a document that
+	// asks for __schema or __type is refused before it is validated.
 	DisableIntrospection bool
+	// Limits bound what one document may cost (see Limits).
+	Limits Limits
+	// QueryCacheBytes bounds the parsed-query cache, APQCacheBytes the
+	// automatic-persisted-query cache. Defaults 16 MiB and 4 MiB.
+	QueryCacheBytes, APQCacheBytes uint64
+	// OnRefused, when set, is told the limit each refusal names (for
+	// metrics). OnValidated is called for each document gqlgen validates
+	// (one the parsed-query cache holds is not validated again).
+	OnRefused   func(limit string)
+	OnValidated func()
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -42,18 +53,50 @@ func NewHandler(o Options) (http.Handler, error) {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	o.Limits = o.Limits.WithDefaults()
+	if o.QueryCacheBytes == 0 {
+		o.QueryCacheBytes = 16 << 20
+	}
+	if o.APQCacheBytes == 0 {
+		o.APQCacheBytes = 4 << 20
+	}
+	docs, err := newByteCache(o.QueryCacheBytes, weighDocument)
+	if err != nil {
+		return nil, fmt.Errorf("graph: query cache: %w", err)
+	}
+	apq, err := newByteCache(o.APQCacheBytes, weighQuery)
+	if err != nil {
+		return nil, fmt.Errorf("graph: APQ cache: %w", err)
+	}
+	srv.SetQueryCache(docs)
+	if o.Limits.MaxTokens > 0 {
+		srv.SetParserTokenLimit(o.Limits.MaxTokens)
+	}
+	srv.SetValidationRulesFn(func() *rules.Rules {
+		if o.OnValidated != nil {
+			o.OnValidated()
+		}
+		return rules.NewDefaultRules()
+	})
 	if !o.DisableIntrospection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// The limiter runs APQ itself, after checking a query and before APQ
+	// keeps it.
+	srv.Use(&limiter{
+		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
+		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused,
+	})
 	srv.Use(freshness{})
-	srv.SetErrorPresenter(errorPresenter(o.Logger))
+	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !checkBody(w, r, o.OnRefused) {
+			return
+		}
 		ctx, _ := WithCollector(r.Context())
 		srv.ServeHTTP(w, r.WithContext(ctx))
 	}), nil
@@ -61,7 +104,7 @@ func NewHandler(o Options) (http.Handler, error) {
 
 // errorPresenter gives every error an extensions.code and keeps internal
 // details (SQL, stacks) out of responses.
-func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
+func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		var gqlErr *gqlerror.Error
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
@@ -69,6 +112,7 @@ func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			if gqlErr.Extensions == nil {
 				gqlErr.Extensions = map[string]any{"code": apierror.BadUserInput}
 			}
+			gqlErr.Message = shortMessage(gqlErr.Message)
 			if gqlErr.Path == nil {
 				gqlErr.Path = graphql.GetPath(ctx)
 			}
@@ -84,6 +128,12 @@ func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			ge.Extensions = map[string]any{}
 		}
 		ge.Extensions["code"] = cls.Code
+		if cls.Limit != "" {
+			ge.Extensions["limit"] = cls.Limit
+			if onRefused != nil {
+				onRefused(cls.Limit)
+			}
+		}
 		return ge
 	}
 }
@@ -105,7 +155,12 @@ func (freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHan
 	if resp == nil || c == nil {
 		return resp
 	}
-	op := graphql.GetOperationContext(ctx)
+	// A request refused before gqlgen made an operation of it (a body
+	// that is not a GraphQL request) has no operation context.
+	var op *graphql.OperationContext
+	if graphql.HasOperationContext(ctx) {
+		op = graphql.GetOperationContext(ctx)
+	}
 	c.setCacheable(op != nil && op.Operation != nil && op.Operation.Operation == ast.Query && len(resp.Errors) == 0)
 	if reads := c.Reads(); len(reads) > 0 {
 		if resp.Extensions == nil {

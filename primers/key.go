@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is the type of a product parameter.
@@ -47,7 +48,34 @@ func (k Kind) String() string {
 type Param struct {
 	Name string
 	Kind Kind
+	// Range, on an Int parameter, bounds its values: a key outside it is
+	// refused with ErrBadParams when it is parsed or built, before any
+	// primer runs. Nil means any int64.
+	Range *Range
 }
+
+// Range is an inclusive range of an Int parameter.
+type Range struct{ Min, Max int64 }
+
+// IntRange returns the range min..max, for Param.Range.
+func IntRange(min, max int64) *Range { return &Range{Min: min, Max: max} }
+
+// check reports whether v is in range; a nil range holds every value.
+func (r *Range) check(v int64) error {
+	if r == nil || (r.Min <= v && v <= r.Max) {
+		return nil
+	}
+	return fmt.Errorf("must be between %d and %d, got %d", r.Min, r.Max, v)
+}
+
+// MaxKeyBytes bounds the length of a key string. A key is stored, logged and
+// sent to clients; a longer one is refused with ErrMalformedKey before
+// anything is read or written, so that clients cannot grow the store, the
+// logs or the in-process tier with huge keys.
+const MaxKeyBytes = 1024
+
+// shownKeyBytes is how much of a refused key an error repeats.
+const shownKeyBytes = 64
 
 // Sentinels for key and parameter errors. Every error from ParseKey and
 // Registry.Key wraps exactly one of them, so the edge can map it to a client
@@ -66,7 +94,20 @@ type KeyError struct {
 }
 
 func (e *KeyError) Error() string {
-	return fmt.Sprintf("%v %q: %s", e.Err, e.Key, e.Reason)
+	return fmt.Sprintf("%v %q: %s", e.Err, shortKey(e.Key), e.Reason)
+}
+
+// shortKey returns k, or for a long one its start and its length, so that an
+// error never echoes a huge key whole.
+func shortKey(k string) string {
+	if len(k) <= shownKeyBytes+16 {
+		return k
+	}
+	cut := shownKeyBytes
+	for cut > 0 && !utf8.RuneStart(k[cut]) {
+		cut--
+	}
+	return k[:cut] + "... (" + strconv.Itoa(len(k)) + " bytes)"
 }
 
 func (e *KeyError) Unwrap() error { return e.Err }
@@ -155,6 +196,9 @@ func writeEscaped(b *strings.Builder, s string) {
 func splitKey(s string) (name string, segs []string, err error) {
 	if s == "" {
 		return "", nil, &KeyError{Key: s, Reason: "empty key", Err: ErrMalformedKey}
+	}
+	if len(s) > MaxKeyBytes {
+		return "", nil, &KeyError{Key: s, Reason: fmt.Sprintf("longer than %d bytes", MaxKeyBytes), Err: ErrMalformedKey}
 	}
 	parts := strings.Split(s, "/")
 	name = parts[0]

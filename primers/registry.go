@@ -75,6 +75,9 @@ func (r *Registry) Register(p Product) error {
 		if prm.Kind < Int || prm.Kind > Timestamp {
 			return fmt.Errorf("register product %q: parameter %q: unknown kind %d", p.Name, prm.Name, prm.Kind)
 		}
+		if r := prm.Range; r != nil && (prm.Kind != Int || r.Min > r.Max) {
+			return fmt.Errorf("register product %q: parameter %q: a range is Min <= Max on an int", p.Name, prm.Name)
+		}
 	}
 	if p.TTL < 0 || p.SoftTTL < 0 || p.FreshnessTarget < 0 {
 		return fmt.Errorf("register product %q: negative TTL, SoftTTL or FreshnessTarget", p.Name)
@@ -98,6 +101,12 @@ func (r *Registry) Register(p Product) error {
 		}
 	}
 	p.Params = append([]Param(nil), p.Params...)
+	for i, prm := range p.Params {
+		if prm.Range != nil {
+			rc := *prm.Range
+			p.Params[i].Range = &rc // the caller's value may change later
+		}
+	}
 	r.products[p.Name] = &p
 	return nil
 }
@@ -164,6 +173,9 @@ func (r *Registry) ParseKey(s string) (Key, error) {
 	args := make([]any, len(segs))
 	for i, seg := range segs {
 		v, err := parseArg(p.Params[i].Kind, seg)
+		if err == nil {
+			err = checkRange(p.Params[i], v)
+		}
 		if err != nil {
 			return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("parameter %s (%v): %v", p.Params[i].Name, p.Params[i].Kind, err), Err: ErrBadParams}
 		}
@@ -195,9 +207,33 @@ func (r *Registry) Key(name string, args ...any) (Key, error) {
 		if !ok {
 			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s wants %v, got %T", p.Params[i].Name, p.Params[i].Kind, a), Err: ErrBadParams}
 		}
+		if err := checkRange(p.Params[i], v); err != nil {
+			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s (%v): %v", p.Params[i].Name, p.Params[i].Kind, err), Err: ErrBadParams}
+		}
 		out[i] = v
 	}
-	return Key{Name: name, Args: out, params: p.Params}, nil
+	k := Key{Name: name, Args: out, params: p.Params}
+	// Only string values can make a key long: format it only when they might.
+	n := len(name) + 40*len(out)
+	for _, a := range out {
+		if s, ok := a.(string); ok {
+			n += len(s)
+		}
+	}
+	if n > MaxKeyBytes {
+		if s := k.String(); len(s) > MaxKeyBytes {
+			return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("longer than %d bytes", MaxKeyBytes), Err: ErrMalformedKey}
+		}
+	}
+	return k, nil
+}
+
+// checkRange checks an Int argument against its parameter's range.
+func checkRange(p Param, v any) error {
+	if n, ok := v.(int64); ok {
+		return p.Range.check(n)
+	}
+	return nil
 }
 
 func paramList(ps []Param) string {

@@ -33,7 +33,12 @@ func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 			decl.Primer.(*primer).filter, _ = parseFilter(p.Filter)
 		}
 		for _, prm := range p.Params {
-			decl.Params = append(decl.Params, primers.Param{Name: prm.Name, Kind: prm.Kind})
+			dp := primers.Param{Name: prm.Name, Kind: prm.Kind}
+			if prm.Min != nil {
+				// Checked when the key is parsed, before the query runs.
+				dp.Range = primers.IntRange(*prm.Min, *prm.Max)
+			}
+			decl.Params = append(decl.Params, dp)
 		}
 		if err := reg.Register(decl); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.File, err)

@@ -1,0 +1,101 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/kck-go/kck/apierror"
+)
+
+// checkBody answers a POST body that is not one GraphQL request (empty, not
+// JSON, not an object, a batch) with a client error, before gqlgen sees it:
+// gqlgen echoes an undecodable body whole in its error. It reports whether
+// the request may go on; its body is put back for gqlgen to read.
+func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string)) bool {
+	if r.Method != http.MethodPost || r.Body == nil {
+		return true
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return true // not gqlgen's POST transport: it answers that itself
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, apierror.BadUserInput, "", "request body too large")
+			return false
+		}
+		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", "could not read request body")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case len(trimmed) == 0:
+		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", `empty body: send {"query": "..."}`)
+	case trimmed[0] == '[' && isBatch(trimmed):
+		// Batching would let one request carry any number of operations
+		// past the per-operation limits.
+		if onRefused != nil {
+			onRefused(LimitBatch)
+		}
+		writeGraphQLError(w, http.StatusBadRequest, apierror.LimitExceeded, LimitBatch, "batched requests are not accepted: send one operation per request")
+	case trimmed[0] != '{' || !json.Valid(trimmed):
+		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", `the body must be one JSON object: {"query": "...", "variables": {...}}`)
+	default:
+		return true
+	}
+	return false
+}
+
+// isBatch reports whether b is a JSON array of objects (a batch of
+// requests), as opposed to any other array, which is simply malformed.
+func isBatch(b []byte) bool {
+	var items []json.RawMessage
+	if json.Unmarshal(b, &items) != nil || len(items) == 0 {
+		return false
+	}
+	for _, it := range items {
+		if len(it) == 0 || it[0] != '{' {
+			return false
+		}
+	}
+	return true
+}
+
+func writeGraphQLError(w http.ResponseWriter, status int, code, limit, msg string) {
+	e := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
+	if limit != "" {
+		e.Extensions["limit"] = limit
+	}
+	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{e}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// maxMessage bounds an error message: gqlgen's own messages may quote the
+// request (a body that does not decode, a huge argument).
+const maxMessage = 512
+
+func shortMessage(m string) string {
+	if i := strings.Index(m, " body:"); i >= 0 && strings.HasPrefix(m, "json request body could not be decoded") {
+		m = m[:i]
+	}
+	if len(m) <= maxMessage {
+		return m
+	}
+	cut := maxMessage
+	for cut > 0 && m[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return m[:cut] + "... (" + strconv.Itoa(len(m)) + " bytes)"
+}
