@@ -36,6 +36,7 @@ func limitFlags(fs *flag.FlagSet, c *limitsConfig) {
 	fs.IntVar(&l.MaxFields, "max-fields", envInt("KCK_MAX_FIELDS", 500), "most fields in a document, fragments expanded; -1: no limit (KCK_MAX_FIELDS)")
 	fs.IntVar(&l.MaxRepeats, "max-repeated-fields", envInt("KCK_MAX_REPEATED_FIELDS", 20), "most times one response name occurs in one selection set; -1: no limit (KCK_MAX_REPEATED_FIELDS)")
 	fs.IntVar(&l.MaxComplexity, "max-complexity", envInt("KCK_MAX_COMPLEXITY", 1000), "highest gqlgen complexity of an operation; -1: no limit (KCK_MAX_COMPLEXITY)")
+	fs.IntVar(&l.MaxBatch, "max-batch", envInt("KCK_MAX_BATCH", 0), "accept batches (a JSON array) of at most this many GraphQL requests, each under every limit, sharing one request's miss budget and time; 0: batches refused (KCK_MAX_BATCH)")
 	fs.IntVar(&l.ProductCost, "product-cost", envInt("KCK_PRODUCT_COST", 10), "complexity of a field that reads or writes a product (a plain field costs 1) (KCK_PRODUCT_COST)")
 	fs.IntVar(&c.MaxMisses, "max-misses-per-request", envInt("KCK_MAX_MISSES_PER_REQUEST", 20), "most primer runs one request may cause; the keys beyond are served from the store or refused; -1: no limit (KCK_MAX_MISSES_PER_REQUEST)")
 	fs.DurationVar(&c.NegativeTTL, "negative-ttl", envDuration("KCK_NEGATIVE_TTL", 5*time.Second), "how long a key whose primer found no data answers NOT_FOUND without running it again; 0 turns it off (KCK_NEGATIVE_TTL)")

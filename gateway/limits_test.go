@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -344,4 +345,53 @@ func TestPlaygroundIntrospectionWithinLimits(t *testing.T) {
 	require.Equal(t, 200, r.status, r.body)
 	assert.Contains(t, r.body, `"queryType":{"name":"Query"}`)
 	assert.NotContains(t, r.body, `"errors"`)
+}
+
+// With MaxBatch set, a batch of at most that many requests is answered with
+// the array of their responses; each item meets every document limit on its
+// own, and the whole batch shares one miss budget.
+func TestBatchWhenEnabled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) {
+		o.Limits = graph.Limits{MaxBatch: 3, MaxDepth: 3}
+		o.MaxMissesPerRequest = 4
+	})
+	r := e.do(t, "POST", "/graphql", `[{"query":"{ author(authorId: 1) { id } }"},{"query":"{ a { b { c { d } } } }"}]`, "Content-Type", "application/json")
+	require.Equal(t, 200, r.status, r.body)
+	var items []gqlReply
+	require.NoError(t, json.Unmarshal([]byte(r.body), &items), r.body)
+	require.Len(t, items, 2)
+	assert.Empty(t, items[0].Errors)
+	assert.JSONEq(t, `{"id":1}`, string(items[0].Data["author"]))
+	require.NotEmpty(t, items[1].Errors, r.body)
+	assert.Equal(t, "depth", items[1].Errors[0].Extensions["limit"], "each item meets the limits")
+
+	// Four items: over the batch limit, refused whole before any runs.
+	runs := e.runs.Load()
+	four := `[` + strings.Repeat(`{"query":"{ product(key: \"counted/900\") { key } }"},`, 3) + `{"query":"{ __typename }"}]`
+	r = e.do(t, "POST", "/graphql", four, "Content-Type", "application/json")
+	assert.Equal(t, 400, r.status, r.body)
+	assert.Contains(t, r.body, `"limit":"batch"`)
+	assert.Equal(t, runs, e.runs.Load())
+
+	// The miss budget is the batch's: three items of two cold keys each run
+	// four primers, and the last two fields are refused.
+	var batch []string
+	for i := range 3 {
+		batch = append(batch, fmt.Sprintf(`{"query":"{ a: product(key: \"counted/%d\") { key } b: product(key: \"counted/%d\") { key } }"}`, 200+2*i, 201+2*i))
+	}
+	r = e.do(t, "POST", "/graphql", "["+strings.Join(batch, ",")+"]", "Content-Type", "application/json")
+	require.Equal(t, 200, r.status, r.body)
+	assert.EqualValues(t, runs+4, e.runs.Load())
+	assert.Equal(t, 2, strings.Count(r.body, `"limit":"misses"`), r.body)
+
+	// A batch of hits is replayed from the response cache while its
+	// products keep their versions.
+	hit := `[{"query":"{ author(authorId: 1) { id } }"},{"query":"{ author(authorId: 2) { id } }"}]`
+	first := e.do(t, "POST", "/graphql", hit, "Content-Type", "application/json")
+	hits := metricValue(t, e.metrics, "kck_graphql_response_cache_total", "hit")
+	again := e.do(t, "POST", "/graphql", hit, "Content-Type", "application/json")
+	assert.Equal(t, first.body, again.body)
+	assert.Equal(t, hits+1, metricValue(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
+	assert.Contains(t, first.body, `"kck":{"products"`)
 }

@@ -19,56 +19,69 @@ import (
 // JSON, not an object, a batch) with a client error, before gqlgen sees it:
 // gqlgen echoes an undecodable body whole in its error. It reports whether
 // the request may go on; its body is put back for gqlgen to read.
-func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string)) bool {
+//
+// With maxBatch positive, a batch of at most maxBatch requests is returned
+// as its items for serveBatch, and a larger one is refused.
+func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string), maxBatch int) (ok bool, batch []json.RawMessage) {
 	if r.Method != http.MethodPost || r.Body == nil {
-		return true
+		return true, nil
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return true // not gqlgen's POST transport: it answers that itself
+		return true, nil // not gqlgen's POST transport: it answers that itself
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeGraphQLError(w, http.StatusRequestEntityTooLarge, apierror.BadUserInput, "", "request body too large")
-			return false
+			return false, nil
 		}
 		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", "could not read request body")
-		return false
+		return false, nil
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
 	case len(trimmed) == 0:
 		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", `empty body: send {"query": "..."}`)
-	case trimmed[0] == '[' && isBatch(trimmed):
-		// Batching would let one request carry any number of operations
-		// past the per-operation limits.
+	case trimmed[0] == '[' && batchItems(trimmed) != nil:
+		items := batchItems(trimmed)
+		if maxBatch > 0 && len(items) <= maxBatch {
+			return true, items
+		}
+		// Unbounded batching would let one request carry any number of
+		// operations past the per-operation limits.
 		if onRefused != nil {
 			onRefused(LimitBatch)
 		}
-		writeGraphQLError(w, http.StatusBadRequest, apierror.LimitExceeded, LimitBatch, "batched requests are not accepted: send one operation per request")
+		if maxBatch <= 0 {
+			writeGraphQLError(w, http.StatusBadRequest, apierror.LimitExceeded, LimitBatch, "batched requests are not accepted: send one operation per request")
+		} else {
+			writeGraphQLError(w, http.StatusBadRequest, apierror.LimitExceeded, LimitBatch,
+				"a batch may hold at most "+strconv.Itoa(maxBatch)+" requests, this one holds "+strconv.Itoa(len(items)))
+		}
 	case trimmed[0] != '{' || !json.Valid(trimmed):
 		writeGraphQLError(w, http.StatusBadRequest, apierror.BadUserInput, "", `the body must be one JSON object: {"query": "...", "variables": {...}}`)
 	default:
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }
 
-// isBatch reports whether b is a JSON array of objects (a batch of
-// requests), as opposed to any other array, which is simply malformed.
-func isBatch(b []byte) bool {
+// batchItems returns the requests of b when it is a JSON array of objects
+// (a batch of requests), and nil for any other array, which is simply
+// malformed.
+func batchItems(b []byte) []json.RawMessage {
 	var items []json.RawMessage
 	if json.Unmarshal(b, &items) != nil || len(items) == 0 {
-		return false
+		return nil
 	}
 	for _, it := range items {
 		if len(it) == 0 || it[0] != '{' {
-			return false
+			return nil
 		}
 	}
-	return true
+	return items
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code, limit, msg string) {

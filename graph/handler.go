@@ -94,10 +94,15 @@ func NewHandler(o Options) (http.Handler, error) {
 		return errors.New("internal error")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !checkBody(w, r, o.OnRefused) {
+		ok, batch := checkBody(w, r, o.OnRefused, o.Limits.MaxBatch)
+		if !ok {
 			return
 		}
-		ctx, _ := WithCollector(r.Context())
+		ctx, col := WithCollector(r.Context())
+		if batch != nil {
+			serveBatch(w, r.WithContext(ctx), batch, srv, col)
+			return
+		}
 		srv.ServeHTTP(w, r.WithContext(ctx))
 	}), nil
 }

@@ -54,6 +54,11 @@ type Limits struct {
 	MaxComplexity int
 	// ProductCost is the complexity of one product field. Default 10.
 	ProductCost int
+	// MaxBatch, when positive, accepts a JSON array of at most that many
+	// requests in one POST (batching, as Apollo's BatchHttpLink sends):
+	// each runs as its own operation under every limit above, and the batch
+	// shares one request's time and miss budget. Default 0: refused.
+	MaxBatch int
 }
 
 // The limit names, in extensions.limit of a refusal and in metrics.

@@ -96,6 +96,18 @@ func Collect(ctx context.Context, r cache.Result) {
 	})
 }
 
+// add notes a read, once per key and version.
+func (c *Collector) add(rd Read) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.reads {
+		if x.Key == rd.Key && x.Version == rd.Version {
+			return
+		}
+	}
+	c.reads = append(c.reads, rd)
+}
+
 // Reads returns what was collected.
 func (c *Collector) Reads() []Read {
 	c.mu.Lock()
