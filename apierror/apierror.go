@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
 )
@@ -21,6 +22,11 @@ const (
 	Conflict     = "CONFLICT"
 	Timeout      = "TIMEOUT"
 	Internal     = "INTERNAL"
+	// Unauthenticated: no token where one is needed, or a token that is
+	// not valid (HTTP 401).
+	Unauthenticated = "UNAUTHENTICATED"
+	// Forbidden: a valid token without the scope or binding (HTTP 403).
+	Forbidden = "FORBIDDEN"
 )
 
 // Class is how one error is shown to a client.
@@ -34,6 +40,12 @@ type Class struct {
 func Classify(err error) Class {
 	var pe *cache.PrimerError
 	switch {
+	// Access first: an access error may wrap nothing else, and its message
+	// is made of fixed words (it never echoes a token).
+	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrUnauthenticated):
+		return Class{Unauthenticated, http.StatusUnauthorized, err.Error()}
+	case errors.Is(err, auth.ErrForbidden):
+		return Class{Forbidden, http.StatusForbidden, err.Error()}
 	case errors.Is(err, primers.ErrMalformedKey), errors.Is(err, primers.ErrBadParams), errors.Is(err, primers.ErrBadInput):
 		return Class{BadUserInput, http.StatusBadRequest, err.Error()}
 	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, cache.ErrNotSet), errors.Is(err, primers.ErrUnknownUpdater),

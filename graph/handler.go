@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 )
 
@@ -26,6 +27,10 @@ type Options struct {
 	Logger *slog.Logger
 	// DisableIntrospection turns off schema introspection.
 	DisableIntrospection bool
+	// Guard enforces the products' access policies on every field, with
+	// the caller in the request's context (auth.WithPrincipal). Nil: auth
+	// off.
+	Guard *auth.Guard
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -34,7 +39,10 @@ func NewHandler(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache}})
+	if o.Guard == nil {
+		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
+	}
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard}})
 	if err := CheckBindings(es.Schema(), o.Cache.Registry()); err != nil {
 		return nil, err
 	}
