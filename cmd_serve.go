@@ -52,6 +52,9 @@ type serveConfig struct {
 	// ComputeLease how long a gateway holds one key's computation: a gateway
 	// that dies mid-refresh delays its keys by the longer of the two.
 	QueueLease, ComputeLease time.Duration
+	// Auth verifies bearer tokens and enforces the products' policies;
+	// off unless a key is given (auth_flags.go).
+	Auth authConfig
 }
 
 func envOr(name, def string) string {
@@ -105,6 +108,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.ComputeLease, "compute-lease", envDuration("KCK_COMPUTE_LEASE", 30*time.Second), "how long a gateway holds one key's computation against the others; keep it above the longest primer run (KCK_COMPUTE_LEASE)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
+	authFlags(fs, &c.Auth)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
@@ -126,6 +130,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
+	}
+	if err := c.Auth.validate(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -228,7 +235,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		}
 	}
 
+	verifier, err := cfg.Auth.verifier(ctx, log)
+	if err != nil {
+		return err
+	}
+	if verifier != nil {
+		defer verifier.Close()
+	}
 	gw, err := gateway.New(gateway.Options{
+		Auth:                 verifier,
 		Cache:                c,
 		Logger:               log,
 		Registerer:           promReg,
