@@ -225,8 +225,8 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 type gqlReply struct {
 	Data   map[string]json.RawMessage `json:"data"`
 	Errors []struct {
-		Message    string   `json:"message"`
-		Path       []any    `json:"path"`
+		Message    string                `json:"message"`
+		Path       []any                 `json:"path"`
 		Extensions struct{ Code string } `json:"extensions"`
 	} `json:"errors"`
 }
