@@ -387,6 +387,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 var (
 	errUnknownKID = errors.New("unknown key id")
 	errNoKey      = errors.New("no key for the token's algorithm")
+	errCrit       = errors.New("critical header extensions")
 )
 
 // keyfunc picks the keys that may verify t: the HMAC secret for HS256 only,
@@ -394,6 +395,10 @@ var (
 // fields that point at keys elsewhere (jku, x5u, jwk, x5c) are never read.
 func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// RFC 7515 4.1.11: extensions we do not implement must be refused.
+			return nil, errCrit
+		}
 		alg := t.Method.Alg()
 		if alg == HS256 {
 			if len(v.hmac) == 0 {
@@ -447,6 +452,7 @@ func classify(err error) error {
 	}{
 		{errUnknownKID, "unknown key id"},
 		{errNoKey, "no key for the token's algorithm"},
+		{errCrit, "critical header extensions are not supported"},
 		{jwt.ErrTokenMalformed, "malformed token"},
 		{jwt.ErrTokenSignatureInvalid, "bad signature or algorithm"},
 		{jwt.ErrTokenRequiredClaimMissing, "a required claim (exp, or the configured iss or aud) is missing"},

@@ -336,6 +336,7 @@ func TestBadTokenMatrix(t *testing.T) {
 		{"jku pointing at a server the test runs", bearer(evil(map[string]any{"jku": jku.url, "kid": "evil"})), invalid},
 		{"x5u pointing at a server the test runs", bearer(evil(map[string]any{"x5u": jku.url})), invalid},
 		{"embedded jwk", bearer(evil(map[string]any{"jwk": attackerJWK})), invalid},
+		{"crit header", bearer(sign(t, jwt.SigningMethodHS256, k.secret, good, map[string]any{"crit": []string{"exp"}})), invalid},
 		{"ES256 by another key", bearer(sign(t, jwt.SigningMethodES256, k.ecAttacker, good, nil)), invalid},
 		{"two Authorization headers", nil, invalid}, // set below
 		{"HS256", bearer(valid), ok},
