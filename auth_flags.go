@@ -28,7 +28,8 @@ type authConfig struct {
 }
 
 // repeatList is a flag given several times (or comma-separated): its first
-// use replaces the value from the environment, later ones add to it.
+// use replaces the value from the environment, later ones add to it. (So
+// the command line adds to a config file's list: both arrive through Set.)
 type repeatList struct {
 	vals    []string
 	fromEnv bool
@@ -57,7 +58,7 @@ func envList(name string) []string {
 func authFlags(fs *flag.FlagSet, c *authConfig) {
 	secretFlags(fs, &c.Secret, &c.Issuer, &c.Audience)
 	c.PublicKeys = repeatList{vals: envList("KCK_AUTH_PUBLIC_KEYS"), fromEnv: true}
-	fs.Var(&c.PublicKeys, "auth-public-key", "PEM file of a public key verifying RS256, ES256 (P-256) or EdDSA tokens; repeatable (KCK_AUTH_PUBLIC_KEYS, comma-separated)")
+	fs.Var(&c.PublicKeys, "auth-public-key", "PEM file of a public key verifying RS256, ES256 (P-256) or EdDSA tokens; repeatable, comma-separated in the variable (KCK_AUTH_PUBLIC_KEYS)")
 	fs.StringVar(&c.JWKSURL, "auth-jwks-url", envOr("KCK_AUTH_JWKS_URL", ""), "JWKS URL of the token issuer's public keys; refreshed on an interval and on an unknown kid, at most once a minute (KCK_AUTH_JWKS_URL)")
 	fs.DurationVar(&c.JWKSRefresh, "auth-jwks-refresh", envDuration("KCK_AUTH_JWKS_REFRESH", 15*time.Minute), "how often the JWKS is fetched again (KCK_AUTH_JWKS_REFRESH)")
 	fs.DurationVar(&c.Leeway, "auth-leeway", envDuration("KCK_AUTH_LEEWAY", 30*time.Second), "clock skew allowed on exp, nbf and iat, at most 60s (KCK_AUTH_LEEWAY)")

@@ -48,8 +48,10 @@ func BenchmarkHitAuth(b *testing.B) {
 		}
 		return out
 	}
+	// One gateway per kind, each serving 300 callers.
 	off := newRig(b)
 	on := newRig(b, func(o *gateway.Options) { o.Auth = v })
+	onRS := newRig(b, func(o *gateway.Options) { o.Auth = v })
 	// Every request carries its author's token, auth on or off (an app sends
 	// it either way): the difference is what the gateway does with it.
 	run := func(b *testing.B, r *rig, toks []string) {
@@ -94,8 +96,55 @@ func BenchmarkHitAuth(b *testing.B) {
 	for range 3 {
 		b.Run("off", func(b *testing.B) { run(b, off, hs) })
 		b.Run("hs256", func(b *testing.B) { run(b, on, hs) })
-		b.Run("rs256", func(b *testing.B) { run(b, on, rs) })
+		b.Run("rs256", func(b *testing.B) { run(b, onRS, rs) })
 	}
+	// And request by request: each iteration serves one request of each
+	// kind and times it, so that load from outside falls on all three alike;
+	// the ratios are reported as metrics (x auth-off throughput).
+	b.Run("interleaved", func(b *testing.B) {
+		type mode struct {
+			r    *rig
+			hdrs [][]string
+			ns   time.Duration
+		}
+		hdrs := func(toks []string) [][]string {
+			out := make([][]string, len(toks))
+			for j, t := range toks {
+				out[j] = []string{"Bearer " + t}
+			}
+			return out
+		}
+		modes := []*mode{{r: off, hdrs: hdrs(hs)}, {r: on, hdrs: hdrs(hs)}, {r: onRS, hdrs: hdrs(rs)}}
+		for _, m := range modes[1:] { // warm each token's entries
+			for j := range m.r.bodies {
+				req := post(m.r.bodies[j])
+				req.Header["Authorization"] = m.hdrs[j]
+				m.r.h.ServeHTTP(&discard{h: http.Header{}}, req)
+			}
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			j := i % len(off.bodies)
+			for _, m := range modes {
+				req := post(m.r.bodies[j])
+				req.Header["Authorization"] = m.hdrs[j]
+				w := &discard{h: http.Header{}}
+				t0 := time.Now()
+				m.r.h.ServeHTTP(w, req)
+				m.ns += time.Since(t0)
+				if w.n != len(m.r.want[j]) {
+					b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(m.r.want[j]))
+				}
+			}
+		}
+		b.StopTimer()
+		n := float64(b.N)
+		b.ReportMetric(float64(modes[0].ns)/n, "off-ns/req")
+		b.ReportMetric(float64(modes[1].ns)/n, "hs256-ns/req")
+		b.ReportMetric(float64(modes[2].ns)/n, "rs256-ns/req")
+		b.ReportMetric(float64(modes[0].ns)/float64(modes[1].ns), "hs256-x")
+		b.ReportMetric(float64(modes[0].ns)/float64(modes[2].ns), "rs256-x")
+	})
 }
 
 // BenchmarkAuthenticate is what auth adds to a request: reading the bearer
