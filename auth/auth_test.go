@@ -15,6 +15,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,4 +258,35 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted a token the test did not sign: %q", header)
 		}
 	})
+}
+
+// The JWKS is fetched again on its interval; a key it no longer holds stops
+// verifying, though tokens it signed were remembered.
+func TestJWKSIntervalRefresh(t *testing.T) {
+	t.Parallel()
+	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	x := base64.RawURLEncoding.EncodeToString(edPriv.Public().(ed25519.PublicKey))
+	var body atomic.Pointer[string]
+	set := `{"keys":[{"kty":"OKP","kid":"k","crv":"Ed25519","x":"` + x + `"}]}`
+	body.Store(&set)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(*body.Load())) }))
+	defer srv.Close()
+	v, err := auth.NewVerifier(context.Background(), auth.Config{JWKSURL: srv.URL, JWKSRefresh: 20 * time.Millisecond})
+	require.NoError(t, err)
+	defer v.Close()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "1", "exp": time.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = "k"
+	s, err := tok.SignedString(edPriv)
+	require.NoError(t, err)
+	_, err = v.Verify(context.Background(), s)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return v.JWKSFetches() >= 3 }, 10*time.Second, 5*time.Millisecond, "refreshed on its interval")
+
+	empty := `{"keys":[]}`
+	body.Store(&empty)
+	require.Eventually(t, func() bool {
+		_, err := v.Verify(context.Background(), s)
+		return errors.Is(err, auth.ErrInvalidToken)
+	}, 10*time.Second, 5*time.Millisecond, "a removed key is refused after a refresh")
 }
