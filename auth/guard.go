@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kck-go/kck/primers"
 )
@@ -113,6 +114,14 @@ func (g *Guard) keyedCaller(ctx context.Context, p *primers.Product) (*Principal
 // and returns it canonical once the caller may read it. A key of a product
 // that is not registered (a value only ever Set) needs kck:admin.
 func (g *Guard) ReadKey(ctx context.Context, key string) (string, error) {
+	if !g.on {
+		// Auth off: only per-user products are refused; other keys go to
+		// the cache as they are, parsed there (or not, on a hit) as before.
+		name, _, _ := strings.Cut(key, "/")
+		if p := g.reg.Product(name); p == nil || len(p.Auth.KeyBy) == 0 {
+			return key, nil
+		}
+	}
 	k, err := g.reg.ParseKey(key)
 	if errors.Is(err, primers.ErrUnknownProduct) {
 		// A value only ever Set: with auth on, for operators only.
