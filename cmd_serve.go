@@ -128,11 +128,11 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
 		return c, errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
 	}
-	if c.MemoryMB <= 0 {
-		return c, errors.New("serve: --memory-mb must be positive")
-	}
 	if err := c.Auth.validate(); err != nil {
 		return c, err
+	}
+	if c.MemoryMB <= 0 {
+		return c, errors.New("serve: --memory-mb must be positive")
 	}
 	return c, nil
 }
