@@ -43,9 +43,9 @@ func Classify(err error) Class {
 	// Access first: an access error may wrap nothing else, and its message
 	// is made of fixed words (it never echoes a token).
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrUnauthenticated):
-		return Class{Unauthenticated, http.StatusUnauthorized, err.Error()}
+		return Class{Code: Unauthenticated, Status: http.StatusUnauthorized, Message: err.Error()}
 	case errors.Is(err, auth.ErrForbidden):
-		return Class{Forbidden, http.StatusForbidden, err.Error()}
+		return Class{Code: Forbidden, Status: http.StatusForbidden, Message: err.Error()}
 	case errors.Is(err, primers.ErrMalformedKey), errors.Is(err, primers.ErrBadParams), errors.Is(err, primers.ErrBadInput):
 		return Class{BadUserInput, http.StatusBadRequest, err.Error()}
 	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, cache.ErrNotSet), errors.Is(err, primers.ErrUnknownUpdater),
