@@ -27,6 +27,10 @@ func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
+	if p == nil && auth.PrincipalFrom(r.Context()) == nil {
+		s.mux.ServeHTTP(w, r) // anonymous already: no request copy
+		return
+	}
 	s.mux.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 }
 
