@@ -57,6 +57,9 @@ type serveConfig struct {
 	QueueLease, ComputeLease time.Duration
 	// Limits: what one request may cost (cmd_serve_limits.go).
 	Limits limitsConfig
+	// Auth verifies bearer tokens and enforces the products' policies;
+	// off unless a key is given (auth_flags.go).
+	Auth authConfig
 }
 
 func envOr(name, def string) string {
@@ -112,6 +115,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	limitFlags(fs, &c.Limits)
+	authFlags(fs, &c.Auth)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
@@ -130,6 +134,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
 		return c, errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
+	}
+	if err := c.Auth.validate(); err != nil {
+		return c, err
 	}
 	if c.MemoryMB <= 0 {
 		return c, errors.New("serve: --memory-mb must be positive")
@@ -245,7 +252,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		}
 	}
 
+	verifier, err := cfg.Auth.verifier(ctx, log)
+	if err != nil {
+		return err
+	}
+	if verifier != nil {
+		defer verifier.Close()
+	}
 	gopts := gateway.Options{
+		Auth:                 verifier,
 		Cache:                c,
 		Logger:               log,
 		Registerer:           promReg,

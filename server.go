@@ -28,6 +28,7 @@ var commands = []struct {
 	{"queue", "the refresh queue: depth, next keys, poisoned keys; retry, remove, enqueue", runQueue},
 	{"dump", "write every stored product entry as JSON lines", runDump},
 	{"load", "put the entries of a dump back into a store", runLoad},
+	{"token", "mint an HS256 token with the configured secret, for trying auth", runToken},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
 )
@@ -25,6 +26,11 @@ const (
 	// error's extensions.limit names the limit (depth, aliases, root_fields,
 	// fields, repeated_fields, complexity, tokens, batch, introspection, misses).
 	LimitExceeded = "LIMIT_EXCEEDED"
+	// Unauthenticated: no token where one is needed, or a token that is
+	// not valid (HTTP 401).
+	Unauthenticated = "UNAUTHENTICATED"
+	// Forbidden: a valid token without the scope or binding (HTTP 403).
+	Forbidden = "FORBIDDEN"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -43,6 +49,12 @@ type Class struct {
 func Classify(err error) Class {
 	var pe *cache.PrimerError
 	switch {
+	// Access first: an access error may wrap nothing else, and its message
+	// is made of fixed words (it never echoes a token).
+	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrUnauthenticated):
+		return Class{Code: Unauthenticated, Status: http.StatusUnauthorized, Message: err.Error()}
+	case errors.Is(err, auth.ErrForbidden):
+		return Class{Code: Forbidden, Status: http.StatusForbidden, Message: err.Error()}
 	case errors.Is(err, cache.ErrTooManyMisses):
 		// 429: the same request later, when more of its keys are warm, may pass.
 		return Class{LimitExceeded, http.StatusTooManyRequests, err.Error(), LimitMisses}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
 )
@@ -42,4 +43,22 @@ func TestClassify(t *testing.T) {
 	c := apierror.Classify(errors.New("pq: password authentication failed"))
 	assert.Equal(t, "internal error", c.Message)
 	assert.Equal(t, http.StatusInternalServerError, c.Status)
+}
+
+func TestClassifyAccess(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err    error
+		code   string
+		status int
+	}{
+		{fmt.Errorf("%w: token is expired", auth.ErrInvalidToken), apierror.Unauthenticated, 401},
+		{fmt.Errorf("%w: product p needs a token", auth.ErrUnauthenticated), apierror.Unauthenticated, 401},
+		{fmt.Errorf("%w: product p needs scope s", auth.ErrForbidden), apierror.Forbidden, 403},
+	} {
+		c := apierror.Classify(tc.err)
+		assert.Equal(t, tc.code, c.Code, "%v", tc.err)
+		assert.Equal(t, tc.status, c.Status, "%v", tc.err)
+		assert.Equal(t, tc.err.Error(), c.Message)
+	}
 }

@@ -50,7 +50,7 @@ type rig struct {
 
 const query = `{"query":"query($a: Int!) { titleList(authorId: $a) { id title year } }","variables":{"a":%d}}`
 
-func newRig(b testing.TB) *rig {
+func newRig(b testing.TB, mod ...func(*gateway.Options)) *rig {
 	b.Helper()
 	r := &rig{}
 	s, err := bolt.Open(b.TempDir(), bolt.Options{})
@@ -83,8 +83,12 @@ func newRig(b testing.TB) *rig {
 	}
 	b.Cleanup(func() { _ = c.Close() })
 	metrics := prometheus.NewRegistry()
-	r.h, err = gateway.New(gateway.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: metrics, Gatherer: metrics})
+	o := gateway.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer: metrics, Gatherer: metrics}
+	for _, m := range mod {
+		m(&o)
+	}
+	r.h, err = gateway.New(o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,8 +23,15 @@ trap cleanup EXIT
 echo "== machine: $(nproc) cores, $(go version | cut -d' ' -f3)"
 echo "== Go benchmarks (benchtime $BENCHTIME)"
 go test -run '^$' -bench 'BenchmarkGetHit|BenchmarkScrape' -benchmem -benchtime "$BENCHTIME" ./cache/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
-go test -run '^$' -bench 'BenchmarkHit' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/hit.txt"
+go test -run '^$' -bench 'BenchmarkHit$' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/hit.txt"
 awk '/static/ {s=$3} /gateway/ {g=$3} END {if (s && g) printf "in-process: gateway hit %.0f ns/op, static %.0f ns/op: %.2fx static throughput\n", g, s, s/g}' "$work/hit.txt"
+echo "== GraphQL hit, auth off against auth on (HS256, RS256 tokens), three interleaved rounds"
+go test -run '^$' -bench 'BenchmarkHitAuth|BenchmarkAuthenticate' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/auth.txt"
+awk 'function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+	/HitAuth\/off/ {o[++no]=$3} /HitAuth\/hs256/ {h[++nh]=$3} /HitAuth\/rs256/ {r[++nr]=$3}
+	END {if (no && nh && nr) { mo=med(o,no); mh=med(h,nh); mr=med(r,nr);
+		printf "auth: medians off %.0f, HS256 %.0f, RS256 %.0f ns/op: HS256 %.2fx, RS256 %.2fx auth-off throughput\n", mo, mh, mr, mo/mh, mo/mr }}' "$work/auth.txt"
 
 export KCK_CASSANDRA_HOSTS=${KCK_CASSANDRA_HOSTS:-$(./scripts/cassandra/ensure.sh 1)}
 go build -o "$work/kck" .

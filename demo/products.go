@@ -45,25 +45,36 @@ func AuthorStatsKey(authorID int64) string { return "author_stats/" + strconv.Fo
 //	author_stats/{author_id}  counts, years and sales; reads title_list through the cache
 //	top_authors/{n}           the n best-selling authors, 1 <= n <= 100
 //	author_ids                every author id: the domain of title_list
+//	my_titles/{sub}           the caller's own titles: per user, keyed by the token's sub
 //	add_title (updater)       {"authorId": 42, "title": "...", "year": 2024}
+//
+// and who may read them when the gateway verifies tokens (the same as the
+// kck:auth headers of demo/sql): title_list, author, top_authors and
+// author_ids are public; author_stats needs the scope stats:read and its
+// author_id must be the token's sub; add_title needs titles:write and its
+// authorId must be the sub; my_titles needs a token (any scope).
 func Register(reg *primers.Registry, ds *Dataset) error {
 	authorID := []primers.Param{{Name: "author_id", Kind: primers.Int}}
+	public := primers.Auth{Public: true}
 	return errors.Join(
 		reg.Register(primers.Product{
 			Name:    "title_list",
 			Params:  authorID,
 			Primer:  primers.Func1(ds.primeTitleList),
 			Augment: augmentTitleList,
+			Auth:    public,
 		}),
 		reg.Register(primers.Product{
 			Name:   "author",
 			Params: authorID,
 			Primer: primers.Func1(ds.primeAuthor),
+			Auth:   public,
 		}),
 		reg.Register(primers.Product{
 			Name:   "author_stats",
 			Params: authorID,
 			Primer: primers.Func1(ds.primeAuthorStats),
+			Auth:   primers.Auth{Scopes: []string{"stats:read"}, Bind: map[string]string{"author_id": "sub"}},
 		}),
 		reg.Register(primers.Product{
 			Name: "top_authors",
@@ -73,13 +84,40 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			Primer: primers.Func1(ds.primeTopAuthors),
 			// Refreshed every minute (schedule.go): never older than two.
 			FreshnessTarget: 2 * time.Minute,
+			Auth:            public,
 		}),
 		reg.Register(primers.Product{
 			Name:   "author_ids",
 			Primer: primers.PrimerFunc(ds.primeAuthorIDs),
+			Auth:   public,
 		}),
-		reg.RegisterUpdater("add_title", primers.UpdaterFunc(ds.updateAddTitle)),
+		reg.Register(primers.Product{
+			// No parameters: the key is my_titles/<sub>, the primer gets sub.
+			Name:   "my_titles",
+			Primer: primers.Func1(ds.primeMyTitles),
+			Auth:   primers.Auth{KeyBy: []string{"sub"}},
+		}),
+		reg.RegisterUpdaterAuth("add_title", primers.UpdaterFunc(ds.updateAddTitle),
+			primers.Auth{Scopes: []string{"titles:write"}, Bind: map[string]string{"authorId": "sub"}}),
 	)
+}
+
+// primeMyTitles is the caller's own titles: the demo's users are its
+// authors, a token's sub being an author id. It reads title_list through
+// the cache, so a change to the list refreshes it.
+func (d *Dataset) primeMyTitles(ctx context.Context, sub string) ([]Title, error) {
+	id, err := strconv.ParseInt(sub, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the caller is not an author", primers.ErrNoData)
+	}
+	if _, ok := d.Author(id); !ok {
+		return nil, fmt.Errorf("%w: the caller is not an author", primers.ErrNoData)
+	}
+	var titles []Title
+	if err := primers.Read(ctx, TitleListKey(id), &titles); err != nil {
+		return nil, err
+	}
+	return titles, nil
 }
 
 func (d *Dataset) primeTitleList(_ context.Context, authorID int64) ([]Title, error) {

@@ -38,7 +38,12 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
 	if len(keys) == 1 {
-		res, err := s.cache.Get(ctx, keys[0])
+		key, err := s.guard.ReadKey(ctx, keys[0])
+		if err != nil {
+			s.writeClassified(w, err)
+			return
+		}
+		res, err := s.cache.Get(ctx, key)
 		if err != nil {
 			s.writeClassified(w, err)
 			return
@@ -54,7 +59,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(appendProduct(make([]byte, 0, len(res.Value)+160), res))
 		return
 	}
-	items := s.cache.GetMany(ctx, keys)
+	items := s.readable(ctx, keys)
 	out := make([]byte, 0, 1024)
 	out = append(out, `{"products":[`...)
 	for i, it := range items {
@@ -139,11 +144,16 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	if err := s.guard.Update(ctx, req.Name, req.Input); err != nil {
+		s.writeClassified(w, err)
+		return
+	}
 	outcome, err := s.cache.Update(ctx, req.Name, req.Input)
 	if err != nil {
 		s.writeClassified(w, err)
 		return
 	}
+	s.hideUnreadable(ctx, outcome.Products)
 	result, err := json.Marshal(outcome.Result)
 	if err != nil {
 		s.writeClassified(w, err)
@@ -178,6 +188,7 @@ func (s *Server) classify(err error) apierror.Class {
 }
 
 func (s *Server) writeClassified(w http.ResponseWriter, err error) {
+	challenge(w, err)
 	cls := s.classify(err)
 	writeError(w, cls.Status, cls.Code, cls.Message)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph"
 )
@@ -51,6 +52,10 @@ type Options struct {
 	MaxMissesPerRequest int
 	// ReadyChecks run for /readyz beside the store's Ping.
 	ReadyChecks map[string]func(context.Context) error
+	// Auth verifies bearer tokens; the products' declared policies are then
+	// enforced on every surface (see auth.go). Nil: auth off, and every
+	// client may read, update and invalidate everything.
+	Auth *auth.Verifier
 }
 
 func (o Options) withDefaults() Options {
@@ -84,6 +89,7 @@ type Server struct {
 	cache *cache.Cache
 	log   *slog.Logger
 	gql   http.Handler
+	guard *auth.Guard
 	rc    *responseCache // nil when disabled
 	mux   *http.ServeMux
 
@@ -108,15 +114,22 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	guard := auth.NewGuard(o.Cache.Registry(), o.Auth != nil)
+	if o.Auth == nil {
+		o.Logger.Warn("auth is off: every client may read, update and invalidate everything (set --auth-jwt-secret, --auth-public-key or --auth-jwks-url)")
+	} else if open := guard.Undeclared(); len(open) > 0 {
+		o.Logger.Warn("auth is on; these declare no policy and admit any valid token", "names", open)
+	}
 	gql, err := graph.NewHandler(graph.Options{
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
+		Guard: guard,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
+	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if o.ResponseCacheBytes > 0 {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
@@ -144,7 +157,7 @@ func New(o Options) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", s.operator(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
 	return s, nil
 }
 
@@ -159,7 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	s.serveAuthenticated(w, r)
 }
 
 // NewHTTPServer returns an http.Server for h with timeouts set, so that slow
@@ -255,6 +268,8 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	if a := r.Header["Accept"]; len(a) > 0 {
 		buf.WriteString(a[0])
 	}
+	buf.WriteByte(0)
+	s.callerIdentity(r, buf)
 	buf.WriteByte(0)
 	var body []byte
 	if r.Method == http.MethodGet {

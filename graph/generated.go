@@ -71,6 +71,7 @@ type ComplexityRoot struct {
 		Author      func(childComplexity int, authorID int) int
 		AuthorIds   func(childComplexity int) int
 		AuthorStats func(childComplexity int, authorID int) int
+		MyTitles    func(childComplexity int) int
 		Product     func(childComplexity int, key string) int
 		TitleList   func(childComplexity int, authorID int) int
 		TopAuthors  func(childComplexity int, n int) int
@@ -111,6 +112,7 @@ type QueryResolver interface {
 	AuthorStats(ctx context.Context, authorID int) (*model.AuthorStats, error)
 	TopAuthors(ctx context.Context, n int) ([]*model.TopAuthor, error)
 	AuthorIds(ctx context.Context) ([]int, error)
+	MyTitles(ctx context.Context) ([]*model.Title, error)
 	Product(ctx context.Context, key string) (*model.Product, error)
 }
 
@@ -276,6 +278,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.AuthorStats(childComplexity, args["authorId"].(int)), true
 
+	case "Query.myTitles":
+		if e.ComplexityRoot.Query.MyTitles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MyTitles(childComplexity), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -480,6 +488,8 @@ type Query {
   topAuthors(n: Int!): [TopAuthor!] @product(name: "top_authors")
   "Every author id, ascending: the domain of title_list, kept primed. Product author_ids."
   authorIds: [Int!] @product(name: "author_ids")
+  "The caller's own titles (their token's sub is an author id), oldest first. Per user: product my_titles/{sub}, keyed by the token's sub claim, which is not an argument."
+  myTitles: [Title!] @product(name: "my_titles")
 
   "Any product by key (name/param1/param2), as JSON with its freshness."
   product(key: String!): Product
@@ -1567,6 +1577,38 @@ func (ec *executionContext) _Query_authorIds(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Query_authorIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Query_myTitles(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_myTitles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MyTitles(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_myTitles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_product(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -3339,6 +3381,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_authorIds(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "myTitles":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_myTitles(ctx, field)
 				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

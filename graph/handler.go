@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 )
 
@@ -37,6 +38,10 @@ type Options struct {
 	// (one the parsed-query cache holds is not validated again).
 	OnRefused   func(limit string)
 	OnValidated func()
+	// Guard enforces the products' access policies on every field, with
+	// the caller in the request's context (auth.WithPrincipal). Nil: auth
+	// off.
+	Guard *auth.Guard
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -45,7 +50,10 @@ func NewHandler(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache}})
+	if o.Guard == nil {
+		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
+	}
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard}})
 	if err := CheckBindings(es.Schema(), o.Cache.Registry()); err != nil {
 		return nil, err
 	}

@@ -13,14 +13,15 @@ import (
 )
 
 // resolveProduct is the body of every @product field: build the key from the
-// field's arguments, read it through the cache, note its freshness, decode.
+// field's arguments (and a per-user product's claims), check the caller may
+// read it, read it through the cache, note its freshness, decode.
 func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (T, error) {
 	var zero T
-	k, err := r.Cache.Registry().Key(name, args...)
+	key, err := r.Auth.FieldKey(ctx, name, args...)
 	if err != nil {
 		return zero, err
 	}
-	res, err := r.Cache.Get(ctx, k.String())
+	res, err := r.Cache.Get(ctx, key)
 	if err != nil {
 		return zero, err
 	}

@@ -7,10 +7,14 @@ package graph
 //go:generate go run ./gen
 
 import (
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 )
 
 // Resolver is the dependency-injection root of the resolvers.
 type Resolver struct {
 	Cache *cache.Cache
+	// Auth decides, before the cache is read, whether the caller may read a
+	// product, run an updater or act as an operator.
+	Auth *auth.Guard
 }

@@ -16,6 +16,9 @@ import (
 
 // Update is the resolver for the update field.
 func (r *mutationResolver) Update(ctx context.Context, name string, input json.RawMessage) (*model.UpdateResult, error) {
+	if err := r.Auth.Update(ctx, name, input); err != nil {
+		return nil, err
+	}
 	out, err := r.Cache.Update(ctx, name, input)
 	if err != nil {
 		return nil, err
@@ -35,6 +38,11 @@ func (r *mutationResolver) Update(ctx context.Context, name string, input json.R
 			graphql.AddError(ctx, p.Err)
 			continue
 		}
+		if _, err := r.Auth.ReadKey(ctx, p.Key); err != nil {
+			// Refreshed, but not the caller's to read.
+			graphql.AddError(ctx, err)
+			continue
+		}
 		Collect(ctx, p.Result)
 		res.Products = append(res.Products, toProduct(p.Result))
 	}
@@ -43,6 +51,9 @@ func (r *mutationResolver) Update(ctx context.Context, name string, input json.R
 
 // Refresh is the resolver for the refresh field.
 func (r *mutationResolver) Refresh(ctx context.Context, key string) (*model.Product, error) {
+	if err := r.Auth.Admin(ctx); err != nil {
+		return nil, err
+	}
 	res, err := r.Cache.Refresh(ctx, key)
 	if err != nil {
 		return nil, err
@@ -53,6 +64,9 @@ func (r *mutationResolver) Refresh(ctx context.Context, key string) (*model.Prod
 
 // Invalidate is the resolver for the invalidate field.
 func (r *mutationResolver) Invalidate(ctx context.Context, key string) (bool, error) {
+	if err := r.Auth.Admin(ctx); err != nil {
+		return false, err
+	}
 	if err := r.Cache.Invalidate(ctx, key); err != nil {
 		return false, err
 	}
@@ -84,8 +98,17 @@ func (r *queryResolver) AuthorIds(ctx context.Context) ([]int, error) {
 	return resolveProduct[[]int](ctx, r.Resolver, "author_ids")
 }
 
+// MyTitles is the resolver for the myTitles field.
+func (r *queryResolver) MyTitles(ctx context.Context) ([]*model.Title, error) {
+	return resolveProduct[[]*model.Title](ctx, r.Resolver, "my_titles")
+}
+
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, key string) (*model.Product, error) {
+	key, err := r.Auth.ReadKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	res, err := r.Cache.Get(ctx, key)
 	if err != nil {
 		return nil, err

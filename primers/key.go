@@ -144,6 +144,16 @@ func (k Key) String() string {
 	return b.String()
 }
 
+// Segment returns argument i as its key segment spells it, unescaped: the
+// form bindings compare with a claim's value.
+func (k Key) Segment(i int) string {
+	kind := Kind(0)
+	if i < len(k.params) {
+		kind = k.params[i].Kind
+	}
+	return formatArg(kind, k.Args[i])
+}
+
 // Int returns argument i as an int64; it panics if that argument is not an Int,
 // which a registered primer's declaration rules out.
 func (k Key) Int(i int) int64 { return k.Args[i].(int64) }

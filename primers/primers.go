@@ -12,6 +12,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -58,6 +61,85 @@ type Product struct {
 	// AllowEmpty accepts a primer result of JSON null, [] or {}; otherwise such
 	// a result is an error, as in KCK ("primer returned no results").
 	AllowEmpty bool
+	// Auth says who may read the product when the gateway verifies tokens
+	// (see Auth). Its KeyBy claims become trailing string parameters of the
+	// key, after Params: the primer receives them as arguments.
+	Auth Auth
+
+	keyParams []Param // Params, then one String per Auth.KeyBy claim
+}
+
+// KeyParams returns the parameters of the product's keys: Params, then one
+// String parameter per Auth.KeyBy claim, named after the claim. They are
+// what the primer receives; a GraphQL field takes only Params.
+func (p *Product) KeyParams() []Param {
+	if p.keyParams == nil {
+		return p.Params
+	}
+	return p.keyParams
+}
+
+// AdminScope is the scope operator actions need: refresh, invalidate and the
+// operator endpoints.
+const AdminScope = "kck:admin"
+
+// Auth is who may read a product or run an updater, declared beside it so
+// that one declaration drives the field, the key, the freshness and access.
+// It applies when the gateway verifies tokens; with auth off every product
+// is open except per-user ones (KeyBy), which need a token to be keyed by.
+//
+// The zero Auth admits any verified token (no particular scope) and refuses
+// anonymous callers: nothing is public unless it says so.
+type Auth struct {
+	// Public admits every caller, with or without a token. It excludes
+	// Scopes, Bind and KeyBy.
+	Public bool
+	// Scopes must all be in the token's scope claim.
+	Scopes []string
+	// Bind maps a parameter (an updater: a top-level input field) to a
+	// claim: the caller may only ask for the value the claim holds, e.g.
+	// {"author_id": "sub"}. A missing claim or another value is FORBIDDEN.
+	Bind map[string]string
+	// KeyBy makes a per-user product: the values of these claims (e.g.
+	// "sub") are appended to its key, hidden from its GraphQL field but part
+	// of every stored key, so values never cross users. Products only.
+	KeyBy []string
+}
+
+// IsZero reports whether nothing was declared.
+func (a Auth) IsZero() bool {
+	return !a.Public && len(a.Scopes) == 0 && len(a.Bind) == 0 && len(a.KeyBy) == 0
+}
+
+func (a Auth) check(what string, params []string, product bool) error {
+	if a.Public && (len(a.Scopes) > 0 || len(a.Bind) > 0 || len(a.KeyBy) > 0) {
+		return fmt.Errorf("%s: a public Auth takes no scopes, bindings or key_by claims", what)
+	}
+	for _, s := range a.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\n") {
+			return fmt.Errorf("%s: bad scope %q", what, s)
+		}
+	}
+	for prm, claim := range a.Bind {
+		if claim == "" {
+			return fmt.Errorf("%s: binding of %q names no claim", what, prm)
+		}
+		if product && !slices.Contains(params, prm) {
+			return fmt.Errorf("%s: binds %q, which is not a parameter", what, prm)
+		}
+	}
+	if len(a.KeyBy) > 0 && !product {
+		return fmt.Errorf("%s: key_by is for products", what)
+	}
+	for _, claim := range a.KeyBy {
+		if !validName(claim) {
+			return fmt.Errorf("%s: key_by claim %q must match [A-Za-z_][A-Za-z0-9_]*", what, claim)
+		}
+		if slices.Contains(params, claim) {
+			return fmt.Errorf("%s: key_by claim %q has the name of a parameter", what, claim)
+		}
+	}
+	return nil
 }
 
 // kindsDeclarer is implemented by typed primers (Func1, Func2, ...) so that

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 )
@@ -45,13 +47,25 @@ var ErrUnknownUpdater = errors.New("unknown updater")
 // Registry holds the declared products and updaters. Fill it at start-up;
 // after that it is only read, from any goroutine.
 type Registry struct {
-	products map[string]*Product
-	updaters map[string]Updater
+	products    map[string]*Product
+	updaters    map[string]Updater
+	updaterAuth map[string]Auth
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{products: map[string]*Product{}, updaters: map[string]Updater{}}
+	return &Registry{products: map[string]*Product{}, updaters: map[string]Updater{}, updaterAuth: map[string]Auth{}}
+}
+
+func cloneAuth(a Auth) Auth {
+	a.Scopes = slices.Clone(a.Scopes)
+	a.KeyBy = slices.Clone(a.KeyBy)
+	if a.Bind != nil {
+		b := make(map[string]string, len(a.Bind))
+		maps.Copy(b, a.Bind)
+		a.Bind = b
+	}
+	return a
 }
 
 // Register adds a product. It fails on a bad or duplicate name, a bad
@@ -88,23 +102,41 @@ func (r *Registry) Register(p Product) error {
 	if p.Primer != nil && isNilValue(p.Primer) {
 		return fmt.Errorf("register product %q: primer is a nil %T (leave Primer unset for a product that only holds Set values)", p.Name, p.Primer)
 	}
-	if kd, ok := p.Primer.(kindsDeclarer); ok {
-		want := kd.paramKinds()
-		if len(want) != len(p.Params) {
-			return fmt.Errorf("register product %q: primer takes %d parameters, declaration has %d", p.Name, len(want), len(p.Params))
-		}
-		for i, k := range want {
-			got := p.Params[i].Kind
-			if got != k && !(k == timeKind && (got == Date || got == Timestamp)) {
-				return fmt.Errorf("register product %q: parameter %q is declared %v but the primer takes %v", p.Name, p.Params[i].Name, got, k)
-			}
-		}
+	names := make([]string, len(p.Params))
+	for i, prm := range p.Params {
+		names[i] = prm.Name
+	}
+	if err := p.Auth.check(fmt.Sprintf("register product %q", p.Name), names, true); err != nil {
+		return err
 	}
 	p.Params = append([]Param(nil), p.Params...)
 	for i, prm := range p.Params {
 		if prm.Range != nil {
 			rc := *prm.Range
 			p.Params[i].Range = &rc // the caller's value may change later
+		}
+	}
+	p.keyParams = nil
+	if len(p.Auth.KeyBy) > 0 {
+		p.keyParams = append([]Param(nil), p.Params...)
+		for _, claim := range p.Auth.KeyBy {
+			if slices.ContainsFunc(p.keyParams, func(x Param) bool { return x.Name == claim }) {
+				return fmt.Errorf("register product %q: key_by claim %q given twice", p.Name, claim)
+			}
+			p.keyParams = append(p.keyParams, Param{Name: claim, Kind: String})
+		}
+	}
+	p.Auth = cloneAuth(p.Auth)
+	if kd, ok := p.Primer.(kindsDeclarer); ok {
+		want, have := kd.paramKinds(), p.KeyParams()
+		if len(want) != len(have) {
+			return fmt.Errorf("register product %q: primer takes %d parameters, declaration has %d", p.Name, len(want), len(have))
+		}
+		for i, k := range want {
+			got := have[i].Kind
+			if got != k && !(k == timeKind && (got == Date || got == Timestamp)) {
+				return fmt.Errorf("register product %q: parameter %q is declared %v but the primer takes %v", p.Name, have[i].Name, got, k)
+			}
 		}
 	}
 	r.products[p.Name] = &p
@@ -120,8 +152,18 @@ func (r *Registry) MustRegister(ps ...Product) {
 	}
 }
 
-// RegisterUpdater adds a named updater.
+// RegisterUpdater adds a named updater that any verified token may run
+// (the zero Auth); RegisterUpdaterAuth declares who may.
 func (r *Registry) RegisterUpdater(name string, u Updater) error {
+	return r.RegisterUpdaterAuth(name, u, Auth{})
+}
+
+// RegisterUpdaterAuth adds a named updater with its access policy. A Bind
+// names top-level fields of the updater's JSON input.
+func (r *Registry) RegisterUpdaterAuth(name string, u Updater, a Auth) error {
+	if err := a.check(fmt.Sprintf("register updater %q", name), nil, false); err != nil {
+		return err
+	}
 	if !validName(name) {
 		return fmt.Errorf("register updater %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)
 	}
@@ -132,8 +174,22 @@ func (r *Registry) RegisterUpdater(name string, u Updater) error {
 		return fmt.Errorf("register updater %q: nil updater", name)
 	}
 	r.updaters[name] = u
+	r.updaterAuth[name] = cloneAuth(a)
 	return nil
 }
+
+// UpdaterNames returns the names of the registered updaters, sorted.
+func (r *Registry) UpdaterNames() []string {
+	out := make([]string, 0, len(r.updaters))
+	for name := range r.updaters {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// UpdaterAuth returns the access policy of a registered updater.
+func (r *Registry) UpdaterAuth(name string) Auth { return r.updaterAuth[name] }
 
 // Product returns the declaration of a product, or nil.
 func (r *Registry) Product(name string) *Product { return r.products[name] }
@@ -167,21 +223,22 @@ func (r *Registry) ParseKey(s string) (Key, error) {
 	if !ok {
 		return Key{}, &KeyError{Key: s, Reason: "no product named " + name, Err: ErrUnknownProduct}
 	}
-	if len(segs) != len(p.Params) {
-		return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(p.Params), paramList(p.Params), len(segs)), Err: ErrBadParams}
+	params := p.KeyParams()
+	if len(segs) != len(params) {
+		return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(params), paramList(params), len(segs)), Err: ErrBadParams}
 	}
 	args := make([]any, len(segs))
 	for i, seg := range segs {
-		v, err := parseArg(p.Params[i].Kind, seg)
+		v, err := parseArg(params[i].Kind, seg)
 		if err == nil {
-			err = checkRange(p.Params[i], v)
+			err = checkRange(params[i], v)
 		}
 		if err != nil {
-			return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("parameter %s (%v): %v", p.Params[i].Name, p.Params[i].Kind, err), Err: ErrBadParams}
+			return Key{}, &KeyError{Key: s, Reason: fmt.Sprintf("parameter %s (%v): %v", params[i].Name, params[i].Kind, err), Err: ErrBadParams}
 		}
 		args[i] = v
 	}
-	return Key{Name: name, Args: args, params: p.Params}, nil
+	return Key{Name: name, Args: args, params: params}, nil
 }
 
 // SplitName returns the product name of a key string without checking the
@@ -198,21 +255,22 @@ func (r *Registry) Key(name string, args ...any) (Key, error) {
 	if !ok {
 		return Key{}, &KeyError{Key: name, Reason: "no product named " + name, Err: ErrUnknownProduct}
 	}
-	if len(args) != len(p.Params) {
-		return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(p.Params), paramList(p.Params), len(args)), Err: ErrBadParams}
+	params := p.KeyParams()
+	if len(args) != len(params) {
+		return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("%s takes %d parameters %s, got %d", name, len(params), paramList(params), len(args)), Err: ErrBadParams}
 	}
 	out := make([]any, len(args))
 	for i, a := range args {
-		v, ok := convertArg(p.Params[i].Kind, a)
+		v, ok := convertArg(params[i].Kind, a)
 		if !ok {
-			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s wants %v, got %T", p.Params[i].Name, p.Params[i].Kind, a), Err: ErrBadParams}
+			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s wants %v, got %T", params[i].Name, params[i].Kind, a), Err: ErrBadParams}
 		}
-		if err := checkRange(p.Params[i], v); err != nil {
-			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s (%v): %v", p.Params[i].Name, p.Params[i].Kind, err), Err: ErrBadParams}
+		if err := checkRange(params[i], v); err != nil {
+			return Key{}, &KeyError{Key: name, Reason: fmt.Sprintf("parameter %s (%v): %v", params[i].Name, params[i].Kind, err), Err: ErrBadParams}
 		}
 		out[i] = v
 	}
-	k := Key{Name: name, Args: out, params: p.Params}
+	k := Key{Name: name, Args: out, params: params}
 	// Only string values can make a key long: format it only when they might.
 	n := len(name) + 40*len(out)
 	for _, a := range out {

@@ -384,3 +384,48 @@ func TestUpdaterLookup(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("unknown updater %q", name), err.Error())
 	}
 }
+
+func TestAuthDeclarations(t *testing.T) {
+	t.Parallel()
+	v := primers.PrimerFunc(func(context.Context, primers.Key) (any, error) { return 1, nil })
+	id := []primers.Param{intParam("id")}
+	for _, tc := range []struct {
+		p    primers.Product
+		want string
+	}{
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{Public: true, Scopes: []string{"r"}}}, "public Auth takes no scopes"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{Public: true, KeyBy: []string{"sub"}}}, "public Auth"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{Scopes: []string{"a b"}}}, "bad scope"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{Bind: map[string]string{"nope": "sub"}}}, `binds "nope", which is not a parameter`},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{Bind: map[string]string{"id": ""}}}, "names no claim"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{KeyBy: []string{"id"}}}, "has the name of a parameter"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{KeyBy: []string{"https://x/claim"}}}, "must match"},
+		{primers.Product{Name: "a", Params: id, Auth: primers.Auth{KeyBy: []string{"sub", "sub"}}}, "given twice"},
+		{primers.Product{Name: "a", Params: id, Primer: primers.Func1(func(context.Context, int64) (int, error) { return 0, nil }),
+			Auth: primers.Auth{KeyBy: []string{"sub"}}}, "primer takes 1 parameters, declaration has 2"},
+	} {
+		err := primers.NewRegistry().Register(tc.p)
+		assert.ErrorContains(t, err, tc.want)
+	}
+	reg := primers.NewRegistry()
+	reg.MustRegister(primers.Product{Name: "mine", Params: id, Primer: v, Auth: primers.Auth{KeyBy: []string{"sub"}}})
+	p := reg.Product("mine")
+	assert.Equal(t, id, p.Params, "the field's parameters stay as declared")
+	assert.Equal(t, []primers.Param{intParam("id"), {Name: "sub", Kind: primers.String}}, p.KeyParams())
+	k, err := reg.ParseKey("mine/7/user%2F5")
+	require.NoError(t, err)
+	assert.Equal(t, []any{int64(7), "user/5"}, k.Args)
+	assert.Equal(t, "user/5", k.Segment(1))
+	_, err = reg.ParseKey("mine/7")
+	assert.ErrorIs(t, err, primers.ErrBadParams)
+
+	u := primers.UpdaterFunc(func(context.Context, json.RawMessage) (primers.UpdateResult, error) {
+		return primers.UpdateResult{}, nil
+	})
+	assert.ErrorContains(t, reg.RegisterUpdaterAuth("u", u, primers.Auth{KeyBy: []string{"sub"}}), "key_by is for products")
+	require.NoError(t, reg.RegisterUpdaterAuth("u", u, primers.Auth{Scopes: []string{"w"}, Bind: map[string]string{"authorId": "sub"}}))
+	assert.Equal(t, []string{"w"}, reg.UpdaterAuth("u").Scopes)
+	require.NoError(t, reg.RegisterUpdater("v", u))
+	assert.True(t, reg.UpdaterAuth("v").IsZero())
+	assert.Equal(t, []string{"u", "v"}, reg.UpdaterNames())
+}

@@ -1,4 +1,5 @@
 -- kck:product author(author_id int)
+-- kck:auth public
 -- kck:result row
 -- kck:source authors author_id=id
 -- kck:warm_query SELECT id FROM authors ORDER BY id

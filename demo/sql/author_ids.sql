@@ -1,4 +1,5 @@
 -- kck:product author_ids()
+-- kck:auth public
 -- kck:result list
 -- kck:filter $[*].id
 -- kck:source authors *

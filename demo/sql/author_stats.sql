@@ -1,4 +1,5 @@
 -- kck:product author_stats(author_id int)
+-- kck:auth scope=stats:read bind author_id=sub
 -- kck:result row
 -- kck:source authors author_id=id
 -- kck:source titles author_id=author_id

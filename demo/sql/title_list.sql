@@ -1,4 +1,5 @@
 -- kck:product title_list(author_id int)
+-- kck:auth public
 -- kck:result list
 -- kck:source titles author_id=author_id
 -- kck:domain author_ids 1m

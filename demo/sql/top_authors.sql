@@ -1,4 +1,5 @@
 -- kck:product top_authors(n int 1..100)
+-- kck:auth public
 -- kck:result list
 -- kck:source authors *
 -- kck:source titles *

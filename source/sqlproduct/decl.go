@@ -18,6 +18,9 @@
 //	-- kck:warm title_list/1 title_list/2       optional: compute these keys at boot
 //	-- kck:warm_query SELECT id FROM authors    optional: and one key per row of this query (columns = parameters)
 //	-- kck:domain author_ids 1m         optional: keep every member listed by the product author_ids primed, checked every 1m
+//	-- kck:auth public                  who may read it when tokens are verified (primers.Auth): public, or
+//	-- kck:auth scope=stats:read bind author_id=sub    scopes (comma-separated) and parameters bound to claims, or
+//	-- kck:auth key_by=sub              a per-user product: :sub is a hidden string parameter, the caller's claim
 //	SELECT id, author_id AS "authorId", title, year FROM titles
 //	WHERE author_id = :author_id ORDER BY year, id
 //
@@ -25,6 +28,7 @@
 //
 //	-- kck:updater add_title(authorId int, title string, year int)
 //	-- kck:affects title_list/:authorId author_stats/:authorId
+//	-- kck:auth scope=titles:write bind authorId=sub   optional: who may run it
 //	INSERT INTO titles (author_id, title, year) VALUES (:authorId, :title, :year)
 //	RETURNING id, author_id AS "authorId", title, year
 //
@@ -68,6 +72,9 @@ type Param struct {
 	Kind     primers.Kind
 	Min, Max *int64 // int range, when declared
 	Optional bool   // updater inputs only
+	// Hidden marks a kck:auth key_by claim: a string parameter after the
+	// declared ones, filled from the caller's token, never a field argument.
+	Hidden bool
 }
 
 // Source maps a table's rows to product instances: Columns[i] gives the
@@ -101,6 +108,8 @@ type Product struct {
 	Domain, DomainSchedule string
 	SQL                    string   // with $n placeholders
 	Args                   []string // parameter name of each $n
+	// Auth is who may read the product (kck:auth).
+	Auth primers.Auth
 }
 
 // Statement is one SQL statement of an updater, with its placeholders.
@@ -118,6 +127,8 @@ type Updater struct {
 	Statements []Statement
 	Insert     []Statement
 	Update     []Statement
+	// Auth is who may run the updater (kck:auth).
+	Auth primers.Auth
 }
 
 // Declarations are the products and updaters of a folder.
@@ -185,6 +196,12 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 		section = "body" // or insert, update
 		body    = map[string]*strings.Builder{"body": {}, "insert": {}, "update": {}}
 		sc      = bufio.NewScanner(bytes.NewReader(raw))
+		// kck:source lines are parsed at the end, once kck:auth key_by has
+		// added its hidden parameters, whatever the order of the headers.
+		sources []struct {
+			line int
+			val  string
+		}
 	)
 	fail := func(line int, format string, args ...any) (*Product, *Updater, error) {
 		return nil, nil, &lineError{file, line, fmt.Sprintf(format, args...)}
@@ -249,11 +266,10 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			if p == nil {
 				return fail(n, "kck:source is for products")
 			}
-			s, err := parseSource(val, p.Params)
-			if err != nil {
-				return fail(n, "%v", err)
-			}
-			p.Sources = append(p.Sources, s)
+			sources = append(sources, struct {
+				line int
+				val  string
+			}{n, val})
 		case "after_primes":
 			if p == nil || val == "" {
 				return fail(n, "kck:after_primes takes a key template, on a product")
@@ -302,6 +318,30 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			if _, err := scheduler.ParseSchedule(p.DomainSchedule); err != nil {
 				return fail(n, "kck:domain: %v", err)
 			}
+		case "auth":
+			var a *primers.Auth
+			switch {
+			case p != nil:
+				a = &p.Auth
+			default:
+				a = &u.Auth
+			}
+			if err := parseAuth(val, a, p != nil); err != nil {
+				return fail(n, "kck:auth: %v", err)
+			}
+			if p != nil {
+				for _, claim := range a.KeyBy {
+					if !hasParam(p.Params, claim) {
+						p.Params = append(p.Params, Param{Name: claim, Kind: primers.String, Hidden: true})
+					}
+				}
+			} else {
+				for field := range a.Bind {
+					if !hasParam(u.Inputs, field) {
+						return fail(n, "kck:auth: bind %s: not an input of the updater", field)
+					}
+				}
+			}
 		case "affects":
 			if u == nil {
 				return fail(n, "kck:affects is for updaters")
@@ -323,6 +363,13 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	for _, src := range sources {
+		s, err := parseSource(src.val, p.Params)
+		if err != nil {
+			return fail(src.line, "%v", err)
+		}
+		p.Sources = append(p.Sources, s)
 	}
 	switch {
 	case p != nil:
@@ -508,4 +555,54 @@ func templateRefs(t string) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// parseAuth reads one kck:auth line into a: "public", "scope=a,b",
+// "bind param=claim ..." and "key_by=claim,claim" (products only), in any
+// order; several lines add up.
+func parseAuth(val string, a *primers.Auth, product bool) error {
+	f := strings.Fields(val)
+	if len(f) == 0 {
+		return fmt.Errorf("want public, scope=..., bind param=claim or key_by=claim")
+	}
+	binding := false
+	for _, w := range f {
+		key, v, hasEq := strings.Cut(w, "=")
+		switch {
+		case w == "public":
+			a.Public, binding = true, false
+		case w == "bind":
+			binding = true
+		case hasEq && key == "scope":
+			binding = false
+			for sc := range strings.SplitSeq(v, ",") {
+				if sc == "" {
+					return fmt.Errorf("empty scope in %q", w)
+				}
+				a.Scopes = append(a.Scopes, sc)
+			}
+		case hasEq && key == "key_by":
+			binding = false
+			if !product {
+				return fmt.Errorf("key_by is for products")
+			}
+			for claim := range strings.SplitSeq(v, ",") {
+				if !validIdent(claim) {
+					return fmt.Errorf("key_by: bad claim name %q", claim)
+				}
+				a.KeyBy = append(a.KeyBy, claim)
+			}
+		case hasEq && binding && validIdent(key) && v != "":
+			if a.Bind == nil {
+				a.Bind = map[string]string{}
+			}
+			a.Bind[key] = v
+		default:
+			return fmt.Errorf("%q: want public, scope=..., bind param=claim or key_by=claim", w)
+		}
+	}
+	if a.Public && (len(a.Scopes) > 0 || len(a.Bind) > 0 || len(a.KeyBy) > 0) {
+		return fmt.Errorf("public takes no scope, bind or key_by")
+	}
+	return nil
 }

@@ -104,6 +104,9 @@ func argOf(kind primers.Kind, v any) (any, error) {
 		if s, ok := v.(string); ok {
 			return s, nil
 		}
+		if n, ok := v.(json.Number); ok { // e.g. a key_by sub claim from an int column
+			return n.String(), nil
+		}
 	case primers.Bool:
 		if b, ok := v.(bool); ok {
 			return b, nil

@@ -28,11 +28,14 @@ type DB interface {
 // an unknown product or updater, or after_primes rules that form a cycle.
 func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 	for _, p := range d.Products {
-		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, FreshnessTarget: p.Freshness, Primer: &primer{db: db, p: p}}
+		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, FreshnessTarget: p.Freshness, Primer: &primer{db: db, p: p}, Auth: p.Auth}
 		if p.Filter != "" {
 			decl.Primer.(*primer).filter, _ = parseFilter(p.Filter)
 		}
 		for _, prm := range p.Params {
+			if prm.Hidden { // key_by claims: the registry appends them
+				continue
+			}
 			dp := primers.Param{Name: prm.Name, Kind: prm.Kind}
 			if prm.Min != nil {
 				// Checked when the key is parsed, before the query runs.
@@ -62,7 +65,7 @@ func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 				up.extra = append(up.extra, tmpl)
 			}
 		}
-		if err := reg.RegisterUpdater(u.Name, up); err != nil {
+		if err := reg.RegisterUpdaterAuth(u.Name, up, u.Auth); err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
 		}
 	}

@@ -84,6 +84,14 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		{"-- kck:product p(id int)\n-- kck:domain\nSELECT 1", "p.sql:2: kck:domain takes the key"},
 		{"-- kck:product p(id int)\n-- kck:domain ids every\nSELECT 1", "p.sql:2: kck:domain: schedule"},
 		{"-- kck:updater u(a int)\n-- kck:refresh 1m\nSELECT 1", "p.sql:2: kck:refresh is for products"},
+		{"-- kck:product p(id int)\n-- kck:auth\nSELECT 1", "p.sql:2: kck:auth: want public"},
+		{"-- kck:product p(id int)\n-- kck:auth public scope=r\nSELECT 1", "p.sql:2: kck:auth: public takes no"},
+		{"-- kck:product p(id int)\n-- kck:auth scope=\nSELECT 1", "p.sql:2: kck:auth: empty scope"},
+		{"-- kck:product p(id int)\n-- kck:auth id=sub\nSELECT 1", `p.sql:2: kck:auth: "id=sub"`},
+		{"-- kck:product p(id int)\n-- kck:auth key_by=a-b\nSELECT 1", "p.sql:2: kck:auth: key_by: bad claim"},
+		{"-- kck:updater u(a int)\n-- kck:auth key_by=sub\nSELECT 1", "p.sql:2: kck:auth: key_by is for products"},
+		{"-- kck:updater u(a int)\n-- kck:auth bind b=sub\nSELECT :a", "p.sql:2: kck:auth: bind b: not an input"},
+		{"-- kck:product p()\nSELECT :sub", ":sub is not a parameter of p"},
 	} {
 		_, err := sqlproduct.Load(writeFiles(t, map[string]string{"p.sql": tc.body}))
 		require.Error(t, err, tc.body)
@@ -127,16 +135,24 @@ func TestDemoSQLProductsEqualGoProducts(t *testing.T) {
 		q := sqlC.Registry().Product(p.Name)
 		require.NotNil(t, q, p.Name)
 		assert.Equal(t, []any{p.TTL, p.SoftTTL, p.FreshnessTarget}, []any{q.TTL, q.SoftTTL, q.FreshnessTarget}, "%s: expiry and freshness target", p.Name)
+		assert.Equal(t, p.Auth, q.Auth, "%s: access policy", p.Name)
+		assert.Equal(t, p.Params, q.Params, "%s: parameters", p.Name)
+		assert.Equal(t, p.KeyParams(), q.KeyParams(), "%s: key parameters", p.Name)
+	}
+	assert.Equal(t, len(goC.Registry().Products()), len(sqlC.Registry().Products()))
+	assert.Equal(t, goC.Registry().UpdaterNames(), sqlC.Registry().UpdaterNames())
+	for _, name := range goC.Registry().UpdaterNames() {
+		assert.Equal(t, goC.Registry().UpdaterAuth(name), sqlC.Registry().UpdaterAuth(name), "updater %s: access policy", name)
 	}
 	var keys []string
 	for id := 1; id <= demo.NumAuthors; id += 7 {
 		keys = append(keys, fmt.Sprintf("title_list/%d", id), fmt.Sprintf("author/%d", id), fmt.Sprintf("author_stats/%d", id))
 	}
-	keys = append(keys, "top_authors/1", "top_authors/10", "top_authors/100")
+	keys = append(keys, "top_authors/1", "top_authors/10", "top_authors/100", "my_titles/5", "my_titles/300")
 	for _, k := range keys {
 		assert.Equal(t, value(t, goC, k), value(t, sqlC, k), k)
 	}
-	for _, k := range []string{"title_list/99999", "author/0", "author_stats/99999"} {
+	for _, k := range []string{"title_list/99999", "author/0", "author_stats/99999", "my_titles/99999", "my_titles/x"} {
 		_, err := sqlC.Get(ctx(t), k)
 		assert.ErrorIs(t, err, primers.ErrNoData, k)
 	}

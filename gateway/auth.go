@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
+	"github.com/kck-go/kck/cache"
+)
+
+// With Options.Auth set, every request's bearer token is verified before it
+// reaches a handler: an invalid one is answered 401 here, whatever the
+// route, and a valid one puts its Principal in the request's context, where
+// the Guard (GraphQL resolvers, /fetch, /update) finds it. A request
+// without a token goes on as anonymous: it reaches public products only.
+
+// serveAuthenticated verifies the caller, then serves the route.
+func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Auth == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	p, err := s.opts.Auth.Authenticate(r)
+	if err != nil {
+		s.writeAuthError(w, r, err)
+		return
+	}
+	if p == nil && auth.PrincipalFrom(r.Context()) == nil {
+		s.mux.ServeHTTP(w, r) // anonymous already: no request copy
+		return
+	}
+	s.mux.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+}
+
+// challenge sets WWW-Authenticate (RFC 6750 section 3) for an access error.
+func challenge(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, auth.ErrInvalidToken):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kck", error="invalid_token"`)
+	case errors.Is(err, auth.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kck"`)
+	case errors.Is(err, auth.ErrForbidden):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kck", error="insufficient_scope"`)
+	}
+}
+
+// writeAuthError answers a request whose token was refused, in the shape of
+// its route: a GraphQL response for /graphql, KCK's error object elsewhere.
+func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	cls := apierror.Classify(err)
+	challenge(w, err)
+	if r.URL.Path != "/graphql" {
+		writeError(w, cls.Status, cls.Code, cls.Message)
+		return
+	}
+	out := []byte(`{"errors":[{"message":`)
+	out = appendJSONString(out, cls.Message)
+	out = append(out, `,"extensions":{"code":`...)
+	out = appendJSONString(out, cls.Code)
+	out = append(out, "}}],\"data\":null}\n"...)
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(cls.Status)
+	_, _ = w.Write(out)
+}
+
+// readable returns, in order, the result of every key the caller may read
+// and an access error for each other: each key of a multi-key /fetch is
+// decided on its own, before the cache is read.
+func (s *Server) readable(ctx context.Context, keys []string) []cache.ItemResult {
+	out := make([]cache.ItemResult, len(keys))
+	allowed := make([]string, 0, len(keys))
+	at := make([]int, 0, len(keys))
+	for i, k := range keys {
+		out[i].Key = k
+		canonical, err := s.guard.ReadKey(ctx, k)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		allowed = append(allowed, canonical)
+		at = append(at, i)
+	}
+	for j, it := range s.cache.GetMany(ctx, allowed) {
+		it.Key = keys[at[j]]
+		out[at[j]] = it
+	}
+	return out
+}
+
+// hideUnreadable replaces the affected products of an update the caller may
+// not read with their access error: the write happened, the values are not
+// theirs to see.
+func (s *Server) hideUnreadable(ctx context.Context, items []cache.ItemResult) {
+	for i, it := range items {
+		if it.Err != nil {
+			continue
+		}
+		if _, err := s.guard.ReadKey(ctx, it.Key); err != nil {
+			items[i] = cache.ItemResult{Key: it.Key, Err: err}
+		}
+	}
+}
+
+// operator guards an operator endpoint (/metrics): kck:admin when auth is on.
+func (s *Server) operator(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.guard.Admin(r.Context()); err != nil {
+			s.writeAuthError(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// callerIdentity is written into a GraphQL response-cache identity: with
+// auth on, responses are cached per set of deciding claims (anonymous
+// callers share theirs), so one caller's response is never replayed to
+// another. Nothing is written with auth off.
+func (s *Server) callerIdentity(r *http.Request, buf interface{ WriteString(string) (int, error) }) {
+	if !s.guard.On() {
+		return
+	}
+	if p := auth.PrincipalFrom(r.Context()); p != nil {
+		_, _ = buf.WriteString("\x01")
+		_, _ = buf.WriteString(p.Identity())
+	}
+}
