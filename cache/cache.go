@@ -343,7 +343,11 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 	}
 }
 
-func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key string) (Result, error) {
+// stored reads key from the store into the in-process tier; false when the
+// store holds no live value. A soft-expired value is served stale and
+// refreshed in the background. A store that fails is counted and logged,
+// and reads as empty: it should not stop us serving.
+func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
 	e, err := c.store.Get(ctx, key)
 	switch {
 	case err == nil && !e.Expired(c.clock.Now()):
@@ -351,13 +355,19 @@ func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key s
 		if ep.Stale(c.clock.Now()) {
 			c.m.stale.Inc()
 			c.refreshInBackground(key)
-			return Result{Entry: ep, Stale: true, Tier: TierStore}, nil
+			return Result{Entry: ep, Stale: true, Tier: TierStore}, true
 		}
 		c.m.hitStore.Inc()
-		return Result{Entry: ep, Tier: TierStore}, nil
+		return Result{Entry: ep, Tier: TierStore}, true
 	case err != nil && !errors.Is(err, ErrNotFound):
-		// A store that fails should not stop us serving: compute instead.
 		c.storeFailed("get", key, err)
+	}
+	return Result{}, false
+}
+
+func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key string) (Result, error) {
+	if r, ok := c.stored(ctx, key); ok {
+		return r, nil
 	}
 	c.m.miss.Inc()
 	if k.Name == "" {

@@ -147,19 +147,8 @@ func (c *Cache) forgetNegative(key string) {
 // loadStored serves key from the store only, for a request whose miss budget
 // is spent.
 func (c *Cache) loadStored(ctx context.Context, key string, b *missBudget) (Result, error) {
-	e, err := c.store.Get(ctx, key)
-	if err == nil && !e.Expired(c.clock.Now()) {
-		ep := c.remember(&e)
-		if ep.Stale(c.clock.Now()) {
-			c.m.stale.Inc()
-			c.refreshInBackground(key)
-			return Result{Entry: ep, Stale: true, Tier: TierStore}, nil
-		}
-		c.m.hitStore.Inc()
-		return Result{Entry: ep, Tier: TierStore}, nil
-	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		c.storeFailed("get", key, err)
+	if r, ok := c.stored(ctx, key); ok {
+		return r, nil
 	}
 	c.m.missRefused.Inc()
 	return Result{}, fmt.Errorf("%w: %s was not computed: this request already caused %d misses, the most one may", ErrTooManyMisses, key, b.max)

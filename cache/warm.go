@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/bits"
@@ -152,12 +151,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 			opts.OnKey(key, nil)
 			return
 		}
-		found, err := c.warmFromStore(ctx, canonical)
-		if err != nil {
-			opts.OnKey(key, err)
-			return
-		}
-		if found {
+		if _, found := c.stored(ctx, canonical); found {
 			opts.OnKey(key, nil)
 			return
 		}
@@ -193,29 +187,6 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 	return nil
 }
 
-// warmFromStore loads key from the store into the in-process tier; false
-// when the store has no live value.
-func (c *Cache) warmFromStore(ctx context.Context, key string) (bool, error) {
-	e, err := c.store.Get(ctx, key)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	case err != nil:
-		c.storeFailed("get", key, err)
-		return false, nil
-	case e.Expired(c.clock.Now()):
-		return false, nil
-	}
-	ep := c.remember(&e)
-	if ep.Stale(c.clock.Now()) {
-		c.m.stale.Inc()
-		c.refreshInBackground(key)
-	} else {
-		c.m.hitStore.Inc()
-	}
-	return true, nil
-}
-
 // warmCompute computes k, unless the store has it by now, under the bucket
 // lease the caller holds, sharing the flight of a reader of the same key in
 // this process.
@@ -230,8 +201,8 @@ func (c *Cache) warmCompute(ctx context.Context, k primers.Key) error {
 		// Read again under the lease: another gateway may have stored the
 		// key and released the lease between our first read and our
 		// Acquire.
-		if found, err := c.warmFromStore(fctx, key); err != nil || found {
-			return loadResult{err: err}, nil
+		if _, found := c.stored(fctx, key); found {
+			return loadResult{}, nil
 		}
 		c.m.miss.Inc()
 		r, err := c.computeHeld(fctx, k, key, 0)
