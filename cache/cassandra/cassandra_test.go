@@ -23,10 +23,11 @@ import (
 	"github.com/kck-go/kck/primers"
 )
 
+// ctx is the test's context. It has no deadline of its own: a workload's
+// time depends on the machine's load, every driver request has its own
+// timeout, and go test -timeout catches a hang.
 func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return c
+	return t.Context()
 }
 
 // keyspace is one migrated keyspace shared by this package's tests; the
