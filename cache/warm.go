@@ -47,7 +47,8 @@ func (o WarmOptions) withDefaults() WarmOptions {
 // gateway warming the same set, and one lease covers a bucket. A gateway
 // reads a bucket's keys from the store, and computes the missing ones only
 // while it holds the bucket's lease; a bucket leased by another gateway is
-// visited again later, when its keys are in the store. A reader that misses
+// visited again later (backing off from the poll interval to a second),
+// until its keys are in the store. A reader that misses
 // a key in a bucket being warmed elsewhere computes it under the key's own
 // lease as usual, so a key can be computed twice then, never served wrong:
 // versions order the writes.
@@ -81,6 +82,9 @@ func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
 	rand.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
 
 	sem := make(chan struct{}, opts.Concurrency)
+	// Each visit of a deferred bucket reads its missing keys and tries its
+	// lease again: back off while another gateway computes them.
+	wait := c.opts.PollInterval
 	for len(pending) > 0 {
 		var (
 			mu       sync.Mutex
@@ -107,7 +111,8 @@ func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
 			return
 		}
 		// Another gateway holds these buckets: give it time to store them.
-		t := time.NewTimer(c.opts.PollInterval)
+		t := time.NewTimer(wait)
+		wait = min(2*wait, maxWarmWait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -121,6 +126,10 @@ func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
 		}
 	}
 }
+
+// maxWarmWait is the longest a gateway waits before it looks again at the
+// buckets another gateway is warming.
+const maxWarmWait = time.Second
 
 // warmBucketsAtOnce overlaps one bucket's lease round trip with another's
 // reads and computations; the keys in flight stay bounded by Concurrency.
