@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -147,7 +146,8 @@ func New(o Options) (*Server, error) {
 
 	s.mux.HandleFunc("/graphql", s.handleGraphQL)
 	if !o.DisablePlayground {
-		s.mux.Handle("GET /{$}", playground.Handler("KCK", "/graphql"))
+		s.mux.Handle("GET /{$}", playgroundPage())
+		s.mux.Handle("GET "+playgroundPrefix+"{file}", playgroundFiles())
 	}
 	s.mux.HandleFunc("GET /fetch", s.handleFetch)
 	s.mux.HandleFunc("GET /fetch/{key...}", s.handleFetch)
