@@ -96,7 +96,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", envOr("KCK_HTTP_ADDR", ":8080"), "listen address (KCK_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
-	fs.IntVar(&c.MemoryMB, "memory-mb", envInt("KCK_MEMORY_MB", 256), "size of the in-process tier in MiB (KCK_MEMORY_MB)")
+	fs.IntVar(&c.MemoryMB, "memory-mb", envInt("KCK_MEMORY_MB", 256), "MiB for every cache together: the in-process tier, the response, parsed-query, APQ and negative caches (KCK_MEMORY_MB)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("KCK_LOG_FORMAT", "text"), "log format: text or json (KCK_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("KCK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KCK_LOG_LEVEL)")
 	fs.BoolVar(&c.Introspection, "introspection", envBool("KCK_INTROSPECTION", true), "allow GraphQL introspection (KCK_INTROSPECTION)")
