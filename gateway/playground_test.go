@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,4 +36,12 @@ func TestPlaygroundLoadsNothingFromOutside(t *testing.T) {
 	}
 	assert.Equal(t, 404, e.do(t, "GET", "/playground/", "").status, "no listing")
 	assert.Equal(t, 404, e.do(t, "GET", "/playground/nosuch.js", "").status)
+}
+
+// In a real browser (headless chromium), the playground renders, loads
+// nothing from outside, logs no console error, and its origin can query.
+func TestPlaygroundInChromium(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	browsertest.Run(t, t.Context(), "playground.mjs", e.url)
 }

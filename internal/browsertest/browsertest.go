@@ -1,0 +1,87 @@
+// Package browsertest runs browser tests: a Node script in browser/ that drives
+// Debian's chromium through playwright-core. scripts/browser/ensure.sh installs
+// both when absent. Tests are never skipped for want of a browser.
+//
+// A script gets its arguments on the command line and KCK_CHROMIUM in its
+// environment (the executable to launch); it exits 0 when every check passed
+// and prints what it saw. browser/lib.mjs holds what scripts share: launching
+// headless chromium, refusing every request that leaves the machine, and
+// collecting console errors.
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	once     sync.Once
+	chromium string
+	err      error
+)
+
+// Root is the repository's browser/ directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "browser")
+}
+
+// Chromium returns the path of the chromium executable, installing chromium
+// and browser/node_modules first when absent.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	once.Do(func() {
+		cmd := exec.Command(filepath.Join(Root(), "..", "scripts", "browser", "ensure.sh"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, e := cmd.Output()
+		if e != nil {
+			err = &startError{e, stderr.String()}
+			return
+		}
+		chromium = strings.TrimSpace(string(out))
+	})
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return chromium
+}
+
+type startError struct {
+	err    error
+	stderr string
+}
+
+func (e *startError) Error() string {
+	return "scripts/browser/ensure.sh: " + e.err.Error() + "\n" + e.stderr
+}
+
+// Run runs browser/<script> with node and args, logs its output, and fails
+// the test when it exits non-zero. It returns the script's standard output.
+func Run(t testing.TB, ctx context.Context, script string, args ...string) string {
+	t.Helper()
+	exe := Chromium(t)
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(Root(), script)}, args...)...)
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), "KCK_CHROMIUM="+exe)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	e := cmd.Run()
+	if s := stdout.String(); s != "" {
+		t.Logf("%s stdout:\n%s", script, s)
+	}
+	if s := stderr.String(); s != "" {
+		t.Logf("%s stderr:\n%s", script, s)
+	}
+	if e != nil {
+		t.Fatalf("%s: %v", script, e)
+	}
+	return stdout.String()
+}
