@@ -97,13 +97,14 @@ func (c authConfig) validate() error {
 }
 
 // verifier builds the token verifier, or nil with auth off.
-func (c authConfig) verifier(ctx context.Context, log *slog.Logger) (*auth.Verifier, error) {
+// cacheBytes bounds the remembered verified tokens (its share of --memory-mb).
+func (c authConfig) verifier(ctx context.Context, log *slog.Logger, cacheBytes uint64) (*auth.Verifier, error) {
 	if !c.enabled() {
 		return nil, nil
 	}
 	cfg := auth.Config{
 		JWKSURL: c.JWKSURL, JWKSRefresh: c.JWKSRefresh, Issuer: c.Issuer, Audience: c.Audience,
-		Leeway: c.Leeway, ScopeClaims: c.ScopeClaims, Logger: log,
+		Leeway: c.Leeway, ScopeClaims: c.ScopeClaims, Logger: log, CacheBytes: int64(max(cacheBytes, 1)),
 	}
 	if c.Secret != "" {
 		cfg.HMACSecret = []byte(c.Secret)

@@ -96,7 +96,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", envOr("KCK_HTTP_ADDR", ":8080"), "listen address (KCK_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", envOr("KCK_DATA_DIR", ".kck-data"), "directory of the embedded store (KCK_DATA_DIR)")
-	fs.IntVar(&c.MemoryMB, "memory-mb", envInt("KCK_MEMORY_MB", 256), "MiB for every cache together: the in-process tier, the response, parsed-query, APQ and negative caches (KCK_MEMORY_MB)")
+	fs.IntVar(&c.MemoryMB, "memory-mb", envInt("KCK_MEMORY_MB", 256), "MiB for every cache together: the in-process tier, the response, parsed-query, APQ and negative caches, and with auth on the verified tokens (KCK_MEMORY_MB)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("KCK_LOG_FORMAT", "text"), "log format: text or json (KCK_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("KCK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (KCK_LOG_LEVEL)")
 	fs.BoolVar(&c.Introspection, "introspection", envBool("KCK_INTROSPECTION", true), "allow GraphQL introspection (KCK_INTROSPECTION)")
@@ -216,7 +216,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mem := splitMemory(cfg.MemoryMB)
+	mem := splitMemory(cfg.MemoryMB, cfg.Auth.enabled())
 	copts := cache.Options{
 		Registry:    reg,
 		Store:       store,
@@ -252,7 +252,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		}
 	}
 
-	verifier, err := cfg.Auth.verifier(ctx, log)
+	verifier, err := cfg.Auth.verifier(ctx, log, mem.Tokens)
 	if err != nil {
 		return err
 	}

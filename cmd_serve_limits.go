@@ -76,13 +76,13 @@ func finishLimits(fs *flag.FlagSet, c *serveConfig) error {
 
 // memoryBudget splits --memory-mb between the caches, so that together
 // they stay within it: the in-process tier of products takes most, the
-// GraphQL response cache, the parsed-query cache, the APQ cache and the
-// negative cache the rest.
+// GraphQL response cache, the parsed-query cache, the APQ cache, the
+// negative cache and, with auth on, the verified tokens the rest.
 type memoryBudget struct {
-	Tier, Responses, Queries, APQ, Negative uint64
+	Tier, Responses, Queries, APQ, Negative, Tokens uint64
 }
 
-func splitMemory(mb int) memoryBudget {
+func splitMemory(mb int, auth bool) memoryBudget {
 	total := uint64(mb) << 20
 	b := memoryBudget{
 		Responses: total / 8,  // 12.5 %
@@ -90,7 +90,10 @@ func splitMemory(mb int) memoryBudget {
 		APQ:       total / 64, // 1.6 %
 		Negative:  total / 64, // 1.6 %
 	}
-	b.Tier = total - b.Responses - b.Queries - b.APQ - b.Negative
+	if auth {
+		b.Tokens = total / 32 // 3.1 %
+	}
+	b.Tier = total - b.Responses - b.Queries - b.APQ - b.Negative - b.Tokens
 	return b
 }
 

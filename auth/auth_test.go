@@ -15,6 +15,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -219,6 +221,65 @@ func TestMintHS256(t *testing.T) {
 	assert.Equal(t, now.Add(time.Hour).Unix(), p.Expires.Unix())
 	_, err = auth.MintHS256([]byte("short"), "5", "", "", nil, now, time.Hour)
 	assert.Error(t, err)
+}
+
+// On the real clock a remembered token is not re-checked against exp by
+// Verify: the cache drops it at exp plus the leeway. Every acceptance must
+// come before that instant (t0 is taken before the call, so a busy machine
+// can only make it earlier), and the token must stop being accepted.
+func TestRememberedTokenExpiresOnTheRealClock(t *testing.T) {
+	t.Parallel()
+	v, err := auth.NewVerifier(context.Background(), auth.Config{HMACSecret: secret, Leeway: time.Second})
+	require.NoError(t, err)
+	// JWT times are whole seconds: exp is 2 to 3 s away.
+	exp := time.Unix(time.Now().Add(3*time.Second).Unix(), 0)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "5", "exp": exp.Unix()}).SignedString(secret)
+	require.NoError(t, err)
+	_, err = v.Verify(context.Background(), tok)
+	require.NoError(t, err, "verified, and remembered: more than a second is left")
+	deadline := exp.Add(time.Second) // exp plus the leeway
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		t0 := time.Now()
+		_, err := v.Verify(context.Background(), tok)
+		if err != nil {
+			require.ErrorIs(t, err, auth.ErrInvalidToken)
+			return
+		}
+		require.True(t, t0.Before(deadline.Add(10*time.Millisecond)), "accepted %v after exp plus leeway", t0.Sub(deadline))
+		require.Less(t, time.Since(start), time.Minute, "never refused")
+	}
+}
+
+// Many callers' remembered tokens share the small table in front of the
+// cache and replace each other there: each must still get its own
+// principal, from several goroutines at once.
+func TestRememberedTokensNeverCross(t *testing.T) {
+	t.Parallel()
+	v, err := auth.NewVerifier(context.Background(), auth.Config{HMACSecret: secret, CacheBytes: 1 << 20})
+	require.NoError(t, err)
+	defer v.Close()
+	toks := make([]string, 3000)
+	for i := range toks {
+		toks[i], err = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": strconv.Itoa(i), "exp": time.Now().Add(time.Hour).Unix()}).SignedString(secret)
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 3 {
+				for k := range toks {
+					i := (k*7 + g*911 + round*13) % len(toks)
+					p, err := v.Verify(context.Background(), toks[i])
+					if !assert.NoError(t, err) || !assert.Equal(t, strconv.Itoa(i), p.Subject) {
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // FuzzVerify feeds arbitrary Authorization headers to a verifier holding an

@@ -64,8 +64,10 @@ type Config struct {
 	ScopeClaims []string
 	// MaxTokenBytes refuses longer tokens before parsing; default 8 KiB.
 	MaxTokenBytes int
-	// CacheBytes bounds the cache of verified tokens; default 16 MiB.
-	// Negative disables it.
+	// CacheBytes bounds the memory of remembered verified tokens; default
+	// 16 MiB. Negative disables remembering. A quarter of it goes to a table
+	// of recent tokens (up to 1 KiB each) that answers without a lock or a
+	// clock read; the rest to a cache that holds tokens until their exp.
 	CacheBytes int64
 	// Clock defaults to time.Now; tests inject one to expire tokens.
 	Clock  func() time.Time
@@ -203,8 +205,11 @@ type Verifier struct {
 	// set changes: a verification that began under an older key set is not
 	// remembered, and a change forgets every remembered token (under mu).
 	tokens *otter.Cache[string, *Principal]
+	front  *tokenFront // nil with an injected clock or no cache
 	mu     sync.RWMutex
 	gen    atomic.Uint64
+
+	clockSet bool // Config.Clock was given (tests)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -213,11 +218,12 @@ type Verifier struct {
 // NewVerifier checks cfg and, with a JWKS URL, fetches the key set (failing
 // when it cannot) and starts refreshing it; Close stops that.
 func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
+	clockSet := cfg.Clock != nil
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg, hmac: cfg.HMACSecret}
+	v := &Verifier{cfg: cfg, hmac: cfg.HMACSecret, clockSet: clockSet}
 	var methods []string
 	if len(v.hmac) > 0 {
 		methods = append(methods, HS256)
@@ -248,9 +254,14 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(opts...)
 	if cfg.CacheBytes > 0 {
+		cacheBytes := cfg.CacheBytes
+		if n := frontSlots(cacheBytes); n > 0 && !clockSet {
+			v.front = newTokenFront(n)
+			cacheBytes -= int64(n) * frontSlotBytes // the cache has the rest
+		}
 		var err error
 		v.tokens, err = otter.New(&otter.Options[string, *Principal]{
-			MaximumWeight: uint64(cfg.CacheBytes),
+			MaximumWeight: uint64(cacheBytes),
 			Weigher: func(tok string, p *Principal) uint32 {
 				return uint32(min(len(tok)+len(p.identity)+16*len(p.scopes)+256, 1<<31))
 			},
@@ -268,6 +279,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.jwks = &jwks{url: cfg.JWKSURL, client: cfg.HTTPClient, clock: cfg.Clock, log: cfg.Logger,
 			minGap: cfg.JWKSUnknownKIDInterval, onChange: v.forgetTokens}
 		if err := v.jwks.refresh(ctx); err != nil {
+			v.Close()
 			return nil, fmt.Errorf("auth: JWKS %s: %w", cfg.JWKSURL, err)
 		}
 		var lctx context.Context
@@ -293,12 +305,15 @@ func dedupe(ss []string) []string {
 	return out
 }
 
-// Close stops the JWKS refresh.
+// Close stops the JWKS refresh and the remembered tokens' clock.
 func (v *Verifier) Close() {
 	if v.cancel != nil {
 		v.cancel()
 	}
 	v.wg.Wait()
+	if v.front != nil {
+		v.front.close()
+	}
 }
 
 // RefreshKeys fetches the JWKS now (a no-op without one). The refresh loop
@@ -326,6 +341,9 @@ func (v *Verifier) forgetTokens() {
 	v.gen.Add(1)
 	if v.tokens != nil {
 		v.tokens.InvalidateAll()
+	}
+	if v.front != nil {
+		v.front.clear()
 	}
 }
 
@@ -359,29 +377,52 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if len(token) > v.cfg.MaxTokenBytes {
 		return nil, invalid("token too large")
 	}
+	if v.front != nil {
+		if p, ok := v.front.get(token); ok {
+			return p, nil
+		}
+	}
+	gen := v.gen.Load()
 	if v.tokens != nil {
 		if p, ok := v.tokens.GetIfPresent(token); ok {
-			if v.cfg.Clock().Before(p.Expires.Add(v.cfg.Leeway)) {
+			// The cache drops a token at its exp (plus the leeway) on the
+			// real clock; an injected clock is checked here.
+			if !v.clockSet || v.cfg.Clock().Before(p.Expires.Add(v.cfg.Leeway)) {
+				v.remember(gen, token, p, false)
 				return p, nil
 			}
 			v.tokens.Invalidate(token)
 			return nil, invalid("token is expired")
 		}
 	}
-	gen := v.gen.Load()
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc(ctx)); err != nil {
 		return nil, classify(err)
 	}
 	p := NewPrincipal(claims, v.cfg.ScopeClaims)
-	if v.tokens != nil {
-		v.mu.RLock()
-		if v.gen.Load() == gen {
-			v.tokens.Set(token, p)
-		}
-		v.mu.RUnlock()
-	}
+	v.remember(gen, token, p, true)
 	return p, nil
+}
+
+// remember keeps a token verified under key set gen, unless the set changed
+// since: in the cache when it was just verified (a token about to expire is
+// not: the cache keeps an entry at least a millisecond), and in the front.
+func (v *Verifier) remember(gen uint64, token string, p *Principal, verified bool) {
+	if v.tokens == nil {
+		return
+	}
+	until := p.Expires.Add(v.cfg.Leeway)
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.gen.Load() != gen {
+		return
+	}
+	if verified && (v.clockSet || time.Until(until) > time.Second) {
+		v.tokens.Set(token, p)
+	}
+	if v.front != nil {
+		v.front.put(token, p, until)
+	}
 }
 
 var (

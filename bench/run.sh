@@ -51,6 +51,18 @@ start_gateway "$port"
 "$work/hitload" -gateway "http://127.0.0.1:$port" -c "$LOAD_CONNS" -d "$LOAD_DURATION"
 kill "${pids[-1]}"
 
+echo "== load over loopback, auth off against auth on (HS256 and RS256 tokens), embedded store, three rounds"
+secret=bench-secret-of-at-least-32-bytes-long
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
+openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
+off=$(free_port)
+start_gateway "$off"
+on=$(free_port)
+start_gateway "$on" --auth-jwt-secret "$secret" --auth-public-key "$work/rsa.pub"
+"$work/hitload" -gateway "http://127.0.0.1:$off" -auth-gateway "http://127.0.0.1:$on" -auth-secret "$secret" \
+	-auth-rsa-key "$work/rsa.pem" -c "$LOAD_CONNS" -d "$LOAD_DURATION" -rounds 3
+kill "${pids[-1]}" "${pids[-2]}"
+
 echo "== load over loopback, Cassandra store ($KCK_CASSANDRA_HOSTS)"
 port=$(free_port)
 start_gateway "$port" --store cassandra --cassandra-keyspace kck_bench --migrate

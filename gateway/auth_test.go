@@ -688,3 +688,42 @@ func TestAuthOffRefusesPerUserProducts(t *testing.T) {
 	assert.Empty(t, decode[authReply](t, r.body).Errors, r.body)
 	assert.Equal(t, 200, e.do(t, "GET", "/metrics", "").status)
 }
+
+// A response that read only public products is the same for every caller,
+// so it is kept once for all of them; one that read anything else is kept
+// per caller, and another caller asking the same bytes gets its own answer
+// (here: FORBIDDEN), never the first caller's.
+func TestPublicResponsesAreSharedAcrossCallers(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	t5, t6 := e.hs(t, "5", "stats:read"), e.hs(t, "6", "stats:read")
+	rc := func(outcome string) float64 {
+		return metricValue(t, e.metrics, "kck_graphql_response_cache_total", outcome)
+	}
+	public := `{"query":"{ titleList(authorId: 3) { id title } }"}`
+	first, g := e.gql(t, public, bearer(t5)...)
+	require.Equal(t, 200, first.status, first.body)
+	require.Empty(t, g.Errors)
+	require.Equal(t, 1.0, rc("store"))
+	for _, hdr := range [][]string{bearer(t6), nil} {
+		r := e.do(t, "POST", "/graphql", public, hdr...)
+		assert.Equal(t, first.body, r.body)
+	}
+	assert.Equal(t, 2.0, rc("hit"), "user 6 and an anonymous caller are served user 5's entry")
+	assert.Equal(t, 1.0, rc("store"))
+
+	// authorStats needs a token with stats:read bound to author 5.
+	mixed := `{"query":"{ titleList(authorId: 5) { id } authorStats(authorId: 5) { authorId titleCount } }"}`
+	r5, g5 := e.gql(t, mixed, bearer(t5)...)
+	require.Empty(t, g5.Errors, r5.body)
+	require.Equal(t, 2.0, rc("store"))
+	again, _ := e.gql(t, mixed, bearer(t5)...)
+	assert.Equal(t, r5.body, again.body)
+	assert.Equal(t, 3.0, rc("hit"), "user 5's own entry")
+	r6, g6 := e.gql(t, mixed, bearer(t6)...)
+	assert.Equal(t, "FORBIDDEN", codeAt(g6, "authorStats"), r6.body)
+	assert.JSONEq(t, string(g5.Data["titleList"]), string(g6.Data["titleList"]), "the public field is still served")
+	anon, ga := e.gql(t, mixed)
+	assert.Equal(t, "UNAUTHENTICATED", codeAt(ga, "authorStats"), anon.body)
+	assert.Equal(t, 3.0, rc("hit"), "neither was served user 5's entry")
+}

@@ -247,11 +247,17 @@ func rootCause(err error) error {
 
 var jsonContentType = []string{"application/json"}
 
-// handleGraphQL answers from the response cache when it can, else runs the
-// operation through gqlgen and keeps the response if it may be replayed.
+// handleGraphQL serves /graphql for the caller in the request's context.
 func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
+	s.serveGraphQL(w, r, auth.PrincipalFrom(r.Context()))
+}
+
+// serveGraphQL answers from the response cache when it can, else runs the
+// operation through gqlgen as caller p and keeps the response if it may be
+// replayed.
+func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
-		s.execute(w, r, nil, nil, 0)
+		s.execute(w, r, p, nil, nil, 0)
 		return
 	}
 	buf := s.bufs.Get().(*bytes.Buffer)
@@ -262,14 +268,13 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	// The identity: method, Accept (it picks the response content type),
-	// then the query string or the body.
+	// then the query string or the body; then, for a response that depends
+	// on who asks, the caller (see callerIdentity).
 	buf.WriteString(r.Method)
 	buf.WriteByte(0)
 	if a := r.Header["Accept"]; len(a) > 0 {
 		buf.WriteString(a[0])
 	}
-	buf.WriteByte(0)
-	s.callerIdentity(r, buf)
 	buf.WriteByte(0)
 	var body []byte
 	if r.Method == http.MethodGet {
@@ -287,24 +292,42 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		}
 		body = buf.Bytes()[start:]
 	}
-	ident := buf.Bytes()
-	h := s.rc.hash(ident)
-	if e, ok := s.rc.get(h, ident); ok {
-		s.rcHits.Inc()
-		hdr := w.Header()
-		hdr["Content-Type"] = e.contentType
-		_, _ = w.Write(e.body)
+	shared := buf.Len()
+	h := s.rc.hash(buf.Bytes())
+	// With auth off every response is shared; with auth on, only one that
+	// read public products alone.
+	if e, ok := s.rc.get(h, buf.Bytes()); ok && (e.public || !s.guard.On()) {
+		s.serveCached(w, e)
 		return
 	}
+	if s.guard.On() {
+		callerIdentity(buf, p)
+		h = s.rc.hash(buf.Bytes())
+		if e, ok := s.rc.get(h, buf.Bytes()); ok {
+			s.serveCached(w, e)
+			return
+		}
+	}
 	s.rcMisses.Inc()
-	s.execute(w, r, body, ident, h)
+	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 
-// execute runs the request through gqlgen. With an ident, it records the
-// response and keeps it when the operation allows.
-func (s *Server) execute(w http.ResponseWriter, r *http.Request, body, ident []byte, h uint64) {
+func (s *Server) serveCached(w http.ResponseWriter, e *respEntry) {
+	s.rcHits.Inc()
+	w.Header()["Content-Type"] = e.contentType
+	_, _ = w.Write(e.body)
+}
+
+// execute runs the request through gqlgen as caller p. With an ident, it
+// records the response and keeps it when the operation allows: under
+// ident[:shared], for every caller, when it read only public products (or
+// auth is off), else under the whole ident.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Principal, body, ident []byte, shared int) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	if p != nil {
+		ctx = auth.WithPrincipal(ctx, p)
+	}
 	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
 	ctx, col := graph.WithCollector(ctx)
 	r = r.WithContext(ctx)
@@ -320,10 +343,19 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, body, ident []b
 	}
 	rec := &recorder{ResponseWriter: w}
 	s.gql.ServeHTTP(rec, r)
-	if rec.status == http.StatusOK && col.Cacheable() {
-		s.rc.put(h, ident, w.Header(), rec.buf.Bytes(), col.Reads())
-		s.rcStores.Inc()
+	if rec.status != http.StatusOK || !col.Cacheable() {
+		return
 	}
+	reads := col.Reads()
+	public := true
+	for _, rd := range reads {
+		public = public && s.guard.Public(rd.Key)
+	}
+	if public || !s.guard.On() {
+		ident = ident[:shared]
+	}
+	s.rc.put(s.rc.hash(ident), ident, public, w.Header(), rec.buf.Bytes(), reads)
+	s.rcStores.Inc()
 }
 
 type readCloser struct{ *bytes.Reader }

@@ -19,7 +19,8 @@ import (
 // selection sets, aliases and errors stay exactly what gqlgen produced.
 //
 // An entry is keyed by the request's identity: method, Accept header and
-// body (POST) or raw query string (GET), plus the caller's scope. Entries are
+// body (POST) or raw query string (GET), plus, with auth on, the caller's
+// deciding claims unless the response read only public products. Entries are
 // checked against the full identity, so a hash collision cannot serve the
 // wrong response.
 type responseCache struct {
@@ -30,6 +31,7 @@ type responseCache struct {
 
 type respEntry struct {
 	ident       []byte
+	public      bool // read only public products: the same for every caller
 	contentType []string
 	body        []byte
 	deps        []dep
@@ -72,9 +74,10 @@ func (rc *responseCache) get(h uint64, ident []byte) (*respEntry, bool) {
 	return e, true
 }
 
-func (rc *responseCache) put(h uint64, ident []byte, header http.Header, body []byte, reads []graph.Read) {
+func (rc *responseCache) put(h uint64, ident []byte, public bool, header http.Header, body []byte, reads []graph.Read) {
 	e := &respEntry{
 		ident:       bytes.Clone(ident),
+		public:      public,
 		contentType: []string{header.Get("Content-Type")},
 		body:        bytes.Clone(body),
 		deps:        make([]dep, len(reads)),

@@ -2,6 +2,7 @@
 // net/http server that writes the same bytes, in one run, over loopback.
 //
 //	hitload -gateway http://127.0.0.1:18080 [-c 64] [-d 8s] [-rounds 2]
+//	hitload -gateway URL -auth-gateway URL -auth-secret S -auth-rsa-key FILE
 //
 // It first sends one titleList query per demo author to the gateway (which
 // warms its cache) and keeps the responses; then it starts itself as the
@@ -9,6 +10,13 @@
 // responses by request body; then it loads each server in turn, rounds
 // times, and prints req/s, p50 and p99 per server and the ratio of the
 // gateway to the static server.
+//
+// With -auth-gateway it compares instead, in one run, a gateway with auth
+// off against one with auth on (verifying HS256 tokens with -auth-secret and
+// RS256 tokens with the public half of -auth-rsa-key): every request carries
+// its author's bearer token, minted here (sub = the author id), HS256 for
+// the auth-off gateway too (it ignores the header), so both kinds send the
+// same bytes but the gateway's work.
 package main
 
 import (
@@ -40,7 +48,14 @@ func main() {
 	dur := flag.Duration("d", 8*time.Second, "duration of one load run")
 	rounds := flag.Int("rounds", 2, "runs per server, alternating")
 	authors := flag.Int("authors", 300, "distinct queries (one per author id)")
+	authGW := flag.String("auth-gateway", "", "a gateway with auth on: compare it with -gateway (auth off)")
+	secret := flag.String("auth-secret", "", "the auth gateway's HS256 secret")
+	rsaKey := flag.String("auth-rsa-key", "", "PEM file of the RSA private key whose public half the auth gateway holds")
 	flag.Parse()
+	if *authGW != "" {
+		compareAuth(*gw, *authGW, *secret, *rsaKey, *conns, *dur, *rounds, *authors)
+		return
+	}
 
 	client := newClient(*conns)
 	bodies := make([][]byte, *authors)
@@ -79,7 +94,7 @@ func main() {
 	results := map[string][]result{}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range targets {
-			res := load(client, t.url, bodies, resps, *conns, *dur)
+			res := load(client, t.url, bodies, nil, resps, *conns, *dur)
 			fmt.Fprintf(os.Stderr, "round %d %-8s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n",
 				r+1, t.name, res.rps, ms(res.p50), ms(res.p99), res.errors)
 			results[t.name] = append(results[t.name], res)
@@ -105,7 +120,8 @@ type result struct {
 
 // load runs conns workers for d, each sending the queries in turn, and
 // checks every response against the expected bytes.
-func load(client *http.Client, url string, bodies [][]byte, want map[string]string, conns int, d time.Duration) result {
+// With tokens, query i carries the bearer token tokens[i].
+func load(client *http.Client, url string, bodies [][]byte, tokens []string, want map[string]string, conns int, d time.Duration) result {
 	var (
 		wg     sync.WaitGroup
 		n      atomic.Int64
@@ -131,9 +147,16 @@ func load(client *http.Client, url string, bodies [][]byte, want map[string]stri
 					return
 				default:
 				}
-				body := bodies[i%len(bodies)]
+				j := i % len(bodies)
+				body := bodies[j]
+				req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				check(err)
+				req.Header["Content-Type"] = jsonType
+				if tokens != nil {
+					req.Header["Authorization"] = []string{"Bearer " + tokens[j]}
+				}
 				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				resp, err := client.Do(req)
 				if err != nil {
 					errs.Add(1)
 					continue
@@ -161,6 +184,8 @@ func load(client *http.Client, url string, bodies [][]byte, want map[string]stri
 	}
 	return result{rps: float64(n.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), errors: errs.Load()}
 }
+
+var jsonType = []string{"application/json"}
 
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	for {
