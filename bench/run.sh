@@ -6,7 +6,7 @@
 # Cassandra; then the Cassandra store's latency against raw gocql statements.
 # Then the freshness lag and database pressure of SQL products on PostgreSQL,
 # and the refresh queue's cycle against one raw atomic write on each store.
-# Starts a local Cassandra and PostgreSQL when none runs. Takes about four minutes.
+# Starts a local Cassandra and PostgreSQL when none runs. Takes about five minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHTIME=${BENCHTIME:-2s}
