@@ -24,6 +24,9 @@ type Target struct {
 	Product string `json:"product,omitempty"`
 	Prefix  string `json:"prefix,omitempty"`
 	Confirm int    `json:"confirm,omitempty"`
+	// DryRun answers how many keys the action would touch (and a sample),
+	// touching none: the page asks it first, to confirm with the count.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // Outcome is an action's answer.
@@ -36,6 +39,11 @@ type Outcome struct {
 	Versions map[string]uint64 `json:"versions,omitempty"`
 	// Warmed is the warm action's report.
 	Warmed *WarmOutcome `json:"warmed,omitempty"`
+	// DryRun: nothing was done; Sample lists up to 20 of the keys.
+	DryRun bool     `json:"dryRun,omitempty"`
+	Sample []string `json:"sample,omitempty"`
+
+	dryKeys []string // a dry run's single key
 }
 
 // Failed is one key an action could not do.
@@ -86,7 +94,20 @@ func (a *Console) action(fn actionFunc) http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 		defer cancel()
 		name := strings.TrimPrefix(r.URL.Path, "/admin/api/")
+		if t.DryRun {
+			// Resolve the keys as the action would, and stop there: a
+			// count to confirm is the answer, not an error.
+			t.Confirm = -1
+		}
 		out, err := fn(ctx, t, who)
+		var dry *errConfirm
+		if t.DryRun && (err == nil || errors.As(err, &dry)) {
+			if dry == nil {
+				dry = &errConfirm{keys: out.dryKeys}
+			}
+			writeJSON(w, http.StatusOK, Outcome{Action: name, Keys: len(dry.keys), DryRun: true, Failed: []Failed{}, Sample: dry.keys[:min(len(dry.keys), 20)]})
+			return
+		}
 		var ce *errConfirm
 		var bad *clientError
 		var nq *notQueued
@@ -218,8 +239,8 @@ func failure(key string, err error) Failed {
 
 func (a *Console) refresh(ctx context.Context, t Target, _ string) (Outcome, error) {
 	keys, err := a.keys(ctx, t)
-	if err != nil {
-		return Outcome{}, err
+	if err != nil || t.DryRun {
+		return Outcome{dryKeys: keys}, err
 	}
 	out := Outcome{Action: "refresh", Keys: len(keys), Failed: []Failed{}, Versions: map[string]uint64{}}
 	for _, k := range keys {
@@ -241,8 +262,8 @@ func (a *Console) refresh(ctx context.Context, t Target, _ string) (Outcome, err
 
 func (a *Console) invalidate(ctx context.Context, t Target, _ string) (Outcome, error) {
 	keys, err := a.keys(ctx, t)
-	if err != nil {
-		return Outcome{}, err
+	if err != nil || t.DryRun {
+		return Outcome{dryKeys: keys}, err
 	}
 	out := Outcome{Action: "invalidate", Keys: len(keys), Failed: []Failed{}}
 	for _, k := range keys {
@@ -270,7 +291,7 @@ func (a *Console) warm(ctx context.Context, t Target, _ string) (Outcome, error)
 	if a.opts.Warm == nil {
 		return Outcome{}, &clientError{"this gateway runs no scheduler: nothing declares what to warm"}
 	}
-	if t.Confirm != 1 {
+	if t.Confirm != 1 || t.DryRun {
 		// The number of keys is known only once the generators ran: the
 		// confirmation is of the product, so confirm=1.
 		return Outcome{}, &errConfirm{keys: []string{t.Product + ": every key it declares to warm"}, what: "warm"}
@@ -301,8 +322,8 @@ func (a *Console) queueKey(t Target) (string, error) {
 // removed and queued again with its attempts reset, as kck queue retry does.
 func (a *Console) queueRetry(ctx context.Context, t Target, _ string) (Outcome, error) {
 	key, err := a.queueKey(t)
-	if err != nil {
-		return Outcome{}, err
+	if err != nil || t.DryRun {
+		return Outcome{dryKeys: []string{key}}, err
 	}
 	if _, err := a.opts.Queue.Get(ctx, key); err != nil {
 		if errors.Is(err, queue.ErrNotFound) {
@@ -321,8 +342,8 @@ func (a *Console) queueRetry(ctx context.Context, t Target, _ string) (Outcome, 
 
 func (a *Console) queueRemove(ctx context.Context, t Target, _ string) (Outcome, error) {
 	key, err := a.queueKey(t)
-	if err != nil {
-		return Outcome{}, err
+	if err != nil || t.DryRun {
+		return Outcome{dryKeys: []string{key}}, err
 	}
 	if _, err := a.opts.Queue.Get(ctx, key); err != nil {
 		if errors.Is(err, queue.ErrNotFound) {

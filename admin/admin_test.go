@@ -358,3 +358,27 @@ func TestTwoGateways(t *testing.T) {
 			b.do(t, "GET", "/admin/api/key?key=title_list/43", "").status == 404
 	}, 30*time.Second, 20*time.Millisecond, "b dropped its copies")
 }
+
+// A dry run counts the keys an action would touch and touches none.
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noScheduler: true})
+	for _, k := range []string{"title_list/1", "title_list/10", "title_list/2"} {
+		require.Equal(t, 200, e.do(t, "GET", "/fetch?key="+k, "").status)
+	}
+	var out admin.Outcome
+	r := e.do(t, "POST", "/admin/api/invalidate", `{"prefix":"title_list/1","dryRun":true}`)
+	require.Equal(t, 200, r.status, string(r.body))
+	r.json(t, &out)
+	assert.True(t, out.DryRun)
+	assert.Equal(t, 2, out.Keys)
+	assert.Equal(t, []string{"title_list/1", "title_list/10"}, out.Sample)
+	r = e.do(t, "POST", "/admin/api/invalidate", `{"key":"title_list/2","dryRun":true}`)
+	require.Equal(t, 200, r.status)
+	r.json(t, &out)
+	assert.Equal(t, 1, out.Keys)
+	for _, k := range []string{"title_list/1", "title_list/10", "title_list/2"} {
+		assert.Equal(t, 200, e.do(t, "GET", "/admin/api/key?key="+k, "").status, "still cached: %s", k)
+	}
+	assert.Empty(t, e.logs.lines(`msg="admin action"`), "a dry run is no action")
+}

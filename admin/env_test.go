@@ -85,7 +85,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 		defer cancel()
 		require.NoError(t, e.sched.WaitReady(ctx))
 		ao.Plans = e.sched.Plans
-		ao.Warm = func(ctx context.Context, product string) (scheduler.WarmReport, error) { return e.sched.Warm(ctx, product) }
+		ao.Warm = func(ctx context.Context, product string) (scheduler.WarmReport, error) {
+			return e.sched.Warm(ctx, product)
+		}
 	}
 	console, err := admin.New(ao)
 	require.NoError(t, err)

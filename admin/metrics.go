@@ -4,8 +4,8 @@ import (
 	"math"
 	"sort"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // snapshot is one Gather of the registry /metrics serves, indexed by name:

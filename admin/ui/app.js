@@ -209,7 +209,7 @@ function renderFreshness(o) {
 function renderCluster(c) {
   $('#cluster tbody').replaceChildren(...c.gateways.map((g) => el('tr', { 'data-owner': g.owner },
     el('td', {}, g.owner, g.self ? ' (this one)' : ''), el('td', {}, g.addr || '–'), el('td', {}, g.version),
-    el('td', {}, new Date(g.upSince).toLocaleString()),
+    el('td', {}, new Date(g.upSince).toISOString().replace('T', ' ').slice(0, 19) + 'Z'),
     el('td', { class: 'num' }, num(g.entries) + ' entries, ' + bytes(g.bytes) + ' of ' + bytes(g.maxBytes)),
     el('td', { class: 'num' }, g.hitsPerSecond.toFixed(1)))));
   $('#cluster-note').textContent = c.sharedStore ? 'Gateways sharing this store, from their heartbeats (every few seconds).' : 'This store is not shared: this gateway only.';
@@ -241,7 +241,7 @@ function renderGraph(g) {
     maxRows = Math.max(maxRows, ks.length);
   }
   const width = 20 + (Object.keys(cols).length) * (W + GX), height = 20 + maxRows * (H + GY);
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'dependency graph' });
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'dependency graph' });
   const defs = svg('defs');
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
   marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#94a3b8' }));
@@ -275,18 +275,24 @@ function show(v, isError) {
   out.classList.toggle('error', !!isError);
 }
 
-// act runs an action; when it touches more than one key the server answers
-// 409 with the count, and the operator confirms that number.
-async function act(path, target, what) {
-  let r = await api(path, target);
-  if (r.status === 409 && r.data && r.data.error && r.data.error.code === 'CONFIRM') {
-    const sample = (r.data.sample || []).slice(0, 10).join('\n  ');
-    if (!window.confirm(`${what}: this touches ${r.data.keys} keys.\n  ${sample}${r.data.keys > 10 ? '\n  …' : ''}\n\nGo ahead?`)) {
-      show('cancelled: ' + what);
-      return null;
+// act runs an action. One that may touch several keys (a product, a
+// prefix, warming) is first asked as a dry run for the keys it would touch;
+// the operator confirms that number, which the server checks again.
+async function act(path, target, what, many) {
+  let body = target;
+  if (many) {
+    const dry = await api(path, { ...target, dryRun: true });
+    if (dry.status !== 200) { show(dry.data, true); return dry; }
+    const n = dry.data.keys;
+    if (n === 0) { show(what + ': no key matches'); return dry; }
+    if (n > 1 || path === 'warm') {
+      const sample = (dry.data.sample || []).slice(0, 10).join('\n  ');
+      const msg = path === 'warm' ? `${what}: every key it declares to warm.\n\nGo ahead?` : `${what}: this touches ${n} keys.\n  ${sample}${n > 10 ? '\n  …' : ''}\n\nGo ahead?`;
+      if (!window.confirm(msg)) { show('cancelled: ' + what); return null; }
     }
-    r = await api(path, { ...target, confirm: r.data.keys });
+    body = { ...target, confirm: n };
   }
+  const r = await api(path, body);
   show(r.data, r.status !== 200);
   poll();
   return r;
@@ -310,7 +316,7 @@ function wire() {
     ev.preventDefault();
     const p = $('#prefix').value.trim();
     if (!p) { show('give a prefix first', true); return; }
-    act('invalidate', { prefix: p }, 'invalidate prefix ' + p);
+    act('invalidate', { prefix: p }, 'invalidate prefix ' + p, true);
   });
   document.body.addEventListener('click', (ev) => {
     const b = ev.target.closest('button[data-act]');
@@ -319,9 +325,9 @@ function wire() {
     switch (a) {
       case 'refresh': { const k = keyValue(); if (k) act('refresh', { key: k }, 'refresh ' + k); break; }
       case 'invalidate': { const k = keyValue(); if (k) act('invalidate', { key: k }, 'invalidate ' + k); break; }
-      case 'refresh-product': act('refresh', { product }, 'refresh every cached ' + product); break;
-      case 'invalidate-product': act('invalidate', { product }, 'invalidate every cached ' + product); break;
-      case 'warm': act('warm', { product }, 'warm ' + product); break;
+      case 'refresh-product': act('refresh', { product }, 'refresh every cached ' + product, true); break;
+      case 'invalidate-product': act('invalidate', { product }, 'invalidate every cached ' + product, true); break;
+      case 'warm': act('warm', { product }, 'warm ' + product, true); break;
       case 'queue-retry': act('queue/retry', { key }, 'retry ' + key); break;
       case 'queue-remove': act('queue/remove', { key }, 'remove ' + key); break;
     }
