@@ -198,13 +198,13 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 		if !e.Expired(now) {
 			if !e.Stale(now) {
 				c.m.hitMemory.Inc()
-				if p := c.m.productOf(key); p != nil {
+				if p := e.reads; p != nil {
 					p.hitMemory.Inc()
 				}
 				return Result{Entry: e, Tier: TierMemory}, nil
 			}
 			c.m.stale.Inc()
-			if p := c.m.productOf(key); p != nil {
+			if p := e.reads; p != nil {
 				p.stale.Inc()
 			}
 			c.refreshInBackground(key)
@@ -280,7 +280,7 @@ func (c *Cache) memFresh(key string) (Result, bool) {
 		return Result{}, false
 	}
 	c.m.hitMemory.Inc()
-	if p := c.m.productOf(key); p != nil {
+	if p := e.reads; p != nil {
 		p.hitMemory.Inc()
 	}
 	return Result{Entry: e, Tier: TierMemory}, true
@@ -502,6 +502,9 @@ func (c *Cache) put(ctx context.Context, e *Entry) {
 // (a slower reader must not put back a value that a change replaced), and
 // returns the entry it holds.
 func (c *Cache) remember(e *Entry) *Entry {
+	// e is not shared yet: every caller made it. Its product's counters
+	// travel with it, so that a hit counts them without a lookup.
+	e.reads = c.m.productOf(e.Key)
 	kept, _ := c.mem.Compute(e.Key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
 		if found && old.Version > e.Version {
 			return old, otter.CancelOp
