@@ -21,6 +21,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
@@ -33,7 +34,7 @@ import (
 // worker) and the queue in the store.
 type env struct {
 	url     string
-	store   *bolt.Store
+	store   cache.Store
 	cache   *cache.Cache
 	queue   queue.Store
 	sched   *scheduler.Scheduler
@@ -44,8 +45,10 @@ type env struct {
 
 type envOpts struct {
 	auth bool
-	// store shares an embedded store between two gateways in one process.
-	store *bolt.Store
+	// store, when set, is the gateway's store (two gateways in one process
+	// sharing an embedded store, or each with its own Cassandra session);
+	// default a new embedded store.
+	store cache.Store
 	// noScheduler leaves warming and the worker out.
 	noScheduler bool
 }
@@ -59,9 +62,10 @@ func newEnv(t *testing.T, o envOpts) *env {
 	var err error
 	e.store = o.store
 	if e.store == nil {
-		e.store, err = bolt.Open(t.TempDir(), bolt.Options{})
+		bs, err := bolt.Open(t.TempDir(), bolt.Options{})
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = e.store.Close() })
+		t.Cleanup(func() { _ = bs.Close() })
+		e.store = bs
 	}
 	ds := demo.NewDataset()
 	reg := primers.NewRegistry()
@@ -70,7 +74,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })
 	ao := admin.Options{Cache: e.cache, Gatherer: e.metrics, Open: !o.auth, Addr: "test", Logger: log, HeartbeatInterval: 100 * time.Millisecond}
-	bq, err := e.store.Queue(queue.Config{})
+	var bq queue.Store
+	switch st := e.store.(type) {
+	case *bolt.Store:
+		bq, err = st.Queue(queue.Config{})
+	case *cassandra.Store:
+		bq, err = st.Queue(queue.Config{})
+	}
 	require.NoError(t, err)
 	e.queue, ao.Queue = bq, bq
 	if !o.noScheduler {
