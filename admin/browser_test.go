@@ -27,3 +27,15 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	browsertest.Run(t, t.Context(), "admin.mjs", args...)
 }
+
+// With auth on, a browser signs in with a kck:admin token and uses the
+// console through its cookie (browser/admin-auth.mjs); the action is logged
+// with the token's subject.
+func TestConsoleSignInChromium(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{auth: true})
+	browsertest.Run(t, t.Context(), "admin-auth.mjs", e.url, e.token(t, "ops-7", "kck:admin"))
+	lines := e.logs.lines(`msg="admin action"`)
+	require.Len(t, lines, 1)
+	require.Contains(t, lines[0], "by=sub:ops-7")
+}
