@@ -219,6 +219,9 @@ func (a *Console) keys(ctx context.Context, t Target) ([]string, error) {
 			return nil, fmt.Errorf("admin: scan the store: %w", err)
 		}
 	}
+	if len(set) > a.opts.MaxKeys {
+		return nil, &clientError{fmt.Sprintf("more than %d keys match %q: name a narrower prefix", a.opts.MaxKeys, prefix)}
+	}
 	keys := make([]string, 0, len(set))
 	for k := range set {
 		keys = append(keys, k)

@@ -382,3 +382,16 @@ func TestDryRun(t *testing.T) {
 	}
 	assert.Empty(t, e.logs.lines(`msg="admin action"`), "a dry run is no action")
 }
+
+// An action matching more keys than MaxKeys is refused before it starts.
+func TestMaxKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noScheduler: true, maxKeys: 2})
+	for _, k := range []string{"title_list/1", "title_list/10", "title_list/11"} {
+		require.Equal(t, 200, e.do(t, "GET", "/fetch?key="+k, "").status)
+	}
+	r := e.do(t, "POST", "/admin/api/invalidate", `{"prefix":"title_list/1","confirm":3}`)
+	require.Equal(t, 400, r.status, string(r.body))
+	assert.Contains(t, string(r.body), "more than 2 keys")
+	assert.Equal(t, 200, e.do(t, "GET", "/admin/api/key?key=title_list/1", "").status, "nothing was touched")
+}

@@ -51,6 +51,8 @@ type envOpts struct {
 	store cache.Store
 	// noScheduler leaves warming and the worker out.
 	noScheduler bool
+	// maxKeys bounds the keys of one action (admin.Options.MaxKeys).
+	maxKeys int
 }
 
 var secret = []byte("0123456789abcdef0123456789abcdef-admin")
@@ -73,7 +75,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e.cache, err = cache.New(cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: log, FeedInterval: 20 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })
-	ao := admin.Options{Cache: e.cache, Gatherer: e.metrics, Open: !o.auth, Addr: "test", Logger: log, HeartbeatInterval: 100 * time.Millisecond}
+	ao := admin.Options{Cache: e.cache, Gatherer: e.metrics, Open: !o.auth, Addr: "test", Logger: log, HeartbeatInterval: 100 * time.Millisecond, MaxKeys: o.maxKeys}
 	var bq queue.Store
 	switch st := e.store.(type) {
 	case *bolt.Store:
