@@ -124,6 +124,7 @@ type Console struct {
 	mux     *http.ServeMux
 	started time.Time
 	beat    *heartbeat
+	hist    history
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -190,6 +191,7 @@ func (a *Console) routes() {
 	a.mux.HandleFunc("GET /admin/api/queue", a.handleQueue)
 	a.mux.HandleFunc("GET /admin/api/cluster", a.handleCluster)
 	a.mux.HandleFunc("GET /admin/api/graph", a.handleGraph)
+	a.mux.HandleFunc("GET /admin/api/history", a.handleHistory)
 	a.mux.HandleFunc("GET /admin/api/key", a.handleKey)
 	a.mux.HandleFunc("POST /admin/api/refresh", a.action(a.refresh))
 	a.mux.HandleFunc("POST /admin/api/invalidate", a.action(a.invalidate))

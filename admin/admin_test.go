@@ -395,3 +395,29 @@ func TestMaxKeys(t *testing.T) {
 	assert.Contains(t, string(r.body), "more than 2 keys")
 	assert.Equal(t, 200, e.do(t, "GET", "/admin/api/key?key=title_list/1", "").status, "nothing was touched")
 }
+
+// Each heartbeat keeps a sample of the charts' counters: a page opened now
+// draws the recent past at once.
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	for range 5 {
+		require.Equal(t, 200, e.do(t, "GET", "/fetch?key=author/9", "").status)
+	}
+	var h struct {
+		Interval float64        `json:"intervalSeconds"`
+		Samples  []admin.Sample `json:"samples"`
+	}
+	require.Eventually(t, func() bool {
+		e.do(t, "GET", "/admin/api/history", "").json(t, &h)
+		return len(h.Samples) >= 3 && h.Samples[len(h.Samples)-1].Hits >= 5
+	}, 30*time.Second, 50*time.Millisecond)
+	assert.Equal(t, 0.1, h.Interval)
+	for i := 1; i < len(h.Samples); i++ {
+		assert.True(t, h.Samples[i].At.After(h.Samples[i-1].At), "oldest first")
+		assert.GreaterOrEqual(t, h.Samples[i].Hits, h.Samples[i-1].Hits, "cumulative")
+	}
+	last := h.Samples[len(h.Samples)-1]
+	require.NotNil(t, last.QueueDepth, "the worker's kck_queue_depth")
+	assert.LessOrEqual(t, last.Hits, metricsText(t, e, `kck_cache_reads_total{outcome="hit_memory"}`)+metricsText(t, e, `kck_cache_reads_total{outcome="hit_store"}`))
+}

@@ -155,7 +155,7 @@ func (a *Console) handleIndex(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"routes": []string{
 			"GET /admin/api/overview", "GET /admin/api/products", "GET /admin/api/queue",
-			"GET /admin/api/cluster", "GET /admin/api/graph", "GET /admin/api/key?key=K",
+			"GET /admin/api/cluster", "GET /admin/api/graph", "GET /admin/api/history", "GET /admin/api/key?key=K",
 			"POST /admin/api/refresh", "POST /admin/api/invalidate", "POST /admin/api/warm",
 			"POST /admin/api/queue/retry", "POST /admin/api/queue/remove",
 		},

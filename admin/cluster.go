@@ -84,6 +84,7 @@ func (h *heartbeat) write(ctx context.Context) {
 		return
 	}
 	now := a.opts.Clock.Now()
+	a.hist.add(sampleOf(now, s))
 	hits := h.hits(s)
 	h.mu.Lock()
 	if !h.lastAt.IsZero() && now.After(h.lastAt) {

@@ -5,7 +5,7 @@
 
 const POLL_MS = 2000;
 const SLOW_POLL_MS = 5000;
-const MAX_POINTS = 300; // ten minutes at one sample every 2 s
+const MAX_POINTS = 900; // the gateway's half hour of history, then 2 s samples
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -77,28 +77,47 @@ function initCharts() {
   });
 }
 
-function sample(o) {
-  const t = Date.parse(o.at) / 1000;
-  const reads = o.totals.reads || {};
-  const cur = {
-    t, hits: (reads.hit_memory || 0) + (reads.hit_store || 0), misses: reads.miss || 0, stale: reads.stale || 0,
-    runs: o.totals.primerRuns, secs: o.totals.primerSeconds,
-  };
-  if (prev && t > prev.t) {
-    const dt = t - prev.t;
-    series.t.push(t);
-    series.hits.push((cur.hits - prev.hits) / dt);
-    series.misses.push((cur.misses - prev.misses) / dt);
-    series.stale.push((cur.stale - prev.stale) / dt);
+// addPoint adds the rates between the previous counters and cur to the
+// charts' series.
+function addPoint(cur, depth) {
+  if (prev && cur.t > prev.t) {
+    const dt = cur.t - prev.t;
+    series.t.push(cur.t);
+    series.hits.push(Math.max(0, (cur.hits - prev.hits) / dt));
+    series.misses.push(Math.max(0, (cur.misses - prev.misses) / dt));
+    series.stale.push(Math.max(0, (cur.stale - prev.stale) / dt));
     const runs = cur.runs - prev.runs;
     series.primerMs.push(runs > 0 ? ((cur.secs - prev.secs) / runs) * 1000 : null);
-    series.depth.push(o.queue ? o.queue.depth : null);
+    series.depth.push(depth);
     for (const k of Object.keys(series)) if (series[k].length > MAX_POINTS) series[k].shift();
-    charts.reads.setData([series.t, series.hits, series.misses, series.stale]);
-    charts.primer.setData([series.t, series.primerMs]);
-    charts.queue.setData([series.t, series.depth]);
   }
   prev = cur;
+}
+
+function redraw() {
+  charts.reads.setData([series.t, series.hits, series.misses, series.stale]);
+  charts.primer.setData([series.t, series.primerMs]);
+  charts.queue.setData([series.t, series.depth]);
+}
+
+function sample(o) {
+  const reads = o.totals.reads || {};
+  addPoint({
+    t: Date.parse(o.at) / 1000, hits: (reads.hit_memory || 0) + (reads.hit_store || 0), misses: reads.miss || 0,
+    stale: reads.stale || 0, runs: o.totals.primerRuns, secs: o.totals.primerSeconds,
+  }, o.queue ? o.queue.depth : null);
+  redraw();
+}
+
+// loadHistory draws the samples the gateway kept (every heartbeat, the
+// last half hour) before the page's own.
+async function loadHistory() {
+  const r = await api('history');
+  if (r.status !== 200) return;
+  for (const s of r.data.samples) {
+    addPoint({ t: Date.parse(s.at) / 1000, hits: s.hits, misses: s.misses, stale: s.stale, runs: s.primerRuns, secs: s.primerSeconds }, s.queueDepth);
+  }
+  redraw();
 }
 
 // ---- products ----
@@ -372,7 +391,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#open-banner').hidden = document.body.dataset.access !== 'open';
   initCharts();
   wire();
-  poll();
+  loadHistory().catch(() => {}).finally(poll);
   pollSlow();
   setInterval(poll, POLL_MS);
   setInterval(pollSlow, SLOW_POLL_MS);
