@@ -421,3 +421,19 @@ func TestHistory(t *testing.T) {
 	require.NotNil(t, last.QueueDepth, "the worker's kck_queue_depth")
 	assert.LessOrEqual(t, last.Hits, metricsText(t, e, `kck_cache_reads_total{outcome="hit_memory"}`)+metricsText(t, e, `kck_cache_reads_total{outcome="hit_store"}`))
 }
+
+// A product whose oldest value is older than its target is flagged, with
+// the count of such values, as /metrics reports them.
+func TestOverTarget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noScheduler: true})
+	for _, k := range []string{"pulse/1", "pulse/2"} {
+		require.Equal(t, 200, e.do(t, "GET", "/fetch?key="+k, "").status)
+	}
+	p := product(t, e.overview(t), "pulse")
+	assert.True(t, p.Fresh.OverTarget)
+	assert.Equal(t, 2.0, p.Fresh.BeyondTarget)
+	assert.Positive(t, p.Fresh.OldestAge)
+	assert.Equal(t, metricsText(t, e, `kck_product_values_beyond_target{product="pulse"}`), p.Fresh.BeyondTarget)
+	assert.False(t, product(t, e.overview(t), "top_authors").Fresh.OverTarget, "nothing held: nothing over")
+}

@@ -72,6 +72,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	ds := demo.NewDataset()
 	reg := primers.NewRegistry()
 	require.NoError(t, demo.Register(reg, ds))
+	// A product whose values are past their target as soon as computed.
+	reg.MustRegister(primers.Product{Name: "pulse", Params: []primers.Param{{Name: "n", Kind: primers.Int}}, FreshnessTarget: time.Nanosecond,
+		Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { return n, nil })})
 	e.cache, err = cache.New(cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: log, FeedInterval: 20 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })

@@ -62,6 +62,9 @@ try {
   check(hitLine > 10, 'the hits line is drawn (' + hitLine + ' pixels)');
   const rows = await page.$$eval('#products tbody tr', (trs) => trs.map((t) => t.dataset.product));
   check(rows.includes('top_authors') && rows.includes('author_stats'), 'the demo products are listed: ' + rows);
+  await fetch(`${a}/fetch?key=pulse/1`);
+  await page.waitForSelector('#products tr[data-product="pulse"] td.over', { timeout: 20000 });
+  check(true, 'a product past its freshness target is shown in red');
   await page.waitForSelector('#graph svg path.reads', { timeout: 20000 });
   check(true, 'the dependency graph draws title_list -> author_stats');
   await page.waitForSelector('#cluster tbody tr', { timeout: 20000 });
