@@ -150,8 +150,10 @@ func (a *Console) Start() {
 	if a.opts.HeartbeatInterval < 0 {
 		return
 	}
-	a.beat.write(a.ctx)
 	a.wg.Go(func() {
+		// The first beat at once, off the caller's goroutine: a store that
+		// is slow to answer does not hold up the gateway's start.
+		a.beat.write(a.ctx)
 		t := time.NewTicker(a.opts.HeartbeatInterval)
 		defer t.Stop()
 		for {

@@ -18,13 +18,13 @@ import (
 
 // Product is one row of the products table.
 type Product struct {
-	Name   string   `json:"name"`
-	Params []Param  `json:"params"`
-	Policy Policy   `json:"policy"`
-	Reads  Reads    `json:"reads"`
-	Primer Primer   `json:"primer"`
-	Miss   Latency  `json:"missLatency"`
-	Fresh  Freshnes `json:"freshness"`
+	Name   string    `json:"name"`
+	Params []Param   `json:"params"`
+	Policy Policy    `json:"policy"`
+	Reads  Reads     `json:"reads"`
+	Primer Primer    `json:"primer"`
+	Miss   Latency   `json:"missLatency"`
+	Fresh  Freshness `json:"freshness"`
 	// ReadsFrom and ReadBy are the products its primer was seen reading,
 	// and those seen reading it, in this gateway.
 	ReadsFrom []string `json:"readsFrom"`
@@ -81,8 +81,8 @@ type Latency struct {
 	P99   *float64 `json:"p99"`
 }
 
-// Freshnes is what this gateway holds of a product.
-type Freshnes struct {
+// Freshness is what this gateway holds of a product.
+type Freshness struct {
 	// Instances is kck_product_values_held: the values in this gateway's
 	// in-process tier.
 	Instances float64 `json:"instances"`
@@ -262,7 +262,7 @@ func (a *Console) products(s snapshot) []Product {
 		}
 		mh := s.histogram("kck_product_miss_duration_seconds", l)
 		pr.Miss = Latency{Count: mh.Count, P50: mh.P50, P99: mh.P99}
-		pr.Fresh = Freshnes{
+		pr.Fresh = Freshness{
 			Instances:    s.value("kck_product_values_held", l),
 			OldestAge:    s.value("kck_product_oldest_age_seconds", l),
 			BeyondTarget: s.value("kck_product_values_beyond_target", l),
