@@ -60,6 +60,8 @@ type serveConfig struct {
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given (auth_flags.go).
 	Auth authConfig
+	// Admin serves the operator console at /admin (admin_wiring.go).
+	Admin bool
 }
 
 func envOr(name, def string) string {
@@ -116,6 +118,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	limitFlags(fs, &c.Limits)
 	authFlags(fs, &c.Auth)
+	fs.BoolVar(&c.Admin, "admin", envBool("KCK_ADMIN", true), "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for (KCK_ADMIN)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
 		fs.PrintDefaults()
@@ -235,8 +238,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	if err := prods.start(ctx, c, cfg, log, promReg); err != nil {
 		return err
 	}
+	var sched *scheduler.Scheduler
 	if cfg.Scheduler {
-		sched, err := startScheduler(c, prods, cfg, log, promReg)
+		sched, err = startScheduler(c, prods, cfg, log, promReg)
 		if err != nil {
 			return err
 		}
@@ -269,11 +273,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		ReadyChecks:          prods.readyChecks,
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
-	gw, err := gateway.New(gopts)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	defer ln.Close()
+	if cfg.Admin {
+		console, err := newConsole(c, sched, prods, promReg, verifier == nil, displayAddr(ln.Addr()), log)
+		if err != nil {
+			return err
+		}
+		console.Start()
+		defer console.Close()
+		gopts.Admin = console
+	}
+	gw, err := gateway.New(gopts)
 	if err != nil {
 		return err
 	}
@@ -281,7 +295,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("gateway listening", "addr", ln.Addr().String(), "store", cfg.Store, "data_dir", cfg.DataDir,
-		"products", len(reg.Products()), "playground", playgroundURL(cfg, ln.Addr()))
+		"products", len(reg.Products()), "playground", playgroundURL(cfg, ln.Addr()), "admin", adminURL(cfg, ln.Addr()))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

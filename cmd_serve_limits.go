@@ -26,7 +26,7 @@ type limitsConfig struct {
 }
 
 func limitFlags(fs *flag.FlagSet, c *limitsConfig) {
-	fs.BoolVar(&c.Production, "production", envBool("KCK_PRODUCTION", false), "production defaults: introspection and the playground off unless --introspection or --playground turn them on (KCK_PRODUCTION)")
+	fs.BoolVar(&c.Production, "production", envBool("KCK_PRODUCTION", false), "production defaults: introspection, the playground and the admin console off unless --introspection, --playground or --admin turn them on (KCK_PRODUCTION)")
 	fs.BoolVar(&c.Playground, "playground", envBool("KCK_PLAYGROUND", true), "serve the GraphQL playground at / (KCK_PLAYGROUND)")
 	l := &c.GraphQL
 	fs.IntVar(&l.MaxTokens, "max-tokens", envInt("KCK_MAX_TOKENS", 15000), "most lexical tokens in a GraphQL document; -1: no limit (KCK_MAX_TOKENS)")
@@ -57,6 +57,9 @@ func finishLimits(fs *flag.FlagSet, c *serveConfig) error {
 		}
 		if !asked("playground", "KCK_PLAYGROUND") {
 			c.Limits.Playground = false
+		}
+		if !asked("admin", "KCK_ADMIN") {
+			c.Admin = false
 		}
 	}
 	if c.Limits.NegativeTTL == 0 {

@@ -164,23 +164,36 @@ type refresher struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[string]bool
-	queue   chan string
+	queue   chan queuedKey
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
 	changes, refreshes, failures prometheus.Counter
+	lag                          prometheus.Histogram
+}
+
+// queuedKey is a key to refresh and when the first change asking for it
+// arrived.
+type queuedKey struct {
+	key string
+	at  time.Time
 }
 
 func newRefresher(c *cache.Cache, log *slog.Logger, reg prometheus.Registerer) *refresher {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &refresher{c: c, log: log, pending: map[string]bool{}, queue: make(chan string, 4096), ctx: ctx, cancel: cancel,
+	r := &refresher{c: c, log: log, pending: map[string]bool{}, queue: make(chan queuedKey, 4096), ctx: ctx, cancel: cancel,
 		changes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_changes_total", Help: "Source row changes received from Postgres."}),
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_refreshes_total", Help: "Products refreshed because their source changed."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_refresh_failures_total", Help: "Such refreshes that failed."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kck_source_fresh_lag_seconds",
+			Help:    "From a source change (or refresh rule) received by this gateway to the product refreshed and stored: the first change, when several merged.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.changes, r.refreshes, r.failures)
+		reg.MustRegister(r.changes, r.refreshes, r.failures, r.lag)
 	}
 	for range 4 {
 		r.wg.Go(r.work)
@@ -197,7 +210,7 @@ func (r *refresher) enqueue(key string) {
 	r.pending[key] = true
 	r.mu.Unlock()
 	select {
-	case r.queue <- key:
+	case r.queue <- queuedKey{key: key, at: time.Now()}:
 	case <-r.ctx.Done():
 	}
 }
@@ -207,7 +220,8 @@ func (r *refresher) work() {
 		select {
 		case <-r.ctx.Done():
 			return
-		case key := <-r.queue:
+		case q := <-r.queue:
+			key := q.key
 			r.mu.Lock()
 			delete(r.pending, key) // a change from now on asks again
 			r.mu.Unlock()
@@ -215,6 +229,9 @@ func (r *refresher) work() {
 			_, err := r.c.Refresh(ctx, key)
 			cancel()
 			r.refreshes.Inc()
+			if err == nil {
+				r.lag.Observe(time.Since(q.at).Seconds())
+			}
 			if err != nil {
 				r.failures.Inc()
 				r.log.Warn("refresh after a source change failed", "key", key, "err", err)

@@ -153,7 +153,7 @@ func New(opts Options) (*Cache, error) {
 		store:      opts.Store,
 		clock:      opts.Clock,
 		mem:        mem,
-		m:          newMetrics(opts.Registerer),
+		m:          newMetrics(opts.Registerer, productNames(opts.Registry)),
 		deps:       newDependencies(),
 		lastLogged: map[string]logState{},
 		bgPending:  map[string]struct{}{},
@@ -198,9 +198,15 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 		if !e.Expired(now) {
 			if !e.Stale(now) {
 				c.m.hitMemory.Inc()
+				if p := e.reads; p != nil {
+					p.hitMemory.Inc()
+				}
 				return Result{Entry: e, Tier: TierMemory}, nil
 			}
 			c.m.stale.Inc()
+			if p := e.reads; p != nil {
+				p.stale.Inc()
+			}
 			c.refreshInBackground(key)
 			return Result{Entry: e, Stale: true, Tier: TierMemory}, nil
 		}
@@ -274,6 +280,9 @@ func (c *Cache) memFresh(key string) (Result, bool) {
 		return Result{}, false
 	}
 	c.m.hitMemory.Inc()
+	if p := e.reads; p != nil {
+		p.hitMemory.Inc()
+	}
 	return Result{Entry: e, Tier: TierMemory}, true
 }
 
@@ -352,12 +361,19 @@ func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
 	switch {
 	case err == nil && !e.Expired(c.clock.Now()):
 		ep := c.remember(&e)
+		p := c.m.productOf(key)
 		if ep.Stale(c.clock.Now()) {
 			c.m.stale.Inc()
+			if p != nil {
+				p.stale.Inc()
+			}
 			c.refreshInBackground(key)
 			return Result{Entry: ep, Stale: true, Tier: TierStore}, true
 		}
 		c.m.hitStore.Inc()
+		if p != nil {
+			p.hitStore.Inc()
+		}
 		return Result{Entry: ep, Tier: TierStore}, true
 	case err != nil && !errors.Is(err, ErrNotFound):
 		c.storeFailed("get", key, err)
@@ -374,7 +390,15 @@ func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key s
 		name, _ := primers.SplitName(key)
 		return Result{}, &primers.KeyError{Key: key, Reason: "no product named " + name + " and no value set", Err: primers.ErrUnknownProduct}
 	}
-	return c.compute(ctx, k, key, 0, true)
+	p := c.m.productOf(key)
+	if p == nil {
+		return c.compute(ctx, k, key, 0, true)
+	}
+	p.miss.Inc()
+	start := time.Now()
+	r, err := c.compute(ctx, k, key, 0, true)
+	p.missSeconds.Observe(time.Since(start).Seconds())
+	return r, err
 }
 
 // compute runs the primer for k under the key's lease and stores the result.
@@ -478,6 +502,9 @@ func (c *Cache) put(ctx context.Context, e *Entry) {
 // (a slower reader must not put back a value that a change replaced), and
 // returns the entry it holds.
 func (c *Cache) remember(e *Entry) *Entry {
+	// e is not shared yet: every caller made it. Its product's counters
+	// travel with it, so that a hit counts them without a lookup.
+	e.reads = c.m.productOf(e.Key)
 	kept, _ := c.mem.Compute(e.Key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
 		if found && old.Version > e.Version {
 			return old, otter.CancelOp
@@ -638,6 +665,11 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
 		defer cancel()
 		r, err := c.compute(fctx, k, canonical, floor, false)
+		outcome := "ok"
+		if err != nil {
+			outcome = "failed"
+		}
+		c.m.refreshes.WithLabelValues(k.Name, outcome).Inc() // once per computation, however many asked
 		return loadResult{r: r, err: err}, nil
 	})
 	var lr loadResult
@@ -651,6 +683,19 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 		c.cascade(canonical)
 	}
 	return lr.r, lr.err
+}
+
+// productNames lists the registered products, for their counters.
+func productNames(reg *primers.Registry) []string {
+	if reg == nil {
+		return nil
+	}
+	ps := reg.Products()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
 }
 
 // Set stores value under key, for registered products and for plain keys

@@ -7,10 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// freshnessCollector reports this gateway's in-process values against each
-// product's FreshnessTarget, computed when /metrics is scraped: the hit path
-// pays nothing for it. A scrape walks the in-process tier once, and only
-// when some product has a target.
+// freshnessCollector reports this gateway's in-process values of each
+// product, their oldest age, and how many are past the product's
+// FreshnessTarget, computed when /metrics is scraped: the hit path pays
+// nothing for it. A scrape walks the in-process tier once.
 type freshnessCollector struct {
 	c                      *Cache
 	target, oldest, beyond *prometheus.Desc
@@ -24,11 +24,11 @@ func newFreshnessCollector(c *Cache) *freshnessCollector {
 		target: prometheus.NewDesc("kck_freshness_target_seconds",
 			"A product's freshness target: how old its values may grow.", l, nil),
 		oldest: prometheus.NewDesc("kck_product_oldest_age_seconds",
-			"Age of the oldest value of a product with a freshness target in this gateway's in-process tier (0 when it holds none).", l, nil),
+			"Age of the oldest value of a product in this gateway's in-process tier (0 when it holds none).", l, nil),
 		beyond: prometheus.NewDesc("kck_product_values_beyond_target",
 			"Values of a product in this gateway's in-process tier older than its freshness target.", l, nil),
 		held: prometheus.NewDesc("kck_product_values_held",
-			"Values of a product with a freshness target in this gateway's in-process tier.", l, nil),
+			"Values of a product in this gateway's in-process tier (its cached instances here).", l, nil),
 	}
 }
 
@@ -48,9 +48,7 @@ type ageStats struct {
 func (f *freshnessCollector) Collect(ch chan<- prometheus.Metric) {
 	byName := map[string]*ageStats{}
 	for _, p := range f.c.reg.Products() {
-		if p.FreshnessTarget > 0 {
-			byName[p.Name] = &ageStats{target: p.FreshnessTarget}
-		}
+		byName[p.Name] = &ageStats{target: p.FreshnessTarget}
 	}
 	if len(byName) == 0 {
 		return
@@ -65,14 +63,16 @@ func (f *freshnessCollector) Collect(ch chan<- prometheus.Metric) {
 		age := now.Sub(e.ComputedAt)
 		st.values++
 		st.oldest = max(st.oldest, age)
-		if age > st.target {
+		if st.target > 0 && age > st.target {
 			st.beyond++
 		}
 	}
 	for name, st := range byName {
-		ch <- prometheus.MustNewConstMetric(f.target, prometheus.GaugeValue, st.target.Seconds(), name)
 		ch <- prometheus.MustNewConstMetric(f.oldest, prometheus.GaugeValue, st.oldest.Seconds(), name)
-		ch <- prometheus.MustNewConstMetric(f.beyond, prometheus.GaugeValue, float64(st.beyond), name)
 		ch <- prometheus.MustNewConstMetric(f.held, prometheus.GaugeValue, float64(st.values), name)
+		if st.target > 0 {
+			ch <- prometheus.MustNewConstMetric(f.target, prometheus.GaugeValue, st.target.Seconds(), name)
+			ch <- prometheus.MustNewConstMetric(f.beyond, prometheus.GaugeValue, float64(st.beyond), name)
+		}
 	}
 }

@@ -55,9 +55,9 @@ func TestFreshnessMetrics(t *testing.T) {
 	f.clock.Advance(time.Second)
 
 	require.Equal(t, map[string]float64{"square": 30, "cube": 60}, gauges(t, reg, "kck_freshness_target_seconds"), "products without a target are left out")
-	require.Equal(t, map[string]float64{"square": 41, "cube": 0}, gauges(t, reg, "kck_product_oldest_age_seconds"))
+	require.Equal(t, map[string]float64{"square": 41, "cube": 0, "plain": 41}, gauges(t, reg, "kck_product_oldest_age_seconds"), "every product's age and count")
 	require.Equal(t, map[string]float64{"square": 1, "cube": 0}, gauges(t, reg, "kck_product_values_beyond_target"), "square/1; square/2 was refreshed")
-	require.Equal(t, map[string]float64{"square": 2, "cube": 0}, gauges(t, reg, "kck_product_values_held"))
+	require.Equal(t, map[string]float64{"square": 2, "cube": 0, "plain": 1}, gauges(t, reg, "kck_product_values_held"))
 
 	_, err = c.Refresh(ctx, "square/1")
 	require.NoError(t, err)

@@ -23,6 +23,10 @@ type Entry struct {
 	// ExpiresAt is the hard expiry: from then on the value is gone. Zero
 	// means never.
 	ExpiresAt time.Time
+
+	// reads are the counters of the entry's product, set when it enters
+	// the in-process tier (stores ignore it).
+	reads *productReads
 }
 
 // Expired reports whether e is past its hard expiry at now.

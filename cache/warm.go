@@ -214,6 +214,12 @@ func (c *Cache) warmCompute(ctx context.Context, k primers.Key) error {
 			return loadResult{}, nil
 		}
 		c.m.miss.Inc()
+		p := c.m.productOf(key)
+		if p == nil {
+			r, err := c.computeHeld(fctx, k, key, 0)
+			return loadResult{r: r, err: err}, nil
+		}
+		p.miss.Inc() // as in the totals; its time is boot warming's, not a reader's: no miss latency
 		r, err := c.computeHeld(fctx, k, key, 0)
 		return loadResult{r: r, err: err}, nil
 	})

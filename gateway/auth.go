@@ -31,6 +31,7 @@ func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
+	adminToken(r)
 	p, err := s.opts.Auth.Authenticate(r)
 	if err != nil {
 		s.writeAuthError(w, r, err)

@@ -55,6 +55,10 @@ type Options struct {
 	// enforced on every surface (see auth.go). Nil: auth off, and every
 	// client may read, update and invalidate everything.
 	Auth *auth.Verifier
+	// Admin, when set, is the operator console (package admin), served at
+	// /admin and /admin/ behind the operator gate: scope kck:admin with
+	// auth on, open with auth off (enabling it is the caller's choice).
+	Admin http.Handler
 }
 
 func (o Options) withDefaults() Options {
@@ -158,6 +162,14 @@ func New(o Options) (*Server, error) {
 	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", s.operator(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	if o.Admin != nil {
+		s.mux.Handle("/admin", s.adminGate(o.Admin))
+		s.mux.Handle("/admin/", s.adminGate(o.Admin))
+		if o.Auth != nil {
+			s.mux.HandleFunc("GET /admin/login", s.handleAdminLoginPage)
+			s.mux.HandleFunc("POST /admin/login", s.handleAdminLogin)
+		}
+	}
 	return s, nil
 }
 
