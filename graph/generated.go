@@ -31,6 +31,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AddTitlePayload() AddTitlePayloadResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 }
@@ -39,6 +40,13 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AddTitlePayload struct {
+		AuthorStats func(childComplexity int) int
+		Products    func(childComplexity int) int
+		Title       func(childComplexity int) int
+		TitleList   func(childComplexity int) int
+	}
+
 	Author struct {
 		ID   func(childComplexity int) int
 		Name func(childComplexity int) int
@@ -54,6 +62,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AddTitle   func(childComplexity int, authorID int, title string, year int) int
 		Invalidate func(childComplexity int, key string) int
 		Refresh    func(childComplexity int, key string) int
 		Update     func(childComplexity int, name string, input json.RawMessage) int
@@ -101,8 +110,15 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AddTitlePayloadResolver interface {
+	Title(ctx context.Context, obj *Payload) (*model.Title, error)
+	TitleList(ctx context.Context, obj *Payload) ([]*model.Title, error)
+	AuthorStats(ctx context.Context, obj *Payload) (*model.AuthorStats, error)
+	Products(ctx context.Context, obj *Payload) ([]*model.Product, error)
+}
 type MutationResolver interface {
 	Update(ctx context.Context, name string, input json.RawMessage) (*model.UpdateResult, error)
+	AddTitle(ctx context.Context, authorID int, title string, year int) (*Payload, error)
 	Refresh(ctx context.Context, key string) (*model.Product, error)
 	Invalidate(ctx context.Context, key string) (bool, error)
 }
@@ -133,6 +149,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AddTitlePayload.authorStats":
+		if e.ComplexityRoot.AddTitlePayload.AuthorStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.AuthorStats(childComplexity), true
+	case "AddTitlePayload.products":
+		if e.ComplexityRoot.AddTitlePayload.Products == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.Products(childComplexity), true
+	case "AddTitlePayload.title":
+		if e.ComplexityRoot.AddTitlePayload.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.Title(childComplexity), true
+	case "AddTitlePayload.titleList":
+		if e.ComplexityRoot.AddTitlePayload.TitleList == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.TitleList(childComplexity), true
 
 	case "Author.id":
 		if e.ComplexityRoot.Author.ID == nil {
@@ -184,6 +225,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuthorStats.TotalSales(childComplexity), true
 
+	case "Mutation.addTitle":
+		if e.ComplexityRoot.Mutation.AddTitle == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addTitle_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddTitle(childComplexity, args["authorId"].(int), args["title"].(string), args["year"].(int)), true
 	case "Mutation.invalidate":
 		if e.ComplexityRoot.Mutation.Invalidate == nil {
 			break
@@ -470,6 +522,25 @@ Adding a product to the API is one such line plus its primer.
 """
 directive @product(name: String!) on FIELD_DEFINITION
 
+"""
+Binds a Mutation field to a KCK updater: a typed mutation. The field's
+arguments are the updater's input fields, by name; the field returns a
+payload type whose fields the productfield plugin resolves: @affected
+products (typed, so client caches normalise them), @updateResult, and a
+[Product!]! field with the freshness of every affected product.
+"""
+directive @updater(name: String!) on FIELD_DEFINITION
+"""
+On a field of a typed mutation's payload: the product it names, as it is
+after the write (refreshed before the mutation answers: read-your-writes),
+keyed by the mutation's arguments of the same names as its parameters
+(authorId gives author_id). Nullable: a product the caller may not read, or
+that failed to refresh, is null with an error; the write stays committed.
+"""
+directive @affected(name: String!) on FIELD_DEFINITION
+"On a field of a typed mutation's payload: what the updater returned (e.g. the new row), as the field's type."
+directive @updateResult on FIELD_DEFINITION
+
 "Any JSON value."
 scalar JSON
 "An RFC 3339 timestamp."
@@ -498,12 +569,15 @@ type Query {
 type Mutation {
   "Runs a named updater with its input, then refreshes the products it affects and returns them fresh."
   update(name: String!, input: JSON!): UpdateResult!
+  "Adds a title to an author (updater add_title): the typed form of update(name: \"add_title\", input: {authorId, title, year})."
+  addTitle(authorId: Int!, title: String!, year: Int!): AddTitlePayload! @updater(name: "add_title")
   "Recomputes a product now and returns it."
   refresh(key: String!): Product!
   "Removes a product from the cache; the next read recomputes it."
   invalidate(key: String!): Boolean!
 }
 
+"A title. Identity (client caches): id."
 type Title {
   id: Int!
   authorId: Int!
@@ -511,11 +585,13 @@ type Title {
   year: Int!
 }
 
+"An author. Identity: id."
 type Author {
   id: Int!
   name: String!
 }
 
+"One author's statistics. Identity: authorId (keyFields [\"authorId\"] in Apollo, keys in urql's graphcache)."
 type AuthorStats {
   authorId: Int!
   name: String!
@@ -525,13 +601,14 @@ type AuthorStats {
   totalSales: Int!
 }
 
+"An author among the best-selling. Identity: authorId (keyFields)."
 type TopAuthor {
   authorId: Int!
   name: String!
   totalSales: Int!
 }
 
-"A product value with its freshness."
+"A product value with its freshness. Identity: key (keyFields [\"key\"]): a newer version of the same product replaces the older in a client cache."
 type Product {
   key: String!
   "Version of this value: a decimal string (64 bits); higher is newer."
@@ -542,6 +619,19 @@ type Product {
   value: JSON!
 }
 
+"What addTitle wrote and the products it affected, fresh. No identity of its own (not normalised); its objects are."
+type AddTitlePayload {
+  "The new title."
+  title: Title @updateResult
+  "The author's titles, with the new one. Product title_list/{authorId}."
+  titleList: [Title!] @affected(name: "title_list")
+  "The author's statistics, counting the new title. Product author_stats/{authorId}."
+  authorStats: AuthorStats @affected(name: "author_stats")
+  "The freshness (and JSON value) of every product the updater affected."
+  products: [Product!]!
+}
+
+"What update returned. No identity: kept inside its mutation's result, not normalised."
 type UpdateResult {
   name: String!
   "What the updater returned, e.g. the new row."
@@ -556,6 +646,20 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AddTitlePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "title":
+		return ec.fieldContext_AddTitlePayload_title(ctx, field)
+	case "titleList":
+		return ec.fieldContext_AddTitlePayload_titleList(ctx, field)
+	case "authorStats":
+		return ec.fieldContext_AddTitlePayload_authorStats(ctx, field)
+	case "products":
+		return ec.fieldContext_AddTitlePayload_products(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AddTitlePayload", field.Name)
+}
 
 func (ec *executionContext) childFields_Author(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -755,6 +859,36 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_addTitle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "title",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["title"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "year",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["year"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_invalidate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -948,6 +1082,134 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AddTitlePayload_title(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().Title(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_titleList(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_titleList(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().TitleList(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_titleList(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_authorStats(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_authorStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().AuthorStats(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
+			return ec.marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_authorStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthorStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_products(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_products(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().Products(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_products(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _Author_id(ctx context.Context, field graphql.CollectedField, obj *model.Author) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -1171,6 +1433,50 @@ func (ec *executionContext) fieldContext_Mutation_update(ctx context.Context, fi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_update_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addTitle(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addTitle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddTitle(ctx, fc.Args["authorId"].(int), fc.Args["title"].(string), fc.Args["year"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Payload) graphql.Marshaler {
+			return ec.marshalNAddTitlePayload2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addTitle(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AddTitlePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addTitle_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3037,6 +3343,191 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** object.gotpl ****************************
 
+var addTitlePayloadImplementors = []string{"AddTitlePayload"}
+
+func (ec *executionContext) _AddTitlePayload(ctx context.Context, sel ast.SelectionSet, obj *Payload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, addTitlePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AddTitlePayload")
+		case "title":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_title(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "titleList":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_titleList(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "authorStats":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_authorStats(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "products":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_products(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var authorImplementors = []string{"Author"}
 
 func (ec *executionContext) _Author(ctx context.Context, sel ast.SelectionSet, obj *model.Author) graphql.Marshaler {
@@ -3166,6 +3657,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "update":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_update(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addTitle":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addTitle(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -4013,6 +4511,16 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAddTitlePayload2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚐPayload(ctx context.Context, sel ast.SelectionSet, v *Payload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AddTitlePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -4434,6 +4942,13 @@ func (ec *executionContext) marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx context.Context, sel ast.SelectionSet, v *model.Title) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Title(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {

@@ -54,7 +54,7 @@ func NewHandler(o Options) (http.Handler, error) {
 		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
 	}
 	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard}})
-	if err := CheckBindings(es.Schema(), o.Cache.Registry()); err != nil {
+	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
 	srv := handler.New(es)

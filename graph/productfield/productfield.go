@@ -24,6 +24,9 @@ func (Plugin) Name() string { return "productfield" }
 
 // Implement returns the body of a field's resolver.
 func (Plugin) Implement(prev string, f *codegen.Field) string {
+	if body := implementTyped(f); body != "" {
+		return body
+	}
 	d := f.FieldDefinition.Directives.ForName(DirectiveName)
 	if d == nil {
 		if prev != "" {
