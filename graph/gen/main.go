@@ -18,7 +18,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gen: load gqlgen.yml:", err)
 		os.Exit(2)
 	}
-	if err := api.Generate(cfg, api.AddPlugin(productfield.Plugin{})); err != nil {
+	if err := api.Generate(cfg, api.AddPlugin(productfield.Plugin{}), api.AddPlugin(productfield.Subscriptions{})); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(3)
 	}

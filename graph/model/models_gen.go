@@ -38,6 +38,9 @@ type Product struct {
 type Query struct {
 }
 
+type Subscription struct {
+}
+
 type Title struct {
 	ID       int    `json:"id"`
 	AuthorID int    `json:"authorId"`
