@@ -101,8 +101,9 @@ type Cache struct {
 	flight      singleflight.Group // per-key misses
 	lastVersion atomic.Uint64
 
-	deps *dependencies
-	feed ChangeFeed // nil when the store is not shared
+	deps  *dependencies
+	feed  ChangeFeed // nil when the store is not shared
+	watch watchers   // subscribers of keys (see Watch)
 
 	logMu      sync.Mutex
 	lastLogged map[string]logState // by store operation

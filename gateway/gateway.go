@@ -55,6 +55,10 @@ type Options struct {
 	// enforced on every surface (see auth.go). Nil: auth off, and every
 	// client may read, update and invalidate everything.
 	Auth *auth.Verifier
+	// Subscriptions configure GraphQL subscriptions over WebSocket at
+	// /graphql (bounds, keepalive, allowed origins); the token verifier is
+	// Auth.
+	Subscriptions graph.SubscriptionOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -119,7 +123,10 @@ func New(o Options) (*Server, error) {
 	} else if open := guard.Undeclared(); len(open) > 0 {
 		o.Logger.Warn("auth is on; these declare no policy and admit any valid token", "names", open)
 	}
+	subs := o.Subscriptions
+	subs.Verifier = o.Auth
 	gql, err := graph.NewHandler(graph.Options{
+		Subscriptions: subs, Registerer: o.Registerer,
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
@@ -250,6 +257,13 @@ var jsonContentType = []string{"application/json"}
 // handleGraphQL answers from the response cache when it can, else runs the
 // operation through gqlgen and keeps the response if it may be replayed.
 func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
+	if graph.IsWebSocket(r) {
+		// A subscription connection: no response cache, and no request
+		// timeout (it lives as long as the client wants; each product
+		// read for it is bounded on its own).
+		s.gql.ServeHTTP(w, r)
+		return
+	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
 		s.execute(w, r, nil, nil, 0)
 		return

@@ -34,6 +34,7 @@ type ResolverRoot interface {
 	AddTitlePayload() AddTitlePayloadResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -86,6 +87,16 @@ type ComplexityRoot struct {
 		TopAuthors  func(childComplexity int, n int) int
 	}
 
+	Subscription struct {
+		Author      func(childComplexity int, authorID int) int
+		AuthorIds   func(childComplexity int) int
+		AuthorStats func(childComplexity int, authorID int) int
+		MyTitles    func(childComplexity int) int
+		Product     func(childComplexity int, key string, sinceVersion *string) int
+		TitleList   func(childComplexity int, authorID int) int
+		TopAuthors  func(childComplexity int, n int) int
+	}
+
 	Title struct {
 		AuthorID func(childComplexity int) int
 		ID       func(childComplexity int) int
@@ -130,6 +141,15 @@ type QueryResolver interface {
 	AuthorIds(ctx context.Context) ([]int, error)
 	MyTitles(ctx context.Context) ([]*model.Title, error)
 	Product(ctx context.Context, key string) (*model.Product, error)
+}
+type SubscriptionResolver interface {
+	Product(ctx context.Context, key string, sinceVersion *string) (<-chan *model.Product, error)
+	TitleList(ctx context.Context, authorID int) (<-chan []*model.Title, error)
+	Author(ctx context.Context, authorID int) (<-chan *model.Author, error)
+	AuthorStats(ctx context.Context, authorID int) (<-chan *model.AuthorStats, error)
+	TopAuthors(ctx context.Context, n int) (<-chan []*model.TopAuthor, error)
+	AuthorIds(ctx context.Context) (<-chan []int, error)
+	MyTitles(ctx context.Context) (<-chan []*model.Title, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -370,6 +390,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.TopAuthors(childComplexity, args["n"].(int)), true
 
+	case "Subscription.author":
+		if e.ComplexityRoot.Subscription.Author == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_author_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Author(childComplexity, args["authorId"].(int)), true
+	case "Subscription.authorIds":
+		if e.ComplexityRoot.Subscription.AuthorIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.AuthorIds(childComplexity), true
+	case "Subscription.authorStats":
+		if e.ComplexityRoot.Subscription.AuthorStats == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_authorStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuthorStats(childComplexity, args["authorId"].(int)), true
+	case "Subscription.myTitles":
+		if e.ComplexityRoot.Subscription.MyTitles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyTitles(childComplexity), true
+	case "Subscription.product":
+		if e.ComplexityRoot.Subscription.Product == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_product_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Product(childComplexity, args["key"].(string), args["sinceVersion"].(*string)), true
+	case "Subscription.titleList":
+		if e.ComplexityRoot.Subscription.TitleList == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_titleList_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TitleList(childComplexity, args["authorId"].(int)), true
+	case "Subscription.topAuthors":
+		if e.ComplexityRoot.Subscription.TopAuthors == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_topAuthors_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TopAuthors(childComplexity, args["n"].(int)), true
+
 	case "Title.authorId":
 		if e.ComplexityRoot.Title.AuthorID == nil {
 			break
@@ -489,6 +577,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -577,6 +682,15 @@ type Mutation {
   invalidate(key: String!): Boolean!
 }
 
+# Subscriptions over WebSocket at /graphql (graphql-transport-ws and the
+# older graphql-ws). The productfield plugin adds one field per @product
+# query field (same name and arguments); see product_subscriptions.graphqls
+# in the generated schema.
+type Subscription {
+  "Pushes any product by key: its current value at once, then each new version, from any gateway. With sinceVersion (a version the client holds), nothing is sent until a newer version exists; a client that missed several gets the newest."
+  product(key: String!, sinceVersion: String): Product!
+}
+
 "A title. Identity (client caches): id."
 type Title {
   id: Int!
@@ -638,6 +752,34 @@ type UpdateResult {
   result: JSON
   "The affected products after their refresh (read-your-writes)."
   products: [Product!]!
+}
+`, BuiltIn: false},
+	{Name: "../product_subscriptions.graphqls", Input: `# Written by the productfield plugin: one subscription per @product query field.
+extend type Subscription {
+	"""
+	Pushes titleList: its current value at once, then each new version, from any gateway.
+	"""
+	titleList(authorId: Int!): [Title!] @product(name: "title_list")
+	"""
+	Pushes author: its current value at once, then each new version, from any gateway.
+	"""
+	author(authorId: Int!): Author @product(name: "author")
+	"""
+	Pushes authorStats: its current value at once, then each new version, from any gateway.
+	"""
+	authorStats(authorId: Int!): AuthorStats @product(name: "author_stats")
+	"""
+	Pushes topAuthors: its current value at once, then each new version, from any gateway.
+	"""
+	topAuthors(n: Int!): [TopAuthor!] @product(name: "top_authors")
+	"""
+	Pushes authorIds: its current value at once, then each new version, from any gateway.
+	"""
+	authorIds: [Int!] @product(name: "author_ids")
+	"""
+	Pushes myTitles: its current value at once, then each new version, from any gateway.
+	"""
+	myTitles: [Title!] @product(name: "my_titles")
 }
 `, BuiltIn: false},
 }
@@ -1010,6 +1152,84 @@ func (ec *executionContext) field_Query_titleList_args(ctx context.Context, rawA
 }
 
 func (ec *executionContext) field_Query_topAuthors_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "n",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["n"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_authorStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_author_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_product_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "sinceVersion",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sinceVersion"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_titleList_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_topAuthors_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "n",
@@ -2032,6 +2252,281 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_product(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Product(ctx, fc.Args["key"].(string), fc.Args["sinceVersion"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_product(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_product_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_titleList(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_titleList(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TitleList(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_titleList(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_titleList_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_author(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_author(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Author(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Author) graphql.Marshaler {
+			return ec.marshalOAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_author(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Author(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_author_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_authorStats(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_authorStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuthorStats(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
+			return ec.marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_authorStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthorStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_authorStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_topAuthors(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_topAuthors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TopAuthors(ctx, fc.Args["n"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {
+			return ec.marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_topAuthors(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TopAuthor(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_topAuthors_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_authorIds(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_authorIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().AuthorIds(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalOInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_authorIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Subscription", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Subscription_myTitles(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_myTitles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().MyTitles(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_myTitles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
 		},
 	}
 	return fc, nil
@@ -3968,6 +4463,38 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	})
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "product":
+		return ec._Subscription_product(ctx, fields[0])
+	case "titleList":
+		return ec._Subscription_titleList(ctx, fields[0])
+	case "author":
+		return ec._Subscription_author(ctx, fields[0])
+	case "authorStats":
+		return ec._Subscription_authorStats(ctx, fields[0])
+	case "topAuthors":
+		return ec._Subscription_topAuthors(ctx, fields[0])
+	case "authorIds":
+		return ec._Subscription_authorIds(ctx, fields[0])
+	case "myTitles":
+		return ec._Subscription_myTitles(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var titleImplementors = []string{"Title"}

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/rules"
@@ -42,6 +43,10 @@ type Options struct {
 	// the caller in the request's context (auth.WithPrincipal). Nil: auth
 	// off.
 	Guard *auth.Guard
+	// Subscriptions configure subscriptions over WebSocket.
+	Subscriptions SubscriptionOptions
+	// Registerer receives the subscription metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -53,11 +58,16 @@ func NewHandler(o Options) (http.Handler, error) {
 	if o.Guard == nil {
 		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
 	}
-	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard}})
+	subs, err := newSubscriptions(o)
+	if err != nil {
+		return nil, err
+	}
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}})
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
 	srv := handler.New(es)
+	srv.AddTransport(subs.transport())
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -102,6 +112,10 @@ func NewHandler(o Options) (http.Handler, error) {
 		return errors.New("internal error")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsWebSocket(r) {
+			srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, &connState{})))
+			return
+		}
 		ok, batch := checkBody(w, r, o.OnRefused, o.Limits.MaxBatch)
 		if !ok {
 			return

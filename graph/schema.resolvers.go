@@ -142,6 +142,11 @@ func (r *queryResolver) Product(ctx context.Context, key string) (*model.Product
 	return toProduct(res), nil
 }
 
+// Product is the resolver for the product field.
+func (r *subscriptionResolver) Product(ctx context.Context, key string, sinceVersion *string) (<-chan *model.Product, error) {
+	return subscribeKey(ctx, r.Resolver, key, sinceVersion)
+}
+
 // AddTitlePayload returns AddTitlePayloadResolver implementation.
 func (r *Resolver) AddTitlePayload() AddTitlePayloadResolver { return &addTitlePayloadResolver{r} }
 
@@ -151,8 +156,12 @@ func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
 	addTitlePayloadResolver struct{ *Resolver }
 	mutationResolver        struct{ *Resolver }
 	queryResolver           struct{ *Resolver }
+	subscriptionResolver    struct{ *Resolver }
 )

@@ -40,6 +40,9 @@ type Product struct {
 type Query struct {
 }
 
+type Subscription struct {
+}
+
 // A title. Identity (client caches): id.
 type Title struct {
 	ID       int    `json:"id"`

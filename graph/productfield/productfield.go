@@ -38,6 +38,9 @@ func (Plugin) Implement(prev string, f *codegen.Field) string {
 	if arg == nil || arg.Value == nil {
 		return fmt.Sprintf("panic(%q)", "@product on "+f.Name+" needs a name")
 	}
+	if body, ok := implementSubscription(f, arg.Value.Raw); ok {
+		return body
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "return resolveProduct[%s](ctx, r.Resolver, %q",
 		templates.CurrentImports.LookupType(f.TypeReference.GO), arg.Value.Raw)
