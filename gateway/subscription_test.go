@@ -452,4 +452,3 @@ func TestSubscriptionAuth(t *testing.T) {
 	short.data("own")
 	assert.Equal(t, websocket.StatusCode(4403), short.closeCode())
 }
-
