@@ -57,6 +57,8 @@ type serveConfig struct {
 	QueueLease, ComputeLease time.Duration
 	// Limits: what one request may cost (cmd_serve_limits.go).
 	Limits limitsConfig
+	// Browser: subscriptions and CORS (cmd_serve_browser.go).
+	Browser browserConfig
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given (auth_flags.go).
 	Auth authConfig
@@ -115,6 +117,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	limitFlags(fs, &c.Limits)
+	browserFlags(fs, &c.Browser)
 	authFlags(fs, &c.Auth)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
@@ -143,6 +146,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.WarmConcurrency <= 0 {
 		return c, errors.New("serve: --warm-concurrency must be positive")
+	}
+	if err := c.Browser.validate(); err != nil {
+		return c, err
 	}
 	if err := finishLimits(fs, &c); err != nil {
 		return c, err
@@ -269,6 +275,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		ReadyChecks:          prods.readyChecks,
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
+	cfg.Browser.gatewayOptions(&gopts)
 	gw, err := gateway.New(gopts)
 	if err != nil {
 		return err

@@ -59,6 +59,10 @@ type Options struct {
 	// /graphql (bounds, keepalive, allowed origins); the token verifier is
 	// Auth.
 	Subscriptions graph.SubscriptionOptions
+	// CORSOrigins are the browser origins (https://app.example.com,
+	// https://*.example.com, * for any) allowed to call the gateway and to
+	// open subscriptions; empty: same origin only.
+	CORSOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -95,6 +99,7 @@ type Server struct {
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
 	mux   *http.ServeMux
+	authd http.Handler // serveAuthenticated, behind CORS when origins are set
 
 	rcHits, rcMisses, rcStores prometheus.Counter
 	limits                     *limitMetrics
@@ -125,6 +130,7 @@ func New(o Options) (*Server, error) {
 	}
 	subs := o.Subscriptions
 	subs.Verifier = o.Auth
+	subs.OriginPatterns = o.CORSOrigins
 	gql, err := graph.NewHandler(graph.Options{
 		Subscriptions: subs, Registerer: o.Registerer,
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
@@ -137,6 +143,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.authd = http.HandlerFunc(s.serveAuthenticated)
+	if c := newCORS(o.CORSOrigins); c != nil {
+		// Before auth: a refused token's 401 must still be readable by
+		// the page that sent it.
+		s.authd = c.Handler(s.authd)
+	}
 	if o.ResponseCacheBytes > 0 {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
 			return nil, err
@@ -179,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
-	s.serveAuthenticated(w, r)
+	s.authd.ServeHTTP(w, r)
 }
 
 // NewHTTPServer returns an http.Server for h with timeouts set, so that slow
