@@ -62,7 +62,7 @@ func here() string {
 const author = 3
 
 func TestExamplesInChromium(t *testing.T) {
-	for _, name := range []string{"react-apollo", "react-urql"} {
+	for _, name := range []string{"react-apollo", "react-urql", "angular-apollo"} {
 		t.Run(name, func(t *testing.T) {
 			dist := buildExample(t, name)
 			app := httptest.NewServer(http.FileServer(http.Dir(dist)))
