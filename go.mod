@@ -46,3 +46,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 )
+
+// An npm package may ship .go files: ./... must not see the
+// examples' and browser tests' node_modules.
+ignore node_modules
