@@ -1,8 +1,10 @@
 // An example app (examples/<name>, built and served from another origin
-// than the gateway) in headless chromium: it shows the author's titles with
-// their freshness; a title added through the typed mutation appears with no
-// refetch (the mutation is the only request); a row inserted in Postgres
-// appears within a second, pushed over the subscription, with no reload.
+// than the gateway) in headless chromium. First with its subscriptions off
+// (?live=0, no WebSocket at all), so that only the typed mutation's payload
+// can update the page: it shows the author's titles with their freshness,
+// and a title added with the form appears with no refetch (the mutation is
+// the only request). Then live: a row inserted in Postgres appears within a
+// second, pushed over the subscription, with no reload and no request.
 // Screenshots go to the given directory.
 //   node example.mjs APP_URL INSERT_URL SHOT_DIR
 import { open, check } from './lib.mjs';
@@ -22,8 +24,10 @@ try {
   });
   let navigations = 0;
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
 
-  await page.goto(appURL);
+  await page.goto(appURL + '&live=0');
   const list = page.getByTestId('titles');
   const items = list.locator('li');
   await items.first().waitFor({ timeout: 20000 });
@@ -34,8 +38,7 @@ try {
   check(['fresh', 'stale'].includes((await page.getByTestId('stale').textContent()).trim()), 'and whether it is stale');
   const stats0 = await page.getByTestId('stats').textContent();
   check(stats0.includes(`${n0} titles`), `the statistics agree: ${stats0}`);
-  await page.getByTestId('live').getByText('live', { exact: true }).waitFor({ timeout: 20000 });
-  check(true, 'the subscriptions delivered their first value');
+  check((await page.getByTestId('live').textContent()).trim() === 'not subscribed', 'with its subscriptions off');
   await page.screenshot({ path: `${shots}/1-loaded.png`, fullPage: true });
 
   // Add a title through the typed mutation.
@@ -52,7 +55,17 @@ try {
   check(BigInt(v1) > BigInt(v0), `the freshness shows the new version (${v0} -> ${v1}): Product replaced by its key`);
   const sent = ops.slice(before);
   check(sent.length === 1 && sent[0] === 'AddTitle', `the mutation was the only request, no refetch (sent: ${sent.join(', ')})`);
+  check(sockets.length === 0, `no WebSocket was opened: the payload alone updated the page (${sockets.join(', ')})`);
   await page.screenshot({ path: `${shots}/2-added.png`, fullPage: true });
+
+  // Live: the same app with its subscriptions.
+  await page.goto(appURL);
+  await items.first().waitFor({ timeout: 20000 });
+  await page.getByTestId('live').getByText('live', { exact: true }).waitFor({ timeout: 20000 });
+  check(sockets.length === 1, `the subscriptions delivered their first value over one WebSocket (${sockets.join(', ')})`);
+  check((await items.count()) === n0 + 1, 'the added title is still there');
+  const navigated = navigations;
+  const requested = ops.length;
 
   // A row inserted with SQL, nobody telling the gateway: pushed to the page.
   await page.evaluate(() => { window.kckSameDocument = true; });
@@ -65,8 +78,8 @@ try {
   console.log(`pushed: ${ms} ms from commit to the page`);
   check(ms <= 1000, `the page shows the inserted row within a second (${ms} ms)`);
   check((await items.count()) === n0 + 2, 'both new titles are listed');
-  check(await page.evaluate(() => window.kckSameDocument === true) && navigations === 1, 'with no reload');
-  check(ops.length === before + 1, 'and no request over HTTP: it came over the subscription');
+  check(await page.evaluate(() => window.kckSameDocument === true) && navigations === navigated, 'with no reload');
+  check(ops.length === requested, 'and no request over HTTP: it came over the subscription');
   await page.screenshot({ path: `${shots}/3-live.png`, fullPage: true });
 
   check(outside.length === 0, `nothing loaded from outside (${outside.join(', ')})`);

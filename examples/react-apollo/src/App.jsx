@@ -43,7 +43,7 @@ const LIVE_FRESHNESS = gql`
   }
 `;
 
-export function App({ authorId }) {
+export function App({ authorId, live: subscribe }) {
   const variables = { authorId, key: `title_list/${authorId}` };
   const { data, error, loading } = useQuery(TITLES, { variables });
   const [addTitle, added] = useMutation(ADD_TITLE, {
@@ -54,13 +54,14 @@ export function App({ authorId }) {
   });
   const live = useSubscription(LIVE_TITLES, {
     variables: { authorId },
+    skip: !subscribe,
     onData({ client, data: d }) {
       const titleList = d.data?.titleList;
       if (titleList) client.cache.updateQuery({ query: TITLES, variables }, (q) => q && { ...q, titleList });
     },
   });
-  useSubscription(LIVE_STATS, { variables: { authorId } });
-  useSubscription(LIVE_FRESHNESS, { variables: { key: variables.key } });
+  useSubscription(LIVE_STATS, { variables: { authorId }, skip: !subscribe });
+  useSubscription(LIVE_FRESHNESS, { variables: { key: variables.key }, skip: !subscribe });
   const [title, setTitle] = useState('');
   const [year, setYear] = useState(String(new Date().getFullYear()));
 
@@ -81,7 +82,7 @@ export function App({ authorId }) {
   return (
     <main>
       <h1>Titles of author {authorId}</h1>
-      <p data-testid="live">{live.error ? `not live: ${live.error.message}` : live.data ? 'live' : 'connecting…'}</p>
+      <p data-testid="live">{!subscribe ? 'not subscribed' : live.error ? `not live: ${live.error.message}` : live.data ? 'live' : 'connecting…'}</p>
       <p data-testid="stats">
         {authorStats ? `${authorStats.titleCount} titles, the latest from ${authorStats.lastYear}` : 'no statistics'}
       </p>

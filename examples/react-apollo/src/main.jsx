@@ -10,6 +10,8 @@ import { App } from './App.jsx';
 const params = new URLSearchParams(location.search);
 const gateway = params.get('gateway') || import.meta.env.VITE_KCK_URL || 'http://localhost:8080';
 const authorId = Number(params.get('author') || 42);
+// ?live=0: no subscriptions (the browser test checks read-your-writes alone).
+const live = params.get('live') !== '0';
 
 // Queries and mutations over HTTP, subscriptions over graphql-ws.
 const http = new HttpLink({ uri: `${gateway}/graphql` });
@@ -33,7 +35,7 @@ const client = new ApolloClient({ link, cache });
 createRoot(document.getElementById('root')).render(
   <StrictMode>
     <ApolloProvider client={client}>
-      <App authorId={authorId} />
+      <App authorId={authorId} live={live} />
     </ApolloProvider>
   </StrictMode>,
 );

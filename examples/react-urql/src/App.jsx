@@ -40,13 +40,13 @@ const LIVE_FRESHNESS = gql`
   }
 `;
 
-export function App({ authorId }) {
+export function App({ authorId, live: subscribe }) {
   const key = `title_list/${authorId}`;
   const [{ data, error, fetching }] = useQuery({ query: TITLES, variables: { authorId, key } });
   const [added, addTitle] = useMutation(ADD_TITLE);
-  const [live] = useSubscription({ query: LIVE_TITLES, variables: { authorId } });
-  useSubscription({ query: LIVE_STATS, variables: { authorId } });
-  useSubscription({ query: LIVE_FRESHNESS, variables: { key } });
+  const [live] = useSubscription({ query: LIVE_TITLES, variables: { authorId }, pause: !subscribe });
+  useSubscription({ query: LIVE_STATS, variables: { authorId }, pause: !subscribe });
+  useSubscription({ query: LIVE_FRESHNESS, variables: { key }, pause: !subscribe });
   const [title, setTitle] = useState('');
   const [year, setYear] = useState(String(new Date().getFullYear()));
 
@@ -63,7 +63,7 @@ export function App({ authorId }) {
   return (
     <main>
       <h1>Titles of author {authorId}</h1>
-      <p data-testid="live">{live.error ? `not live: ${live.error.message}` : live.data ? 'live' : 'connecting…'}</p>
+      <p data-testid="live">{!subscribe ? 'not subscribed' : live.error ? `not live: ${live.error.message}` : live.data ? 'live' : 'connecting…'}</p>
       <p data-testid="stats">
         {authorStats ? `${authorStats.titleCount} titles, the latest from ${authorStats.lastYear}` : 'no statistics'}
       </p>

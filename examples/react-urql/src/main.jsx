@@ -9,6 +9,8 @@ import { App, TITLES } from './App.jsx';
 const params = new URLSearchParams(location.search);
 const gateway = params.get('gateway') || import.meta.env.VITE_KCK_URL || 'http://localhost:8080';
 const authorId = Number(params.get('author') || 42);
+// ?live=0: no subscriptions (the browser test checks read-your-writes alone).
+const live = params.get('live') !== '0';
 
 const ws = createClient({ url: `${gateway.replace(/^http/, 'ws')}/graphql` });
 
@@ -57,7 +59,7 @@ const client = new Client({
 createRoot(document.getElementById('root')).render(
   <StrictMode>
     <Provider value={client}>
-      <App authorId={authorId} />
+      <App authorId={authorId} live={live} />
     </Provider>
   </StrictMode>,
 );

@@ -10,6 +10,8 @@ import { createClient } from 'graphql-ws';
 const params = new URLSearchParams(location.search);
 export const gateway = params.get('gateway') || 'http://localhost:8080';
 export const authorId = Number(params.get('author') || 42);
+// ?live=0: no subscriptions (the browser test checks read-your-writes alone).
+export const live = params.get('live') !== '0';
 
 export const appConfig: ApplicationConfig = {
   providers: [

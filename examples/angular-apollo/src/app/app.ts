@@ -3,7 +3,7 @@ import { takeUntilDestroyed, toSignal } from '@angular/core/rxjs-interop';
 import { FormsModule } from '@angular/forms';
 import { Apollo, gql } from 'apollo-angular';
 import { map } from 'rxjs';
-import { authorId } from './app.config';
+import { authorId, live } from './app.config';
 
 interface Title { id: number; title: string; year: number }
 interface Stats { authorId: number; titleCount: number; lastYear: number }
@@ -102,6 +102,10 @@ export class App {
   year = new Date().getFullYear();
 
   constructor() {
+    if (!live) {
+      this.live.set('not subscribed');
+      return;
+    }
     this.apollo
       .subscribe<{ titleList: Title[] | null }>({ query: LIVE_TITLES, variables: { authorId } })
       .pipe(takeUntilDestroyed(this.destroyRef))
