@@ -187,6 +187,9 @@ func (c *Cache) Close() error {
 // Registry returns the product declarations the cache serves.
 func (c *Cache) Registry() *primers.Registry { return c.reg }
 
+// Now is the time on the cache's clock (expiries are on it).
+func (c *Cache) Now() time.Time { return c.clock.Now() }
+
 // Store returns the shared tier.
 func (c *Cache) Store() Store { return c.store }
 

@@ -319,6 +319,10 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		s.rcHits.Inc()
 		hdr := w.Header()
 		hdr["Content-Type"] = e.contentType
+		if r.Method == http.MethodGet {
+			s.writeGET(w, r, e.body, e.reads, false)
+			return
+		}
 		_, _ = w.Write(e.body)
 		return
 	}
@@ -326,13 +330,24 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	s.execute(w, r, body, ident, h)
 }
 
+// requestContext bounds one request: its time and the primer runs it may
+// cause; the collector notes the products it reads.
+func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc, *graph.Collector) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
+	ctx, col := graph.WithCollector(ctx)
+	return ctx, cancel, col
+}
+
 // execute runs the request through gqlgen. With an ident, it records the
 // response and keeps it when the operation allows.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, body, ident []byte, h uint64) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	if r.Method == http.MethodGet {
+		s.executeGET(w, r, ident, h)
+		return
+	}
+	ctx, cancel, col := s.requestContext(r)
 	defer cancel()
-	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
-	ctx, col := graph.WithCollector(ctx)
 	r = r.WithContext(ctx)
 	if body != nil {
 		r.Body = readCloser{bytes.NewReader(body)}

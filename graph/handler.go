@@ -125,7 +125,7 @@ func NewHandler(o Options) (http.Handler, error) {
 			serveBatch(w, r.WithContext(ctx), batch, srv, col)
 			return
 		}
-		srv.ServeHTTP(w, r.WithContext(ctx))
+		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
 	}), nil
 }
 
@@ -146,7 +146,15 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 			return gqlErr
 		}
 		ge := graphql.DefaultErrorPresenter(ctx, err)
-		cls := apierror.Classify(err)
+		// A resolver's error arrives wrapped in a gqlerror whose Error()
+		// starts with the location and path ("input:2:3: titleList ...");
+		// the message is the cause's alone (locations and path have their
+		// own entries).
+		cause := err
+		if errors.As(err, &gqlErr) && gqlErr.Err != nil {
+			cause = gqlErr.Err
+		}
+		cls := apierror.Classify(cause)
 		if cls.Code == apierror.Internal {
 			logger.Error("graphql resolver error", "path", ge.Path.String(), "err", err)
 		}
@@ -189,6 +197,9 @@ func (freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHan
 		op = graphql.GetOperationContext(ctx)
 	}
 	c.setCacheable(op != nil && op.Operation != nil && op.Operation.Operation == ast.Query && len(resp.Errors) == 0)
+	if resp.Data != nil { // nil: refused before execution (gqlgen's DispatchError)
+		c.setRan(len(resp.Errors) > 0)
+	}
 	if reads := c.Reads(); len(reads) > 0 {
 		if resp.Extensions == nil {
 			resp.Extensions = map[string]any{}
