@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/source"
@@ -175,4 +178,23 @@ func titlesOf(ts []struct{ Title string }) []string {
 		out[i] = x.Title
 	}
 	return out
+}
+
+// graphql-ws's own client, in Node (browser/graphql-ws.mjs), against two
+// gateways of one cluster: a row inserted in Postgres (through a helper the
+// script calls), an updater on the other gateway, and sinceVersion.
+func TestGraphQLWSClientAcrossGateways(t *testing.T) {
+	t.Parallel()
+	a, b, pgURL := gatewayPair(t)
+	pool, err := source.Open(context.Background(), pgURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	insert := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := pool.Exec(r.Context(), `INSERT INTO titles (author_id, title, year) VALUES (7, $1, 2030)`, r.URL.Query().Get("title"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	defer insert.Close()
+	browsertest.Run(t, t.Context(), "graphql-ws.mjs", a, b, insert.URL)
 }

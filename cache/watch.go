@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/maypok86/otter/v2"
 
@@ -113,33 +114,42 @@ func (c *Cache) Watch(key string) (*Watch, error) {
 // notify tells key's watchers that it has a new version (or was deleted).
 func (c *Cache) notify(key string, version uint64) { c.watch.notify(key, version) }
 
-// GetAtLeast reads key like Get, but when the in-process tier holds a
-// version older than min (a change another gateway published has not
-// reached this gateway's copy yet, or a slower read put the old one back),
-// that copy is dropped and the key is read again from the store. The result
-// may still be older than min when the store does not have it yet.
+// GetAtLeast reads key like Get, but when what it gets is older than min
+// (a version a change announced), it drops an older in-process copy and
+// reads again, a few times, PollInterval apart: the copy may not have
+// heard of the change yet, a slower read may have put the old value back,
+// or the read may have joined a load that began before the change. It
+// returns the newest it got; that may still be older than min when the
+// store does not have min yet.
 func (c *Cache) GetAtLeast(ctx context.Context, key string, min uint64) (Result, error) {
-	r, err := c.Get(ctx, key)
-	if err != nil || r.Version >= min {
-		return r, err
-	}
-	dropped := false
-	c.mem.Compute(r.Key, func(e *Entry, found bool) (*Entry, otter.ComputeOp) {
-		if found && e.Version < min {
-			dropped = true
-			return nil, otter.InvalidateOp
+	var last Result
+	for attempt := range 4 {
+		if attempt > 0 {
+			t := time.NewTimer(c.opts.PollInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return last, nil
+			case <-t.C:
+			}
 		}
-		return e, otter.CancelOp
-	})
-	if !dropped {
-		return r, nil
-	}
-	r2, err := c.Get(ctx, key)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return Result{}, err
+		r, err := c.Get(ctx, key)
+		if err != nil {
+			if last.Entry != nil && !errors.Is(err, context.Canceled) {
+				return last, nil // keep what we had rather than lose the subscriber's value
+			}
+			return r, err
 		}
-		return r, nil // keep what we had rather than lose the subscriber's value
+		if r.Version >= min {
+			return r, nil
+		}
+		last = r
+		c.mem.Compute(r.Key, func(e *Entry, found bool) (*Entry, otter.ComputeOp) {
+			if found && e.Version < min {
+				return nil, otter.InvalidateOp
+			}
+			return e, otter.CancelOp
+		})
 	}
-	return r2, nil
+	return last, nil
 }

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -47,4 +48,30 @@ func TestWatchCoalescesIntoOneSlot(t *testing.T) {
 	_, err = c.Refresh(ctx, "square/12")
 	require.NoError(t, err)
 	require.Empty(t, w.C, "a stopped watch hears nothing")
+}
+
+// GetAtLeast reads past an in-process copy older than the version a change
+// announced: here another cache (another gateway) wrote the store.
+func TestGetAtLeastReadsPastAnOldCopy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	a, b := f.cache(t), f.cache(t)
+	ctx := context.Background()
+	old, err := a.Get(ctx, "square/3")
+	require.NoError(t, err)
+	f.clock.Advance(time.Second)
+	fresh, err := b.Refresh(ctx, "square/3")
+	require.NoError(t, err)
+	require.Greater(t, fresh.Version, old.Version)
+
+	r, err := a.Get(ctx, "square/3")
+	require.NoError(t, err)
+	require.Equal(t, old.Version, r.Version, "a still holds its copy")
+	r, err = a.GetAtLeast(ctx, "square/3", fresh.Version)
+	require.NoError(t, err)
+	require.Equal(t, fresh.Version, r.Version)
+	r, err = a.GetAtLeast(ctx, "square/3", fresh.Version+1000)
+	require.NoError(t, err, "a version the store does not have yet: the newest there is")
+	require.Equal(t, fresh.Version, r.Version)
 }

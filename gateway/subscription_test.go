@@ -468,3 +468,55 @@ func TestSubscriptionAuth(t *testing.T) {
 	short.data("own")
 	assert.Equal(t, websocket.StatusCode(4403), short.closeCode())
 }
+
+// Keepalive: "ka" on graphql-ws; a ping on graphql-transport-ws, and a
+// client that never answers with pong is disconnected.
+func TestSubscriptionKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) { o.Subscriptions.KeepAlive = 50 * time.Millisecond })
+	raw := func(c *wsClient) (wsMsg, error) {
+		_, b, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return wsMsg{}, err
+		}
+		var m wsMsg
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m, nil
+	}
+	legacy := dialWS(t, e.url, true, nil)
+	for kas := 0; kas < 3; {
+		m, err := raw(legacy)
+		require.NoError(t, err)
+		if m.Type == "ka" {
+			kas++
+		}
+	}
+
+	c := dialWS(t, e.url, false, nil)
+	m, err := raw(c)
+	require.NoError(t, err)
+	require.Equal(t, "ping", m.Type)
+	c.send(wsMsg{Type: "pong"})
+	for {
+		m, err := raw(c)
+		if err != nil {
+			break // no pong for two intervals: the server hung up
+		}
+		require.Equal(t, "ping", m.Type, "nothing but pings on an idle connection")
+	}
+	// A client that answers stays connected.
+	ok := dialWS(t, e.url, false, nil)
+	ok.subscribe("1", `subscription { product(key: "counted/1") { version } }`, nil)
+	ok.data("1")
+	deadline := time.Now().Add(500 * time.Millisecond)
+	pings := 0
+	for time.Now().Before(deadline) {
+		m, err := raw(ok)
+		require.NoError(t, err, "answered pings keep the connection")
+		if m.Type == "ping" {
+			pings++
+			ok.send(wsMsg{Type: "pong"})
+		}
+	}
+	assert.GreaterOrEqual(t, pings, 2)
+}
