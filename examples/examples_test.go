@@ -61,8 +61,13 @@ func here() string {
 // The author whose titles the apps show (their ?author=).
 const author = 3
 
+// Every folder of examples/ with a package.json is an example app.
 func TestExamplesInChromium(t *testing.T) {
-	for _, name := range []string{"react-apollo", "react-urql", "angular-apollo"} {
+	apps, err := filepath.Glob(filepath.Join(here(), "*", "package.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, apps)
+	for _, app := range apps {
+		name := filepath.Base(filepath.Dir(app))
 		t.Run(name, func(t *testing.T) {
 			dist := buildExample(t, name)
 			app := httptest.NewServer(http.FileServer(http.Dir(dist)))
