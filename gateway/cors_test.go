@@ -69,3 +69,18 @@ func TestCORSAnyOriginAndOff(t *testing.T) {
 	_, err = tryDialWS(t, off.url, false, nil, http.Header{"Origin": {"http://localhost:5173"}})
 	require.Error(t, err, "a cross-origin WebSocket is refused by default")
 }
+
+// A refused token's 401 carries the CORS grant, so the page can read why;
+// its WWW-Authenticate is exposed.
+func TestCORSOnAuthErrors(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t, func(o *gateway.Options) { o.CORSOrigins = []string{"http://localhost:5173"} })
+	r := e.do(t, "POST", "/graphql", statsQuery, "Origin", "http://localhost:5173", "Authorization", "Bearer not.a.jwt")
+	require.Equal(t, http.StatusUnauthorized, r.status, r.body)
+	assert.Equal(t, "http://localhost:5173", r.header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, r.header.Get("Access-Control-Expose-Headers"), "Www-Authenticate")
+	// The preflight of a request with a token needs no token.
+	pre := e.do(t, "OPTIONS", "/graphql", "", "Origin", "http://localhost:5173",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type")
+	assert.Equal(t, http.StatusNoContent, pre.status)
+}

@@ -235,8 +235,25 @@ func TestSubscriptionPushesNewVersions(t *testing.T) {
 		t.Run(map[bool]string{false: "graphql-transport-ws", true: "graphql-ws"}[legacy], func(t *testing.T) {
 			c := dialWS(t, e.url, legacy, nil)
 			c.subscribe("1", titlesSub, map[string]any{"a": 42})
-			first := titlesOf(t, c.data("1"))
+			typ, raw := c.next("1")
+			require.Contains(t, []string{"next", "data"}, typ)
+			var msg struct {
+				Data       map[string]json.RawMessage
+				Extensions struct {
+					KCK struct {
+						Products []struct{ Key, Version string }
+					}
+				}
+			}
+			require.NoError(t, json.Unmarshal(raw, &msg))
+			first := titlesOf(t, msg.Data)
 			require.NotEmpty(t, first)
+			// Each message lists its product's freshness, as a query does.
+			require.Len(t, msg.Extensions.KCK.Products, 1, "%s", raw)
+			assert.Equal(t, "title_list/42", msg.Extensions.KCK.Products[0].Key)
+			cur, ok := e.cache.Peek("title_list/42")
+			require.True(t, ok)
+			assert.Equal(t, strconv.FormatUint(cur, 10), msg.Extensions.KCK.Products[0].Version)
 			name := "Pushed " + strconv.FormatBool(legacy)
 			e.addTitle(t, 42, name)
 			second := titlesOf(t, c.data("1"))
@@ -340,8 +357,20 @@ func TestSubscriptionSlowConsumerGetsTheNewest(t *testing.T) {
 	}
 	got := 0
 	for prev < newest {
-		v := version(t, productOf(t, c.data("s")).Version)
+		typ, raw := c.next("s")
+		require.Equal(t, "next", typ)
+		var msg struct {
+			Data       map[string]json.RawMessage
+			Extensions struct {
+				KCK struct{ Products []struct{ Version string } }
+			}
+		}
+		require.NoError(t, json.Unmarshal(raw, &msg))
+		pv := productOf(t, msg.Data).Version
+		v := version(t, pv)
 		require.Greater(t, v, prev, "versions arrive newer each time")
+		require.Len(t, msg.Extensions.KCK.Products, 1)
+		require.Equal(t, pv, msg.Extensions.KCK.Products[0].Version, "each message's extensions are its own value's")
 		prev = v
 		got++
 	}

@@ -105,7 +105,7 @@ func NewHandler(o Options) (http.Handler, error) {
 		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
 		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused,
 	})
-	srv.Use(freshness{})
+	srv.Use(freshness{subs: subs})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -175,7 +175,7 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 
 // freshness adds extensions.kck.products to every response that read
 // products, and marks whether the response may be replayed from cache.
-type freshness struct{}
+type freshness struct{ subs *subscriptions }
 
 var (
 	_ graphql.HandlerExtension    = freshness{}
@@ -184,8 +184,17 @@ var (
 
 func (freshness) ExtensionName() string                   { return "KCKFreshness" }
 func (freshness) Validate(graphql.ExecutableSchema) error { return nil }
-func (freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+func (f freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
+	if resp != nil && f.subs != nil && graphql.HasOperationContext(ctx) {
+		if rd, ok := f.subs.popRead(graphql.GetOperationContext(ctx)); ok {
+			// A subscription's message: the product version it carries.
+			if resp.Extensions == nil {
+				resp.Extensions = map[string]any{}
+			}
+			resp.Extensions["kck"] = map[string]any{"products": []Read{rd}}
+		}
+	}
 	c := CollectorFrom(ctx)
 	if resp == nil || c == nil {
 		return resp

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,6 +127,56 @@ type subscriptions struct {
 
 	active prometheus.Gauge
 	sent   prometheus.Counter
+
+	// pending holds, per subscription operation, the freshness of the
+	// values handed to gqlgen and not yet written, so that each message
+	// lists its product in extensions.kck.products like a query's
+	// response (see freshness). At most two per subscription.
+	pending sync.Map // *graphql.OperationContext -> *readQueue
+}
+
+type readQueue struct {
+	mu sync.Mutex
+	q  []Read
+}
+
+func (s *subscriptions) queue(op *graphql.OperationContext) *readQueue {
+	q, _ := s.pending.LoadOrStore(op, &readQueue{})
+	return q.(*readQueue)
+}
+
+// pushRead notes the freshness of the value about to be sent.
+func (q *readQueue) push(r cache.Result) {
+	q.mu.Lock()
+	q.q = append(q.q, Read{Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
+		ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt})
+	q.mu.Unlock()
+}
+
+// unpush takes back the last push: its value was not taken.
+func (q *readQueue) unpush() {
+	q.mu.Lock()
+	if n := len(q.q); n > 0 {
+		q.q = q.q[:n-1]
+	}
+	q.mu.Unlock()
+}
+
+// popRead returns the freshness of the value of op's next message.
+func (s *subscriptions) popRead(op *graphql.OperationContext) (Read, bool) {
+	v, ok := s.pending.Load(op)
+	if !ok {
+		return Read{}, false
+	}
+	q := v.(*readQueue)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 {
+		return Read{}, false
+	}
+	rd := q.q[0]
+	q.q = q.q[1:]
+	return rd, true
 }
 
 // connState is one WebSocket connection's: its socket (to close it with a
@@ -369,9 +420,18 @@ func follow[T any](ctx context.Context, r *Resolver, key string, since uint64, c
 		return nil, err
 	}
 	out := make(chan T)
+	var reads *readQueue
+	var op *graphql.OperationContext
+	if graphql.HasOperationContext(ctx) {
+		op = graphql.GetOperationContext(ctx)
+		reads = s.queue(op)
+	}
 	go func() {
 		defer release()
 		defer w.Stop()
+		if op != nil {
+			defer s.pending.Delete(op)
+		}
 		// The transport stops reading when ctx ends; closing tells it
 		// the stream is over.
 		defer close(out)
@@ -384,6 +444,9 @@ func follow[T any](ctx context.Context, r *Resolver, key string, since uint64, c
 					s.log.Error("subscription: cannot convert product", "key", key, "err", err)
 					return
 				}
+				if reads != nil {
+					reads.push(cur)
+				}
 				select {
 				case out <- v:
 					last = cur.Version
@@ -391,6 +454,9 @@ func follow[T any](ctx context.Context, r *Resolver, key string, since uint64, c
 				case <-w.C:
 					// A newer version came while the client was slow:
 					// read it and offer that instead.
+					if reads != nil {
+						reads.unpush()
+					}
 					cur = s.next(read, w, key, cur)
 					continue
 				case <-ctx.Done():
