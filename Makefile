@@ -19,13 +19,22 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # The suite runs against real services: PostgreSQL (installed and started when
 # absent) and a 3-node Cassandra cluster (reused when one runs, started otherwise).
 # The e2e package runs last, alone: its node-loss test stops a Cassandra node,
-# which would reset the connections of tests running beside it.
+# which would reset the connections of tests running beside it. Test artefacts
+# (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate ## The whole suite: lint, generated code up to date, services up, go test -race ./... (e2e last)
+test: lint check-generate examples ## The whole suite: lint, generated code up to date, services up, go test -race ./... (e2e last)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
-		$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e$$) && \
+		mkdir -p .test-artifacts && \
+		$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/.test-artifacts $$($(GO) list ./... | grep -v /e2e$$) && \
 		$(GO) test -race -count=1 -timeout 20m ./e2e/
+
+# Built before the tests (not while they run, on a busy machine); the browser
+# tests call the same script, which skips an example whose build is newer than
+# its sources.
+.PHONY: examples
+examples: ## Build the example apps in examples/ (npm ci + production build; skipped when up to date)
+	for p in examples/*/package.json; do ./examples/build.sh $$(basename $$(dirname $$p)) >/dev/null || exit 1; done
 
 .PHONY: test-short
 test-short: ## go test -race ./... without lint

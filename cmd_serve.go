@@ -57,6 +57,8 @@ type serveConfig struct {
 	QueueLease, ComputeLease time.Duration
 	// Limits: what one request may cost (cmd_serve_limits.go).
 	Limits limitsConfig
+	// Browser: subscriptions and CORS (cmd_serve_browser.go).
+	Browser browserConfig
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given (auth_flags.go).
 	Auth authConfig
@@ -117,6 +119,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", envInt("KCK_CASSANDRA_REPLICATION_FACTOR", 1), "with --migrate: replication factor of a new keyspace (KCK_CASSANDRA_REPLICATION_FACTOR)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("KCK_MIGRATE", false), "with --store cassandra: create the keyspace and tables first (KCK_MIGRATE)")
 	limitFlags(fs, &c.Limits)
+	browserFlags(fs, &c.Browser)
 	authFlags(fs, &c.Auth)
 	fs.BoolVar(&c.Admin, "admin", envBool("KCK_ADMIN", true), "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for (KCK_ADMIN)")
 	fs.Usage = func() {
@@ -146,6 +149,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.WarmConcurrency <= 0 {
 		return c, errors.New("serve: --warm-concurrency must be positive")
+	}
+	if err := c.Browser.validate(); err != nil {
+		return c, err
 	}
 	if err := finishLimits(fs, &c); err != nil {
 		return c, err
@@ -273,6 +279,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, ready chan<- 
 		ReadyChecks:          prods.readyChecks,
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
+	cfg.Browser.gatewayOptions(&gopts)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err

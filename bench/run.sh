@@ -76,6 +76,8 @@ go build -o "$work/freshlag" ./bench/cmd/freshlag
 port=$(free_port)
 start_gateway "$port" --postgres-url "$pg_url"
 "$work/freshlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
+go build -o "$work/pushlag" ./bench/cmd/pushlag
+"$work/pushlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
 kill "${pids[-1]}"
 
 echo "== Cassandra store against raw gocql statements, same table, same run"

@@ -101,8 +101,9 @@ type Cache struct {
 	flight      singleflight.Group // per-key misses
 	lastVersion atomic.Uint64
 
-	deps *dependencies
-	feed ChangeFeed // nil when the store is not shared
+	deps  *dependencies
+	feed  ChangeFeed // nil when the store is not shared
+	watch watchers   // subscribers of keys (see Watch)
 
 	logMu      sync.Mutex
 	lastLogged map[string]logState // by store operation
@@ -185,6 +186,9 @@ func (c *Cache) Close() error {
 
 // Registry returns the product declarations the cache serves.
 func (c *Cache) Registry() *primers.Registry { return c.reg }
+
+// Now is the time on the cache's clock (expiries are on it).
+func (c *Cache) Now() time.Time { return c.clock.Now() }
 
 // Store returns the shared tier.
 func (c *Cache) Store() Store { return c.store }

@@ -38,6 +38,7 @@ type ChangeFeed interface {
 const feedOverlap = 2 * time.Second
 
 func (c *Cache) publish(ctx context.Context, key string, version uint64) {
+	c.notify(key, version)
 	if c.feed == nil {
 		return
 	}
@@ -73,6 +74,7 @@ func (c *Cache) followFeed() {
 		for _, ch := range changes {
 			if ch.Origin != c.opts.Owner {
 				c.applyChange(ch)
+				c.notify(ch.Key, ch.Version)
 			}
 		}
 	}

@@ -137,7 +137,7 @@ type authEnv struct {
 // slow_mine, a per-user product whose primer waits for company. Tokens
 // verify with an HS256 secret, a static RSA key, an ES256 and an EdDSA key,
 // and a JWKS served by the test (kid "a"); iss kck-test, aud kck.
-func newAuthEnv(t *testing.T) *authEnv {
+func newAuthEnv(t *testing.T, mod ...func(*gateway.Options)) *authEnv {
 	t.Helper()
 	k := keysOnce()
 	e := &authEnv{env: &env{ds: demo.NewDataset(), metrics: prometheus.NewRegistry()}, keys: k, clock: newClock(),
@@ -179,10 +179,14 @@ func newAuthEnv(t *testing.T) *authEnv {
 	})
 	require.NoError(t, err)
 	t.Cleanup(e.verifier.Close)
-	e.srv, err = gateway.New(gateway.Options{
+	o := gateway.Options{
 		Cache: e.cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: e.metrics, Gatherer: e.metrics, Auth: e.verifier, RequestTimeout: 20 * time.Second,
-	})
+	}
+	for _, m := range mod {
+		m(&o)
+	}
+	e.srv, err = gateway.New(o)
 	require.NoError(t, err)
 	hs := httptest.NewServer(e.srv)
 	t.Cleanup(hs.Close)

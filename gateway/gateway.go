@@ -59,6 +59,14 @@ type Options struct {
 	// /admin and /admin/ behind the operator gate: scope kck:admin with
 	// auth on, open with auth off (enabling it is the caller's choice).
 	Admin http.Handler
+	// Subscriptions configure GraphQL subscriptions over WebSocket at
+	// /graphql (bounds, keepalive, allowed origins); the token verifier is
+	// Auth.
+	Subscriptions graph.SubscriptionOptions
+	// CORSOrigins are the browser origins (https://app.example.com,
+	// https://*.example.com, * for any) allowed to call the gateway and to
+	// open subscriptions; empty: same origin only.
+	CORSOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -95,6 +103,7 @@ type Server struct {
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
 	mux   *http.ServeMux
+	authd http.Handler // serveAuthenticated, behind CORS when origins are set
 
 	rcHits, rcMisses, rcStores prometheus.Counter
 	limits                     *limitMetrics
@@ -123,7 +132,11 @@ func New(o Options) (*Server, error) {
 	} else if open := guard.Undeclared(); len(open) > 0 {
 		o.Logger.Warn("auth is on; these declare no policy and admit any valid token", "names", open)
 	}
+	subs := o.Subscriptions
+	subs.Verifier = o.Auth
+	subs.OriginPatterns = o.CORSOrigins
 	gql, err := graph.NewHandler(graph.Options{
+		Subscriptions: subs, Registerer: o.Registerer,
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
@@ -134,6 +147,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.authd = http.HandlerFunc(s.serveAuthenticated)
+	if c := newCORS(o.CORSOrigins); c != nil {
+		// Before auth: a refused token's 401 must still be readable by
+		// the page that sent it.
+		s.authd = c.Handler(s.authd)
+	}
 	if o.ResponseCacheBytes > 0 {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
 			return nil, err
@@ -184,7 +203,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
-	s.serveAuthenticated(w, r)
+	s.authd.ServeHTTP(w, r)
 }
 
 // NewHTTPServer returns an http.Server for h with timeouts set, so that slow
@@ -268,6 +287,17 @@ func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 // operation through gqlgen as caller p and keeps the response if it may be
 // replayed.
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if graph.IsWebSocket(r) {
+		// A subscription connection: no response cache, and no request
+		// timeout (it lives as long as the client wants; each product
+		// read for it is bounded on its own). A token in the upgrade
+		// request's header is its caller until connection_init says.
+		if p != nil && auth.PrincipalFrom(r.Context()) != p {
+			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		}
+		s.gql.ServeHTTP(w, r)
+		return
+	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
 		s.execute(w, r, p, nil, nil, 0)
 		return
@@ -309,14 +339,14 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	// With auth off every response is shared; with auth on, only one that
 	// read public products alone.
 	if e, ok := s.rc.get(h, buf.Bytes()); ok && (e.public || !s.guard.On()) {
-		s.serveCached(w, e)
+		s.serveCached(w, r, e)
 		return
 	}
 	if s.guard.On() {
 		callerIdentity(buf, p)
 		h = s.rc.hash(buf.Bytes())
 		if e, ok := s.rc.get(h, buf.Bytes()); ok {
-			s.serveCached(w, e)
+			s.serveCached(w, r, e)
 			return
 		}
 	}
@@ -324,24 +354,52 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 
-func (s *Server) serveCached(w http.ResponseWriter, e *respEntry) {
+func (s *Server) serveCached(w http.ResponseWriter, r *http.Request, e *respEntry) {
 	s.rcHits.Inc()
 	w.Header()["Content-Type"] = e.contentType
+	if r.Method == http.MethodGet {
+		s.writeGET(w, r, e.body, e.reads, false)
+		return
+	}
 	_, _ = w.Write(e.body)
 }
 
-// execute runs the request through gqlgen as caller p. With an ident, it
-// records the response and keeps it when the operation allows: under
-// ident[:shared], for every caller, when it read only public products (or
-// auth is off), else under the whole ident.
-func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Principal, body, ident []byte, shared int) {
+// requestContext bounds one request of caller p: its time and the primer
+// runs it may cause; the collector notes the products it reads.
+func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Context, context.CancelFunc, *graph.Collector) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
-	defer cancel()
 	if p != nil {
 		ctx = auth.WithPrincipal(ctx, p)
 	}
 	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
 	ctx, col := graph.WithCollector(ctx)
+	return ctx, cancel, col
+}
+
+// keep stores a response that may be replayed: under ident[:shared], for
+// every caller, when it read only public products (or auth is off), else
+// under the whole ident.
+func (s *Server) keep(ident []byte, shared int, header http.Header, body []byte, reads []graph.Read) {
+	public := true
+	for _, rd := range reads {
+		public = public && s.guard.Public(rd.Key)
+	}
+	if public || !s.guard.On() {
+		ident = ident[:shared]
+	}
+	s.rc.put(s.rc.hash(ident), ident, public, header, body, reads)
+	s.rcStores.Inc()
+}
+
+// execute runs the request through gqlgen as caller p. With an ident, it
+// records the response and keeps it when the operation allows.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Principal, body, ident []byte, shared int) {
+	if r.Method == http.MethodGet {
+		s.executeGET(w, r, p, ident, shared)
+		return
+	}
+	ctx, cancel, col := s.requestContext(r, p)
+	defer cancel()
 	r = r.WithContext(ctx)
 	if body != nil {
 		r.Body = readCloser{bytes.NewReader(body)}
@@ -355,19 +413,9 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	rec := &recorder{ResponseWriter: w}
 	s.gql.ServeHTTP(rec, r)
-	if rec.status != http.StatusOK || !col.Cacheable() {
-		return
+	if rec.status == http.StatusOK && col.Cacheable() {
+		s.keep(ident, shared, w.Header(), rec.buf.Bytes(), col.Reads())
 	}
-	reads := col.Reads()
-	public := true
-	for _, rd := range reads {
-		public = public && s.guard.Public(rd.Key)
-	}
-	if public || !s.guard.On() {
-		ident = ident[:shared]
-	}
-	s.rc.put(s.rc.hash(ident), ident, public, w.Header(), rec.buf.Bytes(), reads)
-	s.rcStores.Inc()
 }
 
 type readCloser struct{ *bytes.Reader }

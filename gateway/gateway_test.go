@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -67,6 +68,9 @@ func newEnvWith(t testing.TB, cmod func(*env, *cache.Options), mod ...func(*gate
 		primers.Product{Name: "counted", Params: n, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
 			return n + 1000*e.runs.Add(1), nil
 		})},
+		// soft turns stale after a minute (for HTTP caching headers).
+		primers.Product{Name: "soft", Params: n, SoftTTL: time.Minute, TTL: time.Hour,
+			Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { return n, nil })},
 		primers.Product{Name: "sparse", Params: n, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
 			e.sparse.Add(1)
 			return 0, fmt.Errorf("%w: nothing for %d", primers.ErrNoData, n)

@@ -27,7 +27,12 @@ const (
 )
 
 // playgroundPage is GraphiQL, as gqlgen renders it, with every asset from
-// this gateway.
+// this gateway. It runs subscriptions too: gqlgen's page gives GraphiQL's
+// fetcher a subscriptionUrl (ws(s)://host/graphql), and GraphiQL 4.1.2's
+// UMD build carries graphql-ws's client inside it (so inside the file
+// pinned above: no further asset); the fetcher sends the headers pane's
+// headers as connection_init's payload, which is where the gateway reads
+// a token ({"Authorization": "Bearer ..."}).
 func playgroundPage() http.Handler {
 	return playground.Handler("KCK", "/graphql",
 		playground.WithGraphiqlVersion(playgroundPrefix+"graphiql.min.js", playgroundPrefix+"graphiql.min.css", graphiqlJSSRI, graphiqlCSSSRI),

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"html"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,4 +46,16 @@ func TestPlaygroundInChromium(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	browsertest.Run(t, t.Context(), "playground.mjs", e.url)
+}
+
+// In chromium, a subscription runs from the playground with the headers
+// pane's token (connection_init's payload), and the result pane shows the
+// version an update pushed.
+func TestPlaygroundSubscriptionInChromium(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	shot := filepath.Join(os.TempDir(), "kck-artefacts", "playground-subscription.png")
+	require.NoError(t, os.MkdirAll(filepath.Dir(shot), 0o755))
+	browsertest.Run(t, t.Context(), "playground-subscription.mjs", e.url, e.hs(t, "5", "stats:read titles:write"), shot)
+	t.Logf("screenshot: %s", shot)
 }

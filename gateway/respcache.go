@@ -35,6 +35,7 @@ type respEntry struct {
 	contentType []string
 	body        []byte
 	deps        []dep
+	reads       []graph.Read // for a GET's caching headers
 }
 
 type dep struct {
@@ -46,7 +47,7 @@ func newResponseCache(c *cache.Cache, maxBytes uint64) (*responseCache, error) {
 	entries, err := otter.New(&otter.Options[uint64, *respEntry]{
 		MaximumWeight: maxBytes,
 		Weigher: func(_ uint64, e *respEntry) uint32 {
-			w := len(e.ident) + len(e.body) + 64*len(e.deps) + 128
+			w := len(e.ident) + len(e.body) + 160*len(e.deps) + 128
 			return uint32(min(w, 1<<31))
 		},
 	})
@@ -81,6 +82,7 @@ func (rc *responseCache) put(h uint64, ident []byte, public bool, header http.He
 		contentType: []string{header.Get("Content-Type")},
 		body:        bytes.Clone(body),
 		deps:        make([]dep, len(reads)),
+		reads:       reads,
 	}
 	for i, r := range reads {
 		e.deps[i] = dep{key: r.Key, version: r.Version}

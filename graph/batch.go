@@ -31,6 +31,9 @@ func serveBatch(w http.ResponseWriter, r *http.Request, items []json.RawMessage,
 		rec := &itemWriter{header: http.Header{}}
 		srv.ServeHTTP(rec, sub)
 		body := bytes.TrimSpace(rec.body.Bytes())
+		if !col.executed() {
+			body = stripDataNull(body)
+		}
 		if len(body) == 0 || !json.Valid(body) {
 			// Never expected from gqlgen; keep the array well formed.
 			body = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)

@@ -31,14 +31,23 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AddTitlePayload() AddTitlePayloadResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AddTitlePayload struct {
+		AuthorStats func(childComplexity int) int
+		Products    func(childComplexity int) int
+		Title       func(childComplexity int) int
+		TitleList   func(childComplexity int) int
+	}
+
 	Author struct {
 		ID   func(childComplexity int) int
 		Name func(childComplexity int) int
@@ -54,6 +63,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AddTitle   func(childComplexity int, authorID int, title string, year int) int
 		Invalidate func(childComplexity int, key string) int
 		Refresh    func(childComplexity int, key string) int
 		Update     func(childComplexity int, name string, input json.RawMessage) int
@@ -73,6 +83,16 @@ type ComplexityRoot struct {
 		AuthorStats func(childComplexity int, authorID int) int
 		MyTitles    func(childComplexity int) int
 		Product     func(childComplexity int, key string) int
+		TitleList   func(childComplexity int, authorID int) int
+		TopAuthors  func(childComplexity int, n int) int
+	}
+
+	Subscription struct {
+		Author      func(childComplexity int, authorID int) int
+		AuthorIds   func(childComplexity int) int
+		AuthorStats func(childComplexity int, authorID int) int
+		MyTitles    func(childComplexity int) int
+		Product     func(childComplexity int, key string, sinceVersion *string) int
 		TitleList   func(childComplexity int, authorID int) int
 		TopAuthors  func(childComplexity int, n int) int
 	}
@@ -101,8 +121,15 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AddTitlePayloadResolver interface {
+	Title(ctx context.Context, obj *Payload) (*model.Title, error)
+	TitleList(ctx context.Context, obj *Payload) ([]*model.Title, error)
+	AuthorStats(ctx context.Context, obj *Payload) (*model.AuthorStats, error)
+	Products(ctx context.Context, obj *Payload) ([]*model.Product, error)
+}
 type MutationResolver interface {
 	Update(ctx context.Context, name string, input json.RawMessage) (*model.UpdateResult, error)
+	AddTitle(ctx context.Context, authorID int, title string, year int) (*Payload, error)
 	Refresh(ctx context.Context, key string) (*model.Product, error)
 	Invalidate(ctx context.Context, key string) (bool, error)
 }
@@ -114,6 +141,15 @@ type QueryResolver interface {
 	AuthorIds(ctx context.Context) ([]int, error)
 	MyTitles(ctx context.Context) ([]*model.Title, error)
 	Product(ctx context.Context, key string) (*model.Product, error)
+}
+type SubscriptionResolver interface {
+	Product(ctx context.Context, key string, sinceVersion *string) (<-chan *model.Product, error)
+	TitleList(ctx context.Context, authorID int) (<-chan []*model.Title, error)
+	Author(ctx context.Context, authorID int) (<-chan *model.Author, error)
+	AuthorStats(ctx context.Context, authorID int) (<-chan *model.AuthorStats, error)
+	TopAuthors(ctx context.Context, n int) (<-chan []*model.TopAuthor, error)
+	AuthorIds(ctx context.Context) (<-chan []int, error)
+	MyTitles(ctx context.Context) (<-chan []*model.Title, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -133,6 +169,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AddTitlePayload.authorStats":
+		if e.ComplexityRoot.AddTitlePayload.AuthorStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.AuthorStats(childComplexity), true
+	case "AddTitlePayload.products":
+		if e.ComplexityRoot.AddTitlePayload.Products == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.Products(childComplexity), true
+	case "AddTitlePayload.title":
+		if e.ComplexityRoot.AddTitlePayload.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.Title(childComplexity), true
+	case "AddTitlePayload.titleList":
+		if e.ComplexityRoot.AddTitlePayload.TitleList == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddTitlePayload.TitleList(childComplexity), true
 
 	case "Author.id":
 		if e.ComplexityRoot.Author.ID == nil {
@@ -184,6 +245,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuthorStats.TotalSales(childComplexity), true
 
+	case "Mutation.addTitle":
+		if e.ComplexityRoot.Mutation.AddTitle == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addTitle_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddTitle(childComplexity, args["authorId"].(int), args["title"].(string), args["year"].(int)), true
 	case "Mutation.invalidate":
 		if e.ComplexityRoot.Mutation.Invalidate == nil {
 			break
@@ -318,6 +390,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.TopAuthors(childComplexity, args["n"].(int)), true
 
+	case "Subscription.author":
+		if e.ComplexityRoot.Subscription.Author == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_author_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Author(childComplexity, args["authorId"].(int)), true
+	case "Subscription.authorIds":
+		if e.ComplexityRoot.Subscription.AuthorIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.AuthorIds(childComplexity), true
+	case "Subscription.authorStats":
+		if e.ComplexityRoot.Subscription.AuthorStats == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_authorStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuthorStats(childComplexity, args["authorId"].(int)), true
+	case "Subscription.myTitles":
+		if e.ComplexityRoot.Subscription.MyTitles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyTitles(childComplexity), true
+	case "Subscription.product":
+		if e.ComplexityRoot.Subscription.Product == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_product_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Product(childComplexity, args["key"].(string), args["sinceVersion"].(*string)), true
+	case "Subscription.titleList":
+		if e.ComplexityRoot.Subscription.TitleList == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_titleList_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TitleList(childComplexity, args["authorId"].(int)), true
+	case "Subscription.topAuthors":
+		if e.ComplexityRoot.Subscription.TopAuthors == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_topAuthors_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TopAuthors(childComplexity, args["n"].(int)), true
+
 	case "Title.authorId":
 		if e.ComplexityRoot.Title.AuthorID == nil {
 			break
@@ -437,6 +577,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -470,6 +627,25 @@ Adding a product to the API is one such line plus its primer.
 """
 directive @product(name: String!) on FIELD_DEFINITION
 
+"""
+Binds a Mutation field to a KCK updater: a typed mutation. The field's
+arguments are the updater's input fields, by name; the field returns a
+payload type whose fields the productfield plugin resolves: @affected
+products (typed, so client caches normalise them), @updateResult, and a
+[Product!]! field with the freshness of every affected product.
+"""
+directive @updater(name: String!) on FIELD_DEFINITION
+"""
+On a field of a typed mutation's payload: the product it names, as it is
+after the write (refreshed before the mutation answers: read-your-writes),
+keyed by the mutation's arguments of the same names as its parameters
+(authorId gives author_id). Nullable: a product the caller may not read, or
+that failed to refresh, is null with an error; the write stays committed.
+"""
+directive @affected(name: String!) on FIELD_DEFINITION
+"On a field of a typed mutation's payload: what the updater returned (e.g. the new row), as the field's type."
+directive @updateResult on FIELD_DEFINITION
+
 "Any JSON value."
 scalar JSON
 "An RFC 3339 timestamp."
@@ -498,12 +674,24 @@ type Query {
 type Mutation {
   "Runs a named updater with its input, then refreshes the products it affects and returns them fresh."
   update(name: String!, input: JSON!): UpdateResult!
+  "Adds a title to an author (updater add_title): the typed form of update(name: \"add_title\", input: {authorId, title, year})."
+  addTitle(authorId: Int!, title: String!, year: Int!): AddTitlePayload! @updater(name: "add_title")
   "Recomputes a product now and returns it."
   refresh(key: String!): Product!
   "Removes a product from the cache; the next read recomputes it."
   invalidate(key: String!): Boolean!
 }
 
+# Subscriptions over WebSocket at /graphql (graphql-transport-ws and the
+# older graphql-ws). The productfield plugin adds one field per @product
+# query field (same name and arguments); see product_subscriptions.graphqls
+# in the generated schema.
+type Subscription {
+  "Pushes any product by key: its current value at once, then each new version, from any gateway. With sinceVersion (a version the client holds), nothing is sent until a newer version exists; a client that missed several gets the newest."
+  product(key: String!, sinceVersion: String): Product!
+}
+
+"A title. Identity (client caches): id."
 type Title {
   id: Int!
   authorId: Int!
@@ -511,11 +699,13 @@ type Title {
   year: Int!
 }
 
+"An author. Identity: id."
 type Author {
   id: Int!
   name: String!
 }
 
+"One author's statistics. Identity: authorId (keyFields [\"authorId\"] in Apollo, keys in urql's graphcache)."
 type AuthorStats {
   authorId: Int!
   name: String!
@@ -525,13 +715,14 @@ type AuthorStats {
   totalSales: Int!
 }
 
+"An author among the best-selling. Identity: authorId (keyFields)."
 type TopAuthor {
   authorId: Int!
   name: String!
   totalSales: Int!
 }
 
-"A product value with its freshness."
+"A product value with its freshness. Identity: key (keyFields [\"key\"]): a newer version of the same product replaces the older in a client cache."
 type Product {
   key: String!
   "Version of this value: a decimal string (64 bits); higher is newer."
@@ -542,6 +733,19 @@ type Product {
   value: JSON!
 }
 
+"What addTitle wrote and the products it affected, fresh. No identity of its own (not normalised); its objects are."
+type AddTitlePayload {
+  "The new title."
+  title: Title @updateResult
+  "The author's titles, with the new one. Product title_list/{authorId}."
+  titleList: [Title!] @affected(name: "title_list")
+  "The author's statistics, counting the new title. Product author_stats/{authorId}."
+  authorStats: AuthorStats @affected(name: "author_stats")
+  "The freshness (and JSON value) of every product the updater affected."
+  products: [Product!]!
+}
+
+"What update returned. No identity: kept inside its mutation's result, not normalised."
 type UpdateResult {
   name: String!
   "What the updater returned, e.g. the new row."
@@ -550,12 +754,54 @@ type UpdateResult {
   products: [Product!]!
 }
 `, BuiltIn: false},
+	{Name: "../product_subscriptions.graphqls", Input: `# Written by the productfield plugin: one subscription per @product query field.
+extend type Subscription {
+	"""
+	Pushes titleList: its current value at once, then each new version, from any gateway.
+	"""
+	titleList(authorId: Int!): [Title!] @product(name: "title_list")
+	"""
+	Pushes author: its current value at once, then each new version, from any gateway.
+	"""
+	author(authorId: Int!): Author @product(name: "author")
+	"""
+	Pushes authorStats: its current value at once, then each new version, from any gateway.
+	"""
+	authorStats(authorId: Int!): AuthorStats @product(name: "author_stats")
+	"""
+	Pushes topAuthors: its current value at once, then each new version, from any gateway.
+	"""
+	topAuthors(n: Int!): [TopAuthor!] @product(name: "top_authors")
+	"""
+	Pushes authorIds: its current value at once, then each new version, from any gateway.
+	"""
+	authorIds: [Int!] @product(name: "author_ids")
+	"""
+	Pushes myTitles: its current value at once, then each new version, from any gateway.
+	"""
+	myTitles: [Title!] @product(name: "my_titles")
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AddTitlePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "title":
+		return ec.fieldContext_AddTitlePayload_title(ctx, field)
+	case "titleList":
+		return ec.fieldContext_AddTitlePayload_titleList(ctx, field)
+	case "authorStats":
+		return ec.fieldContext_AddTitlePayload_authorStats(ctx, field)
+	case "products":
+		return ec.fieldContext_AddTitlePayload_products(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AddTitlePayload", field.Name)
+}
 
 func (ec *executionContext) childFields_Author(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -755,6 +1001,36 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_addTitle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "title",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["title"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "year",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["year"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_invalidate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -889,6 +1165,84 @@ func (ec *executionContext) field_Query_topAuthors_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_authorStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_author_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_product_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "sinceVersion",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sinceVersion"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_titleList_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "authorId",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["authorId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_topAuthors_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "n",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["n"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -948,6 +1302,134 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AddTitlePayload_title(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().Title(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_titleList(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_titleList(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().TitleList(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_titleList(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_authorStats(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_authorStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().AuthorStats(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
+			return ec.marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_authorStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthorStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddTitlePayload_products(ctx context.Context, field graphql.CollectedField, obj *Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddTitlePayload_products(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AddTitlePayload().Products(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AddTitlePayload_products(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddTitlePayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _Author_id(ctx context.Context, field graphql.CollectedField, obj *model.Author) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -1171,6 +1653,50 @@ func (ec *executionContext) fieldContext_Mutation_update(ctx context.Context, fi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_update_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addTitle(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addTitle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddTitle(ctx, fc.Args["authorId"].(int), fc.Args["title"].(string), fc.Args["year"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Payload) graphql.Marshaler {
+			return ec.marshalNAddTitlePayload2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addTitle(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AddTitlePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addTitle_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -1726,6 +2252,281 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_product(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Product(ctx, fc.Args["key"].(string), fc.Args["sinceVersion"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_product(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_product_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_titleList(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_titleList(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TitleList(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_titleList(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_titleList_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_author(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_author(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Author(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Author) graphql.Marshaler {
+			return ec.marshalOAuthor2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthor(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_author(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Author(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_author_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_authorStats(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_authorStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuthorStats(ctx, fc.Args["authorId"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthorStats) graphql.Marshaler {
+			return ec.marshalOAuthorStats2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐAuthorStats(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_authorStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthorStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_authorStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_topAuthors(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_topAuthors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TopAuthors(ctx, fc.Args["n"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {
+			return ec.marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_topAuthors(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TopAuthor(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_topAuthors_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_authorIds(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_authorIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().AuthorIds(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalOInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_authorIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Subscription", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Subscription_myTitles(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_myTitles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().MyTitles(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Title) graphql.Marshaler {
+			return ec.marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitleᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_myTitles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Title(ctx, field)
 		},
 	}
 	return fc, nil
@@ -3037,6 +3838,191 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** object.gotpl ****************************
 
+var addTitlePayloadImplementors = []string{"AddTitlePayload"}
+
+func (ec *executionContext) _AddTitlePayload(ctx context.Context, sel ast.SelectionSet, obj *Payload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, addTitlePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AddTitlePayload")
+		case "title":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_title(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "titleList":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_titleList(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "authorStats":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_authorStats(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "products":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._AddTitlePayload_products(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var authorImplementors = []string{"Author"}
 
 func (ec *executionContext) _Author(ctx context.Context, sel ast.SelectionSet, obj *model.Author) graphql.Marshaler {
@@ -3166,6 +4152,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "update":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_update(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addTitle":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addTitle(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -3470,6 +4463,38 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	})
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "product":
+		return ec._Subscription_product(ctx, fields[0])
+	case "titleList":
+		return ec._Subscription_titleList(ctx, fields[0])
+	case "author":
+		return ec._Subscription_author(ctx, fields[0])
+	case "authorStats":
+		return ec._Subscription_authorStats(ctx, fields[0])
+	case "topAuthors":
+		return ec._Subscription_topAuthors(ctx, fields[0])
+	case "authorIds":
+		return ec._Subscription_authorIds(ctx, fields[0])
+	case "myTitles":
+		return ec._Subscription_myTitles(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var titleImplementors = []string{"Title"}
@@ -4013,6 +5038,16 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAddTitlePayload2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚐPayload(ctx context.Context, sel ast.SelectionSet, v *Payload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AddTitlePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -4434,6 +5469,13 @@ func (ec *executionContext) marshalOTitle2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOTitle2ᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTitle(ctx context.Context, sel ast.SelectionSet, v *model.Title) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Title(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOTopAuthor2ᚕᚖgithubᚗcomᚋkckᚑgoᚋkckᚋgraphᚋmodelᚐTopAuthorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TopAuthor) graphql.Marshaler {

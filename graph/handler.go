@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/rules"
@@ -42,6 +43,10 @@ type Options struct {
 	// the caller in the request's context (auth.WithPrincipal). Nil: auth
 	// off.
 	Guard *auth.Guard
+	// Subscriptions configure subscriptions over WebSocket.
+	Subscriptions SubscriptionOptions
+	// Registerer receives the subscription metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -53,11 +58,16 @@ func NewHandler(o Options) (http.Handler, error) {
 	if o.Guard == nil {
 		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
 	}
-	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard}})
-	if err := CheckBindings(es.Schema(), o.Cache.Registry()); err != nil {
+	subs, err := newSubscriptions(o)
+	if err != nil {
+		return nil, err
+	}
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}})
+	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
 	srv := handler.New(es)
+	srv.AddTransport(subs.transport())
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -95,13 +105,17 @@ func NewHandler(o Options) (http.Handler, error) {
 		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
 		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused,
 	})
-	srv.Use(freshness{})
+	srv.Use(freshness{subs: subs})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsWebSocket(r) {
+			srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, &connState{})))
+			return
+		}
 		ok, batch := checkBody(w, r, o.OnRefused, o.Limits.MaxBatch)
 		if !ok {
 			return
@@ -111,7 +125,7 @@ func NewHandler(o Options) (http.Handler, error) {
 			serveBatch(w, r.WithContext(ctx), batch, srv, col)
 			return
 		}
-		srv.ServeHTTP(w, r.WithContext(ctx))
+		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
 	}), nil
 }
 
@@ -132,7 +146,15 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 			return gqlErr
 		}
 		ge := graphql.DefaultErrorPresenter(ctx, err)
-		cls := apierror.Classify(err)
+		// A resolver's error arrives wrapped in a gqlerror whose Error()
+		// starts with the location and path ("input:2:3: titleList ...");
+		// the message is the cause's alone (locations and path have their
+		// own entries).
+		cause := err
+		if errors.As(err, &gqlErr) && gqlErr.Err != nil {
+			cause = gqlErr.Err
+		}
+		cls := apierror.Classify(cause)
 		if cls.Code == apierror.Internal {
 			logger.Error("graphql resolver error", "path", ge.Path.String(), "err", err)
 		}
@@ -153,7 +175,7 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 
 // freshness adds extensions.kck.products to every response that read
 // products, and marks whether the response may be replayed from cache.
-type freshness struct{}
+type freshness struct{ subs *subscriptions }
 
 var (
 	_ graphql.HandlerExtension    = freshness{}
@@ -162,8 +184,17 @@ var (
 
 func (freshness) ExtensionName() string                   { return "KCKFreshness" }
 func (freshness) Validate(graphql.ExecutableSchema) error { return nil }
-func (freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+func (f freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
+	if resp != nil && f.subs != nil && graphql.HasOperationContext(ctx) {
+		if rd, ok := f.subs.popRead(graphql.GetOperationContext(ctx)); ok {
+			// A subscription's message: the product version it carries.
+			if resp.Extensions == nil {
+				resp.Extensions = map[string]any{}
+			}
+			resp.Extensions["kck"] = map[string]any{"products": []Read{rd}}
+		}
+	}
 	c := CollectorFrom(ctx)
 	if resp == nil || c == nil {
 		return resp
@@ -175,6 +206,9 @@ func (freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHan
 		op = graphql.GetOperationContext(ctx)
 	}
 	c.setCacheable(op != nil && op.Operation != nil && op.Operation.Operation == ast.Query && len(resp.Errors) == 0)
+	if resp.Data != nil { // nil: refused before execution (gqlgen's DispatchError)
+		c.setRan(len(resp.Errors) > 0)
+	}
 	if reads := c.Reads(); len(reads) > 0 {
 		if resp.Extensions == nil {
 			resp.Extensions = map[string]any{}

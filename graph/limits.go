@@ -247,8 +247,8 @@ func (s costedSchema) Complexity(ctx context.Context, typeName, field string, ch
 // productFields are the fields that read or write products: every @product
 // field, and product, refresh and update.
 func productFields(schema *ast.Schema) map[string]bool {
-	out := map[string]bool{"Query.product": true, "Mutation.refresh": true, "Mutation.update": true}
-	for _, t := range []*ast.Definition{schema.Query, schema.Mutation} {
+	out := map[string]bool{"Query.product": true, "Mutation.refresh": true, "Mutation.update": true, "Subscription.product": true}
+	for _, t := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
 		if t == nil {
 			continue
 		}

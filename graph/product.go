@@ -50,6 +50,10 @@ type Read struct {
 	VersionStr string    `json:"version"`
 	ComputedAt time.Time `json:"computedAt"`
 	Stale      bool      `json:"stale"`
+	// StaleAt and ExpiresAt are the value's soft and hard expiries (zero:
+	// none), for HTTP caching headers.
+	StaleAt   time.Time `json:"-"`
+	ExpiresAt time.Time `json:"-"`
 }
 
 // Collector gathers the products one operation read. The gateway's response
@@ -58,6 +62,8 @@ type Collector struct {
 	mu        sync.Mutex
 	reads     []Read
 	cacheable bool
+	ran       bool // an operation executed (not refused before)
+	errored   bool // its response has errors
 }
 
 type collectorKey struct{}
@@ -93,7 +99,7 @@ func Collect(ctx context.Context, r cache.Result) {
 	}
 	c.reads = append(c.reads, Read{
 		Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
-		ComputedAt: r.ComputedAt, Stale: r.Stale,
+		ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt,
 	})
 }
 
@@ -137,4 +143,30 @@ func (c *Collector) setCacheable(v bool) {
 	c.mu.Lock()
 	c.cacheable = v
 	c.mu.Unlock()
+}
+
+// setRan notes that an operation executed, and whether its response has
+// errors.
+func (c *Collector) setRan(errored bool) {
+	c.mu.Lock()
+	c.ran = true
+	c.errored = c.errored || errored
+	c.mu.Unlock()
+}
+
+func (c *Collector) executed() bool {
+	if c == nil {
+		return true // nothing known: leave the response alone
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ran
+}
+
+// Failed reports whether the request failed before execution or its
+// response carries errors: such a response must not be cached by anyone.
+func (c *Collector) Failed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.ran || c.errored
 }

@@ -17,4 +17,6 @@ type Resolver struct {
 	// Auth decides, before the cache is read, whether the caller may read a
 	// product, run an updater or act as an operator.
 	Auth *auth.Guard
+
+	subs *subscriptions // nil: subscriptions are not served
 }

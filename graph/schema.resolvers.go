@@ -14,6 +14,26 @@ import (
 	"github.com/kck-go/kck/graph/model"
 )
 
+// Title is the resolver for the title field.
+func (r *addTitlePayloadResolver) Title(ctx context.Context, obj *Payload) (*model.Title, error) {
+	return decodeUpdateResult[*model.Title](obj)
+}
+
+// TitleList is the resolver for the titleList field.
+func (r *addTitlePayloadResolver) TitleList(ctx context.Context, obj *Payload) ([]*model.Title, error) {
+	return resolveAffected[[]*model.Title](ctx, r.Resolver, obj, "title_list")
+}
+
+// AuthorStats is the resolver for the authorStats field.
+func (r *addTitlePayloadResolver) AuthorStats(ctx context.Context, obj *Payload) (*model.AuthorStats, error) {
+	return resolveAffected[*model.AuthorStats](ctx, r.Resolver, obj, "author_stats")
+}
+
+// Products is the resolver for the products field.
+func (r *addTitlePayloadResolver) Products(ctx context.Context, obj *Payload) ([]*model.Product, error) {
+	return affectedProducts(ctx, r.Resolver, obj)
+}
+
 // Update is the resolver for the update field.
 func (r *mutationResolver) Update(ctx context.Context, name string, input json.RawMessage) (*model.UpdateResult, error) {
 	if err := r.Auth.Update(ctx, name, input); err != nil {
@@ -47,6 +67,11 @@ func (r *mutationResolver) Update(ctx context.Context, name string, input json.R
 		res.Products = append(res.Products, toProduct(p.Result))
 	}
 	return res, nil
+}
+
+// AddTitle is the resolver for the addTitle field.
+func (r *mutationResolver) AddTitle(ctx context.Context, authorID int, title string, year int) (*Payload, error) {
+	return runUpdater(ctx, r.Resolver, "add_title", []updaterArg{{"authorId", authorID}, {"title", title}, {"year", year}})
 }
 
 // Refresh is the resolver for the refresh field.
@@ -117,13 +142,26 @@ func (r *queryResolver) Product(ctx context.Context, key string) (*model.Product
 	return toProduct(res), nil
 }
 
+// Product is the resolver for the product field.
+func (r *subscriptionResolver) Product(ctx context.Context, key string, sinceVersion *string) (<-chan *model.Product, error) {
+	return subscribeKey(ctx, r.Resolver, key, sinceVersion)
+}
+
+// AddTitlePayload returns AddTitlePayloadResolver implementation.
+func (r *Resolver) AddTitlePayload() AddTitlePayloadResolver { return &addTitlePayloadResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	addTitlePayloadResolver struct{ *Resolver }
+	mutationResolver        struct{ *Resolver }
+	queryResolver           struct{ *Resolver }
+	subscriptionResolver    struct{ *Resolver }
 )

@@ -18,7 +18,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gen: load gqlgen.yml:", err)
 		os.Exit(2)
 	}
-	if err := api.Generate(cfg, api.AddPlugin(productfield.Plugin{})); err != nil {
+	// Plugin is prepended: its MutateConfig binds the typed mutations'
+	// payload types before modelgen would write models for them.
+	if err := api.Generate(cfg, api.PrependPlugin(productfield.Plugin{}), api.AddPlugin(productfield.Subscriptions{})); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(3)
 	}

@@ -7,11 +7,13 @@ import (
 	"time"
 )
 
+// An author. Identity: id.
 type Author struct {
 	ID   int    `json:"id"`
 	Name string `json:"name"`
 }
 
+// One author's statistics. Identity: authorId (keyFields ["authorId"] in Apollo, keys in urql's graphcache).
 type AuthorStats struct {
 	AuthorID   int    `json:"authorId"`
 	Name       string `json:"name"`
@@ -24,7 +26,7 @@ type AuthorStats struct {
 type Mutation struct {
 }
 
-// A product value with its freshness.
+// A product value with its freshness. Identity: key (keyFields ["key"]): a newer version of the same product replaces the older in a client cache.
 type Product struct {
 	Key string `json:"key"`
 	// Version of this value: a decimal string (64 bits); higher is newer.
@@ -38,6 +40,10 @@ type Product struct {
 type Query struct {
 }
 
+type Subscription struct {
+}
+
+// A title. Identity (client caches): id.
 type Title struct {
 	ID       int    `json:"id"`
 	AuthorID int    `json:"authorId"`
@@ -45,12 +51,14 @@ type Title struct {
 	Year     int    `json:"year"`
 }
 
+// An author among the best-selling. Identity: authorId (keyFields).
 type TopAuthor struct {
 	AuthorID   int    `json:"authorId"`
 	Name       string `json:"name"`
 	TotalSales int    `json:"totalSales"`
 }
 
+// What update returned. No identity: kept inside its mutation's result, not normalised.
 type UpdateResult struct {
 	Name string `json:"name"`
 	// What the updater returned, e.g. the new row.

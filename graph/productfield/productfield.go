@@ -24,6 +24,9 @@ func (Plugin) Name() string { return "productfield" }
 
 // Implement returns the body of a field's resolver.
 func (Plugin) Implement(prev string, f *codegen.Field) string {
+	if body := implementTyped(f); body != "" {
+		return body
+	}
 	d := f.FieldDefinition.Directives.ForName(DirectiveName)
 	if d == nil {
 		if prev != "" {
@@ -34,6 +37,9 @@ func (Plugin) Implement(prev string, f *codegen.Field) string {
 	arg := d.Arguments.ForName("name")
 	if arg == nil || arg.Value == nil {
 		return fmt.Sprintf("panic(%q)", "@product on "+f.Name+" needs a name")
+	}
+	if body, ok := implementSubscription(f, arg.Value.Raw); ok {
+		return body
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "return resolveProduct[%s](ctx, r.Resolver, %q",

@@ -1,0 +1,551 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/graph"
+)
+
+// wsClient speaks graphql-transport-ws (or, with legacy, graphql-ws) over a
+// real WebSocket to a real gateway.
+type wsClient struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	legacy bool
+	ctx    context.Context
+}
+
+// wsMsg is one protocol message.
+type wsMsg struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// dialWS connects and completes connection_init with payload (nil: none).
+func dialWS(t *testing.T, baseURL string, legacy bool, payload any) *wsClient {
+	t.Helper()
+	c, err := tryDialWS(t, baseURL, legacy, payload, nil)
+	require.NoError(t, err)
+	return c
+}
+
+func tryDialWS(t *testing.T, baseURL string, legacy bool, payload any, hdr http.Header) (*wsClient, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	proto := "graphql-transport-ws"
+	if legacy {
+		proto = "graphql-ws"
+	}
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{proto}, HTTPHeader: hdr})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(4 << 20)
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	c := &wsClient{t: t, conn: conn, legacy: legacy, ctx: ctx}
+	init := wsMsg{Type: "connection_init"}
+	if payload != nil {
+		init.Payload, _ = json.Marshal(payload)
+	}
+	c.send(init)
+	for {
+		m, err := c.read()
+		if err != nil {
+			return c, err
+		}
+		switch m.Type {
+		case "connection_ack":
+			return c, nil
+		case "connection_error":
+			return c, fmt.Errorf("connection_error: %s", m.Payload)
+		}
+	}
+}
+
+func (c *wsClient) send(m wsMsg) {
+	c.t.Helper()
+	b, err := json.Marshal(m)
+	require.NoError(c.t, err)
+	require.NoError(c.t, c.conn.Write(c.ctx, websocket.MessageText, b))
+}
+
+// read returns the next message, answering pings and skipping keepalives.
+func (c *wsClient) read() (wsMsg, error) {
+	for {
+		_, b, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return wsMsg{}, err
+		}
+		var m wsMsg
+		if err := json.Unmarshal(b, &m); err != nil {
+			return wsMsg{}, err
+		}
+		switch m.Type {
+		case "ka", "pong":
+			continue
+		case "ping":
+			b, _ := json.Marshal(wsMsg{Type: "pong"})
+			if err := c.conn.Write(c.ctx, websocket.MessageText, b); err != nil {
+				return wsMsg{}, err
+			}
+			continue
+		}
+		return m, nil
+	}
+}
+
+func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+	c.t.Helper()
+	typ := "subscribe"
+	if c.legacy {
+		typ = "start"
+	}
+	p, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	c.send(wsMsg{ID: id, Type: typ, Payload: p})
+}
+
+// next returns the next message for id: its payload and type ("next" or
+// "data", "error", "complete").
+func (c *wsClient) next(id string) (string, json.RawMessage) {
+	c.t.Helper()
+	for {
+		m, err := c.read()
+		require.NoError(c.t, err)
+		if m.ID == id {
+			return m.Type, m.Payload
+		}
+	}
+}
+
+// data returns the data of the next result for id, failing on anything else.
+func (c *wsClient) data(id string) map[string]json.RawMessage {
+	c.t.Helper()
+	typ, p := c.next(id)
+	require.Contains(c.t, []string{"next", "data"}, typ, "payload %s", p)
+	var r struct {
+		Data   map[string]json.RawMessage `json:"data"`
+		Errors []any                      `json:"errors"`
+	}
+	require.NoError(c.t, json.Unmarshal(p, &r))
+	require.Empty(c.t, r.Errors, "%s", p)
+	return r.Data
+}
+
+// failure returns the error code and limit of the next message for id,
+// which must be an error (graphql-transport-ws "error", or a result with
+// errors and no data).
+func (c *wsClient) failure(id string) (code, limit string) {
+	c.t.Helper()
+	typ, p := c.next(id)
+	var errs []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	}
+	switch typ {
+	case "error":
+		require.NoError(c.t, json.Unmarshal(p, &errs), "%s", p)
+	case "next", "data":
+		var r struct {
+			Data   map[string]json.RawMessage `json:"data"`
+			Errors json.RawMessage            `json:"errors"`
+		}
+		require.NoError(c.t, json.Unmarshal(p, &r))
+		require.NoError(c.t, json.Unmarshal(r.Errors, &errs), "%s", p)
+	default:
+		c.t.Fatalf("want an error for %s, got %s %s", id, typ, p)
+	}
+	require.NotEmpty(c.t, errs)
+	code, _ = errs[0].Extensions["code"].(string)
+	limit, _ = errs[0].Extensions["limit"].(string)
+	return code, limit
+}
+
+// closeCode waits for the server to close the connection and returns its code.
+func (c *wsClient) closeCode() websocket.StatusCode {
+	c.t.Helper()
+	for {
+		_, err := c.read()
+		if err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
+type subProduct struct {
+	Key     string          `json:"key"`
+	Version string          `json:"version"`
+	Value   json.RawMessage `json:"value"`
+}
+
+func productOf(t *testing.T, d map[string]json.RawMessage) subProduct {
+	t.Helper()
+	var p subProduct
+	require.NoError(t, json.Unmarshal(d["product"], &p))
+	return p
+}
+
+func version(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 10, 64)
+	require.NoError(t, err)
+	return v
+}
+
+func (e *env) addTitle(t *testing.T, author int, title string) {
+	t.Helper()
+	r := e.do(t, "POST", "/update", fmt.Sprintf(`{"name":"add_title","input":{"authorId":%d,"title":%q,"year":2026}}`, author, title))
+	require.Equal(t, http.StatusOK, r.status, r.body)
+}
+
+const titlesSub = `subscription($a: Int!) { titleList(authorId: $a) { id title } }`
+
+func titlesOf(t *testing.T, d map[string]json.RawMessage) []string {
+	t.Helper()
+	var ts []struct{ Title string }
+	require.NoError(t, json.Unmarshal(d["titleList"], &ts))
+	out := make([]string, len(ts))
+	for i, x := range ts {
+		out[i] = x.Title
+	}
+	return out
+}
+
+// The generated subscription field pushes the current value, then the new
+// version after an updater, on both protocols.
+func TestSubscriptionPushesNewVersions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, legacy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "graphql-transport-ws", true: "graphql-ws"}[legacy], func(t *testing.T) {
+			c := dialWS(t, e.url, legacy, nil)
+			c.subscribe("1", titlesSub, map[string]any{"a": 42})
+			typ, raw := c.next("1")
+			require.Contains(t, []string{"next", "data"}, typ)
+			var msg struct {
+				Data       map[string]json.RawMessage
+				Extensions struct {
+					KCK struct {
+						Products []struct{ Key, Version string }
+					}
+				}
+			}
+			require.NoError(t, json.Unmarshal(raw, &msg))
+			first := titlesOf(t, msg.Data)
+			require.NotEmpty(t, first)
+			// Each message lists its product's freshness, as a query does.
+			require.Len(t, msg.Extensions.KCK.Products, 1, "%s", raw)
+			assert.Equal(t, "title_list/42", msg.Extensions.KCK.Products[0].Key)
+			cur, ok := e.cache.Peek("title_list/42")
+			require.True(t, ok)
+			assert.Equal(t, strconv.FormatUint(cur, 10), msg.Extensions.KCK.Products[0].Version)
+			name := "Pushed " + strconv.FormatBool(legacy)
+			e.addTitle(t, 42, name)
+			second := titlesOf(t, c.data("1"))
+			assert.Contains(t, second, name)
+			assert.Len(t, second, len(first)+1)
+			// Stop ends it: the server completes (graphql-ws) or just stops.
+			if legacy {
+				c.send(wsMsg{ID: "1", Type: "stop"})
+			} else {
+				c.send(wsMsg{ID: "1", Type: "complete"})
+			}
+		})
+	}
+}
+
+// An update of a product another reads cascades to the dependent, and its
+// subscriber sees the new version; product(key) carries the version, and
+// sinceVersion resumes from one.
+func TestSubscriptionProductKeyAndSinceVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const q = `subscription($k: String!, $v: String) { product(key: $k, sinceVersion: $v) { key version value } }`
+	count := func(p subProduct) int {
+		var v struct{ TitleCount int }
+		require.NoError(t, json.Unmarshal(p.Value, &v))
+		return v.TitleCount
+	}
+	// until reads a subscription until its value counts want titles; the
+	// versions only increase on the way (an update refreshes author_stats
+	// and cascades to it from title_list: versions in between may come).
+	until := func(c *wsClient, id string, after uint64, want int) subProduct {
+		t.Helper()
+		for {
+			p := productOf(t, c.data(id))
+			require.Greater(t, version(t, p.Version), after)
+			after = version(t, p.Version)
+			if count(p) == want {
+				return p
+			}
+		}
+	}
+	titles := func() int { return len(e.ds.TitlesBy(42)) }
+
+	c := dialWS(t, e.url, false, nil)
+	c.subscribe("s", q, map[string]any{"k": "author_stats/42"})
+	p0 := productOf(t, c.data("s"))
+	assert.Equal(t, "author_stats/42", p0.Key)
+	e.addTitle(t, 42, "Cascade")
+	p1 := until(c, "s", version(t, p0.Version), titles())
+
+	// Resuming at a version sends nothing until a newer one: the first
+	// message is newer than the version given.
+	cur, err := e.cache.Get(context.Background(), "author_stats/42")
+	require.NoError(t, err)
+	r := dialWS(t, e.url, false, nil)
+	r.subscribe("r", q, map[string]any{"k": "author_stats/42", "v": strconv.FormatUint(cur.Version, 10)})
+	e.addTitle(t, 42, "After resume")
+	until(r, "r", cur.Version, titles())
+
+	// A client that missed several versions gets the newest only: its
+	// first message is the current value, with every title.
+	e.addTitle(t, 42, "Missed 1")
+	e.addTitle(t, 42, "Missed 2")
+	want := titles()
+	var newest uint64
+	require.Eventually(t, func() bool { // the cascades run after the updates
+		r, err := e.cache.Get(context.Background(), "author_stats/42")
+		require.NoError(t, err)
+		newest = r.Version
+		return count(subProduct{Value: r.Value}) == want
+	}, 10*time.Second, 5*time.Millisecond)
+	m := dialWS(t, e.url, false, nil)
+	m.subscribe("m", q, map[string]any{"k": "author_stats/42", "v": p1.Version})
+	got := productOf(t, m.data("m"))
+	assert.GreaterOrEqual(t, version(t, got.Version), newest)
+	assert.Equal(t, want, count(got))
+
+	// A malformed sinceVersion is the client's error.
+	m.subscribe("bad", q, map[string]any{"k": "author_stats/42", "v": "yesterday"})
+	code, _ := m.failure("bad")
+	assert.Equal(t, "BAD_USER_INPUT", code)
+	m.subscribe("nokey", q, map[string]any{"k": "no_such/1"})
+	code, _ = m.failure("nokey")
+	assert.Equal(t, "NOT_FOUND", code)
+}
+
+// A subscriber that does not read while many versions are made ends up
+// with the newest, having been sent versions in increasing order only.
+func TestSubscriptionSlowConsumerGetsTheNewest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const q = `subscription { product(key: "counted/1") { version value } }`
+	c := dialWS(t, e.url, false, nil)
+	c.subscribe("s", q, nil)
+	prev := version(t, productOf(t, c.data("s")).Version)
+	var newest uint64
+	for range 200 {
+		r, err := e.cache.Refresh(context.Background(), "counted/1")
+		require.NoError(t, err)
+		newest = r.Version
+	}
+	got := 0
+	for prev < newest {
+		typ, raw := c.next("s")
+		require.Equal(t, "next", typ)
+		var msg struct {
+			Data       map[string]json.RawMessage
+			Extensions struct {
+				KCK struct{ Products []struct{ Version string } }
+			}
+		}
+		require.NoError(t, json.Unmarshal(raw, &msg))
+		pv := productOf(t, msg.Data).Version
+		v := version(t, pv)
+		require.Greater(t, v, prev, "versions arrive newer each time")
+		require.Len(t, msg.Extensions.KCK.Products, 1)
+		require.Equal(t, pv, msg.Extensions.KCK.Products[0].Version, "each message's extensions are its own value's")
+		prev = v
+		got++
+	}
+	assert.Equal(t, newest, prev)
+	t.Logf("200 versions made while the client did not read; it received %d", got)
+}
+
+func TestSubscriptionBounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) {
+		o.Subscriptions.MaxPerConnection = 2
+		o.Subscriptions.MaxTotal = 3
+	})
+	sub := func(c *wsClient, id string) {
+		c.subscribe(id, `subscription { product(key: "counted/1") { version } }`, nil)
+	}
+	a := dialWS(t, e.url, false, nil)
+	sub(a, "1")
+	a.data("1")
+	sub(a, "2")
+	a.data("2")
+	sub(a, "3")
+	code, limit := a.failure("3")
+	assert.Equal(t, "LIMIT_EXCEEDED", code)
+	assert.Equal(t, graph.LimitSubscriptionsPerConnection, limit)
+
+	b := dialWS(t, e.url, true, nil)
+	sub(b, "1")
+	b.data("1")
+	sub(b, "2")
+	code, limit = b.failure("2")
+	assert.Equal(t, "LIMIT_EXCEEDED", code)
+	assert.Equal(t, graph.LimitSubscriptions, limit)
+
+	// Ending one frees its slot.
+	a.send(wsMsg{ID: "1", Type: "complete"})
+	assert.Eventually(t, func() bool {
+		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
+	}, 10*time.Second, 5*time.Millisecond)
+	sub(b, "3")
+	b.data("3")
+	assert.Equal(t, 2.0, metricValue(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
+		metricValue(t, e.metrics, "kck_refused_total", graph.LimitSubscriptionsPerConnection))
+
+	// Closing a connection frees its subscriptions.
+	_ = a.conn.Close(websocket.StatusNormalClosure, "")
+	assert.Eventually(t, func() bool {
+		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// The document limits apply to subscription documents.
+func TestSubscriptionDocumentLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := dialWS(t, e.url, false, nil)
+	var b strings.Builder
+	b.WriteString(`subscription { product(key: "counted/1") {`)
+	for i := range 31 {
+		fmt.Fprintf(&b, " a%d: version", i)
+	}
+	b.WriteString(" } }")
+	c.subscribe("a", b.String(), nil)
+	code, limit := c.failure("a")
+	assert.Equal(t, "LIMIT_EXCEEDED", code)
+	assert.Equal(t, graph.LimitAliases, limit)
+	// And an invalid document is an error, the connection stays usable.
+	c.subscribe("b", `subscription { nope }`, nil)
+	code, _ = c.failure("b")
+	assert.NotEmpty(t, code)
+	c.subscribe("c", `subscription { product(key: "counted/1") { version } }`, nil)
+	c.data("c")
+}
+
+func TestSubscriptionAuth(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	tok := e.hs(t, "5", "stats:read")
+	stats := `subscription($a: Int!) { authorStats(authorId: $a) { authorId titleCount } }`
+
+	// Authorization in connection_init, as Apollo's and urql's users send it.
+	c := dialWS(t, e.url, false, map[string]any{"Authorization": "Bearer " + tok})
+	c.subscribe("own", stats, map[string]any{"a": 5})
+	c.data("own")
+	c.subscribe("other", stats, map[string]any{"a": 6})
+	code, _ := c.failure("other")
+	assert.Equal(t, "FORBIDDEN", code)
+	// The per-user product is keyed by the connection's sub.
+	c.subscribe("mine", `subscription { myTitles { authorId } }`, nil)
+	var mine []struct{ AuthorID int }
+	require.NoError(t, json.Unmarshal(c.data("mine")["myTitles"], &mine))
+	for _, m := range mine {
+		assert.Equal(t, 5, m.AuthorID)
+	}
+
+	// authToken, the older habit, on the older protocol.
+	l := dialWS(t, e.url, true, map[string]any{"authToken": tok})
+	l.subscribe("own", stats, map[string]any{"a": 5})
+	l.data("own")
+
+	// No token: public products only.
+	anon := dialWS(t, e.url, false, nil)
+	anon.subscribe("x", stats, map[string]any{"a": 5})
+	code, _ = anon.failure("x")
+	assert.Equal(t, "UNAUTHENTICATED", code)
+	anon.subscribe("pub", titlesSub, map[string]any{"a": 5})
+	anon.data("pub")
+
+	// An invalid token: refused at connection_init, closed with 4403.
+	for _, p := range []map[string]any{{"Authorization": "Bearer not.a.jwt"}, {"Authorization": 42}, {"authToken": "x.y.z"}} {
+		_, err := tryDialWS(t, e.url, false, p, nil)
+		assert.Equal(t, websocket.StatusCode(4403), websocket.CloseStatus(err), "%v: %v", p, err)
+	}
+	// graphql-ws says why in connection_error first.
+	bad, err := tryDialWS(t, e.url, true, map[string]any{"authToken": "x.y.z"}, nil)
+	require.ErrorContains(t, err, "connection_error")
+	assert.Equal(t, websocket.StatusCode(4403), bad.closeCode())
+
+	// A token that expires closes its connection with 4403.
+	claims := e.claims("5", "stats:read")
+	claims["exp"] = time.Now().Add(2 * time.Second).Unix()
+	short := dialWS(t, e.url, false, map[string]any{"Authorization": "Bearer " + sign(t, jwt.SigningMethodHS256, e.keys.secret, claims, nil)})
+	short.subscribe("own", stats, map[string]any{"a": 5})
+	short.data("own")
+	assert.Equal(t, websocket.StatusCode(4403), short.closeCode())
+}
+
+// Keepalive: "ka" on graphql-ws; a ping on graphql-transport-ws, and a
+// client that never answers with pong is disconnected.
+func TestSubscriptionKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) { o.Subscriptions.KeepAlive = 50 * time.Millisecond })
+	raw := func(c *wsClient) (wsMsg, error) {
+		_, b, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return wsMsg{}, err
+		}
+		var m wsMsg
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m, nil
+	}
+	legacy := dialWS(t, e.url, true, nil)
+	for kas := 0; kas < 3; {
+		m, err := raw(legacy)
+		require.NoError(t, err)
+		if m.Type == "ka" {
+			kas++
+		}
+	}
+
+	c := dialWS(t, e.url, false, nil)
+	m, err := raw(c)
+	require.NoError(t, err)
+	require.Equal(t, "ping", m.Type)
+	c.send(wsMsg{Type: "pong"})
+	for {
+		m, err := raw(c)
+		if err != nil {
+			break // no pong for two intervals: the server hung up
+		}
+		require.Equal(t, "ping", m.Type, "nothing but pings on an idle connection")
+	}
+	// A client that answers stays connected.
+	ok := dialWS(t, e.url, false, nil)
+	ok.subscribe("1", `subscription { product(key: "counted/1") { version } }`, nil)
+	ok.data("1")
+	deadline := time.Now().Add(500 * time.Millisecond)
+	pings := 0
+	for time.Now().Before(deadline) {
+		m, err := raw(ok)
+		require.NoError(t, err, "answered pings keep the connection")
+		if m.Type == "ping" {
+			pings++
+			ok.send(wsMsg{Type: "pong"})
+		}
+	}
+	assert.GreaterOrEqual(t, pings, 2)
+}

@@ -1,0 +1,536 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/graph/model"
+)
+
+// Subscriptions over WebSocket at /graphql. gqlgen's transport speaks both
+// graphql-transport-ws (graphql-ws's protocol: Apollo Client, urql) and the
+// older graphql-ws (subscriptions-transport-ws). A subscription follows one
+// product key: the current value at once, then each new version the cache
+// hears of (cache.Watch: this gateway's writes and the cluster's change
+// feed). Between the watch and the socket sits one slot: while the socket
+// is slow, newer versions replace the pending one, so a subscriber that
+// cannot keep up gets the newest value and memory stays bounded.
+
+// The limit names of the subscription bounds (extensions.limit).
+const (
+	LimitSubscriptions              = "subscriptions"
+	LimitSubscriptionsPerConnection = "subscriptions_per_connection"
+)
+
+// Close codes of graphql-transport-ws used here. 4403 is what the protocol
+// asks for when the server rejects connection_init; it is also used when a
+// connection's token expires. graphql-ws's client retries on 4403 (it does
+// not on 4401), calling connectionParams again: that is where a client puts
+// a fresh token.
+const (
+	closeForbidden = 4403
+)
+
+// SubscriptionOptions configure subscriptions (see Options).
+type SubscriptionOptions struct {
+	// MaxPerConnection bounds the subscriptions one connection runs at
+	// once; MaxTotal those of the whole gateway. Defaults 100 and 10,000;
+	// negative: no bound.
+	MaxPerConnection, MaxTotal int
+	// KeepAlive is the interval of the server's keepalive messages: "ka"
+	// in graphql-ws, a ping (answered by the client's pong) in
+	// graphql-transport-ws. Default 15 s.
+	KeepAlive time.Duration
+	// InitTimeout bounds the wait for connection_init. Default 10 s.
+	InitTimeout time.Duration
+	// WriteTimeout bounds one message's write; a client that reads nothing
+	// for that long is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// OriginPatterns are the browser origins (host patterns, as
+	// github.com/coder/websocket matches them, e.g. "localhost:5173",
+	// "*.example.com") allowed to open a WebSocket besides the gateway's
+	// own; "*" allows every origin.
+	OriginPatterns []string
+	// Verifier, when set, verifies the token of connection_init.
+	Verifier *auth.Verifier
+	// ReadTimeout bounds each read of a product for a subscriber.
+	// Default 30 s.
+	ReadTimeout time.Duration
+}
+
+func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
+	if o.MaxPerConnection == 0 {
+		o.MaxPerConnection = 100
+	}
+	if o.MaxTotal == 0 {
+		o.MaxTotal = 10_000
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = 15 * time.Second
+	}
+	if o.InitTimeout == 0 {
+		o.InitTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = 30 * time.Second
+	}
+	return o
+}
+
+func newSubscriptions(o Options) (*subscriptions, error) {
+	s := &subscriptions{
+		opts: o.Subscriptions.withDefaults(), log: o.Logger, refuse: o.OnRefused,
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kck_subscriptions_active", Help: "GraphQL subscriptions running on this gateway.",
+		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kck_subscription_messages_total", Help: "Product values pushed to subscribers.",
+		}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.active, s.sent} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("graph: subscription metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// subscriptions is the gateway-wide state of subscriptions.
+type subscriptions struct {
+	opts   SubscriptionOptions
+	log    *slog.Logger
+	total  atomic.Int64
+	refuse func(limit string)
+
+	active prometheus.Gauge
+	sent   prometheus.Counter
+
+	// pending holds, per subscription operation, the freshness of the
+	// values handed to gqlgen and not yet written, so that each message
+	// lists its product in extensions.kck.products like a query's
+	// response (see freshness). At most two per subscription.
+	pending sync.Map // *graphql.OperationContext -> *readQueue
+}
+
+type readQueue struct {
+	mu sync.Mutex
+	q  []Read
+}
+
+func (s *subscriptions) queue(op *graphql.OperationContext) *readQueue {
+	q, _ := s.pending.LoadOrStore(op, &readQueue{})
+	return q.(*readQueue)
+}
+
+// pushRead notes the freshness of the value about to be sent.
+func (q *readQueue) push(r cache.Result) {
+	q.mu.Lock()
+	q.q = append(q.q, Read{Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
+		ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt})
+	q.mu.Unlock()
+}
+
+// unpush takes back the last push: its value was not taken.
+func (q *readQueue) unpush() {
+	q.mu.Lock()
+	if n := len(q.q); n > 0 {
+		q.q = q.q[:n-1]
+	}
+	q.mu.Unlock()
+}
+
+// popRead returns the freshness of the value of op's next message.
+func (s *subscriptions) popRead(op *graphql.OperationContext) (Read, bool) {
+	v, ok := s.pending.Load(op)
+	if !ok {
+		return Read{}, false
+	}
+	q := v.(*readQueue)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 {
+		return Read{}, false
+	}
+	rd := q.q[0]
+	q.q = q.q[1:]
+	return rd, true
+}
+
+// connState is one WebSocket connection's: its socket (to close it with a
+// code of our own) and its count of subscriptions.
+type connState struct {
+	mu     sync.Mutex
+	conn   transport.WebsocketConn
+	count  int
+	expiry *time.Timer
+}
+
+type connKey struct{}
+
+func connFrom(ctx context.Context) *connState {
+	c, _ := ctx.Value(connKey{}).(*connState)
+	return c
+}
+
+// closeWith closes the connection with a close code (the transport only
+// closes with 1000 or 1002 itself).
+func (c *connState) closeWith(code int, reason string) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	_ = conn.WriteClose(code, reason)
+	_ = conn.Close()
+}
+
+func (c *connState) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+}
+
+// IsWebSocket reports whether r asks for a WebSocket upgrade.
+func IsWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// transport returns gqlgen's WebSocket transport, configured.
+func (s *subscriptions) transport() transport.Websocket {
+	accept := websocket.AcceptOptions{OriginPatterns: s.opts.OriginPatterns}
+	for _, p := range s.opts.OriginPatterns {
+		if p == "*" {
+			accept.InsecureSkipVerify = true // every origin: the operator said so
+		}
+	}
+	return transport.Websocket{
+		Implementation: wsImplementation{
+			inner:   transport.CoderWebsocketImplementation{AcceptOptions: accept},
+			timeout: s.opts.WriteTimeout,
+		},
+		InitFunc:              s.init,
+		InitTimeout:           s.opts.InitTimeout,
+		KeepAlivePingInterval: s.opts.KeepAlive,
+		PingPongInterval:      s.opts.KeepAlive,
+		CloseFunc: func(ctx context.Context, _ int) {
+			if c := connFrom(ctx); c != nil {
+				c.stop()
+			}
+		},
+		ErrorFunc: func(ctx context.Context, err error) {
+			s.log.Debug("websocket", "err", err)
+		},
+	}
+}
+
+// init checks connection_init's payload. With a verifier, a token may come
+// as "Authorization": "Bearer <JWT>" (what Apollo and urql users put in
+// connectionParams, matching the HTTP header) or "authToken": "<JWT>" (the
+// older subscriptions-transport-ws habit); a token in the upgrade request's
+// Authorization header (non-browser clients) counts too. No token: the
+// connection is anonymous and reaches public products only. An invalid
+// token is refused with 4403. The connection is closed with 4403 when the
+// token expires.
+func (s *subscriptions) init(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	if s.opts.Verifier == nil {
+		return ctx, nil, nil
+	}
+	tok, err := initToken(payload)
+	if err != nil {
+		return transport.WithWebsocketCloseCode(ctx, closeForbidden), nil, err
+	}
+	p := auth.PrincipalFrom(ctx)
+	if tok != "" {
+		if p, err = s.opts.Verifier.Verify(ctx, tok); err != nil {
+			return transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, "Forbidden: invalid token"), closeForbidden),
+				nil, fmt.Errorf("%s", apierror.Classify(err).Message)
+		}
+	}
+	if p == nil {
+		return ctx, nil, nil
+	}
+	if c := connFrom(ctx); c != nil && !p.Expires.IsZero() {
+		c.mu.Lock()
+		c.expiry = time.AfterFunc(time.Until(p.Expires), func() {
+			c.closeWith(closeForbidden, "Forbidden: token expired")
+		})
+		c.mu.Unlock()
+	}
+	return auth.WithPrincipal(ctx, p), nil, nil
+}
+
+// initToken finds the token in a connection_init payload.
+func initToken(payload transport.InitPayload) (string, error) {
+	for _, name := range []string{"Authorization", "authorization"} {
+		if v, ok := payload[name]; ok {
+			s, ok := v.(string)
+			scheme, tok, cut := strings.Cut(s, " ")
+			if !ok || !cut || !strings.EqualFold(scheme, "Bearer") {
+				return "", errors.New(`invalid token: want "Authorization": "Bearer <token>" in connection_init's payload`)
+			}
+			return strings.TrimSpace(tok), nil
+		}
+	}
+	if v, ok := payload["authToken"]; ok {
+		s, ok := v.(string)
+		if !ok {
+			return "", errors.New(`invalid token: "authToken" must be a string`)
+		}
+		return strings.TrimPrefix(s, "Bearer "), nil
+	}
+	return "", nil
+}
+
+// acquire takes a subscription slot of the connection and of the gateway.
+func (s *subscriptions) acquire(ctx context.Context) (release func(), err error) {
+	c := connFrom(ctx)
+	if c != nil && s.opts.MaxPerConnection > 0 {
+		c.mu.Lock()
+		if c.count >= s.opts.MaxPerConnection {
+			c.mu.Unlock()
+			s.refused(LimitSubscriptionsPerConnection)
+			return nil, refusal(LimitSubscriptionsPerConnection, s.opts.MaxPerConnection, 0,
+				"this connection already runs %d subscriptions, the most one may", s.opts.MaxPerConnection)
+		}
+		c.count++
+		c.mu.Unlock()
+	}
+	if n := s.total.Add(1); s.opts.MaxTotal > 0 && n > int64(s.opts.MaxTotal) {
+		s.total.Add(-1)
+		if c != nil {
+			c.mu.Lock()
+			c.count--
+			c.mu.Unlock()
+		}
+		s.refused(LimitSubscriptions)
+		return nil, refusal(LimitSubscriptions, s.opts.MaxTotal, 0,
+			"the gateway already runs %d subscriptions, the most it may; try again later", s.opts.MaxTotal)
+	}
+	s.active.Inc()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.total.Add(-1)
+			s.active.Dec()
+			if c != nil {
+				c.mu.Lock()
+				c.count--
+				c.mu.Unlock()
+			}
+		})
+	}, nil
+}
+
+func (s *subscriptions) refused(limit string) {
+	if s.refuse != nil {
+		s.refuse(limit)
+	}
+}
+
+// subscribeProduct is the body of every @product subscription field (see
+// productfield): the key from the arguments as for the query field, the
+// same access decision, then follow.
+func subscribeProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (<-chan T, error) {
+	key, err := r.Auth.FieldKey(ctx, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	return follow(ctx, r, key, 0, func(res cache.Result) (T, error) {
+		var out T
+		if err := json.Unmarshal(res.Value, &out); err != nil {
+			return out, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
+		}
+		return out, nil
+	})
+}
+
+// subscribeKey is Subscription.product.
+func subscribeKey(ctx context.Context, r *Resolver, key string, sinceVersion *string) (<-chan *model.Product, error) {
+	var since uint64
+	if sinceVersion != nil {
+		v, err := strconv.ParseUint(*sinceVersion, 10, 64)
+		if err != nil {
+			return nil, &gqlerror.Error{Message: "sinceVersion must be a version as the gateway gave it (a decimal string)",
+				Extensions: map[string]any{"code": apierror.BadUserInput}}
+		}
+		since = v
+	}
+	key, err := r.Auth.ReadKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return follow(ctx, r, key, since, func(res cache.Result) (*model.Product, error) { return toProduct(res), nil })
+}
+
+// follow sends key's value, then each newer version, converted, until ctx
+// ends. The first read happens before it returns, so an error (no such
+// product, no data, primer failed) is the subscription's error. Later
+// failures keep the subscriber's last value and wait for the next change;
+// they are logged.
+func follow[T any](ctx context.Context, r *Resolver, key string, since uint64, conv func(cache.Result) (T, error)) (<-chan T, error) {
+	s := r.subs
+	if s == nil {
+		return nil, errors.New("subscriptions are not served here")
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.Cache.Watch(key)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	// Watching before the first read: a change in between is not lost.
+	read := func(min uint64) (cache.Result, error) {
+		rctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+		defer cancel()
+		return r.Cache.GetAtLeast(rctx, key, min)
+	}
+	first, err := read(0)
+	if err != nil {
+		w.Stop()
+		release()
+		return nil, err
+	}
+	out := make(chan T)
+	var reads *readQueue
+	var op *graphql.OperationContext
+	if graphql.HasOperationContext(ctx) {
+		op = graphql.GetOperationContext(ctx)
+		reads = s.queue(op)
+	}
+	go func() {
+		defer release()
+		defer w.Stop()
+		if op != nil {
+			defer s.pending.Delete(op)
+		}
+		// The transport stops reading when ctx ends; closing tells it
+		// the stream is over.
+		defer close(out)
+		last := since
+		cur := first
+		for {
+			if cur.Entry != nil && cur.Version > last {
+				v, err := conv(cur)
+				if err != nil {
+					s.log.Error("subscription: cannot convert product", "key", key, "err", err)
+					return
+				}
+				if reads != nil {
+					reads.push(cur)
+				}
+				select {
+				case out <- v:
+					last = cur.Version
+					s.sent.Inc()
+				case <-w.C:
+					// A newer version came while the client was slow:
+					// read it and offer that instead.
+					if reads != nil {
+						reads.unpush()
+					}
+					cur = s.next(read, w, key, cur)
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-w.C:
+				cur = s.next(read, w, key, cur)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// next reads the key after a signal; on failure it keeps prev.
+func (s *subscriptions) next(read func(uint64) (cache.Result, error), w *cache.Watch, key string, prev cache.Result) cache.Result {
+	r, err := read(w.Version())
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("subscription: read after a change failed; the subscriber keeps its value", "key", key, "err", err)
+		}
+		return prev
+	}
+	return r
+}
+
+// wsImplementation wraps gqlgen's coder/websocket adapter: it records each
+// connection in its request's connState (so init and the expiry timer can
+// close it with a code) and bounds every write, since gqlgen writes with
+// no deadline and holds its connection lock meanwhile: a client that stops
+// reading would otherwise hold a goroutine and its buffers for ever.
+type wsImplementation struct {
+	inner   transport.WebsocketImplementation
+	timeout time.Duration
+}
+
+func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	conn, err := i.inner.Accept(w, r, o)
+	if err != nil {
+		return nil, err
+	}
+	wc := &timedConn{WebsocketConn: conn, timeout: i.timeout}
+	if c := connFrom(r.Context()); c != nil {
+		c.mu.Lock()
+		c.conn = wc
+		c.mu.Unlock()
+	}
+	return wc, nil
+}
+
+type timedConn struct {
+	transport.WebsocketConn
+	timeout time.Duration
+}
+
+func (c *timedConn) WriteJSON(v any) error {
+	t := time.AfterFunc(c.timeout, func() { _ = c.WebsocketConn.Close() })
+	defer t.Stop()
+	return c.WebsocketConn.WriteJSON(v)
+}
+
+// The transport uses these optional interfaces when the conn has them.
+func (c *timedConn) SetReadLimit(n int64) {
+	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(n)
+	}
+}
+
+func (c *timedConn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
