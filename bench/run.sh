@@ -69,6 +69,15 @@ start_gateway "$port" --store cassandra --cassandra-keyspace kck_bench --migrate
 "$work/hitload" -gateway "http://127.0.0.1:$port" -c "$LOAD_CONNS" -d "$LOAD_DURATION"
 kill "${pids[-1]}"
 
+echo "== freshness pushed across gateways: a refresh on one, its subscriber on another (Cassandra, change feed)"
+go build -o "$work/pushlag" ./bench/cmd/pushlag
+port_a=$(free_port)
+start_gateway "$port_a" --store cassandra --cassandra-keyspace kck_bench --migrate
+port_b=$(free_port)
+start_gateway "$port_b" --store cassandra --cassandra-keyspace kck_bench
+"$work/pushlag" -gateway "http://127.0.0.1:$port_b" -refresh-on "http://127.0.0.1:$port_a"
+kill "${pids[-1]}" "${pids[-2]}"
+
 echo "== PostgreSQL sources: freshness lag and database pressure (the demo in database kck_test)"
 pg_url=$(./scripts/postgres/up.sh | sed 's#/kck?#/kck_test?#')
 go build -o "$work/freshlag" ./bench/cmd/freshlag
@@ -76,7 +85,6 @@ go build -o "$work/freshlag" ./bench/cmd/freshlag
 port=$(free_port)
 start_gateway "$port" --postgres-url "$pg_url"
 "$work/freshlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
-go build -o "$work/pushlag" ./bench/cmd/pushlag
 "$work/pushlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
 kill "${pids[-1]}"
 

@@ -549,3 +549,24 @@ func TestSubscriptionKeepAlive(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, pings, 2)
 }
+
+// A client that stops reading is disconnected once a write has waited
+// WriteTimeout, and its subscriptions end: the gateway holds no queue.
+func TestSubscriptionStuckClientIsDisconnected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) { o.Subscriptions.WriteTimeout = 200 * time.Millisecond })
+	ctx := context.Background()
+	big := strings.Repeat("x", 256<<10)
+	_, err := e.cache.Set(ctx, "blob/1", big)
+	require.NoError(t, err)
+	c := dialWS(t, e.url, false, nil)
+	c.subscribe("s", `subscription { product(key: "blob/1") { version value } }`, nil)
+	c.data("s")
+	require.Equal(t, 1.0, metricValue(t, e.metrics, "kck_subscriptions_active"))
+	// The client reads nothing more; the socket's buffers fill.
+	require.Eventually(t, func() bool {
+		_, err := e.cache.Set(ctx, "blob/1", big)
+		require.NoError(t, err)
+		return metricValue(t, e.metrics, "kck_subscriptions_active") == 0
+	}, 30*time.Second, 10*time.Millisecond)
+}

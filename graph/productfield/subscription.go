@@ -17,8 +17,9 @@ const SubscriptionsSource = "product_subscriptions.graphqls"
 // Subscriptions is a gqlgen plugin that gives every @product field of Query
 // a Subscription field of the same name, arguments, type and directive: a
 // subscriber gets the product's current value, then each new version. It
-// writes `extend type Subscription { ... }`, so schema.graphqls declares
-// `type Subscription` (with the hand-written product(key, sinceVersion)).
+// writes `extend type Subscription { ... }` when the schema declares
+// `type Subscription` (ours does, with the hand-written product(key,
+// sinceVersion)), else `type Subscription { ... }`.
 // Plugin.Implement writes the resolvers (gqlgen allows one implementer).
 type Subscriptions struct{}
 
@@ -48,9 +49,14 @@ func (Subscriptions) InjectSourcesLate(schema *ast.Schema) ([]*ast.Source, error
 	}
 	var b strings.Builder
 	b.WriteString("# Written by the productfield plugin: one subscription per @product query field.\n")
-	formatter.NewFormatter(&b).FormatSchemaDocument(&ast.SchemaDocument{
-		Extensions: ast.DefinitionList{{Kind: ast.Object, Name: "Subscription", Fields: fields}},
-	})
+	doc := &ast.SchemaDocument{}
+	def := &ast.Definition{Kind: ast.Object, Name: "Subscription", Fields: fields}
+	if schema.Subscription != nil {
+		doc.Extensions = ast.DefinitionList{def}
+	} else {
+		doc.Definitions = ast.DefinitionList{def} // no hand-written subscription
+	}
+	formatter.NewFormatter(&b).FormatSchemaDocument(doc)
 	return []*ast.Source{{Name: SubscriptionsSource, Input: b.String()}}, nil
 }
 
