@@ -20,7 +20,7 @@ type Title { id: Int! }
 type Query { x: Int }
 `
 
-func load(t *testing.T, schema string) *config.Config {
+func loadConfig(t *testing.T, schema string) *config.Config {
 	t.Helper()
 	cfg := config.DefaultConfig()
 	cfg.Sources = []*ast.Source{{Name: "schema.graphqls", Input: directives + schema}}
@@ -31,7 +31,7 @@ func load(t *testing.T, schema string) *config.Config {
 // A payload type is bound to graph.Payload, so that modelgen writes no
 // struct for it and each of its fields gets a resolver from the plugin.
 func TestMutateConfigBindsPayloads(t *testing.T) {
-	cfg := load(t, `
+	cfg := loadConfig(t, `
 type Mutation { addTitle(authorId: Int!): AddTitlePayload! @updater(name: "add_title") }
 type AddTitlePayload {
   title: Title @updateResult
@@ -56,7 +56,7 @@ func TestMutateConfigRefusesWhatItCannotResolve(t *testing.T) {
 		{`type Mutation { a(x: Int!): P! @updater(name: "") }
 		  type P { t: Title @updateResult }`, "@updater needs a name"},
 	} {
-		err := productfield.Plugin{}.MutateConfig(load(t, tc.schema))
+		err := productfield.Plugin{}.MutateConfig(loadConfig(t, tc.schema))
 		require.Error(t, err, tc.want)
 		assert.Contains(t, err.Error(), tc.want)
 	}
