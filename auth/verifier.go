@@ -347,6 +347,9 @@ func (v *Verifier) forgetTokens() {
 	}
 }
 
+// Leeway is the clock skew allowed on exp, nbf and iat.
+func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
+
 // ScopeClaims returns the claims scopes are read from.
 func (v *Verifier) ScopeClaims() []string { return v.cfg.ScopeClaims }
 

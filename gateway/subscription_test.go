@@ -489,9 +489,10 @@ func TestSubscriptionAuth(t *testing.T) {
 	require.ErrorContains(t, err, "connection_error")
 	assert.Equal(t, websocket.StatusCode(4403), bad.closeCode())
 
-	// A token that expires closes its connection with 4403.
+	// A token that expires closes its connection with 4403, at exp plus
+	// the leeway (30 s): this one is past its exp but inside the leeway.
 	claims := e.claims("5", "stats:read")
-	claims["exp"] = time.Now().Add(2 * time.Second).Unix()
+	claims["exp"] = e.clock.Now().Add(-28 * time.Second).Unix()
 	short := dialWS(t, e.url, false, map[string]any{"Authorization": "Bearer " + sign(t, jwt.SigningMethodHS256, e.keys.secret, claims, nil)})
 	short.subscribe("own", stats, map[string]any{"a": 5})
 	short.data("own")

@@ -277,7 +277,9 @@ func (s *subscriptions) init(ctx context.Context, payload transport.InitPayload)
 	}
 	if c := connFrom(ctx); c != nil && !p.Expires.IsZero() {
 		c.mu.Lock()
-		c.expiry = time.AfterFunc(time.Until(p.Expires), func() {
+		// At exp plus the leeway, as for a request: a token accepted
+		// inside the leeway is not dropped the moment it connects.
+		c.expiry = time.AfterFunc(time.Until(p.Expires.Add(s.opts.Verifier.Leeway())), func() {
 			c.closeWith(closeForbidden, "Forbidden: token expired")
 		})
 		c.mu.Unlock()
