@@ -83,6 +83,11 @@ type actionFunc func(ctx context.Context, t Target, who string) (Outcome, error)
 // action decodes a Target, runs fn, logs who did what, and answers.
 func (a *Console) action(fn actionFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !apierror.IsJSON(r) {
+			// See apierror.IsJSON: no other site acts through a browser.
+			writeError(w, http.StatusUnsupportedMediaType, "BAD_USER_INPUT", "Content-Type must be application/json")
+			return
+		}
 		var t Target
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()

@@ -179,6 +179,26 @@ func TestOpenConsole(t *testing.T) {
 }
 
 // Bad requests get a clear 4xx, never a 500.
+// An action sent as a form or text/plain (what another site's page can make
+// a browser send without a CORS preflight) is refused before it acts.
+func TestActionsNeedJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noScheduler: true})
+	require.Equal(t, 200, e.do(t, "GET", "/fetch?key=top_authors/10", "").status)
+	version := func() uint64 {
+		var k admin.KeyInfo
+		e.do(t, "GET", "/admin/api/key?key=top_authors/10", "").json(t, &k)
+		return k.Version
+	}
+	before := version()
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		hdr := []string{"Content-Type", ct}
+		r := e.do(t, "POST", "/admin/api/refresh", `{"key":"top_authors/10"}`, hdr...)
+		assert.Equal(t, 415, r.status, "Content-Type %q: %s", ct, r.body)
+	}
+	assert.Equal(t, before, version(), "nothing was refreshed")
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noScheduler: true})

@@ -7,6 +7,7 @@ package apierror
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
 
 	"github.com/kck-go/kck/auth"
@@ -71,4 +72,14 @@ func Classify(err error) Class {
 		return Class{Timeout, http.StatusGatewayTimeout, "request timed out", ""}
 	}
 	return Class{Internal, http.StatusInternalServerError, "internal error", ""}
+}
+
+// IsJSON reports whether a request says its body is JSON. Routes that act
+// (POST /update, the console's actions) require it: a page on another site
+// can make a browser send a form or text/plain POST without asking (no CORS
+// preflight), but not an application/json one, so this keeps other sites
+// from acting through a visitor's browser on a gateway with auth off.
+func IsJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }

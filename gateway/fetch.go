@@ -118,6 +118,10 @@ type updateRequest struct {
 // handleUpdate runs a named updater (KCK's /update) and returns its result
 // and the affected products, refreshed.
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	if !apierror.IsJSON(r) {
+		writeError(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, "Content-Type must be application/json")
+		return
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	var req updateRequest

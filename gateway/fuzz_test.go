@@ -203,6 +203,7 @@ func FuzzUpdate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before, _ := e.logs.errors()
 		req := httptest.NewRequest(http.MethodPost, "/update", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		e.srv.ServeHTTP(rec, req)
 		fuzzChecks(t, e, before, rec, body)

@@ -286,6 +286,20 @@ func TestUpdate(t *testing.T) {
 		r := e.do(t, "POST", "/update", tc.body)
 		assert.Equal(t, tc.status, r.status, "%.80s: %s", tc.body, r.body)
 	}
+	// What a page on another site can make a browser send without asking
+	// (no CORS preflight): refused, so nothing acts through a visitor.
+	good := `{"name":"add_title","input":{"authorId":11,"title":"Cross-site","year":2025}}`
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		req, err := http.NewRequest("POST", e.url+"/update", strings.NewReader(good))
+		require.NoError(t, err)
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode, "Content-Type %q", ct)
+	}
 	assert.Equal(t, len(demo.NewDataset().Titles())+1, len(e.ds.Titles()), "only the good update wrote")
 	assert.Equal(t, http.StatusMethodNotAllowed, e.do(t, "GET", "/update", "").status)
 	assert.Equal(t, http.StatusMethodNotAllowed, e.do(t, "POST", "/fetch?key=author/1", "x").status)
