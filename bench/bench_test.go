@@ -77,6 +77,16 @@ func newRig(b testing.TB, mod ...func(*gateway.Options)) *rig {
 			b.Fatal(err)
 		}
 	}
+	// The updaters as they are: the schema's typed mutations name them.
+	for _, name := range reg.UpdaterNames() {
+		u, err := reg.Updater(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := counted.RegisterUpdaterAuth(name, u, reg.UpdaterAuth(name)); err != nil {
+			b.Fatal(err)
+		}
+	}
 	c, err := cache.New(cache.Options{Registry: counted, Store: r.store})
 	if err != nil {
 		b.Fatal(err)

@@ -35,9 +35,9 @@ const { browser, page, outside, consoleErrors } = await open();
 try {
   await page.setViewportSize({ width: 1400, height: 900 });
   await page.goto(a + '/admin', { waitUntil: 'load' });
-  await page.waitForSelector('#products tbody tr[data-product="title_list"]', { timeout: 30000 });
+  await page.waitForSelector('#products tbody tr[data-product="title_list"]', { timeout: 60000 });
   check(await page.isVisible('#open-banner'), 'the page says it is open (auth off)');
-  await page.waitForFunction(() => Number(document.body.dataset.polls || 0) >= 4, null, { timeout: 30000 });
+  await page.waitForFunction(() => Number(document.body.dataset.polls || 0) >= 4, null, { timeout: 60000 });
   reading = false;
   await reads;
 
@@ -63,11 +63,14 @@ try {
   const rows = await page.$$eval('#products tbody tr', (trs) => trs.map((t) => t.dataset.product));
   check(rows.includes('top_authors') && rows.includes('author_stats'), 'the demo products are listed: ' + rows);
   await fetch(`${a}/fetch?key=pulse/1`);
-  await page.waitForSelector('#products tr[data-product="pulse"] td.over', { timeout: 20000 });
+  await page.waitForSelector('#products tr[data-product="pulse"] td.over', { timeout: 60000 });
   check(true, 'a product past its freshness target is shown in red');
-  await page.waitForSelector('#graph svg path.reads', { timeout: 20000 });
+  await page.waitForSelector('#graph svg path.reads', { timeout: 60000 });
   check(true, 'the dependency graph draws title_list -> author_stats');
-  await page.waitForSelector('#cluster tbody tr', { timeout: 20000 });
+  // The other gateway appears once its heartbeat (every few seconds) has
+  // reached this one through the change feed: wait for it, however busy
+  // the machine is.
+  await page.waitForFunction(() => document.querySelectorAll('#cluster tbody tr').length >= 2, null, { timeout: 90000 });
   const gws = await page.$$eval('#cluster tbody tr', (trs) => trs.length);
   check(gws === 2, 'the two gateways of the store are listed');
   check(await page.isVisible('#queue-depth'), 'the refresh queue is shown');
@@ -77,11 +80,11 @@ try {
   check(before.status === 200, 'top_authors/10 is cached (warmed)');
   await page.fill('#key', 'top_authors/10');
   await page.click('button[data-act="refresh"]');
-  await page.waitForFunction(() => document.querySelector('#action-result').textContent.includes('"versions"'), null, { timeout: 20000 });
+  await page.waitForFunction(() => document.querySelector('#action-result').textContent.includes('"versions"'), null, { timeout: 60000 });
   const after = await keyInfo(a, 'top_authors/10');
   check(after.body.version > before.body.version, `refresh moved the version ${before.body.version} -> ${after.body.version}`);
   await page.click('button[data-act="lookup"]');
-  await page.waitForFunction((v) => document.querySelector('#action-result').textContent.includes(String(v)), after.body.version, { timeout: 20000 });
+  await page.waitForFunction((v) => document.querySelector('#action-result').textContent.includes(String(v)), after.body.version, { timeout: 60000 });
   check(true, 'the lookup shows the new version');
 
   // An invalidation by prefix, confirmed in a dialog, reaches gateway B.
@@ -91,7 +94,7 @@ try {
   page.once('dialog', (d) => { dialog = d.message(); d.accept(); });
   await page.fill('#prefix', 'title_list/4');
   await page.click('#prefix-form button[type="submit"]');
-  await page.waitForFunction(() => document.querySelector('#action-result').textContent.includes('"done"'), null, { timeout: 20000 });
+  await page.waitForFunction(() => document.querySelector('#action-result').textContent.includes('"done"'), null, { timeout: 60000 });
   check(/touches \d+ keys/.test(dialog), 'the page asked to confirm: ' + dialog.split('\n')[0]);
   await until('gateway B to drop title_list/42', async () => {
     const k = await keyInfo(b, 'title_list/42');

@@ -30,7 +30,7 @@ try {
   await page.goto(appURL + '&live=0');
   const list = page.getByTestId('titles');
   const items = list.locator('li');
-  await items.first().waitFor({ timeout: 20000 });
+  await items.first().waitFor({ timeout: 60000 });
   const n0 = await items.count();
   check(n0 > 0, `the page shows the author's ${n0} titles`);
   const v0 = (await page.getByTestId('version').textContent()).trim();
@@ -47,9 +47,9 @@ try {
   await page.getByLabel('title').fill(added);
   await page.getByLabel('year').fill('2099');
   await page.getByRole('button', { name: 'Add title' }).click();
-  await list.getByText(added).waitFor({ timeout: 10000 });
+  await list.getByText(added).waitFor({ timeout: 60000 });
   check((await items.count()) === n0 + 1, 'the new title is in the list (read-your-writes)');
-  await page.getByTestId('stats').getByText(`${n0 + 1} titles`).waitFor({ timeout: 5000 });
+  await page.getByTestId('stats').getByText(`${n0 + 1} titles`).waitFor({ timeout: 60000 });
   check(true, 'the statistics count it: AuthorStats replaced by its identity (authorId)');
   const v1 = (await page.getByTestId('version').textContent()).trim();
   check(BigInt(v1) > BigInt(v0), `the freshness shows the new version (${v0} -> ${v1}): Product replaced by its key`);
@@ -60,8 +60,8 @@ try {
 
   // Live: the same app with its subscriptions.
   await page.goto(appURL);
-  await items.first().waitFor({ timeout: 20000 });
-  await page.getByTestId('live').getByText('live', { exact: true }).waitFor({ timeout: 20000 });
+  await items.first().waitFor({ timeout: 60000 });
+  await page.getByTestId('live').getByText('live', { exact: true }).waitFor({ timeout: 60000 });
   check(sockets.length === 1, `the subscriptions delivered their first value over one WebSocket (${sockets.join(', ')})`);
   check((await items.count()) === n0 + 1, 'the added title is still there');
   const navigated = navigations;
@@ -73,7 +73,7 @@ try {
   const res = await fetch(insertURL, { method: 'POST', body: inserted });
   check(res.ok, 'the row is committed');
   const committed = Date.now();
-  await list.getByText(inserted).waitFor({ timeout: 10000 });
+  await list.getByText(inserted).waitFor({ timeout: 60000 });
   const ms = Date.now() - committed;
   console.log(`pushed: ${ms} ms from commit to the page`);
   check(ms <= 1000, `the page shows the inserted row within a second (${ms} ms)`);

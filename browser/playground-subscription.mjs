@@ -19,7 +19,7 @@ try {
   const sockets = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
   await page.goto(base + '/', { waitUntil: 'load' });
-  await page.waitForSelector('.graphiql-container', { timeout: 30000 });
+  await page.waitForSelector('.graphiql-container', { timeout: 60000 });
   await page.click('.graphiql-execute-button');
 
   const result = () => page.evaluate(() => {

@@ -6,7 +6,7 @@ const base = process.argv[2];
 const { browser, page, outside, consoleErrors } = await open();
 try {
   await page.goto(base + '/', { waitUntil: 'load' });
-  await page.waitForSelector('.graphiql-container', { timeout: 30000 });
+  await page.waitForSelector('.graphiql-container', { timeout: 60000 });
   check(outside.length === 0, 'no request left the machine: ' + JSON.stringify(outside));
   check(consoleErrors.length === 0, 'no console error: ' + JSON.stringify(consoleErrors));
   const answer = await page.evaluate(async () => {
