@@ -8,14 +8,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph"
@@ -108,6 +111,11 @@ type Server struct {
 	rcHits, rcMisses, rcStores prometheus.Counter
 	limits                     *limitMetrics
 
+	// wsOpen counts the WebSocket connections open; wsMax bounds them
+	// (negative: no bound).
+	wsOpen atomic.Int64
+	wsMax  int
+
 	bufs sync.Pool
 
 	// readyMu guards notReady: each failing readiness check's last error,
@@ -135,6 +143,10 @@ func New(o Options) (*Server, error) {
 	subs := o.Subscriptions
 	subs.Verifier = o.Auth
 	subs.OriginPatterns = o.CORSOrigins
+	if subs.MaxMessageBytes == 0 {
+		subs.MaxMessageBytes = o.MaxBodyBytes // a message is a request
+	}
+	subs = subs.WithDefaults()
 	gql, err := graph.NewHandler(graph.Options{
 		Subscriptions: subs, Registerer: o.Registerer,
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
@@ -145,7 +157,8 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm}
+	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
+		wsMax: subs.MaxConnections}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
@@ -295,7 +308,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		if p != nil && auth.PrincipalFrom(r.Context()) != p {
 			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		}
-		s.gql.ServeHTTP(w, r)
+		s.serveWebSocket(w, r)
 		return
 	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
@@ -352,6 +365,20 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	s.rcMisses.Inc()
 	s.execute(w, r, p, body, buf.Bytes(), shared)
+}
+
+// serveWebSocket runs one subscription connection, unless as many as
+// allowed are open already: then 503 before the upgrade, LIMIT_EXCEEDED.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if n := s.wsOpen.Add(1); s.wsMax >= 0 && n > int64(s.wsMax) {
+		s.wsOpen.Add(-1)
+		s.limits.onRefused(graph.LimitConnections)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, apierror.LimitExceeded, fmt.Sprintf("this gateway holds %d WebSocket connections, its most (--max-websocket-connections): try another or later", s.wsMax))
+		return
+	}
+	defer s.wsOpen.Add(-1)
+	s.gql.ServeHTTP(w, r) // returns when the connection ends
 }
 
 func (s *Server) serveCached(w http.ResponseWriter, r *http.Request, e *respEntry) {

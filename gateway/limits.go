@@ -20,13 +20,14 @@ type limitMetrics struct {
 var limitNames = []string{
 	graph.LimitTokens, graph.LimitDepth, graph.LimitAliases, graph.LimitRootFields, graph.LimitFields, graph.LimitRepeats,
 	graph.LimitComplexity, graph.LimitBatch, graph.LimitIntrospection, apierror.LimitMisses,
+	graph.LimitSubscriptions, graph.LimitSubscriptionsPerConnection, graph.LimitConnections,
 }
 
 func newLimitMetrics(reg prometheus.Registerer) (*limitMetrics, error) {
 	m := &limitMetrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kck_refused_total",
-			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, repeated_fields, complexity, batch, introspection (GraphQL documents) and misses (product reads beyond a request's miss budget).",
+			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, repeated_fields, complexity, batch, introspection (GraphQL documents), misses (product reads beyond a request's miss budget), subscriptions, subscriptions_per_connection and websocket_connections.",
 		}, []string{"limit"}),
 		validated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kck_graphql_validations_total",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -376,6 +377,48 @@ func TestSubscriptionSlowConsumerGetsTheNewest(t *testing.T) {
 	}
 	assert.Equal(t, newest, prev)
 	t.Logf("200 versions made while the client did not read; it received %d", got)
+}
+
+// The WebSocket connections a gateway holds are bounded, idle or not: one
+// more is refused with 503 before the upgrade, and a closed one frees its
+// place. A message larger than a request body may be ends its connection.
+func TestWebSocketConnectionBounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) {
+		o.Subscriptions.MaxConnections = 2
+		o.MaxBodyBytes = 4 << 10
+	})
+	a := dialWS(t, e.url, false, nil)
+	dialWS(t, e.url, true, nil)
+	_, err := tryDialWS(t, e.url, false, nil, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "503")
+	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_refused_total", graph.LimitConnections))
+	// And over plain HTTP, the refusal says why.
+	req, err := http.NewRequest("GET", e.url+"/graphql", nil)
+	require.NoError(t, err)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Contains(t, string(body), "LIMIT_EXCEEDED")
+
+	_ = a.conn.Close(websocket.StatusNormalClosure, "")
+	var c *wsClient
+	require.Eventually(t, func() bool {
+		c, err = tryDialWS(t, e.url, false, nil, nil)
+		return err == nil
+	}, 30*time.Second, 10*time.Millisecond, "a closed connection frees its place")
+
+	// A message over the body limit closes the connection (1009).
+	big := strings.Repeat("x", 8<<10)
+	c.subscribe("1", `subscription { product(key: "counted/1") { version } } # `+big, nil)
+	_, _, err = c.conn.Read(c.ctx)
+	require.Error(t, err)
+	assert.Equal(t, websocket.StatusMessageTooBig, websocket.CloseStatus(err), "%v", err)
 }
 
 func TestSubscriptionBounds(t *testing.T) {

@@ -38,6 +38,7 @@ import (
 const (
 	LimitSubscriptions              = "subscriptions"
 	LimitSubscriptionsPerConnection = "subscriptions_per_connection"
+	LimitConnections                = "websocket_connections"
 )
 
 // Close codes of graphql-transport-ws used here. 4403 is what the protocol
@@ -55,6 +56,13 @@ type SubscriptionOptions struct {
 	// once; MaxTotal those of the whole gateway. Defaults 100 and 10,000;
 	// negative: no bound.
 	MaxPerConnection, MaxTotal int
+	// MaxConnections bounds the WebSocket connections open at once (each
+	// holds goroutines and buffers for as long as its client wants, idle or
+	// not). Default 10,000; negative: no bound. The gateway enforces it.
+	MaxConnections int
+	// MaxMessageBytes bounds one message a client sends. The gateway sets
+	// its request body limit; default 1 MiB.
+	MaxMessageBytes int64
 	// KeepAlive is the interval of the server's keepalive messages: "ka"
 	// in graphql-ws, a ping (answered by the client's pong) in
 	// graphql-transport-ws. Default 15 s.
@@ -76,12 +84,19 @@ type SubscriptionOptions struct {
 	ReadTimeout time.Duration
 }
 
-func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
+// WithDefaults returns o with defaults in its zero fields.
+func (o SubscriptionOptions) WithDefaults() SubscriptionOptions {
 	if o.MaxPerConnection == 0 {
 		o.MaxPerConnection = 100
 	}
 	if o.MaxTotal == 0 {
 		o.MaxTotal = 10_000
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 10_000
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 1 << 20
 	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = 15 * time.Second
@@ -100,7 +115,7 @@ func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
 
 func newSubscriptions(o Options) (*subscriptions, error) {
 	s := &subscriptions{
-		opts: o.Subscriptions.withDefaults(), log: o.Logger, refuse: o.OnRefused,
+		opts: o.Subscriptions.WithDefaults(), log: o.Logger, refuse: o.OnRefused,
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kck_subscriptions_active", Help: "GraphQL subscriptions running on this gateway.",
 		}),
@@ -236,6 +251,7 @@ func (s *subscriptions) transport() transport.Websocket {
 		},
 		InitFunc:              s.init,
 		InitTimeout:           s.opts.InitTimeout,
+		PayloadReadLimit:      &s.opts.MaxMessageBytes,
 		KeepAlivePingInterval: s.opts.KeepAlive,
 		PingPongInterval:      s.opts.KeepAlive,
 		CloseFunc: func(ctx context.Context, _ int) {
