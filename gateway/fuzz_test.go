@@ -29,6 +29,47 @@ func fuzzChecks(t *testing.T, e *env, before int, rec *httptest.ResponseRecorder
 	}
 }
 
+// GraphQL over GET (APQ, the caching headers, If-None-Match) takes its
+// request from the query string and headers: whatever they hold, no 5xx and
+// no error log, a mutation is never run, and a 200 carries Cache-Control.
+func FuzzGraphQLGet(f *testing.F) {
+	for _, s := range []string{
+		`query=` + url.QueryEscape(`{ titleList(authorId: 42) { id title } }`),
+		`query=` + url.QueryEscape(`query($n: Int!) { topAuthors(n: $n) { name } }`) + `&variables=` + url.QueryEscape(`{"n":3}`),
+		`query=` + url.QueryEscape(`mutation { invalidate(key: "title_list/1") }`),
+		`extensions=` + url.QueryEscape(`{"persistedQuery":{"version":1,"sha256Hash":"0000000000000000000000000000000000000000000000000000000000000000"}}`),
+		`extensions=%7B&query=%zz`,
+		`query=&variables=null&operationName=`,
+	} {
+		f.Add(s, "application/graphql-response+json", `"x"`)
+		f.Add(s, "", "*")
+	}
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, rawQuery, accept, inm string) {
+		before, _ := e.logs.errors()
+		req := httptest.NewRequest(http.MethodGet, "/graphql", nil)
+		req.URL.RawQuery = rawQuery
+		req.Header.Set("Accept", accept)
+		req.Header.Set("If-None-Match", inm)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		fuzzChecks(t, e, before, rec, []byte(rawQuery))
+		if rec.Code == http.StatusOK && rec.Header().Get("Cache-Control") == "" {
+			t.Fatalf("200 without Cache-Control for %q", rawQuery)
+		}
+		if rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), `"data":{`) {
+			var out struct{ Data map[string]json.RawMessage }
+			if json.Unmarshal(rec.Body.Bytes(), &out) == nil {
+				for _, m := range []string{"update", "refresh", "invalidate", "addTitle"} {
+					if _, ran := out.Data[m]; ran {
+						t.Fatalf("a GET ran mutation %s: %q", m, rawQuery)
+					}
+				}
+			}
+		}
+	})
+}
+
 // The demo products fail only on bad input (4xx), so any 5xx or error log
 // here is a bug; so is a document beyond the limits that is not refused
 // with LIMIT_EXCEEDED, or one refused by a document limit after it was
