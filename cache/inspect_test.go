@@ -49,7 +49,7 @@ func TestProductReadMetrics(t *testing.T) {
 	require.Equal(t, 1, count, "one series: square")
 	require.Eventually(t, func() bool { // the stale read's background refresh, and square/4
 		return testutil.ToFloat64(collectorFor(t, reg, "kck_refreshes_total", "square", "ok")) == 2
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 2*time.Minute, 10*time.Millisecond)
 }
 
 // Lookup reads without computing; MemoryStats and ProductDependencies

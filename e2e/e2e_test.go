@@ -360,7 +360,7 @@ func TestQueueSharedByGateways(t *testing.T) {
 			}
 		}
 		return true
-	}, 30*time.Second, 50*time.Millisecond, "every gateway serves the refreshed values")
+	}, 2*time.Minute, 50*time.Millisecond, "every gateway serves the refreshed values")
 	n := sum(`kck_queue_refreshes_total{outcome="refreshed",product="title_list"}`) - refreshed
 	var claims []string
 	for _, g := range gws {
@@ -423,7 +423,7 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 			}
 		}
 		return false
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 	require.NoError(t, gws[victim].cmd.Process.Kill())
 	killed := time.Now()
 	t.Logf("killed gateway %d while it refreshed the %d keys it claimed", victim+1, len(keys))

@@ -325,7 +325,7 @@ func TestSubscriptionProductKeyAndSinceVersion(t *testing.T) {
 		require.NoError(t, err)
 		newest = r.Version
 		return count(subProduct{Value: r.Value}) == want
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 	m := dialWS(t, e.url, false, nil)
 	m.subscribe("m", q, map[string]any{"k": "author_stats/42", "v": p1.Version})
 	got := productOf(t, m.data("m"))
@@ -411,7 +411,7 @@ func TestWebSocketConnectionBounds(t *testing.T) {
 	require.Eventually(t, func() bool {
 		c, err = tryDialWS(t, e.url, false, nil, nil)
 		return err == nil
-	}, 30*time.Second, 10*time.Millisecond, "a closed connection frees its place")
+	}, 2*time.Minute, 10*time.Millisecond, "a closed connection frees its place")
 
 	// A message over the body limit closes the connection (1009).
 	big := strings.Repeat("x", 8<<10)
@@ -452,7 +452,7 @@ func TestSubscriptionBounds(t *testing.T) {
 	a.send(wsMsg{ID: "1", Type: "complete"})
 	assert.Eventually(t, func() bool {
 		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 	sub(b, "3")
 	b.data("3")
 	assert.Equal(t, 2.0, metricValue(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
@@ -462,7 +462,7 @@ func TestSubscriptionBounds(t *testing.T) {
 	_ = a.conn.Close(websocket.StatusNormalClosure, "")
 	assert.Eventually(t, func() bool {
 		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 }
 
 // The document limits apply to subscription documents.
@@ -612,5 +612,5 @@ func TestSubscriptionStuckClientIsDisconnected(t *testing.T) {
 		_, err := e.cache.Set(ctx, "blob/1", big)
 		require.NoError(t, err)
 		return metricValue(t, e.metrics, "kck_subscriptions_active") == 0
-	}, 30*time.Second, 10*time.Millisecond)
+	}, 2*time.Minute, 10*time.Millisecond)
 }

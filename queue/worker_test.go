@@ -341,7 +341,7 @@ func TestWorkerRunStopsWithItsContext(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
 	require.NoError(t, f.q.Enqueue(t.Context(), "p/7", time.Now()))
-	require.Eventually(t, func() bool { return f.runsOf("p/7") == 1 }, 15*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return f.runsOf("p/7") == 1 }, 2*time.Minute, 5*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 }

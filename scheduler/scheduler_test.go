@@ -192,7 +192,7 @@ func testProcessRunsOncePerSlot(t *testing.T, f *fixture) {
 		defer mu.Unlock()
 		return len(runs)
 	}
-	require.Eventually(t, func() bool { return count() >= 5 }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return count() >= 5 }, 2*time.Minute, 10*time.Millisecond)
 	for _, s := range scheds {
 		require.NoError(t, s.Close())
 	}
@@ -405,7 +405,7 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return f.runsOf("p/1") >= 5 && f.runsOf("p/10") >= 5 && f.runsOf("p/11") >= 5
-	}, 15*time.Second, 10*time.Millisecond)
+	}, 2*time.Minute, 10*time.Millisecond)
 	for _, s := range scheds {
 		require.NoError(t, s.Close())
 	}
@@ -430,10 +430,10 @@ func TestProductRefreshThroughTheQueue(t *testing.T) {
 	s := f.scheduler(t, scheduler.Options{Cache: c, Queue: q, Worker: w, DrainInterval: 50 * time.Millisecond})
 	require.NoError(t, s.Product(scheduler.ProductPolicy{Product: "p", Refresh: scheduler.Every(200 * time.Millisecond), Warm: []string{"p/1"}}))
 	require.NoError(t, s.Start())
-	require.Eventually(t, func() bool { return f.runsOf("p/1") >= 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return f.runsOf("p/1") >= 3 }, 2*time.Minute, 10*time.Millisecond)
 	// Requests queued from outside are drained too.
 	require.NoError(t, q.Enqueue(t.Context(), "p/99", time.Now()))
-	require.Eventually(t, func() bool { return f.runsOf("p/99") == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return f.runsOf("p/99") == 1 }, 2*time.Minute, 10*time.Millisecond)
 }
 
 // A domain keeps its members primed, once for the cluster; members that
@@ -459,7 +459,7 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return f.runsOf("p/1") == 1 && f.runsOf("p/2") == 1 && f.runsOf("p/3") == 1
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 
 	// 1 leaves, 4 joins.
 	ran := func() float64 { return metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
@@ -475,18 +475,18 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 			}
 		}
 		return true
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 2*time.Minute, 5*time.Millisecond)
 	before := ran()
-	require.Eventually(t, func() bool { return ran() >= before+2 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return ran() >= before+2 }, 2*time.Minute, 5*time.Millisecond)
 	// 1 and 2 lose their values: 2 is primed again, 1 is not.
 	for _, k := range []string{"p/1", "p/2"} {
 		for _, c := range caches {
 			require.NoError(t, c.Invalidate(t.Context(), k))
 		}
 	}
-	require.Eventually(t, func() bool { return f.runsOf("p/4") == 1 && f.runsOf("p/2") == 2 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return f.runsOf("p/4") == 1 && f.runsOf("p/2") == 2 }, 2*time.Minute, 5*time.Millisecond)
 	after := ran()
-	require.Eventually(t, func() bool { return ran() >= after+3 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return ran() >= after+3 }, 2*time.Minute, 5*time.Millisecond)
 	require.EqualValues(t, 1, f.runsOf("p/1"), "a member that left is not primed again")
 	require.EqualValues(t, 1, f.runsOf("p/3"), "a primed member is left alone")
 	require.EqualValues(t, 1, f.runsOf("p/4"), "primed once for the cluster")
@@ -517,13 +517,13 @@ func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 		require.NoError(t, s.Start())
 		// b's warming is over before the domain has members, so that only
 		// the domain job can meet p/1.
-		require.Eventually(t, s.Ready, 10*time.Second, time.Millisecond)
+		require.Eventually(t, s.Ready, 2*time.Minute, time.Millisecond)
 
 		release := make(chan struct{})
 		f.hold.Store("p/1", release)
 		warmed := make(chan error, 1)
 		go func() { _, err := a.Get(context.Background(), "p/1"); warmed <- err }()
-		require.Eventually(t, func() bool { return f.runsOf("p/1") == 1 }, 10*time.Second, time.Millisecond, "a computes p/1")
+		require.Eventually(t, func() bool { return f.runsOf("p/1") == 1 }, 2*time.Minute, time.Millisecond, "a computes p/1")
 		_, err := a.Set(t.Context(), "ids", []int{1})
 		require.NoError(t, err)
 		depth := func() int {
@@ -531,13 +531,13 @@ func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 			require.NoError(t, err)
 			return st.Depth
 		}
-		require.Eventually(t, func() bool { return metricValue(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 10*time.Second, time.Millisecond,
+		require.Eventually(t, func() bool { return metricValue(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 2*time.Minute, time.Millisecond,
 			"b's domain job found p/1 missing")
 		close(release)
 		require.NoError(t, <-warmed)
 		runs := func() float64 { return metricValue(t, sreg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
 		after := runs()
-		require.Eventually(t, func() bool { return runs() >= after+2 }, 10*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return runs() >= after+2 }, 2*time.Minute, time.Millisecond)
 		w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: b})
 		require.NoError(t, err)
 		_, err = w.Drain(t.Context())
@@ -629,7 +629,7 @@ func TestFailingProcess(t *testing.T) {
 		return ok.Load() >= 3 &&
 			metricValue(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
 			metricValue(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 2*time.Minute, 10*time.Millisecond)
 }
 
 // metricValue is the value of a gathered series by name and label values

@@ -59,5 +59,5 @@ func TestGroupCommit(t *testing.T) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return !g.running && len(g.pending) == 0
-	}, 5*time.Second, time.Millisecond, "no leader left running, nothing pending")
+	}, 2*time.Minute, time.Millisecond, "no leader left running, nothing pending")
 }
