@@ -9,12 +9,12 @@ import (
 
 // tokenFront is a small two-way set-associative table of verified tokens in
 // front of the Verifier's cache: a hit costs a hash, two atomic loads and a
-// compare,
-// with no lock and no clock read. (Reading the monotonic clock costs about
-// 50 ns on the machines measured, a quarter of a lookup through the cache,
-// and a hit of the whole GraphQL response cache costs about 1 µs.)
+// compare, with no lock and no clock read. (Reading the monotonic clock
+// costs about 50 ns on the machines measured, a quarter of a lookup through
+// the cache, and a whole GraphQL response-cache hit costs about 1 µs.)
 //
-// Time comes from a coarse clock that a goroutine sets every frontTick. The
+// Time comes from a coarse wall clock (JWT times are wall times, as the
+// parser's checks are) that a goroutine sets every frontTick. The
 // front answers only for a token with more than frontMargin left before its
 // exp plus the leeway on that clock, and sends every other to the cache,
 // which checks exp on the real clock: a late tick can only send more
