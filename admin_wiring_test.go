@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/admin"
-	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/source"
 )
 
@@ -52,9 +50,7 @@ func getJSON(t *testing.T, url string, v any) int {
 // no console.
 func TestServeAdminConsole(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Database(t)
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	url, _ := demoDatabase(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.PostgresURL = url
 	base, stop := startServe(t, cfg)

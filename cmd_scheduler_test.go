@@ -18,7 +18,6 @@ import (
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/gatewaytest"
-	"github.com/kck-go/kck/internal/pgtest"
 )
 
 // metric reads one sample of the gateway's /metrics, e.g.
@@ -90,9 +89,7 @@ func TestServeWarmsBeforeReady(t *testing.T) {
 // reports ready at once.
 func TestServeOnPostgresNotReadyWhileWarming(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Database(t)
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	url, _ := demoDatabase(t)
 	dir := t.TempDir()
 	require.NoError(t, fs.WalkDir(demo.SQL(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -37,6 +37,16 @@ func testConfig(t *testing.T, dir string) serveConfig {
 	return cfg
 }
 
+// demoDatabase is a fresh Postgres database with the demo loaded (kck demo
+// load), and what loading it printed.
+func demoDatabase(t *testing.T) (url, loaded string) {
+	t.Helper()
+	url = pgtest.Database(t)
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	return url, out.String()
+}
+
 // startServe runs serve until the returned stop is called; stop returns
 // serve's error.
 func startServe(t *testing.T, cfg serveConfig) (base string, stop func() error) {
@@ -272,10 +282,8 @@ func TestMigrateCommand(t *testing.T) {
 // products, fresh after a change made directly in the database.
 func TestServeOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Database(t)
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
-	assert.Contains(t, out.String(), "change triggers installed")
+	url, loaded := demoDatabase(t)
+	assert.Contains(t, loaded, "change triggers installed")
 
 	cfg := testConfig(t, t.TempDir())
 	cfg.PostgresURL = url
@@ -300,10 +308,8 @@ func TestServeOnPostgres(t *testing.T) {
 
 func TestCheckCommand(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Database(t)
+	url, _ := demoDatabase(t)
 	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
-	out.Reset()
 	require.Equal(t, 0, run([]string{"check", "--postgres-url", url}, &out, &errOut), out.String())
 	assert.Contains(t, out.String(), "title_list.sql: title_list: ok ([Title!])")
 

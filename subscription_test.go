@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/kck-go/kck/internal/cassandratest"
-	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/source"
 )
 
@@ -27,9 +25,7 @@ import (
 // the demo's SQL products from one Postgres database, as a cluster does.
 func gatewayPair(t *testing.T) (a, b, pgURL string) {
 	t.Helper()
-	pgURL = pgtest.Database(t)
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", pgURL}, &out, &errOut), errOut.String())
+	pgURL, _ = demoDatabase(t)
 	ks := cassandratest.Keyspace(t)
 	var bases []string
 	for range 2 {

@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kck-go/kck/internal/pgtest"
 )
 
 // The typed mutation runs a SQL updater (demo/sql/add_title.sql) as
@@ -18,9 +16,7 @@ import (
 // refuses a bad year before anything is written.
 func TestTypedMutationOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Database(t)
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run([]string{"demo", "load", "--postgres-url", url}, &out, &errOut), errOut.String())
+	url, _ := demoDatabase(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.PostgresURL = url
 	base, stop := startServe(t, cfg)

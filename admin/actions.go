@@ -333,13 +333,7 @@ func (a *Console) queueRetry(ctx context.Context, t Target, _ string) (Outcome, 
 	if err != nil || t.DryRun {
 		return Outcome{dryKeys: []string{key}}, err
 	}
-	if _, err := a.opts.Queue.Get(ctx, key); err != nil {
-		if errors.Is(err, queue.ErrNotFound) {
-			return Outcome{}, &notQueued{key}
-		}
-		return Outcome{}, err
-	}
-	if err := a.opts.Queue.Remove(ctx, key); err != nil {
+	if err := a.dequeue(ctx, key); err != nil {
 		return Outcome{}, err
 	}
 	if err := a.opts.Queue.Enqueue(ctx, key, a.opts.Clock.Now()); err != nil {
@@ -348,18 +342,23 @@ func (a *Console) queueRetry(ctx context.Context, t Target, _ string) (Outcome, 
 	return Outcome{Action: "queue/retry", Keys: 1, Done: 1, Failed: []Failed{}}, nil
 }
 
+// dequeue removes a key that is queued; notQueued when it is not.
+func (a *Console) dequeue(ctx context.Context, key string) error {
+	if _, err := a.opts.Queue.Get(ctx, key); err != nil {
+		if errors.Is(err, queue.ErrNotFound) {
+			return &notQueued{key}
+		}
+		return err
+	}
+	return a.opts.Queue.Remove(ctx, key)
+}
+
 func (a *Console) queueRemove(ctx context.Context, t Target, _ string) (Outcome, error) {
 	key, err := a.queueKey(t)
 	if err != nil || t.DryRun {
 		return Outcome{dryKeys: []string{key}}, err
 	}
-	if _, err := a.opts.Queue.Get(ctx, key); err != nil {
-		if errors.Is(err, queue.ErrNotFound) {
-			return Outcome{}, &notQueued{key}
-		}
-		return Outcome{}, err
-	}
-	if err := a.opts.Queue.Remove(ctx, key); err != nil {
+	if err := a.dequeue(ctx, key); err != nil {
 		return Outcome{}, err
 	}
 	return Outcome{Action: "queue/remove", Keys: 1, Done: 1, Failed: []Failed{}}, nil

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/graph"
-	"github.com/kck-go/kck/primers"
 )
 
 // GraphQL GET responses (Apollo's persisted-query link with
@@ -93,8 +92,7 @@ func (s *Server) cacheControl(reads []graph.Read) string {
 	scope := "public"
 	if s.guard.On() {
 		for _, rd := range reads {
-			name, err := primers.SplitName(rd.Key)
-			if p := s.cache.Registry().Product(name); err != nil || p == nil || !p.Auth.Public {
+			if !s.guard.Public(rd.Key) {
 				scope = "private"
 				break
 			}

@@ -25,10 +25,16 @@ func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args .
 	if err != nil {
 		return zero, err
 	}
+	return decodeProduct[T](ctx, res)
+}
+
+// decodeProduct notes res as read by the operation and decodes its value
+// into the field's Go type.
+func decodeProduct[T any](ctx context.Context, res cache.Result) (T, error) {
 	Collect(ctx, res)
 	var out T
 	if err := json.Unmarshal(res.Value, &out); err != nil {
-		return zero, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
+		return out, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
 	}
 	return out, nil
 }

@@ -141,12 +141,7 @@ func resolveAffected[T any](ctx context.Context, r *Resolver, p *Payload, name s
 			return zero, err
 		}
 	}
-	Collect(ctx, res)
-	var out T
-	if err := json.Unmarshal(res.Value, &out); err != nil {
-		return zero, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
-	}
-	return out, nil
+	return decodeProduct[T](ctx, res)
 }
 
 // decodeUpdateResult is the body of an @updateResult field: what the
