@@ -15,10 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kck-go/kck/internal/scriptrun"
 )
 
 var (
@@ -29,8 +29,7 @@ var (
 
 // Root is the repository's browser/ directory.
 func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "browser")
+	return filepath.Join(scriptrun.Root(), "browser")
 }
 
 // Chromium returns the path of the chromium executable, installing chromium
@@ -38,29 +37,12 @@ func Root() string {
 func Chromium(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
-		cmd := exec.Command(filepath.Join(Root(), "..", "scripts", "browser", "ensure.sh"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, e := cmd.Output()
-		if e != nil {
-			err = &startError{e, stderr.String()}
-			return
-		}
-		chromium = strings.TrimSpace(string(out))
+		chromium, err = scriptrun.Output("scripts/browser/ensure.sh")
 	})
 	if err != nil {
 		t.Fatalf("browser: %v", err)
 	}
 	return chromium
-}
-
-type startError struct {
-	err    error
-	stderr string
-}
-
-func (e *startError) Error() string {
-	return "scripts/browser/ensure.sh: " + e.err.Error() + "\n" + e.stderr
 }
 
 // Run runs browser/<script> with node and args, logs its output, and fails

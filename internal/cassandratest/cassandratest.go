@@ -11,15 +11,13 @@ import (
 	"encoding/hex"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/internal/scriptrun"
 )
 
 var (
@@ -42,29 +40,17 @@ func Hosts(t testing.TB) []string {
 			hosts = []string{"127.0.0.1:9042"}
 			return
 		}
-		out, e := exec.Command(filepath.Join(repoRoot(), "scripts", "cassandra", "ensure.sh"), "3").Output()
+		out, e := scriptrun.Output("scripts/cassandra/ensure.sh", "3")
 		if e != nil {
-			if ee, ok := e.(*exec.ExitError); ok {
-				e = &startError{e, string(ee.Stderr)}
-			}
 			err = e
 			return
 		}
-		hosts = strings.Split(strings.TrimSpace(string(out)), ",")
+		hosts = strings.Split(out, ",")
 	})
 	if err != nil {
 		t.Fatalf("cassandra: %v", err)
 	}
 	return hosts
-}
-
-type startError struct {
-	err    error
-	stderr string
-}
-
-func (e *startError) Error() string {
-	return "scripts/cassandra/up.sh: " + e.err.Error() + "\n" + e.stderr
 }
 
 // Config is a configuration for the running cluster with no keyspace set.
@@ -99,9 +85,4 @@ func Keyspace(t testing.TB, rf ...int) cassandra.Config {
 		}
 	})
 	return cfg
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
 }

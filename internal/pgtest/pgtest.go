@@ -10,15 +10,13 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kck-go/kck/internal/scriptrun"
 )
 
 var (
@@ -34,30 +32,12 @@ func URL(t testing.TB) string {
 		if baseURL = os.Getenv("KCK_POSTGRES_URL"); baseURL != "" {
 			return
 		}
-		_, file, _, _ := runtime.Caller(0)
-		out, e := exec.Command(filepath.Join(filepath.Dir(file), "..", "..", "scripts", "postgres", "up.sh")).Output()
-		if e != nil {
-			if ee, ok := e.(*exec.ExitError); ok {
-				e = &startError{e, string(ee.Stderr)}
-			}
-			err = e
-			return
-		}
-		baseURL = strings.TrimSpace(string(out))
+		baseURL, err = scriptrun.Output("scripts/postgres/up.sh")
 	})
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
 	return baseURL
-}
-
-type startError struct {
-	err    error
-	stderr string
-}
-
-func (e *startError) Error() string {
-	return "scripts/postgres/up.sh: " + e.err.Error() + "\n" + e.stderr
 }
 
 // Database creates a fresh database for one test and returns its URL.
