@@ -180,7 +180,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 
-	s.mux.HandleFunc("/graphql", s.handleGraphQL)
+	// /graphql is served by serveAuthenticated itself, ahead of the mux.
 	if !o.DisablePlayground {
 		s.mux.Handle("GET /{$}", playgroundPage())
 		s.mux.Handle("GET "+playgroundPrefix+"{file}", playgroundFiles())
@@ -290,11 +290,6 @@ func rootCause(err error) error {
 }
 
 var jsonContentType = []string{"application/json"}
-
-// handleGraphQL serves /graphql for the caller in the request's context.
-func (s *Server) handleGraphQL(w http.ResponseWriter, r *http.Request) {
-	s.serveGraphQL(w, r, auth.PrincipalFrom(r.Context()))
-}
 
 // serveGraphQL answers from the response cache when it can, else runs the
 // operation through gqlgen as caller p and keeps the response if it may be
