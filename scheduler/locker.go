@@ -34,6 +34,7 @@ type SlotLocker struct {
 	mu     sync.RWMutex
 	jobs   map[string]Schedule
 	ran    map[string]time.Time // job -> the last slot this gateway took
+	taking map[string]*sync.Mutex
 	onSkip func(job string)
 }
 
@@ -45,7 +46,8 @@ func NewSlotLocker(store cache.Store, owner string, clock cache.Clock) *SlotLock
 	if clock == nil {
 		clock = cache.SystemClock{}
 	}
-	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}, ran: map[string]time.Time{}}
+	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}, ran: map[string]time.Time{},
+		taking: map[string]*sync.Mutex{}}
 }
 
 // add declares job name's already checked schedule.
@@ -53,6 +55,9 @@ func (l *SlotLocker) add(name string, s Schedule) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.jobs[name] = s
+	if l.taking[name] == nil {
+		l.taking[name] = new(sync.Mutex)
+	}
 }
 
 // Add declares the schedule of job name (cron expressions in UTC unless
@@ -73,10 +78,17 @@ func (l *SlotLocker) Add(name string, s Schedule) error {
 func (l *SlotLocker) Lock(ctx context.Context, name string) (gocron.Lock, error) {
 	l.mu.RLock()
 	s, ok := l.jobs[name]
+	taking := l.taking[name]
 	l.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("scheduler: job %q has no schedule in the locker", name)
 	}
+	// One attempt at a time per job on this gateway, from reading the last
+	// slot taken to recording the new one: two attempts at the same slot
+	// (a ticker firing again while a slow Acquire is under way) would both
+	// pass the check below, and the store grants its holder the lease again.
+	taking.Lock()
+	defer taking.Unlock()
 	slot, period := s.slot(l.clock.Now())
 	// A ticker that fires again soon after a late run can land on the same
 	// nearest slot; the store would grant it (the lease is ours already, and

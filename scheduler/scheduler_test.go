@@ -214,7 +214,13 @@ func testProcessRunsOncePerSlot(t *testing.T, f *fixture) {
 	require.GreaterOrEqual(t, elapsed, 4*time.Second)
 	require.LessOrEqual(t, len(runs), int(elapsed/time.Second)+1, "at most one run per slot")
 	for slot, n := range slots {
-		require.Equal(t, 1, n, "slot %v ran %d times", slot, n)
+		var where []string
+		for _, r := range runs {
+			if r.slot.Equal(slot) {
+				where = append(where, r.gateway)
+			}
+		}
+		require.Equal(t, 1, n, "slot %v ran %d times, on %v", slot, n, where)
 	}
 }
 
