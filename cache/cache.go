@@ -109,7 +109,8 @@ type Cache struct {
 	lastLogged map[string]logState // by store operation
 
 	bgMu      sync.Mutex
-	bgPending map[string]struct{}
+	bgPending map[string]*bgJob // waiting for a slot (background.go)
+	bgRunning map[string]int
 	bgSlots   chan struct{}
 
 	ctx    context.Context // cancelled by Close; parent of background work
@@ -157,7 +158,8 @@ func New(opts Options) (*Cache, error) {
 		m:          newMetrics(opts.Registerer, productNames(opts.Registry)),
 		deps:       newDependencies(),
 		lastLogged: map[string]logState{},
-		bgPending:  map[string]struct{}{},
+		bgPending:  map[string]*bgJob{},
+		bgRunning:  map[string]int{},
 		bgSlots:    make(chan struct{}, opts.BackgroundRefreshes),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -611,36 +613,6 @@ func (c *Cache) storeFailed(op, key string, err error) {
 type logState struct {
 	at         time.Time
 	suppressed int
-}
-
-// refreshInBackground recomputes key without blocking the caller, at most
-// once at a time per key and BackgroundRefreshes at a time in all.
-func (c *Cache) refreshInBackground(key string) {
-	c.bgMu.Lock()
-	if _, busy := c.bgPending[key]; busy || c.ctx.Err() != nil {
-		c.bgMu.Unlock()
-		return
-	}
-	c.bgPending[key] = struct{}{}
-	c.wg.Add(1)
-	c.bgMu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			c.bgMu.Lock()
-			delete(c.bgPending, key)
-			c.bgMu.Unlock()
-		}()
-		select {
-		case c.bgSlots <- struct{}{}:
-		case <-c.ctx.Done():
-			return
-		}
-		defer func() { <-c.bgSlots }()
-		if _, err := c.Refresh(c.ctx, key); err != nil && c.ctx.Err() == nil {
-			c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err)
-		}
-	}()
 }
 
 // Refresh recomputes key now, whatever the cache holds, and refreshes its

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -62,6 +63,9 @@ type Options struct {
 	// /admin and /admin/ behind the operator gate: scope kck:admin with
 	// auth on, open with auth off (enabling it is the caller's choice).
 	Admin http.Handler
+	// Schema is the GraphQL schema over KCK's resolver (see graph.Options);
+	// nil: KCK's own.
+	Schema func(*graph.Resolver) graphql.ExecutableSchema
 	// Subscriptions configure GraphQL subscriptions over WebSocket at
 	// /graphql (bounds, keepalive, allowed origins); the token verifier is
 	// Auth.
@@ -152,7 +156,7 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard,
+		Guard: guard, Schema: o.Schema,
 	})
 	if err != nil {
 		return nil, err

@@ -47,6 +47,10 @@ type Options struct {
 	Subscriptions SubscriptionOptions
 	// Registerer receives the subscription metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// Schema builds the executable schema over the resolver: an
+	// application's own gqlgen package, generated with the productfield
+	// plugin (see examples/own-module). Nil: KCK's schema.graphqls.
+	Schema func(*Resolver) graphql.ExecutableSchema
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -62,7 +66,13 @@ func NewHandler(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	es := NewExecutableSchema(Config{Resolvers: &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}})
+	r := &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
+	var es graphql.ExecutableSchema
+	if o.Schema != nil {
+		es = o.Schema(r)
+	} else {
+		es = NewExecutableSchema(Config{Resolvers: r})
+	}
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}

@@ -166,7 +166,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("feed bucket must be at least 1 s"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("cassandra config: %w", err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -265,6 +265,16 @@ var (
 	_ cache.Scanner    = (*Store)(nil)
 )
 
+// Errors Open returns that waiting would not cure: callers tell them apart
+// with errors.Is (a gateway connects late to a cluster that is down, not to
+// one it cannot use).
+var (
+	// ErrConfig: the Config is invalid.
+	ErrConfig = errors.New("cassandra config")
+	// ErrNotMigrated: the keyspace or its tables are missing.
+	ErrNotMigrated = errors.New("run `kck migrate`")
+)
+
 // Open connects to the cluster and checks that the schema exists (run
 // Migrate first). It fails, naming the hosts, when none answers.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -280,7 +290,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			var n int
 			q := bare.Query(`SELECT count(*) FROM system_schema.keyspaces WHERE keyspace_name = ?`, cfg.Keyspace)
 			if q.ScanContext(ctx, &n) == nil && n == 0 {
-				return nil, fmt.Errorf("cassandra: keyspace %q does not exist on %s (run `kck migrate`)", cfg.Keyspace, strings.Join(cfg.Hosts, ","))
+				return nil, fmt.Errorf("cassandra: keyspace %q does not exist on %s (%w)", cfg.Keyspace, strings.Join(cfg.Hosts, ","), ErrNotMigrated)
 			}
 		}
 		return nil, err
@@ -298,7 +308,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := s.Query(`SELECT key FROM cache_entries LIMIT 1`).ExecContext(ctx); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("cassandra: keyspace %q has no kck tables (run `kck migrate`): %w", cfg.Keyspace, err)
+		return nil, fmt.Errorf("cassandra: keyspace %q has no kck tables (%w): %w", cfg.Keyspace, ErrNotMigrated, err)
 	}
 	return st, nil
 }

@@ -1,0 +1,258 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kck-go/kck/auth"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/scheduler"
+)
+
+// Config is a gateway's configuration. Start from Defaults: a zero Config
+// is not valid (its limits of 0 would refuse everything). `kck serve` fills
+// it from its flags, the KCK_* variables and the config file; each field
+// names its flag.
+type Config struct {
+	// Addr is the listen address (--addr, ":8080").
+	Addr string
+	// DataDir holds the embedded store and the Go demo's added titles
+	// (--data-dir, ".kck-data").
+	DataDir string
+	// MemoryMB is the budget of every cache together (--memory-mb, 256):
+	// see SplitMemory.
+	MemoryMB int
+	// Introspection allows GraphQL introspection (--introspection, true).
+	Introspection bool
+	// ShutdownAfter is how long in-flight requests get at shutdown
+	// (--shutdown-timeout, 15s).
+	ShutdownAfter time.Duration
+	// Store is "embedded" or "cassandra" (--store, "embedded"); Cassandra
+	// is the cluster's connection (--cassandra-*), needed with "cassandra".
+	Store     string
+	Cassandra cassandra.Config
+	// Migrate creates the keyspace and tables first, with a new keyspace's
+	// ReplicationFactor (--migrate, false; --replication-factor, 1).
+	Migrate           bool
+	ReplicationFactor int
+	// PostgresURL, when set, serves SQL products from that database
+	// (--postgres-url).
+	PostgresURL string
+	// SQLDir holds the SQL product declarations (--sql-dir); SQL, when not
+	// nil, holds them instead (an application's embedded files). With
+	// neither, and no Register, the demo's are served.
+	SQLDir string
+	SQL    fs.FS
+	// Register adds the application's own Go products to the registry,
+	// beside its SQL products; db is the PostgresURL database (nil without
+	// one). Nil: the Go demo's products when there is no database.
+	Register func(reg *primers.Registry, db *pgxpool.Pool) error
+	// Schedule declares the refresh, warming and domains of the Go
+	// products Register added (SQL products declare theirs in headers).
+	Schedule func(s *scheduler.Scheduler) error
+	// Schema builds the GraphQL schema over KCK's resolver: an
+	// application's own gqlgen package (see examples/own-module). Nil:
+	// KCK's schema.graphqls.
+	Schema func(*graph.Resolver) graphql.ExecutableSchema
+	// Scheduler runs periodic refresh, warming, domains and the refresh
+	// queue's worker (--scheduler, true); ReadyAfterWarm keeps /readyz
+	// failing until warming is done (--ready-after-warm, true);
+	// DrainInterval is how often the worker claims from the queue
+	// (--drain-interval, 1s).
+	Scheduler      bool
+	ReadyAfterWarm bool
+	DrainInterval  time.Duration
+	// WarmConcurrency is how many keys boot warming reads at once
+	// (--warm-concurrency, 32).
+	WarmConcurrency int
+	// QueueLease is how long a worker holds the keys it claimed
+	// (--queue-lease, 2m), and ComputeLease how long a gateway holds one
+	// key's computation (--compute-lease, 30s): a gateway that dies
+	// mid-refresh delays its keys by the longer of the two. ComputeLease
+	// must be at least PrimerTimeout, the bound of one primer run (30s;
+	// no flag): a lease that ends before the run lets a second gateway
+	// compute the same key.
+	QueueLease, ComputeLease time.Duration
+	PrimerTimeout            time.Duration
+	// Limits: what one request may cost.
+	Limits LimitsConfig
+	// Browser: subscriptions and CORS.
+	Browser BrowserConfig
+	// Auth verifies bearer tokens and enforces the products' policies;
+	// off unless a key is given.
+	Auth AuthConfig
+	// Admin serves the operator console at /admin (--admin, true).
+	Admin bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// LimitsConfig is what one request may cost.
+type LimitsConfig struct {
+	// Playground serves the GraphQL playground at / (--playground, true).
+	Playground bool
+	// GraphQL holds the document limits (--max-tokens and the like):
+	// negative turns one off; 0 is refused.
+	GraphQL graph.Limits
+	// MaxMisses bounds the primer runs one request may cause
+	// (--max-misses-per-request, 20; -1: no bound).
+	MaxMisses int
+	// NegativeTTL is how long a key without data stays "not found"
+	// (--negative-ttl, 5s; negative: off).
+	NegativeTTL time.Duration
+}
+
+// BrowserConfig is what front-end clients meet: subscriptions over
+// WebSocket and CORS.
+type BrowserConfig struct {
+	// MaxSubscriptions, MaxSubscriptionsPerConnection and MaxConnections
+	// bound subscriptions (--max-subscriptions 10000,
+	// --max-subscriptions-per-connection 100, --max-websocket-connections
+	// 10000; -1: no limit, 0 refused).
+	MaxSubscriptions, MaxSubscriptionsPerConnection, MaxConnections int
+	// KeepAlive is the WebSocket keepalive interval (--ws-keepalive, 15s).
+	KeepAlive time.Duration
+	// CORSOrigins are the origins allowed to call the gateway from a
+	// browser (and to open its WebSocket); empty: same origin only.
+	CORSOrigins []string
+}
+
+// AuthConfig is the gateway's token verification: off unless a key is
+// given (an HS256 secret, PEM public key files or a JWKS URL).
+type AuthConfig struct {
+	Secret      string
+	PublicKeys  []string
+	JWKSURL     string
+	JWKSRefresh time.Duration
+	Issuer      string
+	Audience    []string
+	Leeway      time.Duration
+	ScopeClaims []string
+}
+
+// Enabled reports whether a key was given.
+func (c AuthConfig) Enabled() bool {
+	return c.Secret != "" || len(c.PublicKeys) > 0 || c.JWKSURL != ""
+}
+
+// Defaults is the configuration `kck serve` starts from.
+func Defaults() Config {
+	return Config{
+		Addr:              ":8080",
+		DataDir:           ".kck-data",
+		MemoryMB:          256,
+		Introspection:     true,
+		ShutdownAfter:     15 * time.Second,
+		Store:             "embedded",
+		ReplicationFactor: 1,
+		Scheduler:         true,
+		ReadyAfterWarm:    true,
+		DrainInterval:     time.Second,
+		WarmConcurrency:   32,
+		QueueLease:        2 * time.Minute,
+		ComputeLease:      30 * time.Second,
+		PrimerTimeout:     30 * time.Second,
+		Limits: LimitsConfig{
+			Playground: true,
+			GraphQL: graph.Limits{
+				MaxTokens: 15000, MaxDepth: 12, MaxAliases: 30, MaxRootFields: 50, MaxFields: 500,
+				MaxRepeats: 20, MaxComplexity: 1000, ProductCost: 10,
+			},
+			MaxMisses:   20,
+			NegativeTTL: 5 * time.Second,
+		},
+		Browser: BrowserConfig{
+			MaxSubscriptions: 10000, MaxSubscriptionsPerConnection: 100, MaxConnections: 10000,
+			KeepAlive: 15 * time.Second,
+		},
+		Auth:  AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
+		Admin: true,
+	}
+}
+
+// Validate reports the first setting no gateway can run with, naming its
+// flag.
+func (c Config) Validate() error {
+	if c.Store != "embedded" && c.Store != "cassandra" {
+		return fmt.Errorf("serve: --store must be embedded or cassandra, not %q", c.Store)
+	}
+	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
+		return errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
+	}
+	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
+		return errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
+	}
+	if c.PrimerTimeout < 0 {
+		return errors.New("serve: the primer timeout must not be negative")
+	}
+	if pt := c.primerTimeout(); c.ComputeLease < pt {
+		return fmt.Errorf("serve: --compute-lease %v is shorter than the primer timeout %v: another gateway would compute a key while its primer still runs", c.ComputeLease, pt)
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if c.MemoryMB <= 0 {
+		return errors.New("serve: --memory-mb must be positive")
+	}
+	if c.WarmConcurrency <= 0 {
+		return errors.New("serve: --warm-concurrency must be positive")
+	}
+	if err := c.Browser.validate(); err != nil {
+		return err
+	}
+	return c.Limits.validate()
+}
+
+func (c Config) primerTimeout() time.Duration {
+	if c.PrimerTimeout == 0 {
+		return 30 * time.Second // the cache's default
+	}
+	return c.PrimerTimeout
+}
+
+func (c AuthConfig) validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	if c.Secret != "" && len(c.Secret) < auth.MinSecretBytes {
+		return fmt.Errorf("serve: --auth-jwt-secret is %d bytes; at least %d are needed", len(c.Secret), auth.MinSecretBytes)
+	}
+	if c.Leeway < 0 || c.Leeway > auth.MaxLeeway {
+		return fmt.Errorf("serve: --auth-leeway must be between 0 and %v", auth.MaxLeeway)
+	}
+	if c.JWKSRefresh <= 0 {
+		return errors.New("serve: --auth-jwks-refresh must be positive")
+	}
+	return nil
+}
+
+func (c BrowserConfig) validate() error {
+	if c.MaxSubscriptions == 0 || c.MaxSubscriptionsPerConnection == 0 || c.MaxConnections == 0 {
+		return errors.New("serve: a subscription limit of 0 would refuse every subscription: give a positive value, or -1 for no limit")
+	}
+	if c.KeepAlive <= 0 {
+		return errors.New("serve: --ws-keepalive must be positive")
+	}
+	return nil
+}
+
+func (c LimitsConfig) validate() error {
+	l := c.GraphQL
+	for _, v := range []int{l.MaxTokens, l.MaxDepth, l.MaxAliases, l.MaxRootFields, l.MaxFields, l.MaxRepeats, l.MaxComplexity, c.MaxMisses} {
+		if v == 0 {
+			return errors.New("serve: a limit of 0 would refuse everything: give a positive value, or -1 for no limit")
+		}
+	}
+	if l.ProductCost <= 0 {
+		return errors.New("serve: --product-cost must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package app
+
+import (
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/gateway"
+)
+
+// MemoryBudget splits Config.MemoryMB between the caches, so that together
+// they stay within it: the in-process tier of products takes most, the
+// GraphQL response cache, the parsed-query cache, the APQ cache, the
+// negative cache and, with auth on, the verified tokens the rest.
+type MemoryBudget struct {
+	Tier, Responses, Queries, APQ, Negative, Tokens uint64
+}
+
+// SplitMemory is the budget of mb MiB.
+func SplitMemory(mb int, auth bool) MemoryBudget {
+	total := uint64(mb) << 20
+	b := MemoryBudget{
+		Responses: total / 8,  // 12.5 %
+		Queries:   total / 16, // 6.25 %
+		APQ:       total / 64, // 1.6 %
+		Negative:  total / 64, // 1.6 %
+	}
+	if auth {
+		b.Tokens = total / 32 // 3.1 %
+	}
+	b.Tier = total - b.Responses - b.Queries - b.APQ - b.Negative - b.Tokens
+	return b
+}
+
+func (b MemoryBudget) cacheOptions(o *cache.Options) {
+	o.MaxMemoryBytes = b.Tier
+	o.NegativeCacheBytes = max(b.Negative, 1)
+}
+
+func (b MemoryBudget) gatewayOptions(o *gateway.Options, l LimitsConfig) {
+	o.ResponseCacheBytes = int64(max(b.Responses, 1))
+	o.QueryCacheBytes = max(b.Queries, 1)
+	o.APQCacheBytes = max(b.APQ, 1)
+	o.Limits = l.GraphQL
+	o.MaxMissesPerRequest = l.MaxMisses
+	o.DisablePlayground = !l.Playground
+}
+
+func (c BrowserConfig) gatewayOptions(o *gateway.Options) {
+	o.Subscriptions.MaxTotal = c.MaxSubscriptions
+	o.Subscriptions.MaxPerConnection = c.MaxSubscriptionsPerConnection
+	o.Subscriptions.MaxConnections = c.MaxConnections
+	o.Subscriptions.KeepAlive = c.KeepAlive
+	o.CORSOrigins = c.CORSOrigins
+}

@@ -1,0 +1,123 @@
+// Package backend opens where products are stored: the embedded bbolt file
+// or an Apache Cassandra cluster. A Backend gives the store the cache reads
+// and writes, the change feed gateways follow, the scanner that lists
+// entries (dump, key prefixes) and the refresh queue, so that no caller
+// asks which kind it has.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/queue"
+)
+
+// Kinds of backend.
+const (
+	Embedded  = "embedded"
+	Cassandra = "cassandra"
+)
+
+// Backend is an opened store with everything that lives in it.
+type Backend interface {
+	// Store is what the cache reads and writes; it also implements
+	// cache.ChangeFeed, which cache.New follows.
+	Store() cache.Store
+	Feed() cache.ChangeFeed
+	Scanner() cache.Scanner
+	// Queue is the refresh queue in the store, shared by every gateway on
+	// it.
+	Queue(cfg queue.Config) (queue.Store, error)
+	Close() error
+}
+
+// Config says which backend, and where.
+type Config struct {
+	// Kind is Embedded or Cassandra.
+	Kind string
+	// DataDir is the embedded store's directory.
+	DataDir string
+	// LockTimeout bounds the wait for the embedded store's file lock (a
+	// running gateway holds it); 0 waits as long as it takes.
+	LockTimeout time.Duration
+	Cassandra   cassandra.Config
+	// Late: a cluster that does not answer at start is not an error: the
+	// backend connects in the background (see cassandra.Late). Errors
+	// waiting would not cure (ErrConfig, cassandra.ErrNotMigrated) still
+	// fail Open.
+	Late   bool
+	Logger *slog.Logger
+}
+
+// ErrConfig is a Config no backend opens with: a usage error. Check's
+// errors are ErrConfig (errors.Is) and say only what is wrong.
+var ErrConfig = errors.New("backend config")
+
+type configError string
+
+func (e configError) Error() string        { return string(e) }
+func (e configError) Is(target error) bool { return target == ErrConfig }
+
+// Check reports a Config no backend can be opened with.
+func (c Config) Check() error {
+	switch {
+	case c.Kind != Embedded && c.Kind != Cassandra:
+		return configError(fmt.Sprintf("--store must be embedded or cassandra, not %q", c.Kind))
+	case c.Kind == Cassandra && len(c.Cassandra.Hosts) == 0:
+		return configError("--store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
+	}
+	return nil
+}
+
+// Open opens the backend cfg names.
+func Open(ctx context.Context, cfg Config) (Backend, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Kind == Embedded {
+		s, err := bolt.Open(cfg.DataDir, bolt.Options{OpenTimeout: cfg.LockTimeout})
+		if err != nil {
+			return nil, err
+		}
+		return &backend[*bolt.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+	}
+	s, err := cassandra.Open(ctx, cfg.Cassandra)
+	if err == nil {
+		return &backend[*cassandra.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+	}
+	if !cfg.Late || errors.Is(err, cassandra.ErrNotMigrated) || errors.Is(err, cassandra.ErrConfig) {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Error("cassandra unreachable at start: serving without a store until it answers; /readyz fails meanwhile",
+		"hosts", strings.Join(cfg.Cassandra.Hosts, ","), "err", err)
+	l := cassandra.OpenLate(cfg.Cassandra, log)
+	return &backend[*cassandra.Late]{s: l, queue: func(q queue.Config) (queue.Store, error) { return l.Queue(q), nil }}, nil
+}
+
+type store interface {
+	cache.Store
+	cache.ChangeFeed
+	cache.Scanner
+}
+
+type backend[S store] struct {
+	s     S
+	queue func(queue.Config) (queue.Store, error)
+}
+
+func (b *backend[S]) Store() cache.Store                        { return b.s }
+func (b *backend[S]) Feed() cache.ChangeFeed                    { return b.s }
+func (b *backend[S]) Scanner() cache.Scanner                    { return b.s }
+func (b *backend[S]) Queue(c queue.Config) (queue.Store, error) { return b.queue(c) }
+func (b *backend[S]) Close() error                              { return b.s.Close() }

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kck-go/kck/app"
+	"github.com/kck-go/kck/cache/cassandra"
+)
+
+// serveOptions are kck serve's flags: the gateway's app.Config, and what
+// only the command line has.
+type serveOptions struct {
+	app.Config
+	LogFormat, LogLevel string
+	production          bool
+}
+
+func serveFlags(f *flags) *serveOptions {
+	o := &serveOptions{Config: app.Defaults()}
+	c, d := &o.Config, app.Defaults()
+	f.str(&c.Addr, "addr", "KCK_HTTP_ADDR", d.Addr, "listen address")
+	f.str(&c.DataDir, "data-dir", "KCK_DATA_DIR", d.DataDir, "directory of the embedded store")
+	f.int(&c.MemoryMB, "memory-mb", "KCK_MEMORY_MB", d.MemoryMB, "MiB for every cache together: the in-process tier, the response, parsed-query, APQ and negative caches, and with auth on the verified tokens")
+	f.str(&o.LogFormat, "log-format", "KCK_LOG_FORMAT", "text", "log format: text or json")
+	f.str(&o.LogLevel, "log-level", "KCK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.bool(&c.Introspection, "introspection", "KCK_INTROSPECTION", d.Introspection, "allow GraphQL introspection")
+	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
+	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
+	cassandraFlags(f, &c.Cassandra)
+	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database")
+	sqlDirFlag(f, &c.SQLDir)
+	f.bool(&c.Scheduler, "scheduler", "KCK_SCHEDULER", d.Scheduler, "run periodic refresh, boot warming, domains and the refresh-queue worker")
+	f.bool(&c.ReadyAfterWarm, "ready-after-warm", "KCK_READY_AFTER_WARM", d.ReadyAfterWarm, "report /readyz only once boot warming is done")
+	f.int(&c.WarmConcurrency, "warm-concurrency", "KCK_WARM_CONCURRENCY", d.WarmConcurrency, "how many keys boot warming reads (or computes) at once")
+	f.dur(&c.DrainInterval, "drain-interval", "KCK_DRAIN_INTERVAL", d.DrainInterval, "how often the worker claims from the refresh queue")
+	f.dur(&c.QueueLease, "queue-lease", "KCK_QUEUE_LEASE", d.QueueLease, "how long a worker holds the keys it claimed from the refresh queue")
+	f.dur(&c.ComputeLease, "compute-lease", "KCK_COMPUTE_LEASE", d.ComputeLease, "how long a gateway holds one key's computation against the others; keep it above the longest primer run")
+	f.int(&c.ReplicationFactor, "replication-factor", "KCK_CASSANDRA_REPLICATION_FACTOR", d.ReplicationFactor, "with --migrate: replication factor of a new keyspace")
+	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra: create the keyspace and tables first")
+	limitFlags(f, &c.Limits, &o.production)
+	browserFlags(f, &c.Browser)
+	authFlags(f, &c.Auth)
+	f.bool(&c.Admin, "admin", "KCK_ADMIN", d.Admin, "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for")
+	return o
+}
+
+// cassandraFlags adds the Cassandra connection flags over the values read
+// from the environment.
+func cassandraFlags(f *flags, c *cassandra.Config) {
+	*c = cassandra.ConfigFromEnv()
+	f.value((*hostList)(&c.Hosts), "cassandra-hosts", "KCK_CASSANDRA_HOSTS", "Cassandra contact points, comma-separated")
+	f.str(&c.Keyspace, "cassandra-keyspace", "KCK_CASSANDRA_KEYSPACE", "kck", "keyspace")
+	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
+	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
+}
+
+// postgresFlag and sqlDirFlag are the database and the SQL products of
+// every command that has them; usage says what the command does with it.
+func postgresFlag(f *flags, p *string, usage string) {
+	f.str(p, "postgres-url", "KCK_POSTGRES_URL", "", usage)
+}
+
+func sqlDirFlag(f *flags, p *string) {
+	f.str(p, "sql-dir", "KCK_SQL_DIR", "", "folder of SQL product declarations; default: the demo's")
+}
+
+func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
+	f := newFlags("serve", stderr)
+	o := serveFlags(f)
+	f.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kck serve [flags]\n\nStarts the gateway with the demo data products on the embedded store.\n\nFlags:")
+		f.PrintDefaults()
+	}
+	if err := f.parse(args); err != nil {
+		return *o, err
+	}
+	if f.NArg() > 0 {
+		return *o, fmt.Errorf("serve: unexpected arguments %v", f.Args())
+	}
+	if o.production {
+		productionDefaults(f, &o.Config)
+	}
+	if o.Limits.NegativeTTL == 0 {
+		o.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does
+	}
+	return *o, o.Validate()
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad log level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad log format %q (text or json)", format)
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	o, err := parseServe(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		if !errors.As(err, new(saidError)) {
+			fmt.Fprintln(stderr, "kck:", err)
+		}
+		return 2
+	}
+	log, err := newLogger(stderr, o.LogFormat, o.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "kck:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.Logger = log
+	if err := app.Run(ctx, o.Config); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLimitFlags(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard)
+	require.NoError(t, err)
+	l := cfg.Limits
+	assert.Equal(t, 15000, l.GraphQL.MaxTokens)
+	assert.Equal(t, 12, l.GraphQL.MaxDepth)
+	assert.Equal(t, 30, l.GraphQL.MaxAliases)
+	assert.Equal(t, 50, l.GraphQL.MaxRootFields)
+	assert.Equal(t, 500, l.GraphQL.MaxFields)
+	assert.Equal(t, 20, l.GraphQL.MaxRepeats)
+	assert.Equal(t, 1000, l.GraphQL.MaxComplexity)
+	assert.Equal(t, 10, l.GraphQL.ProductCost)
+	assert.Equal(t, 20, l.MaxMisses)
+	assert.Equal(t, 5*time.Second, l.NegativeTTL)
+	assert.True(t, cfg.Introspection)
+	assert.True(t, l.Playground)
+
+	// --production turns introspection and the playground off, unless asked.
+	cfg, err = parseServe([]string{"--production"}, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, cfg.Introspection)
+	assert.False(t, cfg.Limits.Playground)
+	cfg, err = parseServe([]string{"--production", "--playground"}, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, cfg.Introspection)
+	assert.True(t, cfg.Limits.Playground)
+	t.Setenv("KCK_INTROSPECTION", "true")
+	cfg, err = parseServe([]string{"--production"}, io.Discard)
+	require.NoError(t, err)
+	assert.True(t, cfg.Introspection)
+
+	// Variables and the config file set limits too.
+	t.Setenv("KCK_MAX_DEPTH", "5")
+	file := filepath.Join(t.TempDir(), "kck.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("max-aliases: 3\nmax-misses-per-request: -1\nnegative-ttl: 0s\n"), 0o600))
+	cfg, err = parseServe([]string{"--config", file, "--max-root-fields", "7"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 5, cfg.Limits.GraphQL.MaxDepth)
+	assert.Equal(t, 3, cfg.Limits.GraphQL.MaxAliases)
+	assert.Equal(t, 7, cfg.Limits.GraphQL.MaxRootFields)
+	assert.Equal(t, -1, cfg.Limits.MaxMisses)
+	assert.Negative(t, cfg.Limits.NegativeTTL, "0s turns the negative cache off")
+
+	_, err = parseServe([]string{"--max-depth", "0"}, io.Discard)
+	assert.Error(t, err)
+	_, err = parseServe([]string{"--product-cost", "0"}, io.Discard)
+	assert.Error(t, err)
+}
+
+// The caches together stay within --memory-mb.
+func TestSplitMemory(t *testing.T) {
+	for _, mb := range []int{1, 7, 256, 4096} {
+		for _, auth := range []bool{false, true} {
+			b := splitMemory(mb, auth)
+			assert.Equal(t, uint64(mb)<<20, b.Tier+b.Responses+b.Queries+b.APQ+b.Negative+b.Tokens)
+			assert.Greater(t, b.Tier, b.Responses)
+			assert.Equal(t, auth, b.Tokens > 0)
+		}
+	}
+}
+
+// The whole gateway with --production and a low limit: introspection and
+// the playground are gone, a document past a limit is refused and counted.
+func TestServeProductionLimits(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Scheduler = false
+	cfg2, err := parseServe([]string{"--production", "--max-depth", "3"}, io.Discard)
+	require.NoError(t, err)
+	cfg.Limits, cfg.Introspection = cfg2.Limits, cfg2.Introspection
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+
+	post := func(q string) (int, string) {
+		resp, err := http.Post(base+"/graphql", "application/json", strings.NewReader(`{"query":"`+q+`"}`))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(`{ __schema { queryType { name } } }`)
+	assert.Equal(t, 422, code)
+	assert.Contains(t, body, `"limit":"introspection"`)
+	code, body = post(`{ a { b { c { d } } } }`)
+	assert.Equal(t, 422, code)
+	assert.Contains(t, body, `"limit":"depth"`)
+	code, _ = post(`{ author(authorId: 1) { name } }`)
+	assert.Equal(t, 200, code)
+
+	resp, err := http.Get(base + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode)
+	resp, err = http.Get(base + "/metrics")
+	require.NoError(t, err)
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(m), `kck_refused_total{limit="depth"} 1`)
+	assert.Contains(t, string(m), `kck_refused_total{limit="introspection"} 1`)
+}
