@@ -52,10 +52,6 @@ func startScheduler(c *cache.Cache, prods *products, cfg serveConfig, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	if err := prods.schedule(s); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
 	if err := s.Start(); err != nil {
 		_ = s.Close()
 		return nil, err

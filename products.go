@@ -17,7 +17,6 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/primers"
-	"github.com/kck-go/kck/scheduler"
 	"github.com/kck-go/kck/source"
 	"github.com/kck-go/kck/source/sqlproduct"
 )
@@ -128,16 +127,6 @@ func (p *products) start(ctx context.Context, c *cache.Cache, cfg serveConfig, l
 		return nil
 	}
 	return nil
-}
-
-// schedule declares the products' refresh, warming and domains: the Go
-// demo's policies, or the kck:refresh, kck:warm and kck:domain headers of
-// the SQL products.
-func (p *products) schedule(s *scheduler.Scheduler) error {
-	if p.decls != nil {
-		return p.decls.Schedule(s, p.pool, p.reg)
-	}
-	return demo.Schedule(s, p.ds)
 }
 
 // onStored applies after_primes rules.

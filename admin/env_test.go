@@ -93,7 +93,6 @@ func newEnv(t *testing.T, o envOpts) *env {
 		require.NoError(t, err)
 		e.sched, err = scheduler.New(scheduler.Options{Cache: e.cache, Queue: bq, Worker: w, Registerer: e.metrics, Logger: log, DrainInterval: 50 * time.Millisecond})
 		require.NoError(t, err)
-		require.NoError(t, demo.Schedule(e.sched, ds))
 		require.NoError(t, e.sched.Start())
 		t.Cleanup(func() { _ = e.sched.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
