@@ -16,7 +16,7 @@ import (
 type domainJob struct {
 	product, key string // the members' product, the key listing them
 	mu           sync.Mutex
-	members map[string]bool // as of this gateway's last run; nil before it
+	members      map[string]bool // as of this gateway's last run; nil before it
 }
 
 // primeDomain computes the members of d that are missing and refreshes

@@ -89,16 +89,16 @@ func (f *fixture) gateway(t *testing.T, owner string, metrics ...prometheus.Regi
 	p.Name = "p"
 	p.Params = []primers.Param{{Name: "id", Kind: primers.Int}}
 	p.Primer = primers.Func1(func(ctx context.Context, id int64) (any, error) {
-			key := fmt.Sprintf("p/%d", id)
-			c, _ := f.runs.LoadOrStore(key, new(atomic.Int64))
-			c.(*atomic.Int64).Add(1)
-			if h, ok := f.hold.Load(key); ok {
-				<-h.(chan struct{})
-			}
-			if err, ok := f.fail.Load(key); ok {
-				return nil, err.(error)
-			}
-			return map[string]any{"id": id, "by": owner}, nil
+		key := fmt.Sprintf("p/%d", id)
+		c, _ := f.runs.LoadOrStore(key, new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
+		if h, ok := f.hold.Load(key); ok {
+			<-h.(chan struct{})
+		}
+		if err, ok := f.fail.Load(key); ok {
+			return nil, err.(error)
+		}
+		return map[string]any{"id": id, "by": owner}, nil
 	})
 	reg.MustRegister(p, primers.Product{Name: "ids"})
 	o := cache.Options{Registry: reg, Store: f.open(t), Owner: owner, PollInterval: 5 * time.Millisecond}
