@@ -361,6 +361,45 @@ func TestHardExpiry(t *testing.T) {
 	require.Equal(t, int64(2), f.counter("square").Load())
 }
 
+// GetKey reads a key the registry built as Get reads its string, from every
+// tier; a key made by hand is read as its string is, parse errors included.
+func TestGetKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	ctx := context.Background()
+	k, err := f.reg.Key("square", 12)
+	require.NoError(t, err)
+	r, err := f.cache(t).GetKey(ctx, k)
+	require.NoError(t, err)
+	require.Equal(t, cache.TierComputed, r.Tier)
+	require.Equal(t, "square/12", r.Key)
+	require.JSONEq(t, `{"n":12,"square":144}`, string(r.Value))
+
+	c2 := f.cache(t) // another gateway: from the store, then from memory
+	for _, tier := range []cache.Tier{cache.TierStore, cache.TierMemory} {
+		got, err := c2.GetKey(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, tier, got.Tier)
+		require.Equal(t, r.Version, got.Version)
+	}
+	require.Equal(t, int64(1), f.counter("square").Load())
+
+	// By hand: a string argument of an int product is refused, not given to
+	// the primer; a key of a product that is not registered is a Set value.
+	_, err = c2.GetKey(ctx, primers.Key{Name: "square", Args: []any{"abc"}})
+	require.ErrorIs(t, err, primers.ErrBadParams)
+	_, err = c2.GetKey(ctx, primers.Key{Name: "square", Args: []any{int64(5), int64(6)}})
+	require.ErrorIs(t, err, primers.ErrBadParams)
+	_, err = c2.Set(ctx, "greeting/en", "hello")
+	require.NoError(t, err)
+	got, err := c2.GetKey(ctx, primers.Key{Name: "greeting", Args: []any{"en"}})
+	require.NoError(t, err)
+	require.Equal(t, `"hello"`, string(got.Value))
+	require.False(t, primers.Key{Name: "square", Args: []any{int64(5)}}.Checked())
+	require.True(t, k.Checked())
+}
+
 func TestKeyErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
