@@ -123,10 +123,10 @@ const entryOverhead = 160
 
 // New returns a cache over opts.Store.
 func New(opts Options) (*Cache, error) {
-	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	opts = opts.WithDefaults()
 	mem, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: opts.MaxMemoryBytes,
 		Weigher: func(k string, e *Entry) uint32 {

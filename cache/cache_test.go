@@ -647,3 +647,46 @@ func TestUpdateRefreshesAffected(t *testing.T) {
 	_, err = c.Update(ctx, "nope", json.RawMessage(`{}`))
 	require.ErrorIs(t, err, primers.ErrUnknownUpdater)
 }
+
+// New refuses options that cannot work, with the fields and values in the
+// error; a zero field takes its default first.
+func TestOptionsAreChecked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		o    cache.Options
+		want string // "" means New succeeds
+	}{
+		{"defaults", cache.Options{}, ""},
+		{"lease above the primer timeout", cache.Options{LeaseTTL: time.Minute, PrimerTimeout: 30 * time.Second}, ""},
+		{"lease alone, below the default timeout", cache.Options{LeaseTTL: 10 * time.Second}, ""},
+		{"timeout alone, above the default lease", cache.Options{PrimerTimeout: time.Minute}, ""},
+		{"lease equal to the primer timeout", cache.Options{LeaseTTL: 30 * time.Second, PrimerTimeout: 30 * time.Second},
+			"cache options: LeaseTTL (30s) must exceed PrimerTimeout (30s): a primer still running when its lease runs out"},
+		{"lease below the primer timeout", cache.Options{LeaseTTL: time.Second, PrimerTimeout: time.Minute},
+			"LeaseTTL (1s) must exceed PrimerTimeout (1m0s)"},
+		{"poll as long as the lease", cache.Options{LeaseTTL: time.Second, PollInterval: time.Second},
+			"cache options: PollInterval (1s) must be shorter than LeaseTTL (1s)"},
+		{"lease below the default poll", cache.Options{LeaseTTL: 10 * time.Millisecond},
+			"PollInterval (20ms) must be shorter than LeaseTTL (10ms)"},
+		{"negative", cache.Options{PrimerLogInterval: -time.Second}, "durations and counts must not be negative"},
+		{"no registry", cache.Options{Registry: nil}, "Registry is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := tc.o
+			o.Store = f.store
+			if tc.name != "no registry" {
+				o.Registry = f.reg
+			}
+			c, err := cache.New(o)
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.NoError(t, c.Close())
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
