@@ -14,26 +14,9 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/primers"
 )
-
-// fakeClock moves only when told to, so expiry tests never sleep.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // countingStore counts calls into a real store, to prove which tier served.
 type countingStore struct {
@@ -54,7 +37,7 @@ func (s *countingStore) Put(ctx context.Context, e cache.Entry) error {
 type fixture struct {
 	reg   *primers.Registry
 	store *countingStore
-	clock *fakeClock
+	clock *cachetest.Clock
 	runs  sync.Map // product name -> *atomic.Int64
 	fail  atomic.Bool
 }
@@ -67,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{
 		reg:   primers.NewRegistry(),
 		store: &countingStore{Store: s},
-		clock: &fakeClock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)},
+		clock: cachetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)),
 	}
 }
 

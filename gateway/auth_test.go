@@ -33,6 +33,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
@@ -94,9 +95,9 @@ func jwksBody(keys map[string]*rsa.PublicKey) []byte {
 	return b
 }
 
-// newClock is the verifier's clock (fakeClock: helpers_test.go), from now:
+// newClock is the verifier's clock (a cachetest.Clock), from now:
 // tests move it instead of sleeping.
-func newClock() *fakeClock { return &fakeClock{now: time.Now()} }
+func newClock() *cachetest.Clock { return cachetest.NewClock(time.Now()) }
 
 // keyServer serves a JWKS (or anything) and counts its requests.
 type keyServer struct {
@@ -123,7 +124,7 @@ func (ks *keyServer) serve(body []byte) { ks.body.Store(&body) }
 type authEnv struct {
 	*env
 	keys     *testKeys
-	clock    *fakeClock
+	clock    *cachetest.Clock
 	verifier *auth.Verifier
 	jwks     *keyServer
 	// slowMine's primer waits until mineWant calls are running at once.

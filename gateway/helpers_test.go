@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache/cachetest"
 )
 
 // logCapture is a slog.Handler that keeps every record, so that tests can
@@ -69,24 +71,9 @@ func (l *logCapture) errors() (int, []string) {
 	return l.errs, out
 }
 
-// fakeClock is a cache.Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newFakeClock is a cache.Clock that moves only when told to.
+func newFakeClock() *cachetest.Clock {
+	return cachetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // metricValue returns a counter's or gauge's value by name and label values.

@@ -16,11 +16,11 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
-	"github.com/kck-go/kck/queue/queuetest"
 )
 
 // fixture: one embedded store and its queue, shared by the gateways (caches)
@@ -29,7 +29,7 @@ import (
 type fixture struct {
 	q     queue.Store
 	open  func(t *testing.T) cache.Store // each gateway's store
-	clock *queuetest.Clock               // the queue's clock: leases and backoff
+	clock *cachetest.Clock               // the queue's clock: leases and backoff
 	runs  sync.Map                       // key -> *atomic.Int64, primer runs over all gateways
 }
 
@@ -38,7 +38,7 @@ func newFixture(t *testing.T, cfg queue.Config) *fixture {
 	s, err := bolt.Open(t.TempDir(), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	f := &fixture{open: func(*testing.T) cache.Store { return s }, clock: queuetest.NewClock(time.Now())}
+	f := &fixture{open: func(*testing.T) cache.Store { return s }, clock: cachetest.NewClock(time.Now())}
 	if cfg.Clock == nil {
 		cfg.Clock = f.clock
 	}
@@ -56,7 +56,7 @@ func newCassandraFixture(t *testing.T, cfg queue.Config) *fixture {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	f := &fixture{open: open, clock: queuetest.NewClock(time.Now())}
+	f := &fixture{open: open, clock: cachetest.NewClock(time.Now())}
 	if cfg.Clock == nil {
 		cfg.Clock = f.clock
 	}

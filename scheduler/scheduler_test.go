@@ -17,11 +17,11 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
-	"github.com/kck-go/kck/queue/queuetest"
 	"github.com/kck-go/kck/scheduler"
 )
 
@@ -235,11 +235,11 @@ func TestSlotLockerDrift(t *testing.T) {
 	base := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	type gw struct {
 		locker *scheduler.SlotLocker
-		clock  *queuetest.Clock
+		clock  *cachetest.Clock
 	}
 	var gws []gw
 	for i, skew := range []time.Duration{-300 * time.Millisecond, 0, 400 * time.Millisecond} {
-		clock := queuetest.NewClock(base.Add(skew))
+		clock := cachetest.NewClock(base.Add(skew))
 		l := scheduler.NewSlotLocker(f.store, fmt.Sprintf("gw-%d", i), clock)
 		require.NoError(t, l.Add("fast", primers.Every(time.Second)))
 		require.NoError(t, l.Add("cron", primers.Cron("*/10 * * * * *")))
@@ -275,7 +275,7 @@ func TestSlotLockerDrift(t *testing.T) {
 func TestSlotLockerOneGatewayTwiceInASlot(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	clock := queuetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(-300 * time.Millisecond))
+	clock := cachetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(-300 * time.Millisecond))
 	l := scheduler.NewSlotLocker(f.store, "gw", clock)
 	require.NoError(t, l.Add("fast", primers.Every(time.Second)))
 	_, err := l.Lock(t.Context(), "fast")
