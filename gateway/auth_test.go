@@ -36,6 +36,7 @@ import (
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -703,7 +704,7 @@ func TestPublicResponsesAreSharedAcrossCallers(t *testing.T) {
 	e := newAuthEnv(t)
 	t5, t6 := e.hs(t, "5", "stats:read"), e.hs(t, "6", "stats:read")
 	rc := func(outcome string) float64 {
-		return metricValue(t, e.metrics, "kck_graphql_response_cache_total", outcome)
+		return metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", outcome)
 	}
 	public := `{"query":"{ titleList(authorId: 3) { id title } }"}`
 	first, g := e.gql(t, public, bearer(t5)...)

@@ -7,11 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache/cachetest"
 )
@@ -74,31 +70,6 @@ func (l *logCapture) errors() (int, []string) {
 // newFakeClock is a cache.Clock that moves only when told to.
 func newFakeClock() *cachetest.Clock {
 	return cachetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-}
-
-// metricValue returns a counter's or gauge's value by name and label values.
-func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != labels[i] {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // gqlReply is a GraphQL response with its errors' extensions.

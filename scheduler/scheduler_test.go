@@ -20,6 +20,7 @@ import (
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
@@ -416,7 +417,7 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 	for _, s := range scheds {
 		require.NoError(t, s.Close())
 	}
-	jobRuns := metricValue(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
+	jobRuns := metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
 	t.Logf("refresh job ran %v times on 2 gateways; p/1 computed %d times, p/10 %d, p/11 %d",
 		jobRuns, f.runsOf("p/1"), f.runsOf("p/10"), f.runsOf("p/11"))
 	// One warm computation plus about one per slot, though both gateways
@@ -469,7 +470,7 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	}, 2*time.Minute, 5*time.Millisecond)
 
 	// 1 leaves, 4 joins.
-	ran := func() float64 { return metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
+	ran := func() float64 { return metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
 	_, err = c.Set(t.Context(), "ids", []int{2, 3, 4})
 	require.NoError(t, err)
 	// Wait until every gateway sees the new domain (the other one through
@@ -497,8 +498,8 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	require.EqualValues(t, 1, f.runsOf("p/1"), "a member that left is not primed again")
 	require.EqualValues(t, 1, f.runsOf("p/3"), "a primed member is left alone")
 	require.EqualValues(t, 1, f.runsOf("p/4"), "primed once for the cluster")
-	require.Equal(t, 3.0, metricValue(t, reg, "kck_domain_members", "p"))
-	skipped := metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "other_gateway")
+	require.Equal(t, 3.0, metrictest.Value(t, reg, "kck_domain_members", "p"))
+	skipped := metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "domain/p", "other_gateway")
 	t.Logf("domain job: %v runs, %v slots taken by the other gateway", ran(), skipped)
 	require.Positive(t, skipped, "the other gateway's attempts at each slot were refused")
 }
@@ -538,11 +539,11 @@ func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 			require.NoError(t, err)
 			return st.Depth
 		}
-		require.Eventually(t, func() bool { return metricValue(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 2*time.Minute, time.Millisecond,
+		require.Eventually(t, func() bool { return metrictest.Value(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 2*time.Minute, time.Millisecond,
 			"b's domain job found p/1 missing")
 		close(release)
 		require.NoError(t, <-warmed)
-		runs := func() float64 { return metricValue(t, sreg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
+		runs := func() float64 { return metrictest.Value(t, sreg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
 		after := runs()
 		require.Eventually(t, func() bool { return runs() >= after+2 }, 2*time.Minute, time.Millisecond)
 		w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: b})
@@ -640,35 +641,9 @@ func TestFailingProcess(t *testing.T) {
 	require.NoError(t, s.Start())
 	require.Eventually(t, func() bool {
 		return ok.Load() >= 3 &&
-			metricValue(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
-			metricValue(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
+			metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
+			metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
 	}, 2*time.Minute, 10*time.Millisecond)
-}
-
-// metricValue is the value of a gathered series by name and label values
-// (in label-name order); 0 when the series does not exist yet.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != labels[i] {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // Start warns of products whose freshness target no periodic refresh meets.
