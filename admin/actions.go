@@ -479,18 +479,16 @@ func (a *Console) handleGraph(w http.ResponseWriter, _ *http.Request) {
 			edges = append(edges, GraphEdge{From: from, To: to, Why: "reads"})
 		}
 	}
-	if a.opts.Declared != nil {
-		for _, p := range a.c.Registry().Products() {
-			d := a.opts.Declared(p.Name)
-			for _, src := range d.Sources {
-				table, _, _ := strings.Cut(src, " ")
-				add(table, "source")
-				edges = append(edges, GraphEdge{From: table, To: p.Name, Why: "source"})
-			}
-			for _, tpl := range d.AfterPrimes {
-				from, _, _ := strings.Cut(tpl, "/")
-				edges = append(edges, GraphEdge{From: from, To: p.Name, Why: "after_primes"})
-			}
+	for _, p := range a.c.Registry().Products() {
+		d := a.declared(p)
+		for _, src := range d.Sources {
+			table, _, _ := strings.Cut(src, " ")
+			add(table, "source")
+			edges = append(edges, GraphEdge{From: table, To: p.Name, Why: "source"})
+		}
+		for _, tpl := range d.AfterPrimes {
+			from, _, _ := strings.Cut(tpl, "/")
+			edges = append(edges, GraphEdge{From: from, To: p.Name, Why: "after_primes"})
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "edges": edges})

@@ -24,12 +24,14 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
 )
@@ -49,8 +51,9 @@ type Options struct {
 	// Warm warms the keys the product declares (boot warming's keys and
 	// domain members); nil: the warm action is refused.
 	Warm func(ctx context.Context, product string) (scheduler.WarmReport, error)
-	// Declared returns what a product declares beyond its primers.Product:
-	// source tables and refresh rules (SQL products); nil: nothing.
+	// Declared returns a product's source tables and refresh rules; nil:
+	// those of its declaration (primers.Product's Sources, AfterPrimes and
+	// AfterUpdates), which SQL products' headers fill in too.
 	Declared func(product string) Declared
 	// Open says the console is served with auth off: the page says so.
 	Open bool
@@ -70,13 +73,31 @@ type Options struct {
 	Clock cache.Clock
 }
 
-// Declared is what a product declares beyond its primers.Product.
+// Declared is what a product declares of its sources and refresh rules.
 type Declared struct {
 	// Sources are the tables it is computed from ("titles author_id=author_id").
 	Sources []string
 	// AfterPrimes are the key templates whose computation refreshes it;
 	// AfterUpdates the updaters after which it is refreshed.
 	AfterPrimes, AfterUpdates []string
+}
+
+// declared is what p declares of its sources and refresh rules.
+func (a *Console) declared(p *primers.Product) Declared {
+	if a.opts.Declared != nil {
+		return a.opts.Declared(p.Name)
+	}
+	d := Declared{AfterPrimes: p.AfterPrimes, AfterUpdates: p.AfterUpdates}
+	for _, s := range p.Sources {
+		src := s.Table
+		if s.All {
+			src += " *"
+		} else if len(s.Columns) > 0 {
+			src += " " + strings.Join(s.Columns, " ")
+		}
+		d.Sources = append(d.Sources, src)
+	}
+	return d
 }
 
 func (o Options) withDefaults() Options {

@@ -95,7 +95,14 @@ func TestPoliciesAndGraph(t *testing.T) {
 	require.Equal(t, 200, r.status)
 	r.json(t, &g)
 	assert.Contains(t, g.Edges, admin.GraphEdge{From: "title_list", To: "author_stats", Why: "reads"})
-	assert.Len(t, g.Nodes, len(o.Products))
+	assert.Len(t, g.Nodes, len(o.Products)+1, "the products and pulse's source table")
+
+	// Sources and refresh rules come from the product's declaration.
+	pulse := product(t, o, "pulse")
+	assert.Equal(t, []string{"beats n"}, pulse.Policy.Sources)
+	assert.Equal(t, []string{"author/:n"}, pulse.Policy.AfterPrimes)
+	assert.Contains(t, g.Edges, admin.GraphEdge{From: "beats", To: "pulse", Why: "source"})
+	assert.Contains(t, g.Edges, admin.GraphEdge{From: "author", To: "pulse", Why: "after_primes"})
 }
 
 // With auth on, the page and the API need kck:admin; a browser signs in

@@ -243,12 +243,10 @@ func (a *Console) products(s snapshot) []Product {
 				pr.Policy.Domain = pl.DomainKey + " (" + pl.DomainSchedule + ")"
 			}
 		}
-		if a.opts.Declared != nil {
-			d := a.opts.Declared(p.Name)
-			pr.Policy.Sources = append(pr.Policy.Sources, d.Sources...)
-			pr.Policy.AfterPrimes = append(pr.Policy.AfterPrimes, d.AfterPrimes...)
-			pr.Policy.AfterUpdates = append(pr.Policy.AfterUpdates, d.AfterUpdates...)
-		}
+		d := a.declared(p)
+		pr.Policy.Sources = append(pr.Policy.Sources, d.Sources...)
+		pr.Policy.AfterPrimes = append(pr.Policy.AfterPrimes, d.AfterPrimes...)
+		pr.Policy.AfterUpdates = append(pr.Policy.AfterUpdates, d.AfterUpdates...)
 		rd := s.byLabel("kck_product_reads_total", "outcome", l)
 		pr.Reads = Reads{HitMemory: rd["hit_memory"], HitStore: rd["hit_store"], Stale: rd["stale"], Miss: rd["miss"]}
 		if total := pr.Reads.HitMemory + pr.Reads.HitStore + pr.Reads.Stale + pr.Reads.Miss; total > 0 {

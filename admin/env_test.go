@@ -72,8 +72,10 @@ func newEnv(t *testing.T, o envOpts) *env {
 	ds := demo.NewDataset()
 	reg := primers.NewRegistry()
 	require.NoError(t, demo.Register(reg, ds))
-	// A product whose values are past their target as soon as computed.
+	// A product whose values are past their target as soon as computed,
+	// declaring a source table and a refresh rule as SQL products do.
 	reg.MustRegister(primers.Product{Name: "pulse", Params: []primers.Param{{Name: "n", Kind: primers.Int}}, FreshnessTarget: time.Nanosecond,
+		Sources: []primers.Source{{Table: "beats", Columns: []string{"n"}}}, AfterPrimes: []string{"author/:n"},
 		Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { return n, nil })})
 	e.cache, err = cache.New(cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: log, FeedInterval: 20 * time.Millisecond})
 	require.NoError(t, err)
@@ -93,7 +95,6 @@ func newEnv(t *testing.T, o envOpts) *env {
 		require.NoError(t, err)
 		e.sched, err = scheduler.New(scheduler.Options{Cache: e.cache, Queue: bq, Worker: w, Registerer: e.metrics, Logger: log, DrainInterval: 50 * time.Millisecond})
 		require.NoError(t, err)
-		require.NoError(t, demo.Schedule(e.sched, ds))
 		require.NoError(t, e.sched.Start())
 		t.Cleanup(func() { _ = e.sched.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

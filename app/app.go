@@ -178,9 +178,6 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 		return err
 	}
 	a.closeLater(func() { _ = s.Close() })
-	if err := a.prods.Schedule(s); err != nil {
-		return err
-	}
 	if err := s.Start(); err != nil {
 		return err
 	}

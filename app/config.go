@@ -14,7 +14,6 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
-	"github.com/kck-go/kck/scheduler"
 )
 
 // Config is a gateway's configuration. Start from Defaults: a zero Config
@@ -55,9 +54,6 @@ type Config struct {
 	// beside its SQL products; db is the PostgresURL database (nil without
 	// one). Nil: the Go demo's products when there is no database.
 	Register func(reg *primers.Registry, db *pgxpool.Pool) error
-	// Schedule declares the refresh, warming and domains of the Go
-	// products Register added (SQL products declare theirs in headers).
-	Schedule func(s *scheduler.Scheduler) error
 	// Schema builds the GraphQL schema over KCK's resolver: an
 	// application's own gqlgen package (see examples/own-module). Nil:
 	// KCK's schema.graphqls.

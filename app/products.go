@@ -15,7 +15,6 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/primers"
-	"github.com/kck-go/kck/scheduler"
 	"github.com/kck-go/kck/source"
 	"github.com/kck-go/kck/source/sqlproduct"
 )
@@ -28,7 +27,6 @@ type Products struct {
 	rules       *sqlproduct.Rules
 	decls       *sqlproduct.Declarations
 	pool        *pgxpool.Pool
-	schedule    func(*scheduler.Scheduler) error
 	// follower is set once the source follower runs; the cache's OnStored
 	// hook reads it from other goroutines.
 	follower atomic.Pointer[source.Follower]
@@ -41,11 +39,10 @@ type ProductsConfig struct {
 	DataDir, PostgresURL, SQLDir string
 	SQL                          fs.FS
 	Register                     func(reg *primers.Registry, db *pgxpool.Pool) error
-	Schedule                     func(s *scheduler.Scheduler) error
 }
 
 func (c Config) products() ProductsConfig {
-	return ProductsConfig{DataDir: c.DataDir, PostgresURL: c.PostgresURL, SQLDir: c.SQLDir, SQL: c.SQL, Register: c.Register, Schedule: c.Schedule}
+	return ProductsConfig{DataDir: c.DataDir, PostgresURL: c.PostgresURL, SQLDir: c.SQLDir, SQL: c.SQL, Register: c.Register}
 }
 
 // LoadProducts registers the application's Go products (cfg.Register) and,
@@ -53,7 +50,7 @@ func (c Config) products() ProductsConfig {
 // neither Register nor SQL files named, it loads the demo: its Go products
 // over the built-in dataset, or its SQL products with a database.
 func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*Products, error) {
-	p := &Products{reg: primers.NewRegistry(), readyChecks: map[string]func(context.Context) error{}, schedule: cfg.Schedule}
+	p := &Products{reg: primers.NewRegistry(), readyChecks: map[string]func(context.Context) error{}}
 	demoProducts := cfg.Register == nil && cfg.SQL == nil && cfg.SQLDir == ""
 	if cfg.PostgresURL == "" {
 		if cfg.Register != nil {
@@ -76,7 +73,6 @@ func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*P
 		if err := demo.Register(p.reg, ds); err != nil {
 			return nil, fmt.Errorf("register demo products: %w", err)
 		}
-		p.schedule = func(s *scheduler.Scheduler) error { return demo.Schedule(s, ds) }
 		return p, nil
 	}
 	pool, err := source.Open(ctx, cfg.PostgresURL)
@@ -154,21 +150,6 @@ func (p *Products) follow(ctx context.Context, c *cache.Cache, url string, log *
 			return fmt.Errorf("not listening (reconnecting)")
 		}
 		return nil
-	}
-	return nil
-}
-
-// Schedule declares the products' refresh, warming and domains: the Go
-// products' (Config.Schedule, or the demo's), and the kck:refresh,
-// kck:warm and kck:domain headers of the SQL products.
-func (p *Products) Schedule(s *scheduler.Scheduler) error {
-	if p.schedule != nil {
-		if err := p.schedule(s); err != nil {
-			return err
-		}
-	}
-	if p.decls != nil {
-		return p.decls.Schedule(s, p.pool, p.reg)
 	}
 	return nil
 }

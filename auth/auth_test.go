@@ -185,7 +185,8 @@ func TestGuard(t *testing.T) {
 	}
 	key, err := on.FieldKey(user, "mine")
 	require.NoError(t, err)
-	assert.Equal(t, "mine/5/acme", key)
+	assert.Equal(t, "mine/5/acme", key.String())
+	assert.True(t, key.Checked(), "built by the registry")
 	_, err = on.FieldKey(full, "mine")
 	assert.ErrorIs(t, err, auth.ErrForbidden)
 	_, err = off.FieldKey(anon, "mine")

@@ -60,29 +60,29 @@ func forbidden(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrForbidden, fmt.Sprintf(format, args...))
 }
 
-// FieldKey returns the canonical key a typed field reads, its arguments
-// being args, once the caller may read it. A per-user product's KeyBy
+// FieldKey returns the key a typed field reads, its arguments being args,
+// once the caller may read it; the cache reads it as it is (cache.GetKey),
+// without formatting and parsing it again. A per-user product's KeyBy
 // claims are appended from the caller's token: they are not arguments.
-func (g *Guard) FieldKey(ctx context.Context, name string, args ...any) (string, error) {
+func (g *Guard) FieldKey(ctx context.Context, name string, args ...any) (primers.Key, error) {
 	p := g.reg.Product(name)
 	if p == nil {
-		k, err := g.reg.Key(name, args...) // the registry's own error
-		return k.String(), err
+		return g.reg.Key(name, args...) // the registry's own error
 	}
 	if len(p.Auth.KeyBy) > 0 {
 		if len(args) != len(p.Params) {
-			return "", fmt.Errorf("%w: %s takes %d parameters, got %d", primers.ErrBadParams, name, len(p.Params), len(args))
+			return primers.Key{}, fmt.Errorf("%w: %s takes %d parameters, got %d", primers.ErrBadParams, name, len(p.Params), len(args))
 		}
 		pr, err := g.keyedCaller(ctx, p)
 		if err != nil {
-			return "", err
+			return primers.Key{}, err
 		}
 		full := make([]any, 0, len(args)+len(p.Auth.KeyBy))
 		full = append(full, args...)
 		for _, claim := range p.Auth.KeyBy {
 			v, ok := pr.Claim(claim)
 			if !ok {
-				return "", forbidden("product %s is keyed by the token's %s claim, which it lacks", name, claim)
+				return primers.Key{}, forbidden("product %s is keyed by the token's %s claim, which it lacks", name, claim)
 			}
 			full = append(full, v)
 		}
@@ -90,12 +90,12 @@ func (g *Guard) FieldKey(ctx context.Context, name string, args ...any) (string,
 	}
 	k, err := g.reg.Key(name, args...)
 	if err != nil {
-		return "", err
+		return primers.Key{}, err
 	}
 	if err := g.authorize(ctx, p, k); err != nil {
-		return "", err
+		return primers.Key{}, err
 	}
-	return k.String(), nil
+	return k, nil
 }
 
 // Public reports whether key's product admits every caller, with or without

@@ -148,7 +148,7 @@ func BenchmarkHit(b *testing.B) {
 		w.Header()["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(byBody[string(buf[:n])])
 	})
-	run := func(b *testing.B, h http.Handler) {
+	run := func(b *testing.B, r *rig, h http.Handler) {
 		reqs := make([]*http.Request, len(r.bodies))
 		calls, primes := r.store.calls.Load(), r.primes.Load()
 		b.ReportAllocs()
@@ -171,8 +171,12 @@ func BenchmarkHit(b *testing.B) {
 			b.Fatalf("hits ran %d primers", d)
 		}
 	}
-	b.Run("static", func(b *testing.B) { run(b, static) })
-	b.Run("gateway", func(b *testing.B) { run(b, r.h) })
+	b.Run("static", func(b *testing.B) { run(b, r, static) })
+	b.Run("gateway", func(b *testing.B) { run(b, r, r.h) })
+	// Without the response cache every hit runs the field resolvers: the
+	// typed key, the caller's check and the cache's in-process hit.
+	resolve := newRig(b, func(o *gateway.Options) { o.ResponseCacheBytes = -1 })
+	b.Run("resolve", func(b *testing.B) { run(b, resolve, resolve.h) })
 }
 
 // TestHitTouchesNothing is the always-run form of the benchmark's assertion:

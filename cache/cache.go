@@ -124,10 +124,10 @@ const entryOverhead = 160
 
 // New returns a cache over opts.Store.
 func New(opts Options) (*Cache, error) {
-	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	opts = opts.WithDefaults()
 	mem, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: opts.MaxMemoryBytes,
 		Weigher: func(k string, e *Entry) uint32 {
@@ -197,27 +197,59 @@ func (c *Cache) Store() Store { return c.store }
 
 // Get returns the product for key, computing it on a miss.
 func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
-	// The hit path: one map lookup and a clock read, no allocation. Only
-	// canonical keys are ever stored, so a raw key found here needs no parse.
-	if e, ok := c.mem.GetIfPresent(key); ok {
-		now := c.clock.Now()
-		if !e.Expired(now) {
-			if !e.Stale(now) {
-				c.m.hitMemory.Inc()
-				if p := e.reads; p != nil {
-					p.hitMemory.Inc()
-				}
-				return Result{Entry: e, Tier: TierMemory}, nil
-			}
-			c.m.stale.Inc()
-			if p := e.reads; p != nil {
-				p.stale.Inc()
-			}
-			c.refreshInBackground(key)
-			return Result{Entry: e, Stale: true, Tier: TierMemory}, nil
-		}
-		c.mem.Invalidate(key)
+	if r, ok := c.hit(key); ok {
+		return r, nil
 	}
+	return c.getMissed(ctx, key)
+}
+
+// GetKey is Get for a key that the registry built (Registry.Key or
+// ParseKey), such as a GraphQL field's: on a miss, the key is not parsed
+// again from its string. A key made by hand, or of a product this cache's
+// registry does not hold, is read as Get reads its string.
+func (c *Cache) GetKey(ctx context.Context, k primers.Key) (Result, error) {
+	key := k.String()
+	if r, ok := c.hit(key); ok {
+		return r, nil
+	}
+	if p := c.reg.Product(k.Name); p == nil || !k.Checked() || len(k.Args) != len(p.KeyParams()) {
+		return c.getMissed(ctx, key)
+	}
+	return c.load(ctx, k, key)
+}
+
+// hit is the hit path: one map lookup and a clock read, no allocation. Only
+// canonical keys are ever stored, so a raw key found here needs no parse. A
+// stale value is served and refreshed in the background; an expired one is
+// dropped.
+func (c *Cache) hit(key string) (Result, bool) {
+	e, ok := c.mem.GetIfPresent(key)
+	if !ok {
+		return Result{}, false
+	}
+	now := c.clock.Now()
+	if !e.Expired(now) {
+		if !e.Stale(now) {
+			c.m.hitMemory.Inc()
+			if p := e.reads; p != nil {
+				p.hitMemory.Inc()
+			}
+			return Result{Entry: e, Tier: TierMemory}, true
+		}
+		c.m.stale.Inc()
+		if p := e.reads; p != nil {
+			p.stale.Inc()
+		}
+		c.refreshInBackground(key)
+		return Result{Entry: e, Stale: true, Tier: TierMemory}, true
+	}
+	c.mem.Invalidate(key)
+	return Result{}, false
+}
+
+// getMissed is Get past an in-process miss: parse the key, look for its
+// canonical form, load.
+func (c *Cache) getMissed(ctx context.Context, key string) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {
 		return Result{}, err

@@ -14,26 +14,9 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/primers"
 )
-
-// fakeClock moves only when told to, so expiry tests never sleep.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // countingStore counts calls into a real store, to prove which tier served.
 type countingStore struct {
@@ -54,7 +37,7 @@ func (s *countingStore) Put(ctx context.Context, e cache.Entry) error {
 type fixture struct {
 	reg   *primers.Registry
 	store *countingStore
-	clock *fakeClock
+	clock *cachetest.Clock
 	runs  sync.Map // product name -> *atomic.Int64
 	fail  atomic.Bool
 }
@@ -67,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{
 		reg:   primers.NewRegistry(),
 		store: &countingStore{Store: s},
-		clock: &fakeClock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)},
+		clock: cachetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)),
 	}
 }
 
@@ -361,6 +344,45 @@ func TestHardExpiry(t *testing.T) {
 	require.Equal(t, int64(2), f.counter("square").Load())
 }
 
+// GetKey reads a key the registry built as Get reads its string, from every
+// tier; a key made by hand is read as its string is, parse errors included.
+func TestGetKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	ctx := context.Background()
+	k, err := f.reg.Key("square", 12)
+	require.NoError(t, err)
+	r, err := f.cache(t).GetKey(ctx, k)
+	require.NoError(t, err)
+	require.Equal(t, cache.TierComputed, r.Tier)
+	require.Equal(t, "square/12", r.Key)
+	require.JSONEq(t, `{"n":12,"square":144}`, string(r.Value))
+
+	c2 := f.cache(t) // another gateway: from the store, then from memory
+	for _, tier := range []cache.Tier{cache.TierStore, cache.TierMemory} {
+		got, err := c2.GetKey(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, tier, got.Tier)
+		require.Equal(t, r.Version, got.Version)
+	}
+	require.Equal(t, int64(1), f.counter("square").Load())
+
+	// By hand: a string argument of an int product is refused, not given to
+	// the primer; a key of a product that is not registered is a Set value.
+	_, err = c2.GetKey(ctx, primers.Key{Name: "square", Args: []any{"abc"}})
+	require.ErrorIs(t, err, primers.ErrBadParams)
+	_, err = c2.GetKey(ctx, primers.Key{Name: "square", Args: []any{int64(5), int64(6)}})
+	require.ErrorIs(t, err, primers.ErrBadParams)
+	_, err = c2.Set(ctx, "greeting/en", "hello")
+	require.NoError(t, err)
+	got, err := c2.GetKey(ctx, primers.Key{Name: "greeting", Args: []any{"en"}})
+	require.NoError(t, err)
+	require.Equal(t, `"hello"`, string(got.Value))
+	require.False(t, primers.Key{Name: "square", Args: []any{int64(5)}}.Checked())
+	require.True(t, k.Checked())
+}
+
 func TestKeyErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -607,4 +629,47 @@ func TestUpdateRefreshesAffected(t *testing.T) {
 	require.ErrorIs(t, err, primers.ErrBadInput)
 	_, err = c.Update(ctx, "nope", json.RawMessage(`{}`))
 	require.ErrorIs(t, err, primers.ErrUnknownUpdater)
+}
+
+// New refuses options that cannot work, with the fields and values in the
+// error; a zero field takes its default first.
+func TestOptionsAreChecked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		o    cache.Options
+		want string // "" means New succeeds
+	}{
+		{"defaults", cache.Options{}, ""},
+		{"lease above the primer timeout", cache.Options{LeaseTTL: time.Minute, PrimerTimeout: 30 * time.Second}, ""},
+		{"lease alone, below the default timeout", cache.Options{LeaseTTL: 10 * time.Second}, ""},
+		{"timeout alone, above the default lease", cache.Options{PrimerTimeout: time.Minute}, ""},
+		{"lease equal to the primer timeout", cache.Options{LeaseTTL: 30 * time.Second, PrimerTimeout: 30 * time.Second},
+			"cache options: LeaseTTL (30s) must exceed PrimerTimeout (30s): a primer still running when its lease runs out"},
+		{"lease below the primer timeout", cache.Options{LeaseTTL: time.Second, PrimerTimeout: time.Minute},
+			"LeaseTTL (1s) must exceed PrimerTimeout (1m0s)"},
+		{"poll as long as the lease", cache.Options{LeaseTTL: time.Second, PollInterval: time.Second},
+			"cache options: PollInterval (1s) must be shorter than LeaseTTL (1s)"},
+		{"lease below the default poll", cache.Options{LeaseTTL: 10 * time.Millisecond},
+			"PollInterval (20ms) must be shorter than LeaseTTL (10ms)"},
+		{"negative", cache.Options{PrimerLogInterval: -time.Second}, "durations and counts must not be negative"},
+		{"no registry", cache.Options{Registry: nil}, "Registry is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := tc.o
+			o.Store = f.store
+			if tc.name != "no registry" {
+				o.Registry = f.reg
+			}
+			c, err := cache.New(o)
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.NoError(t, c.Close())
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }

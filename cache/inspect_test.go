@@ -78,7 +78,9 @@ func TestLookupAndInspection(t *testing.T) {
 	require.Equal(t, map[string][]string{"square": {"twice"}}, c.ProductDependencies())
 	ms := c.MemoryStats()
 	require.Equal(t, 2, ms.Entries)
-	require.Positive(t, ms.Bytes)
+	// otter adds an entry's weight once it has drained its write buffer,
+	// behind the write: wait for it, as a scrape would see it.
+	require.Eventually(t, func() bool { return c.MemoryStats().Bytes > 0 }, time.Minute, time.Millisecond)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -117,6 +117,9 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
+// validate checks o as given, before defaults: a rule between two fields
+// applies to the values the cache will run with, and the rule between
+// LeaseTTL and PrimerTimeout to those the caller chose.
 func (o Options) validate() error {
 	var errs []error
 	if o.Registry == nil {
@@ -125,8 +128,23 @@ func (o Options) validate() error {
 	if o.Store == nil {
 		errs = append(errs, errors.New("Store is required"))
 	}
-	if o.LeaseTTL < 0 || o.PrimerTimeout < 0 || o.PollInterval < 0 || o.BackgroundRefreshes < 0 {
+	if o.LeaseTTL < 0 || o.PrimerTimeout < 0 || o.PollInterval < 0 || o.BackgroundRefreshes < 0 || o.PrimerLogInterval < 0 {
 		errs = append(errs, errors.New("durations and counts must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cache options: %w", err)
+	}
+	// A primer still running when its lease runs out lets another gateway
+	// take the lease and compute the same key: the lease must outlast the
+	// longest run, which PrimerTimeout bounds. Checked when both are set,
+	// since a gateway that sets only the lease (kck serve --compute-lease)
+	// has always run with the default timeout.
+	if o.LeaseTTL > 0 && o.PrimerTimeout > 0 && o.LeaseTTL <= o.PrimerTimeout {
+		errs = append(errs, fmt.Errorf("LeaseTTL (%v) must exceed PrimerTimeout (%v): a primer still running when its lease runs out lets another gateway compute the same key", o.LeaseTTL, o.PrimerTimeout))
+	}
+	d := o.WithDefaults()
+	if d.PollInterval >= d.LeaseTTL {
+		errs = append(errs, fmt.Errorf("PollInterval (%v) must be shorter than LeaseTTL (%v): a gateway waiting on another's computation looks for its value every PollInterval", d.PollInterval, d.LeaseTTL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cache options: %w", err)

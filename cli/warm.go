@@ -39,10 +39,6 @@ func runWarm(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer s.Close()
-	if err := oc.prods.Schedule(s); err != nil {
-		fmt.Fprintln(stderr, "kck warm:", err)
-		return 1
-	}
 	rep, err := s.Warm(ctx, fs.Args()...)
 	what := "every product"
 	if fs.NArg() > 0 {

@@ -53,6 +53,12 @@ func AuthorStatsKey(authorID int64) string { return "author_stats/" + strconv.Fo
 // author_ids are public; author_stats needs the scope stats:read and its
 // author_id must be the token's sub; add_title needs titles:write and its
 // authorId must be the sub; my_titles needs a token (any scope).
+//
+// Their warming, refresh and domains are those of the SQL demo's headers:
+//
+//	author       warmed at boot for every author id
+//	title_list   the domain author_ids kept primed, checked every minute
+//	top_authors  top_authors/10 warmed at boot, refreshed every minute
 func Register(reg *primers.Registry, ds *Dataset) error {
 	authorID := []primers.Param{{Name: "author_id", Kind: primers.Int}}
 	public := primers.Auth{Public: true}
@@ -62,13 +68,15 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			Params:  authorID,
 			Primer:  primers.Func1(ds.primeTitleList),
 			Augment: augmentTitleList,
+			Domain:  primers.Domain{Key: "author_ids", Schedule: primers.Every(time.Minute)},
 			Auth:    public,
 		}),
 		reg.Register(primers.Product{
-			Name:   "author",
-			Params: authorID,
-			Primer: primers.Func1(ds.primeAuthor),
-			Auth:   public,
+			Name:     "author",
+			Params:   authorID,
+			Primer:   primers.Func1(ds.primeAuthor),
+			WarmKeys: ds.authorKeys,
+			Auth:     public,
 		}),
 		reg.Register(primers.Product{
 			Name:   "author_stats",
@@ -82,7 +90,9 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 			// before the primer runs.
 			Params: []primers.Param{{Name: "n", Kind: primers.Int, Range: primers.IntRange(1, MaxTop)}},
 			Primer: primers.Func1(ds.primeTopAuthors),
-			// Refreshed every minute (schedule.go): never older than two.
+			Warm:   []string{"top_authors/10"},
+			// Refreshed every minute: never older than two.
+			Refresh:         primers.Every(time.Minute),
 			FreshnessTarget: 2 * time.Minute,
 			Auth:            public,
 		}),
@@ -100,6 +110,16 @@ func Register(reg *primers.Registry, ds *Dataset) error {
 		reg.RegisterUpdaterAuth("add_title", primers.UpdaterFunc(ds.updateAddTitle),
 			primers.Auth{Scopes: []string{"titles:write"}, Bind: map[string]string{"authorId": "sub"}}),
 	)
+}
+
+// authorKeys is the key of every author, to warm.
+func (d *Dataset) authorKeys(context.Context) ([]string, error) {
+	as := d.Authors()
+	keys := make([]string, len(as))
+	for i, a := range as {
+		keys[i] = fmt.Sprintf("author/%d", a.ID)
+	}
+	return keys, nil
 }
 
 // primeMyTitles is the caller's own titles: the demo's users are its

@@ -33,8 +33,10 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -94,9 +96,9 @@ func jwksBody(keys map[string]*rsa.PublicKey) []byte {
 	return b
 }
 
-// newClock is the verifier's clock (fakeClock: helpers_test.go), from now:
+// newClock is the verifier's clock (a cachetest.Clock), from now:
 // tests move it instead of sleeping.
-func newClock() *fakeClock { return &fakeClock{now: time.Now()} }
+func newClock() *cachetest.Clock { return cachetest.NewClock(time.Now()) }
 
 // keyServer serves a JWKS (or anything) and counts its requests.
 type keyServer struct {
@@ -123,7 +125,7 @@ func (ks *keyServer) serve(body []byte) { ks.body.Store(&body) }
 type authEnv struct {
 	*env
 	keys     *testKeys
-	clock    *fakeClock
+	clock    *cachetest.Clock
 	verifier *auth.Verifier
 	jwks     *keyServer
 	// slowMine's primer waits until mineWant calls are running at once.
@@ -702,7 +704,7 @@ func TestPublicResponsesAreSharedAcrossCallers(t *testing.T) {
 	e := newAuthEnv(t)
 	t5, t6 := e.hs(t, "5", "stats:read"), e.hs(t, "6", "stats:read")
 	rc := func(outcome string) float64 {
-		return metricValue(t, e.metrics, "kck_graphql_response_cache_total", outcome)
+		return metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", outcome)
 	}
 	public := `{"query":"{ titleList(authorId: 3) { id title } }"}`
 	first, g := e.gql(t, public, bearer(t5)...)

@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/internal/metrictest"
 )
 
 // fuzzChecks fail a fuzz input that made the gateway log an error (a
@@ -97,7 +98,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 	lim := graph.Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before, _ := e.logs.errors()
-		validated := metricValue(t, e.metrics, "kck_graphql_validations_total")
+		validated := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
@@ -115,7 +116,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 			t.Fatalf("document beyond the %s limit was not refused: %q: %s", what, params.Query, resp)
 		}
 		if strings.Contains(resp, `"limit":"`) && !strings.Contains(resp, `"limit":"complexity"`) && !strings.Contains(resp, `"limit":"misses"`) {
-			if metricValue(t, e.metrics, "kck_graphql_validations_total") != validated {
+			if metrictest.Value(t, e.metrics, "kck_graphql_validations_total") != validated {
 				t.Fatalf("document refused by a limit after it was validated: %q: %s", params.Query, resp)
 			}
 		}
@@ -225,7 +226,7 @@ func FuzzFetch(f *testing.F) {
 func primerRuns(t testing.TB, e *env) float64 {
 	var n float64
 	for _, p := range []string{"title_list", "author", "author_stats", "top_authors", "author_ids", "failing", "counted", "sparse"} {
-		n += metricValue(t, e.metrics, "kck_primer_runs_total", p)
+		n += metrictest.Value(t, e.metrics, "kck_primer_runs_total", p)
 	}
 	return n
 }

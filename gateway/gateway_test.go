@@ -22,6 +22,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
@@ -37,7 +38,7 @@ type env struct {
 	runs     atomic.Int64 // runs of "counted"
 	sparse   atomic.Int64 // runs of "sparse", which has no data
 	logs     *logCapture
-	clock    *fakeClock
+	clock    *cachetest.Clock
 	notOK    atomic.Bool // fails the "extra" ready check
 	metrics  *prometheus.Registry
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/metrictest"
 )
 
 func getQuery(q string, vars map[string]any) string {
@@ -44,7 +45,7 @@ func TestGraphQLGetCachingHeaders(t *testing.T) {
 	assert.Equal(t, http.StatusNotModified, again.status)
 	assert.Empty(t, again.body)
 	assert.Equal(t, etag, again.header.Get("ETag"))
-	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
 
 	e.clock.Advance(45 * time.Second)
 	r = e.do(t, "GET", path, "", "If-None-Match", `"other", W/`+etag)

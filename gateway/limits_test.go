@@ -17,6 +17,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/internal/metrictest"
 )
 
 func repeat(s string, n int) string { return strings.Repeat(s, n) }
@@ -60,21 +61,21 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 		{"aliases", "{ " + aliased(31, "__typename") + "}", graph.LimitAliases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := metricValue(t, e.metrics, "kck_graphql_validations_total")
-			refused := metricValue(t, e.metrics, "kck_refused_total", tc.limit)
+			before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
+			refused := metrictest.Value(t, e.metrics, "kck_refused_total", tc.limit)
 			r := e.do(t, "POST", "/graphql", gqlBody(tc.query))
 			assert.Equal(t, 422, r.status, r.body)
 			got := decode[gqlReply](t, r.body)
 			require.Len(t, got.Errors, 1, r.body)
 			assert.Less(t, len(r.body), 1000, "the refusal does not echo the document")
-			assert.Equal(t, before, metricValue(t, e.metrics, "kck_graphql_validations_total"), "the document reached validation")
+			assert.Equal(t, before, metrictest.Value(t, e.metrics, "kck_graphql_validations_total"), "the document reached validation")
 			if tc.limit == "" {
 				assert.Equal(t, "GRAPHQL_VALIDATION_FAILED", got.Errors[0].Extensions["code"])
 				return
 			}
 			assert.Equal(t, "LIMIT_EXCEEDED", got.Errors[0].Extensions["code"])
 			assert.Equal(t, tc.limit, got.Errors[0].Extensions["limit"])
-			assert.Equal(t, refused+1, metricValue(t, e.metrics, "kck_refused_total", tc.limit))
+			assert.Equal(t, refused+1, metrictest.Value(t, e.metrics, "kck_refused_total", tc.limit))
 
 			// The same over GET.
 			if len(tc.query) < 32<<10 && tc.limit != "" {
@@ -89,10 +90,10 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 		"{ " + repeat("__typename ", 20) + aliased(30, "__typename") + "}",
 		"{ author(authorId: 1) { " + repeat("id ", 20) + "} }",
 	} {
-		before := metricValue(t, e.metrics, "kck_graphql_validations_total")
+		before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 		r := e.do(t, "POST", "/graphql", gqlBody(q))
 		assert.Equal(t, 200, r.status, r.body)
-		assert.Equal(t, before+1, metricValue(t, e.metrics, "kck_graphql_validations_total"))
+		assert.Equal(t, before+1, metrictest.Value(t, e.metrics, "kck_graphql_validations_total"))
 	}
 }
 
@@ -110,7 +111,7 @@ func TestComplexityLimit(t *testing.T) {
 	assert.Equal(t, "complexity", got.Errors[0].Extensions["limit"])
 	assert.EqualValues(t, 55, got.Errors[0].Extensions["got"])
 	assert.Zero(t, e.runs.Load(), "a primer ran")
-	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_refused_total", "complexity"))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", "complexity"))
 
 	// Four cost 44 and run.
 	q = "{ " + aliased(4, `product(key: "counted/1") { key }`) + "}"
@@ -160,19 +161,19 @@ func TestBatchAndMalformedBodies(t *testing.T) {
 	n, errs := e.logs.errors()
 	assert.Zero(t, n, "errors logged: %v", errs)
 	assert.Zero(t, e.logs.count("panic"))
-	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_refused_total", "batch"))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", "batch"))
 }
 
 func TestProductionTurnsOffIntrospectionAndPlayground(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *gateway.Options) { o.DisableIntrospection, o.DisablePlayground = true, true })
-	before := metricValue(t, e.metrics, "kck_graphql_validations_total")
+	before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 	for _, q := range []string{`{ __schema { types { name } } }`, `{ __type(name: "Query") { name } }`, `query { ...F } fragment F on Query { __schema { queryType { name } } }`} {
 		r := e.do(t, "POST", "/graphql", gqlBody(q))
 		assert.Equal(t, 422, r.status, r.body)
 		assert.Contains(t, r.body, `"limit":"introspection"`)
 	}
-	assert.Equal(t, before, metricValue(t, e.metrics, "kck_graphql_validations_total"))
+	assert.Equal(t, before, metrictest.Value(t, e.metrics, "kck_graphql_validations_total"))
 	assert.Equal(t, 200, e.do(t, "POST", "/graphql", gqlBody(`{ __typename }`)).status)
 	assert.Equal(t, 404, e.do(t, "GET", "/", "").status)
 
@@ -237,9 +238,9 @@ func TestParameterRangeBeforePrimer(t *testing.T) {
 	for _, k := range []string{"top_authors/101", "top_authors/0"} {
 		assert.Equal(t, 400, e.do(t, "GET", "/fetch?key="+k, "").status)
 	}
-	assert.Zero(t, metricValue(t, e.metrics, "kck_primer_runs_total", "top_authors"))
+	assert.Zero(t, metrictest.Value(t, e.metrics, "kck_primer_runs_total", "top_authors"))
 	assert.Equal(t, 200, e.do(t, "GET", "/fetch?key=top_authors/100", "").status)
-	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_primer_runs_total", "top_authors"))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_primer_runs_total", "top_authors"))
 }
 
 // A key with no data is remembered for NegativeTTL: repeated misses do not
@@ -297,7 +298,7 @@ func TestMissesPerRequest(t *testing.T) {
 		assert.Equal(t, "LIMIT_EXCEEDED", er.Extensions["code"])
 		assert.Equal(t, "misses", er.Extensions["limit"])
 	}
-	assert.Equal(t, 3.0, metricValue(t, e.metrics, "kck_refused_total", "misses"))
+	assert.Equal(t, 3.0, metrictest.Value(t, e.metrics, "kck_refused_total", "misses"))
 
 	// The 5 are warm now: the next request computes the other 3.
 	r = e.do(t, "POST", "/graphql", gqlBody(q))
@@ -389,9 +390,9 @@ func TestBatchWhenEnabled(t *testing.T) {
 	// products keep their versions.
 	hit := `[{"query":"{ author(authorId: 1) { id } }"},{"query":"{ author(authorId: 2) { id } }"}]`
 	first := e.do(t, "POST", "/graphql", hit, "Content-Type", "application/json")
-	hits := metricValue(t, e.metrics, "kck_graphql_response_cache_total", "hit")
+	hits := metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", "hit")
 	again := e.do(t, "POST", "/graphql", hit, "Content-Type", "application/json")
 	assert.Equal(t, first.body, again.body)
-	assert.Equal(t, hits+1, metricValue(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
+	assert.Equal(t, hits+1, metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
 	assert.Contains(t, first.body, `"kck":{"products"`)
 }

@@ -26,8 +26,16 @@ import (
 type responseCache struct {
 	seed    maphash.Seed
 	entries *otter.Cache[uint64, *respEntry]
-	c       *cache.Cache
+	c       versions
 }
+
+// versions tells the current version of a product's fresh in-process value:
+// a *cache.Cache.
+type versions interface {
+	Peek(key string) (version uint64, ok bool)
+}
+
+var _ versions = (*cache.Cache)(nil)
 
 type respEntry struct {
 	ident       []byte
@@ -43,7 +51,7 @@ type dep struct {
 	version uint64
 }
 
-func newResponseCache(c *cache.Cache, maxBytes uint64) (*responseCache, error) {
+func newResponseCache(c versions, maxBytes uint64) (*responseCache, error) {
 	entries, err := otter.New(&otter.Options[uint64, *respEntry]{
 		MaximumWeight: maxBytes,
 		Weigher: func(_ uint64, e *respEntry) uint32 {

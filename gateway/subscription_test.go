@@ -18,6 +18,7 @@ import (
 
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/internal/metrictest"
 )
 
 // wsClient speaks graphql-transport-ws (or, with legacy, graphql-ws) over a
@@ -393,7 +394,7 @@ func TestWebSocketConnectionBounds(t *testing.T) {
 	_, err := tryDialWS(t, e.url, false, nil, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "503")
-	assert.Equal(t, 1.0, metricValue(t, e.metrics, "kck_refused_total", graph.LimitConnections))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitConnections))
 	// And over plain HTTP, the refusal says why.
 	req, err := http.NewRequest("GET", e.url+"/graphql", nil)
 	require.NoError(t, err)
@@ -451,17 +452,17 @@ func TestSubscriptionBounds(t *testing.T) {
 	// Ending one frees its slot.
 	a.send(wsMsg{ID: "1", Type: "complete"})
 	assert.Eventually(t, func() bool {
-		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
+		return metrictest.Value(t, e.metrics, "kck_subscriptions_active") == 2
 	}, 2*time.Minute, 5*time.Millisecond)
 	sub(b, "3")
 	b.data("3")
-	assert.Equal(t, 2.0, metricValue(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
-		metricValue(t, e.metrics, "kck_refused_total", graph.LimitSubscriptionsPerConnection))
+	assert.Equal(t, 2.0, metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
+		metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitSubscriptionsPerConnection))
 
 	// Closing a connection frees its subscriptions.
 	_ = a.conn.Close(websocket.StatusNormalClosure, "")
 	assert.Eventually(t, func() bool {
-		return metricValue(t, e.metrics, "kck_subscriptions_active") == 2
+		return metrictest.Value(t, e.metrics, "kck_subscriptions_active") == 2
 	}, 2*time.Minute, 5*time.Millisecond)
 }
 
@@ -606,11 +607,11 @@ func TestSubscriptionStuckClientIsDisconnected(t *testing.T) {
 	c := dialWS(t, e.url, false, nil)
 	c.subscribe("s", `subscription { product(key: "blob/1") { version value } }`, nil)
 	c.data("s")
-	require.Equal(t, 1.0, metricValue(t, e.metrics, "kck_subscriptions_active"))
+	require.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_subscriptions_active"))
 	// The client reads nothing more; the socket's buffers fill.
 	require.Eventually(t, func() bool {
 		_, err := e.cache.Set(ctx, "blob/1", big)
 		require.NoError(t, err)
-		return metricValue(t, e.metrics, "kck_subscriptions_active") == 0
+		return metrictest.Value(t, e.metrics, "kck_subscriptions_active") == 0
 	}, 2*time.Minute, 10*time.Millisecond)
 }

@@ -21,7 +21,7 @@ func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args .
 	if err != nil {
 		return zero, err
 	}
-	res, err := r.Cache.Get(ctx, key)
+	res, err := r.Cache.GetKey(ctx, key)
 	if err != nil {
 		return zero, err
 	}

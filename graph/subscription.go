@@ -379,7 +379,7 @@ func subscribeProduct[T any](ctx context.Context, r *Resolver, name string, args
 	if err != nil {
 		return nil, err
 	}
-	return follow(ctx, r, key, 0, func(res cache.Result) (T, error) {
+	return follow(ctx, r, key.String(), 0, func(res cache.Result) (T, error) {
 		var out T
 		if err := json.Unmarshal(res.Value, &out); err != nil {
 			return out, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)

@@ -122,10 +122,11 @@ func resolveAffected[T any](ctx context.Context, r *Resolver, p *Payload, name s
 		}
 		args[i] = v
 	}
-	key, err := r.Auth.FieldKey(ctx, name, args...)
+	k, err := r.Auth.FieldKey(ctx, name, args...)
 	if err != nil {
 		return zero, err
 	}
+	key := k.String()
 	res, found := cache.Result{}, false
 	for _, it := range p.out.Products {
 		if it.Key == key {
@@ -137,7 +138,7 @@ func resolveAffected[T any](ctx context.Context, r *Resolver, p *Payload, name s
 		}
 	}
 	if !found {
-		if res, err = r.Cache.Get(ctx, key); err != nil {
+		if res, err = r.Cache.GetKey(ctx, k); err != nil {
 			return zero, err
 		}
 	}

@@ -144,6 +144,11 @@ func (k Key) String() string {
 	return b.String()
 }
 
+// Checked reports whether a Registry built k (Key or ParseKey), so that its
+// arguments are of its product's kinds and in range: a cache may run the
+// product's primer on it without parsing its string again.
+func (k Key) Checked() bool { return k.params != nil || len(k.Args) == 0 }
+
 // Segment returns argument i as its key segment spells it, unescaped: the
 // form bindings compare with a claim's value.
 func (k Key) Segment(i int) string {

@@ -38,7 +38,13 @@ type AugmentFunc func(ctx context.Context, k Key, current json.RawMessage, chang
 // ErrCannotAugment tells the cache to fall back to running the primer.
 var ErrCannotAugment = errors.New("cannot augment")
 
-// Product declares a data product.
+// Product declares a data product: the one declaration of everything KCK
+// knows of it (its key, its primer, expiry and freshness, warming, periodic
+// refresh, domain, sources, the rules that refresh it and who may read it).
+// It is plain data: Go code writes it, and source/sqlproduct makes one of
+// each SQL file's header. The registry checks it; the cache reads its
+// expiry, the scheduler its warming, refresh and domain, the gateway its
+// Auth.
 type Product struct {
 	Name   string
 	Params []Param
@@ -56,6 +62,28 @@ type Product struct {
 	// watch, not a policy: meeting it takes a refresh schedule shorter than
 	// it, or changes that arrive that often. Zero means none.
 	FreshnessTarget time.Duration
+	// Refresh, when set, recomputes on this schedule the product's
+	// instances a gateway holds (its in-process keys and its warmed keys),
+	// on every gateway (kck:refresh).
+	Refresh Schedule
+	// Warm lists keys of the product to compute (or load from the store)
+	// when the scheduler starts (kck:warm); WarmKeys, when set, generates
+	// more (e.g. one per author id; kck:warm_query).
+	Warm     []string
+	WarmKeys func(ctx context.Context) ([]string, error)
+	// Domain, when set, keeps every member of a domain primed (kck:domain).
+	Domain Domain
+	// Sources are the source tables whose row changes refresh the
+	// product's instances (kck:source), for the change follower and the
+	// operator console.
+	Sources []Source
+	// AfterPrimes are key templates of other products (author/:author_id):
+	// when such a key is computed, the instance of this product with the
+	// same parameters is refreshed (kck:after_primes). AfterUpdates names
+	// updaters whose input names an instance of this product to refresh
+	// (kck:after_updates). The SQL products' refresh rules
+	// (sqlproduct.Rules) act on them.
+	AfterPrimes, AfterUpdates []string
 	// Augment, when set, folds changes into the current value.
 	Augment AugmentFunc
 	// AllowEmpty accepts a primer result of JSON null, [] or {}; otherwise such
@@ -67,6 +95,32 @@ type Product struct {
 	Auth Auth
 
 	keyParams []Param // Params, then one String per Auth.KeyBy claim
+}
+
+// Domain keeps every member of a domain primed (KCK's domain_key): the
+// value of the product named by Key lists parameter sets of the declaring
+// product, e.g. [1,2,3] or [[1,"eu"],[2,"us"]] (see
+// scheduler.DomainMembers). On each run, once for the cluster, the members
+// that are missing are computed and those that are stale refreshed;
+// members that leave the domain are no longer refreshed by it.
+type Domain struct {
+	// Key is the key of the product that lists the members.
+	Key string
+	// Schedule is how often the domain is checked.
+	Schedule Schedule
+}
+
+// IsZero reports whether no domain is declared.
+func (d Domain) IsZero() bool { return d.Key == "" && d.Schedule.IsZero() }
+
+// Source maps a source table's rows to product instances: Columns[i] is
+// the column that holds the value of the product's i-th key parameter (see
+// KeyParams). All means a change to any row refreshes every cached
+// instance.
+type Source struct {
+	Table   string
+	Columns []string
+	All     bool
 }
 
 // KeyParams returns the parameters of the product's keys: Params, then one

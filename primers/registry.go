@@ -127,6 +127,9 @@ func (r *Registry) Register(p Product) error {
 		}
 	}
 	p.Auth = cloneAuth(p.Auth)
+	if err := p.checkSchedule(); err != nil {
+		return fmt.Errorf("register product %q: %w", p.Name, err)
+	}
 	if kd, ok := p.Primer.(kindsDeclarer); ok {
 		want, have := kd.paramKinds(), p.KeyParams()
 		if len(want) != len(have) {
@@ -139,7 +142,57 @@ func (r *Registry) Register(p Product) error {
 			}
 		}
 	}
+	// Warm keys are parsed as keys of the product, so it must be in the
+	// registry while they are.
 	r.products[p.Name] = &p
+	for _, k := range p.Warm {
+		key, err := r.ParseKey(k)
+		if err == nil && key.Name != p.Name {
+			err = fmt.Errorf("not a key of %s", p.Name)
+		}
+		if err != nil {
+			delete(r.products, p.Name)
+			return fmt.Errorf("register product %q: warm key %q: %w", p.Name, k, err)
+		}
+	}
+	return nil
+}
+
+// checkSchedule checks the declaration's refresh, domain and sources, and
+// copies its slices, which the caller may change later.
+func (p *Product) checkSchedule() error {
+	if !p.Refresh.IsZero() {
+		if err := p.Refresh.Validate(); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+	}
+	if !p.Domain.IsZero() {
+		if _, _, err := splitKey(p.Domain.Key); err != nil {
+			return fmt.Errorf("domain: %w", err)
+		}
+		if err := p.Domain.Schedule.Validate(); err != nil {
+			return fmt.Errorf("domain %s: %w", p.Domain.Key, err)
+		}
+	}
+	params := p.KeyParams()
+	p.Sources = slices.Clone(p.Sources)
+	for i, src := range p.Sources {
+		if !validName(src.Table) {
+			return fmt.Errorf("source %d: table %q must match [A-Za-z_][A-Za-z0-9_]*", i+1, src.Table)
+		}
+		if !src.All && len(src.Columns) != len(params) {
+			return fmt.Errorf("source %s: %d columns for %d key parameters %s (or All)", src.Table, len(src.Columns), len(params), paramList(params))
+		}
+		for _, c := range src.Columns {
+			if !validName(c) {
+				return fmt.Errorf("source %s: column %q must match [A-Za-z_][A-Za-z0-9_]*", src.Table, c)
+			}
+		}
+		p.Sources[i].Columns = slices.Clone(src.Columns)
+	}
+	p.Warm = slices.Clone(p.Warm)
+	p.AfterPrimes = slices.Clone(p.AfterPrimes)
+	p.AfterUpdates = slices.Clone(p.AfterUpdates)
 	return nil
 }
 

@@ -83,6 +83,32 @@ func TestRegisterErrors(t *testing.T) {
 		{name: "SoftTTL without TTL", product: primers.Product{Name: "a", SoftTTL: time.Minute}},
 		{name: "TTL without SoftTTL", product: primers.Product{Name: "a", TTL: time.Minute}},
 
+		// warming, refresh, domain and sources
+		{name: "warm, refresh, domain, sources", product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")},
+			Warm: []string{"a/1", "a/02"}, Refresh: primers.Every(time.Minute),
+			Domain:  primers.Domain{Key: "ids", Schedule: primers.Cron("@hourly")},
+			Sources: []primers.Source{{Table: "titles", Columns: []string{"author_id"}}, {Table: "sales", All: true}}}},
+		{name: "warm key of another product", existing: []primers.Product{{Name: "b", Params: []primers.Param{intParam("id")}}},
+			product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")}, Warm: []string{"b/1"}},
+			wantErr: `register product "a": warm key "b/1": not a key of a`},
+		{name: "warm key with a bad parameter", product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")}, Warm: []string{"a/1", "a/x"}},
+			wantErr: `register product "a": warm key "a/x": `},
+		{name: "bad refresh", product: primers.Product{Name: "a", Refresh: primers.Cron("61 * * * *")},
+			wantErr: `register product "a": refresh: schedule "61 * * * *"`},
+		{name: "refresh too often", product: primers.Product{Name: "a", Refresh: primers.Every(time.Microsecond)},
+			wantErr: `register product "a": refresh: schedule: interval 1µs must be at least 1ms`},
+		{name: "domain without a schedule", product: primers.Product{Name: "a", Domain: primers.Domain{Key: "ids"}},
+			wantErr: `register product "a": domain ids: schedule: empty`},
+		{name: "domain without a key", product: primers.Product{Name: "a", Domain: primers.Domain{Schedule: primers.Every(time.Minute)}},
+			wantErr: `register product "a": domain: `},
+		{name: "source with a bad table", product: primers.Product{Name: "a", Sources: []primers.Source{{Table: "x-y", All: true}}},
+			wantErr: `register product "a": source 1: table "x-y" must match`},
+		{name: "source without a column per key parameter", product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")},
+			Auth: primers.Auth{KeyBy: []string{"sub"}}, Sources: []primers.Source{{Table: "t", Columns: []string{"id"}}}},
+			wantErr: `register product "a": source t: 1 columns for 2 key parameters (id int, sub string) (or All)`},
+		{name: "source with a bad column", product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")}, Sources: []primers.Source{{Table: "t", Columns: []string{"a b"}}}},
+			wantErr: `register product "a": source t: column "a b" must match`},
+
 		// typed primers
 		{name: "Func1 matches", product: primers.Product{Name: "a", Params: []primers.Param{intParam("id")}, Primer: fInt}},
 		{name: "Func1 time matches date", product: primers.Product{Name: "a", Params: []primers.Param{kindParam(primers.Date)}, Primer: fTime}},
@@ -145,6 +171,22 @@ func TestRegisterCopiesParams(t *testing.T) {
 	k, err := reg.ParseKey("a/7")
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), k.Int(0))
+}
+
+// Register copies the declaration's slices, which the caller may change
+// later, as it copies the parameters.
+func TestRegisterCopiesTheDeclaration(t *testing.T) {
+	t.Parallel()
+	reg := primers.NewRegistry()
+	p := primers.Product{Name: "a", Params: []primers.Param{intParam("id")}, Warm: []string{"a/1"},
+		Sources: []primers.Source{{Table: "t", Columns: []string{"id"}}}, AfterPrimes: []string{"b/:id"}, AfterUpdates: []string{"u"}}
+	require.NoError(t, reg.Register(p))
+	p.Warm[0], p.Sources[0].Columns[0], p.Sources[0].Table, p.AfterPrimes[0], p.AfterUpdates[0] = "a/2", "x", "y", "c/:id", "v"
+	got := reg.Product("a")
+	assert.Equal(t, []string{"a/1"}, got.Warm)
+	assert.Equal(t, []primers.Source{{Table: "t", Columns: []string{"id"}}}, got.Sources)
+	assert.Equal(t, []string{"b/:id"}, got.AfterPrimes)
+	assert.Equal(t, []string{"u"}, got.AfterUpdates)
 }
 
 func TestMustRegister(t *testing.T) {

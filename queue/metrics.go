@@ -1,10 +1,11 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/internal/collector"
 )
 
 type workerMetrics struct {
@@ -57,36 +58,29 @@ func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	if m.claims, err = register(reg, m.claims); err != nil {
-		return nil, err
-	}
-	if m.outcomes, err = register(reg, m.outcomes); err != nil {
-		return nil, err
-	}
-	if m.latency, err = register(reg, m.latency); err != nil {
-		return nil, err
-	}
-	for _, g := range []*prometheus.Gauge{&m.depth, &m.claimed, &m.delayed, &m.poisoned, &m.oldestAge} {
-		if *g, err = register(reg, *g); err != nil {
-			return nil, err
-		}
+	if err := m.register(reg); err != nil {
+		return nil, fmt.Errorf("register queue metrics: %w", err)
 	}
 	return m, nil
 }
 
-// register registers c, or returns the collector already registered under
-// its name (a second worker in one process shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
+// register registers each collector, or takes the one already registered
+// under its name (see collector.Register).
+func (m *workerMetrics) register(reg prometheus.Registerer) error {
+	var err error
+	if m.claims, err = collector.Register(reg, m.claims); err != nil {
+		return err
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
+	if m.outcomes, err = collector.Register(reg, m.outcomes); err != nil {
+		return err
+	}
+	if m.latency, err = collector.Register(reg, m.latency); err != nil {
+		return err
+	}
+	for _, g := range []*prometheus.Gauge{&m.depth, &m.claimed, &m.delayed, &m.poisoned, &m.oldestAge} {
+		if *g, err = collector.Register(reg, *g); err != nil {
+			return err
 		}
 	}
-	return c, fmt.Errorf("register queue metrics: %w", err)
+	return nil
 }

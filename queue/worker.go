@@ -15,12 +15,34 @@ import (
 	"github.com/kck-go/kck/primers"
 )
 
+// Versions is what StoredAfter reads: a cache's in-process tier and its
+// store. *cache.Cache is one.
+type Versions interface {
+	// Peek returns the version of a fresh in-process value of key.
+	Peek(key string) (version uint64, ok bool)
+	Store() cache.Store
+}
+
+// Cache is what a Worker needs of the cache it refreshes: *cache.Cache is
+// one, and so is any refresh path built on one (a Worker refreshes through
+// it, whatever else that path does with a refresh).
+type Cache interface {
+	Versions
+	Registry() *primers.Registry
+	// Owner names the gateway: the worker's default Name.
+	Owner() string
+	// Refresh recomputes a canonical key and stores it.
+	Refresh(ctx context.Context, key string) (cache.Result, error)
+}
+
+var _ Cache = (*cache.Cache)(nil)
+
 // WorkerOptions configure a Worker.
 type WorkerOptions struct {
 	// Queue is drained. Required.
 	Queue Store
 	// Cache refreshes the keys. Required.
-	Cache *cache.Cache
+	Cache Cache
 	// Name is the worker's name in claims. Default Cache.Owner(): one
 	// worker per gateway. Two workers must never share a name.
 	Name string
@@ -227,7 +249,7 @@ func (w *Worker) process(ctx context.Context, it Item) Outcome {
 // started, in microseconds, so such a value already reflects every change
 // announced up to at, and a refresh requested at at can be skipped. key must
 // be canonical.
-func StoredAfter(ctx context.Context, c *cache.Cache, key string, at time.Time) bool {
+func StoredAfter(ctx context.Context, c Versions, key string, at time.Time) bool {
 	if at.IsZero() {
 		return false
 	}

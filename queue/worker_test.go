@@ -16,11 +16,11 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
-	"github.com/kck-go/kck/queue/queuetest"
 )
 
 // fixture: one embedded store and its queue, shared by the gateways (caches)
@@ -29,7 +29,7 @@ import (
 type fixture struct {
 	q     queue.Store
 	open  func(t *testing.T) cache.Store // each gateway's store
-	clock *queuetest.Clock               // the queue's clock: leases and backoff
+	clock *cachetest.Clock               // the queue's clock: leases and backoff
 	runs  sync.Map                       // key -> *atomic.Int64, primer runs over all gateways
 }
 
@@ -38,7 +38,7 @@ func newFixture(t *testing.T, cfg queue.Config) *fixture {
 	s, err := bolt.Open(t.TempDir(), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	f := &fixture{open: func(*testing.T) cache.Store { return s }, clock: queuetest.NewClock(time.Now())}
+	f := &fixture{open: func(*testing.T) cache.Store { return s }, clock: cachetest.NewClock(time.Now())}
 	if cfg.Clock == nil {
 		cfg.Clock = f.clock
 	}
@@ -56,7 +56,7 @@ func newCassandraFixture(t *testing.T, cfg queue.Config) *fixture {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	f := &fixture{open: open, clock: queuetest.NewClock(time.Now())}
+	f := &fixture{open: open, clock: cachetest.NewClock(time.Now())}
 	if cfg.Clock == nil {
 		cfg.Clock = f.clock
 	}
@@ -385,4 +385,43 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) flo
 		t.Fatalf("no series %s{%s}", name, label)
 	}
 	return sum
+}
+
+// refreshFunc is a cache whose Refresh is fn: the worker reads everything
+// else (keys, versions, the store) from the real cache.
+type refreshFunc struct {
+	*cache.Cache
+	fn func(ctx context.Context, key string) (cache.Result, error)
+}
+
+func (r refreshFunc) Refresh(ctx context.Context, key string) (cache.Result, error) {
+	return r.fn(ctx, key)
+}
+
+// What a refresh's error does to its request: nothing to compute (no data)
+// is done, an error that cannot go away poisons the key at once, any other
+// is retried later.
+func TestRefreshErrorsDecideTheOutcome(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{MaxAttempts: 3})
+	errs := map[string]error{
+		"p/1": nil,
+		"p/2": fmt.Errorf("%w: no author 2", primers.ErrNoData),
+		"p/3": fmt.Errorf("%w: p/3", cache.ErrNotSet),
+		"p/4": errors.New("source is down"),
+	}
+	c := refreshFunc{Cache: f.gateway(t, "gw", nil), fn: func(_ context.Context, key string) (cache.Result, error) {
+		return cache.Result{}, errs[key]
+	}}
+	w, err := queue.NewWorker(queue.WorkerOptions{Queue: f.q, Cache: c})
+	require.NoError(t, err)
+	require.NoError(t, f.q.EnqueueMany(t.Context(), []string{"p/1", "p/2", "p/3", "p/4"}, time.Now()))
+	rep, err := w.Drain(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, map[queue.Outcome]int{queue.Refreshed: 1, queue.NoData: 1, queue.Failed: 2}, rep.Outcomes)
+	st, err := f.q.Stats(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []string{"p/3"}, st.PoisonedKeys, "not set: poisoned at once")
+	require.Equal(t, 1, st.Delayed, "p/4 backs off")
+	require.Equal(t, 1, st.Depth, "p/1 and p/2 are done, p/3 poisoned: only p/4 is queued")
 }

@@ -14,23 +14,23 @@ import (
 )
 
 type domainJob struct {
-	Domain
-	mu      sync.Mutex
-	members map[string]bool // as of this gateway's last run; nil before it
+	product, key string // the members' product, the key listing them
+	mu           sync.Mutex
+	members      map[string]bool // as of this gateway's last run; nil before it
 }
 
 // primeDomain computes the members of d that are missing and refreshes
 // those that are stale.
 func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Time) error {
-	r, err := s.cache.Get(ctx, d.DomainKey)
+	r, err := s.cache.Get(ctx, d.key)
 	if err != nil {
-		return fmt.Errorf("domain %s: read %s: %w", d.Product, d.DomainKey, err)
+		return fmt.Errorf("domain %s: read %s: %w", d.product, d.key, err)
 	}
-	members, badErr := DomainMembers(s.cache.Registry(), d.Product, r.Value)
+	members, badErr := DomainMembers(s.cache.Registry(), d.product, r.Value)
 	if badErr != nil {
-		s.opts.Logger.Warn("domain lists members that are not keys", "domain", d.DomainKey, "product", d.Product, "err", badErr)
+		s.opts.Logger.Warn("domain lists members that are not keys", "domain", d.key, "product", d.product, "err", badErr)
 	}
-	s.m.domainMembers.WithLabelValues(d.Product).Set(float64(len(members)))
+	s.m.domainMembers.WithLabelValues(d.product).Set(float64(len(members)))
 
 	now := make(map[string]bool, len(members))
 	for _, m := range members {
@@ -53,7 +53,7 @@ func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Tim
 			}
 		}
 		if joined+left > 0 {
-			s.opts.Logger.Info("domain members changed", "domain", d.DomainKey, "product", d.Product,
+			s.opts.Logger.Info("domain members changed", "domain", d.key, "product", d.product,
 				"members", len(members), "joined", joined, "left", left)
 		}
 	}
@@ -77,7 +77,7 @@ func (s *Scheduler) primeDomain(ctx context.Context, d *domainJob, slot time.Tim
 	})
 	var primeErr error
 	if n > 0 {
-		primeErr = fmt.Errorf("domain %s: %d of %d missing members failed, the first: %w", d.Product, n, len(missing), firstErr)
+		primeErr = fmt.Errorf("domain %s: %d of %d missing members failed, the first: %w", d.product, n, len(missing), firstErr)
 	}
 	return errors.Join(badErr, primeErr, s.RefreshKeys(ctx, stale, slot))
 }

@@ -7,27 +7,6 @@ import (
 	"github.com/kck-go/kck/scheduler"
 )
 
-// ParseSchedule reads declarations (kck:refresh, kck:domain): it never
-// panics, and what it accepts prints as a schedule that reads back the same.
-func FuzzParseSchedule(f *testing.F) {
-	for _, s := range []string{"5m", "every 90s", "cron */5 * * * *", "cron 0 */5 * * * *", "@hourly", "@every 1h", "cron CRON_TZ=Europe/Paris 0 3 * * *", "", "0s", "cron 61 * * * *", "every -1s", "cron @", "1e400h"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		s, err := scheduler.ParseSchedule(in)
-		if err != nil {
-			return
-		}
-		if s.IsZero() {
-			t.Fatalf("%q: accepted a schedule that never runs", in)
-		}
-		again, err := scheduler.ParseSchedule(s.String()) // "every 5m0s", "cron EXPR"
-		if err != nil || again.String() != s.String() {
-			t.Fatalf("%q: printed as %q, read back as %q (%v)", in, s.String(), again.String(), err)
-		}
-	})
-}
-
 // DomainMembers reads a product's value, which the primer (or a SQL query)
 // made: whatever the bytes, it never panics, and every member it returns is
 // a canonical key of the product.

@@ -10,6 +10,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 )
 
 // ErrOtherGateway is the Lock error for a run whose slot another gateway
@@ -32,7 +33,7 @@ type SlotLocker struct {
 	clock cache.Clock
 
 	mu     sync.RWMutex
-	jobs   map[string]Schedule
+	jobs   map[string]schedule
 	ran    map[string]time.Time // job -> the last slot this gateway took
 	taking map[string]*sync.Mutex
 	onSkip func(job string)
@@ -46,12 +47,12 @@ func NewSlotLocker(store cache.Store, owner string, clock cache.Clock) *SlotLock
 	if clock == nil {
 		clock = cache.SystemClock{}
 	}
-	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]Schedule{}, ran: map[string]time.Time{},
+	return &SlotLocker{store: store, owner: owner, clock: clock, jobs: map[string]schedule{}, ran: map[string]time.Time{},
 		taking: map[string]*sync.Mutex{}}
 }
 
 // add declares job name's already checked schedule.
-func (l *SlotLocker) add(name string, s Schedule) {
+func (l *SlotLocker) add(name string, s schedule) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.jobs[name] = s
@@ -63,12 +64,12 @@ func (l *SlotLocker) add(name string, s Schedule) {
 // Add declares the schedule of job name (cron expressions in UTC unless
 // they say CRON_TZ=); Lock refuses jobs it does not know. A Scheduler adds
 // its cluster-wide jobs itself.
-func (l *SlotLocker) Add(name string, s Schedule) error {
-	s, err := s.check(time.UTC, l.clock.Now())
+func (l *SlotLocker) Add(name string, s primers.Schedule) error {
+	sch, err := check(s, time.UTC, l.clock.Now())
 	if err != nil {
 		return err
 	}
-	l.add(name, s)
+	l.add(name, sch)
 	return nil
 }
 

@@ -1,10 +1,11 @@
 package scheduler
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/internal/collector"
 )
 
 type metrics struct {
@@ -47,40 +48,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	if m.runs, err = register(reg, m.runs); err != nil {
-		return nil, err
-	}
-	if m.duration, err = register(reg, m.duration); err != nil {
-		return nil, err
-	}
-	if m.requests, err = register(reg, m.requests); err != nil {
-		return nil, err
-	}
-	if m.warmKeys, err = register(reg, m.warmKeys); err != nil {
-		return nil, err
-	}
-	if m.ready, err = register(reg, m.ready); err != nil {
-		return nil, err
-	}
-	if m.domainMembers, err = register(reg, m.domainMembers); err != nil {
-		return nil, err
+	if err := m.register(reg); err != nil {
+		return nil, fmt.Errorf("register scheduler metrics: %w", err)
 	}
 	return m, nil
 }
 
-// register registers c, or returns the collector already registered under
-// its name (several schedulers in one process share the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
+// register registers each collector, or takes the one already registered
+// under its name (see collector.Register).
+func (m *metrics) register(reg prometheus.Registerer) error {
+	var err error
+	if m.runs, err = collector.Register(reg, m.runs); err != nil {
+		return err
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
+	if m.duration, err = collector.Register(reg, m.duration); err != nil {
+		return err
 	}
-	return c, fmt.Errorf("register scheduler metrics: %w", err)
+	if m.requests, err = collector.Register(reg, m.requests); err != nil {
+		return err
+	}
+	if m.warmKeys, err = collector.Register(reg, m.warmKeys); err != nil {
+		return err
+	}
+	if m.ready, err = collector.Register(reg, m.ready); err != nil {
+		return err
+	}
+	if m.domainMembers, err = collector.Register(reg, m.domainMembers); err != nil {
+		return err
+	}
+	return nil
 }

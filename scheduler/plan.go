@@ -1,6 +1,10 @@
 package scheduler
 
-import "github.com/kck-go/kck/queue"
+import (
+	"slices"
+
+	"github.com/kck-go/kck/queue"
+)
 
 // Plan is what the scheduler does for one product, for an operator to read.
 type Plan struct {
@@ -23,21 +27,18 @@ func (s *Scheduler) Plans() map[string]Plan {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]Plan{}
-	for _, p := range s.policies {
-		pl := out[p.Product]
-		pl.Product = p.Product
+	for _, p := range s.warming {
+		pl := Plan{Product: p.Name, WarmKeys: slices.Clone(p.Warm), WarmGenerated: p.WarmKeys != nil}
 		if !p.Refresh.IsZero() {
 			pl.Refresh = p.Refresh.String()
 		}
-		pl.WarmKeys = append(pl.WarmKeys, p.Warm...)
-		pl.WarmGenerated = pl.WarmGenerated || p.WarmKeys != nil
-		out[p.Product] = pl
+		out[p.Name] = pl
 	}
-	for _, d := range s.domains {
-		pl := out[d.Product]
-		pl.Product = d.Product
-		pl.DomainKey, pl.DomainSchedule = d.DomainKey, d.Schedule.String()
-		out[d.Product] = pl
+	for _, p := range s.domains {
+		pl := out[p.Name]
+		pl.Product = p.Name
+		pl.DomainKey, pl.DomainSchedule = p.Domain.Key, p.Domain.Schedule.String()
+		out[p.Name] = pl
 	}
 	return out
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -116,33 +117,6 @@ func (o Options) validate() error {
 	return nil
 }
 
-// ProductPolicy declares a product's scheduled refresh and boot warming.
-type ProductPolicy struct {
-	// Product is the registered product's name.
-	Product string
-	// Refresh, when set, refreshes the product's keys this gateway knows
-	// (its in-process keys and its warmed keys) on this schedule.
-	Refresh Schedule
-	// Warm lists keys to compute (or load from the store) at Start.
-	Warm []string
-	// WarmKeys generates keys to warm at Start (e.g. every author id).
-	WarmKeys func(ctx context.Context) ([]string, error)
-}
-
-// Domain keeps every member of a domain primed (KCK's domain_key): the value
-// of the product DomainKey lists parameter sets of Product, e.g. [1,2,3] or
-// [[1,"eu"],[2,"us"]]; on each run, the members that are missing are
-// computed (once for the cluster) and those that are stale are refreshed.
-// Members that leave the domain are no longer refreshed by it.
-type Domain struct {
-	// Product is the members' product.
-	Product string
-	// DomainKey is the key of the product that lists the members.
-	DomainKey string
-	// Schedule is how often the domain is checked.
-	Schedule Schedule
-}
-
 // Scheduler runs the jobs. Create it with New, register jobs, Start, Close.
 type Scheduler struct {
 	opts   Options
@@ -152,13 +126,15 @@ type Scheduler struct {
 	m      *metrics
 	fails  *failLog
 
-	mu       sync.Mutex
-	started  bool
-	jobs     []jobSpec
-	names    map[string]bool
-	policies []ProductPolicy
-	domains  []Domain
-	warmed   map[string][]string // product -> keys warmed at Start
+	mu      sync.Mutex
+	started bool
+	jobs    []jobSpec
+	names   map[string]bool
+	// warming holds the declarations of the products that warm or
+	// refresh, domains those that keep a domain primed.
+	warming []*primers.Product
+	domains []*primers.Product
+	warmed  map[string][]string // product -> keys warmed at Start
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -173,7 +149,8 @@ type Scheduler struct {
 // jobSpec is a job waiting for Start.
 type jobSpec struct {
 	name     string
-	schedule Schedule // checked
+	when     primers.Schedule
+	schedule schedule // when, checked by add
 	// cluster: one gateway per slot; else every gateway.
 	cluster bool
 	// refreshes names the product a periodic refresh job refreshes.
@@ -181,7 +158,9 @@ type jobSpec struct {
 	run       func(ctx context.Context, slot time.Time) error
 }
 
-// New returns a scheduler. It runs nothing before Start.
+// New returns a scheduler of the warming, refresh and domains that the
+// products of the cache's registry declare (see primers.Product). It runs
+// nothing before Start.
 func New(opts Options) (*Scheduler, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
@@ -225,7 +204,7 @@ func New(opts Options) (*Scheduler, error) {
 	}
 	if opts.Worker != nil {
 		w := opts.Worker
-		err := s.add(jobSpec{name: "queue/drain", schedule: Every(opts.DrainInterval), run: func(ctx context.Context, _ time.Time) error {
+		err := s.add(jobSpec{name: "queue/drain", when: primers.Every(opts.DrainInterval), run: func(ctx context.Context, _ time.Time) error {
 			_, err := w.Drain(ctx)
 			if ctx.Err() != nil {
 				return nil
@@ -233,10 +212,23 @@ func New(opts Options) (*Scheduler, error) {
 			return err
 		}})
 		if err != nil {
+			s.discard()
+			return nil, err
+		}
+	}
+	for _, p := range opts.Cache.Registry().Products() {
+		if err := s.declare(p); err != nil {
+			s.discard()
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// discard releases what New made, for a scheduler New does not return.
+func (s *Scheduler) discard() {
+	s.cancel()
+	_ = s.gs.Shutdown()
 }
 
 var validJobName = regexp.MustCompile(`^[A-Za-z0-9_./:-]+$`)
@@ -253,7 +245,7 @@ func (s *Scheduler) add(j jobSpec) error {
 	if s.names[j.name] {
 		return fmt.Errorf("scheduler: job %q declared twice", j.name)
 	}
-	sch, err := j.schedule.check(s.opts.Location, s.opts.Clock.Now())
+	sch, err := check(j.when, s.opts.Location, s.opts.Clock.Now())
 	if err != nil {
 		return fmt.Errorf("scheduler: job %q: %w", j.name, err)
 	}
@@ -269,52 +261,41 @@ func (s *Scheduler) add(j jobSpec) error {
 // Process declares a named job (KCK's process) that runs fn on schedule
 // once per slot for the whole cluster. fn's context ends when the scheduler
 // closes.
-func (s *Scheduler) Process(name string, when Schedule, fn func(ctx context.Context) error) error {
+func (s *Scheduler) Process(name string, when primers.Schedule, fn func(ctx context.Context) error) error {
 	if fn == nil {
 		return fmt.Errorf("scheduler: process %q: nil function", name)
 	}
-	return s.add(jobSpec{name: name, schedule: when, cluster: true, run: func(ctx context.Context, _ time.Time) error {
+	return s.add(jobSpec{name: name, when: when, cluster: true, run: func(ctx context.Context, _ time.Time) error {
 		return fn(ctx)
 	}})
 }
 
-// Product declares a product's refresh schedule and warming.
-func (s *Scheduler) Product(p ProductPolicy) error {
-	if s.cache.Registry().Product(p.Product) == nil {
-		return fmt.Errorf("scheduler: no product named %q", p.Product)
-	}
-	for _, k := range p.Warm {
-		if _, err := s.cache.Registry().ParseKey(k); err != nil {
-			return fmt.Errorf("scheduler: product %q: warm key: %w", p.Product, err)
-		}
-	}
+// declare adds the refresh job, warming and domain that p declares. The
+// registry checked its schedules and warm keys; a domain's key is checked
+// here, once every product it may name is registered.
+func (s *Scheduler) declare(p *primers.Product) error {
 	if !p.Refresh.IsZero() {
-		name := "refresh/" + p.Product
-		err := s.add(jobSpec{name: name, schedule: p.Refresh, refreshes: p.Product, run: func(ctx context.Context, slot time.Time) error {
-			return s.refreshProduct(ctx, p.Product, slot)
+		name := "refresh/" + p.Name
+		err := s.add(jobSpec{name: name, when: p.Refresh, refreshes: p.Name, run: func(ctx context.Context, slot time.Time) error {
+			return s.refreshProduct(ctx, p.Name, slot)
 		}})
 		if err != nil {
 			return err
 		}
 	}
-	s.mu.Lock()
-	s.policies = append(s.policies, p)
-	s.mu.Unlock()
-	return nil
-}
-
-// Domain declares a domain kept primed, as the cluster-wide process
-// "domain/PRODUCT".
-func (s *Scheduler) Domain(d Domain) error {
-	reg := s.cache.Registry()
-	if reg.Product(d.Product) == nil {
-		return fmt.Errorf("scheduler: domain: no product named %q", d.Product)
+	if !p.Refresh.IsZero() || len(p.Warm) > 0 || p.WarmKeys != nil {
+		s.mu.Lock()
+		s.warming = append(s.warming, p)
+		s.mu.Unlock()
 	}
-	if _, err := reg.ParseKey(d.DomainKey); err != nil {
-		return fmt.Errorf("scheduler: domain of %q: %w", d.Product, err)
+	if p.Domain.IsZero() {
+		return nil
 	}
-	dj := &domainJob{Domain: d}
-	err := s.add(jobSpec{name: "domain/" + d.Product, schedule: d.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
+	if _, err := s.cache.Registry().ParseKey(p.Domain.Key); err != nil {
+		return fmt.Errorf("scheduler: domain of %q: %w", p.Name, err)
+	}
+	dj := &domainJob{product: p.Name, key: p.Domain.Key}
+	err := s.add(jobSpec{name: "domain/" + p.Name, when: p.Domain.Schedule, cluster: true, run: func(ctx context.Context, slot time.Time) error {
 		// Boot warming reads every member anyway, and computes the missing
 		// ones under bucket leases, not the members' own: a run during it
 		// could compute a member another gateway is warming. Once this
@@ -328,7 +309,7 @@ func (s *Scheduler) Domain(d Domain) error {
 		return err
 	}
 	s.mu.Lock()
-	s.domains = append(s.domains, d)
+	s.domains = append(s.domains, p)
 	s.mu.Unlock()
 	return nil
 }

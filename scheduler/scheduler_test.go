@@ -17,11 +17,12 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
-	"github.com/kck-go/kck/queue/queuetest"
 	"github.com/kck-go/kck/scheduler"
 )
 
@@ -34,6 +35,9 @@ type fixture struct {
 	runs sync.Map // key -> *atomic.Int64, primer runs over all gateways
 	fail sync.Map // key -> error the primer returns
 	hold sync.Map // key -> chan struct{} the primer waits on
+	// decl is what p declares beyond its key and primer (warming, refresh,
+	// domain) on the gateways made after it is set.
+	decl primers.Product
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -82,22 +86,22 @@ func (f *fixture) runsOf(key string) int64 {
 func (f *fixture) gateway(t *testing.T, owner string, metrics ...prometheus.Registerer) *cache.Cache {
 	t.Helper()
 	reg := primers.NewRegistry()
-	reg.MustRegister(primers.Product{
-		Name:   "p",
-		Params: []primers.Param{{Name: "id", Kind: primers.Int}},
-		Primer: primers.Func1(func(ctx context.Context, id int64) (any, error) {
-			key := fmt.Sprintf("p/%d", id)
-			c, _ := f.runs.LoadOrStore(key, new(atomic.Int64))
-			c.(*atomic.Int64).Add(1)
-			if h, ok := f.hold.Load(key); ok {
-				<-h.(chan struct{})
-			}
-			if err, ok := f.fail.Load(key); ok {
-				return nil, err.(error)
-			}
-			return map[string]any{"id": id, "by": owner}, nil
-		}),
-	}, primers.Product{Name: "ids"})
+	p := f.decl
+	p.Name = "p"
+	p.Params = []primers.Param{{Name: "id", Kind: primers.Int}}
+	p.Primer = primers.Func1(func(ctx context.Context, id int64) (any, error) {
+		key := fmt.Sprintf("p/%d", id)
+		c, _ := f.runs.LoadOrStore(key, new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
+		if h, ok := f.hold.Load(key); ok {
+			<-h.(chan struct{})
+		}
+		if err, ok := f.fail.Load(key); ok {
+			return nil, err.(error)
+		}
+		return map[string]any{"id": id, "by": owner}, nil
+	})
+	reg.MustRegister(p, primers.Product{Name: "ids"})
 	o := cache.Options{Registry: reg, Store: f.open(t), Owner: owner, PollInterval: 5 * time.Millisecond}
 	if len(metrics) > 0 {
 		o.Registerer = metrics[0]
@@ -175,7 +179,7 @@ func testProcessRunsOncePerSlot(t *testing.T, f *fixture) {
 	for i := range 3 {
 		name := fmt.Sprintf("gw-%d", i)
 		s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, name)})
-		require.NoError(t, s.Process("tick", scheduler.Every(time.Second), func(ctx context.Context) error {
+		require.NoError(t, s.Process("tick", primers.Every(time.Second), func(ctx context.Context) error {
 			mu.Lock()
 			runs = append(runs, run{gateway: name, slot: scheduler.Slot(ctx)})
 			mu.Unlock()
@@ -232,14 +236,14 @@ func TestSlotLockerDrift(t *testing.T) {
 	base := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	type gw struct {
 		locker *scheduler.SlotLocker
-		clock  *queuetest.Clock
+		clock  *cachetest.Clock
 	}
 	var gws []gw
 	for i, skew := range []time.Duration{-300 * time.Millisecond, 0, 400 * time.Millisecond} {
-		clock := queuetest.NewClock(base.Add(skew))
+		clock := cachetest.NewClock(base.Add(skew))
 		l := scheduler.NewSlotLocker(f.store, fmt.Sprintf("gw-%d", i), clock)
-		require.NoError(t, l.Add("fast", scheduler.Every(time.Second)))
-		require.NoError(t, l.Add("cron", scheduler.Cron("*/10 * * * * *")))
+		require.NoError(t, l.Add("fast", primers.Every(time.Second)))
+		require.NoError(t, l.Add("cron", primers.Cron("*/10 * * * * *")))
 		gws = append(gws, gw{l, clock})
 	}
 	for slot := range 5 {
@@ -272,9 +276,9 @@ func TestSlotLockerDrift(t *testing.T) {
 func TestSlotLockerOneGatewayTwiceInASlot(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	clock := queuetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(-300 * time.Millisecond))
+	clock := cachetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(-300 * time.Millisecond))
 	l := scheduler.NewSlotLocker(f.store, "gw", clock)
-	require.NoError(t, l.Add("fast", scheduler.Every(time.Second)))
+	require.NoError(t, l.Add("fast", primers.Every(time.Second)))
 	_, err := l.Lock(t.Context(), "fast")
 	require.NoError(t, err)
 	clock.Advance(400 * time.Millisecond) // 12:00:00.1, the same nearest slot
@@ -289,12 +293,8 @@ func TestSlotLockerOneGatewayTwiceInASlot(t *testing.T) {
 func TestWarmingFillsTheCacheAndFlipsReady(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c := f.gateway(t, "gw")
-	var logs lockedBuffer
-	s := f.scheduler(t, scheduler.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	require.NoError(t, s.Product(scheduler.ProductPolicy{
-		Product: "p",
-		Warm:    []string{"p/1", "p/2", "p/01"},
+	f.decl = primers.Product{
+		Warm: []string{"p/1", "p/2", "p/01"},
 		WarmKeys: func(ctx context.Context) ([]string, error) {
 			keys := make([]string, 0, 40)
 			for i := 2; i < 40; i++ {
@@ -302,7 +302,10 @@ func TestWarmingFillsTheCacheAndFlipsReady(t *testing.T) {
 			}
 			return keys, nil
 		},
-	}))
+	}
+	c := f.gateway(t, "gw")
+	var logs lockedBuffer
+	s := f.scheduler(t, scheduler.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.False(t, s.Ready(), "not ready before warming")
 	require.NoError(t, s.Start())
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -327,15 +330,14 @@ func TestWarmingCarriesOnPastFailures(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.fail.Store("p/2", errors.New("source down"))
-	c := f.gateway(t, "gw")
-	s := f.scheduler(t, scheduler.Options{Cache: c})
-	require.NoError(t, s.Product(scheduler.ProductPolicy{
-		Product: "p",
-		Warm:    []string{"p/1", "p/2", "p/3"},
+	f.decl = primers.Product{
+		Warm: []string{"p/1", "p/2", "p/3"},
 		WarmKeys: func(ctx context.Context) ([]string, error) {
 			return []string{"p/4", "ids"}, errors.New("listing authors failed")
 		},
-	}))
+	}
+	c := f.gateway(t, "gw")
+	s := f.scheduler(t, scheduler.Options{Cache: c})
 	rep, err := s.Warm(t.Context())
 	require.ErrorContains(t, err, "listing authors failed")
 	require.ErrorContains(t, err, `bad warm key "ids"`)
@@ -360,10 +362,10 @@ func TestWarmingFillsDomainMembers(t *testing.T) {
 func testWarmingFillsDomainMembers(t *testing.T, f *fixture) {
 	var scheds []*scheduler.Scheduler
 	var caches []*cache.Cache
+	f.decl = primers.Product{Domain: primers.Domain{Key: "ids", Schedule: primers.Every(time.Hour)}}
 	for i := range 3 {
 		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
 		s := f.scheduler(t, scheduler.Options{Cache: c})
-		require.NoError(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "ids", Schedule: scheduler.Every(time.Hour)}))
 		caches, scheds = append(caches, c), append(scheds, s)
 	}
 	_, err := caches[0].Set(t.Context(), "ids", []int{7, 8, 9})
@@ -398,10 +400,10 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
 	var scheds []*scheduler.Scheduler
+	f.decl = primers.Product{Refresh: primers.Every(200 * time.Millisecond), Warm: []string{"p/1"}}
 	for i := range 2 {
 		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
 		s := f.scheduler(t, scheduler.Options{Cache: c, Registerer: reg})
-		require.NoError(t, s.Product(scheduler.ProductPolicy{Product: "p", Refresh: scheduler.Every(200 * time.Millisecond), Warm: []string{"p/1"}}))
 		_, err := c.Get(t.Context(), fmt.Sprintf("p/%d", 10+i)) // known to this gateway only
 		require.NoError(t, err)
 		scheds = append(scheds, s)
@@ -415,7 +417,7 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 	for _, s := range scheds {
 		require.NoError(t, s.Close())
 	}
-	jobRuns := metricValue(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
+	jobRuns := metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "refresh/p", "ok")
 	t.Logf("refresh job ran %v times on 2 gateways; p/1 computed %d times, p/10 %d, p/11 %d",
 		jobRuns, f.runsOf("p/1"), f.runsOf("p/10"), f.runsOf("p/11"))
 	// One warm computation plus about one per slot, though both gateways
@@ -428,13 +430,13 @@ func TestProductRefreshOnEveryGateway(t *testing.T) {
 func TestProductRefreshThroughTheQueue(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	f.decl = primers.Product{Refresh: primers.Every(200 * time.Millisecond), Warm: []string{"p/1"}}
 	c := f.gateway(t, "gw")
 	q, err := f.store.Queue(queue.Config{})
 	require.NoError(t, err)
 	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: c})
 	require.NoError(t, err)
 	s := f.scheduler(t, scheduler.Options{Cache: c, Queue: q, Worker: w, DrainInterval: 50 * time.Millisecond})
-	require.NoError(t, s.Product(scheduler.ProductPolicy{Product: "p", Refresh: scheduler.Every(200 * time.Millisecond), Warm: []string{"p/1"}}))
 	require.NoError(t, s.Start())
 	require.Eventually(t, func() bool { return f.runsOf("p/1") >= 3 }, 2*time.Minute, 10*time.Millisecond)
 	// Requests queued from outside are drained too.
@@ -450,11 +452,11 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var scheds []*scheduler.Scheduler
 	var caches []*cache.Cache
+	f.decl = primers.Product{Domain: primers.Domain{Key: "ids", Schedule: primers.Every(100 * time.Millisecond)}}
 	for i := range 2 {
 		c := f.gateway(t, fmt.Sprintf("gw-%d", i))
 		caches = append(caches, c)
 		s := f.scheduler(t, scheduler.Options{Cache: c, Registerer: reg})
-		require.NoError(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "ids", Schedule: scheduler.Every(100 * time.Millisecond)}))
 		scheds = append(scheds, s)
 	}
 	c := caches[0]
@@ -468,7 +470,7 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	}, 2*time.Minute, 5*time.Millisecond)
 
 	// 1 leaves, 4 joins.
-	ran := func() float64 { return metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
+	ran := func() float64 { return metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
 	_, err = c.Set(t.Context(), "ids", []int{2, 3, 4})
 	require.NoError(t, err)
 	// Wait until every gateway sees the new domain (the other one through
@@ -496,8 +498,8 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	require.EqualValues(t, 1, f.runsOf("p/1"), "a member that left is not primed again")
 	require.EqualValues(t, 1, f.runsOf("p/3"), "a primed member is left alone")
 	require.EqualValues(t, 1, f.runsOf("p/4"), "primed once for the cluster")
-	require.Equal(t, 3.0, metricValue(t, reg, "kck_domain_members", "p"))
-	skipped := metricValue(t, reg, "kck_scheduler_job_runs_total", "domain/p", "other_gateway")
+	require.Equal(t, 3.0, metrictest.Value(t, reg, "kck_domain_members", "p"))
+	skipped := metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "domain/p", "other_gateway")
 	t.Logf("domain job: %v runs, %v slots taken by the other gateway", ran(), skipped)
 	require.Positive(t, skipped, "the other gateway's attempts at each slot were refused")
 }
@@ -509,6 +511,7 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 // the first domain run fell inside warming.
 func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 	stores(t, func(t *testing.T, f *fixture) {
+		f.decl = primers.Product{Domain: primers.Domain{Key: "ids", Schedule: primers.Every(50 * time.Millisecond)}}
 		a := f.gateway(t, "gw-a")
 		reg := prometheus.NewRegistry()
 		b := f.gateway(t, "gw-b", reg)
@@ -519,7 +522,6 @@ func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 		q := f.queue(t, b)
 		sreg := prometheus.NewRegistry()
 		s := f.scheduler(t, scheduler.Options{Cache: b, Queue: q, Registerer: sreg})
-		require.NoError(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "ids", Schedule: scheduler.Every(50 * time.Millisecond)}))
 		require.NoError(t, s.Start())
 		// b's warming is over before the domain has members, so that only
 		// the domain job can meet p/1.
@@ -537,11 +539,11 @@ func TestDomainMemberBeingComputedElsewhere(t *testing.T) {
 			require.NoError(t, err)
 			return st.Depth
 		}
-		require.Eventually(t, func() bool { return metricValue(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 2*time.Minute, time.Millisecond,
+		require.Eventually(t, func() bool { return metrictest.Value(t, reg, "kck_lease_waits_total") >= 1 || depth() > 0 }, 2*time.Minute, time.Millisecond,
 			"b's domain job found p/1 missing")
 		close(release)
 		require.NoError(t, <-warmed)
-		runs := func() float64 { return metricValue(t, sreg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
+		runs := func() float64 { return metrictest.Value(t, sreg, "kck_scheduler_job_runs_total", "domain/p", "ok") }
 		after := runs()
 		require.Eventually(t, func() bool { return runs() >= after+2 }, 2*time.Minute, time.Millisecond)
 		w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: b})
@@ -605,19 +607,25 @@ func TestDeclarationsAreChecked(t *testing.T) {
 
 	s := f.scheduler(t, scheduler.Options{Cache: c})
 	noop := func(context.Context) error { return nil }
-	require.NoError(t, s.Process("nightly", scheduler.Cron("0 3 * * *"), noop))
-	require.ErrorContains(t, s.Process("nightly", scheduler.Every(time.Minute), noop), "declared twice")
-	require.ErrorContains(t, s.Process("bad name", scheduler.Every(time.Minute), noop), "must match")
-	require.ErrorContains(t, s.Process("x", scheduler.Cron("not cron"), noop), "not cron")
-	require.ErrorContains(t, s.Process("y", scheduler.Every(0), noop), "empty")
-	require.ErrorContains(t, s.Process("z", scheduler.Every(time.Minute), nil), "nil function")
-	require.ErrorContains(t, s.Product(scheduler.ProductPolicy{Product: "nope"}), "no product")
-	require.ErrorContains(t, s.Product(scheduler.ProductPolicy{Product: "p", Warm: []string{"p/x"}}), "warm key")
-	require.ErrorContains(t, s.Domain(scheduler.Domain{Product: "nope", DomainKey: "ids", Schedule: scheduler.Every(time.Minute)}), "no product")
-	require.ErrorContains(t, s.Domain(scheduler.Domain{Product: "p", DomainKey: "p/x", Schedule: scheduler.Every(time.Minute)}), "domain")
+	require.NoError(t, s.Process("nightly", primers.Cron("0 3 * * *"), noop))
+	require.ErrorContains(t, s.Process("nightly", primers.Every(time.Minute), noop), "declared twice")
+	require.ErrorContains(t, s.Process("bad name", primers.Every(time.Minute), noop), "must match")
+	require.ErrorContains(t, s.Process("x", primers.Cron("not cron"), noop), "not cron")
+	require.ErrorContains(t, s.Process("y", primers.Every(0), noop), "empty")
+	require.ErrorContains(t, s.Process("z", primers.Every(time.Minute), nil), "nil function")
 	require.NoError(t, s.Start())
 	require.ErrorContains(t, s.Start(), "started twice")
-	require.ErrorContains(t, s.Process("late", scheduler.Every(time.Minute), noop), "after Start")
+	require.ErrorContains(t, s.Process("late", primers.Every(time.Minute), noop), "after Start")
+
+	// What a product declares is checked when New reads it: a domain whose
+	// key names no product, or a key the product refuses. (The registry
+	// checked the warm keys and schedules: see primers' tests.)
+	for key, want := range map[string]string{"nope": "no product named nope", "p/x": "parameter id"} {
+		f.decl = primers.Product{Domain: primers.Domain{Key: key, Schedule: primers.Every(time.Minute)}}
+		_, err := scheduler.New(scheduler.Options{Cache: f.gateway(t, "gw")})
+		require.ErrorContains(t, err, `scheduler: domain of "p": `, key)
+		require.ErrorContains(t, err, want, key)
+	}
 }
 
 // A process that fails or panics is counted and does not stop the others.
@@ -627,41 +635,15 @@ func TestFailingProcess(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, "gw"), Registerer: reg})
 	var ok atomic.Int64
-	require.NoError(t, s.Process("fails", scheduler.Every(50*time.Millisecond), func(context.Context) error { return errors.New("no") }))
-	require.NoError(t, s.Process("panics", scheduler.Every(50*time.Millisecond), func(context.Context) error { panic("boom") }))
-	require.NoError(t, s.Process("works", scheduler.Every(50*time.Millisecond), func(context.Context) error { ok.Add(1); return nil }))
+	require.NoError(t, s.Process("fails", primers.Every(50*time.Millisecond), func(context.Context) error { return errors.New("no") }))
+	require.NoError(t, s.Process("panics", primers.Every(50*time.Millisecond), func(context.Context) error { panic("boom") }))
+	require.NoError(t, s.Process("works", primers.Every(50*time.Millisecond), func(context.Context) error { ok.Add(1); return nil }))
 	require.NoError(t, s.Start())
 	require.Eventually(t, func() bool {
 		return ok.Load() >= 3 &&
-			metricValue(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
-			metricValue(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
+			metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "fails", "failed") >= 2 &&
+			metrictest.Value(t, reg, "kck_scheduler_job_runs_total", "panics", "failed") >= 2
 	}, 2*time.Minute, 10*time.Millisecond)
-}
-
-// metricValue is the value of a gathered series by name and label values
-// (in label-name order); 0 when the series does not exist yet.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != labels[i] {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // Start warns of products whose freshness target no periodic refresh meets.
@@ -669,8 +651,11 @@ func TestStartWarnsOfUnmetFreshnessTargets(t *testing.T) {
 	t.Parallel()
 	reg := primers.NewRegistry()
 	noop := primers.PrimerFunc(func(context.Context, primers.Key) (any, error) { return 1, nil })
+	hourly, err := primers.ParseSchedule("@hourly")
+	require.NoError(t, err)
+	refresh := map[string]primers.Schedule{"met": primers.Every(30 * time.Second), "slow": primers.Every(time.Minute), "hourly": hourly, "untargeted": primers.Every(time.Hour)}
 	for name, target := range map[string]time.Duration{"met": time.Minute, "none": time.Minute, "slow": 10 * time.Second, "hourly": 2 * time.Hour, "untargeted": 0} {
-		reg.MustRegister(primers.Product{Name: name, Primer: noop, FreshnessTarget: target})
+		reg.MustRegister(primers.Product{Name: name, Primer: noop, FreshnessTarget: target, Refresh: refresh[name]})
 	}
 	f := newFixture(t)
 	c, err := cache.New(cache.Options{Registry: reg, Store: f.store})
@@ -678,11 +663,6 @@ func TestStartWarnsOfUnmetFreshnessTargets(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	var logs lockedBuffer
 	s := f.scheduler(t, scheduler.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	hourly, err := scheduler.ParseSchedule("@hourly")
-	require.NoError(t, err)
-	for name, every := range map[string]scheduler.Schedule{"met": scheduler.Every(30 * time.Second), "slow": scheduler.Every(time.Minute), "hourly": hourly, "untargeted": scheduler.Every(time.Hour)} {
-		require.NoError(t, s.Product(scheduler.ProductPolicy{Product: name, Refresh: every}))
-	}
 	require.NoError(t, s.Start())
 	out := logs.String()
 	require.Contains(t, out, `msg="product has a freshness target and no periodic refresh: its values grow older than the target while its sources do not change" product=none target=1m0s`)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/primers"
 )
 
 func at(s string) time.Time {
@@ -17,21 +19,21 @@ func at(s string) time.Time {
 
 func TestSlot(t *testing.T) {
 	t.Parallel()
-	hourly, err := Cron("0 * * * *").check(time.UTC, at("2026-11-22T12:00:00Z"))
+	hourly, err := check(primers.Cron("0 * * * *"), time.UTC, at("2026-11-22T12:00:00Z"))
 	require.NoError(t, err)
-	tenSec, err := Cron("*/10 * * * * *").check(time.UTC, at("2026-11-22T12:00:00Z"))
+	tenSec, err := check(primers.Cron("*/10 * * * * *"), time.UTC, at("2026-11-22T12:00:00Z"))
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name   string
-		s      Schedule
+		s      schedule
 		now    string
 		slot   string
 		period time.Duration
 	}{
-		{"interval, on time", Every(time.Second), "2026-11-22T12:00:05Z", "2026-11-22T12:00:05Z", time.Second},
-		{"interval, ticker early", Every(time.Second), "2026-11-22T12:00:04.6Z", "2026-11-22T12:00:05Z", time.Second},
-		{"interval, ticker late", Every(time.Second), "2026-11-22T12:00:05.4Z", "2026-11-22T12:00:05Z", time.Second},
-		{"interval of 10 s", Every(10 * time.Second), "2026-11-22T12:00:24Z", "2026-11-22T12:00:20Z", 10 * time.Second},
+		{"interval, on time", every(time.Second), "2026-11-22T12:00:05Z", "2026-11-22T12:00:05Z", time.Second},
+		{"interval, ticker early", every(time.Second), "2026-11-22T12:00:04.6Z", "2026-11-22T12:00:05Z", time.Second},
+		{"interval, ticker late", every(time.Second), "2026-11-22T12:00:05.4Z", "2026-11-22T12:00:05Z", time.Second},
+		{"interval of 10 s", every(10 * time.Second), "2026-11-22T12:00:24Z", "2026-11-22T12:00:20Z", 10 * time.Second},
 		{"hourly, late", hourly, "2026-11-22T12:00:30Z", "2026-11-22T12:00:00Z", time.Hour},
 		{"hourly, early", hourly, "2026-11-22T11:59:59.5Z", "2026-11-22T12:00:00Z", time.Hour},
 		{"hourly, very late", hourly, "2026-11-22T12:29:00Z", "2026-11-22T12:00:00Z", time.Hour},
@@ -48,44 +50,30 @@ func TestSlot(t *testing.T) {
 	}
 }
 
+// every is the checked schedule of every d.
+func every(d time.Duration) schedule { return schedule{Schedule: primers.Every(d)} }
+
+// check refuses what Validate refuses, and parses cron expressions in the
+// scheduler's location.
 func TestScheduleCheck(t *testing.T) {
 	t.Parallel()
 	now := at("2026-11-22T12:00:00Z")
-	for _, s := range []Schedule{{}, Every(0), Every(-time.Second), Every(time.Microsecond), Cron("bad"), Cron("* * *"), Cron("61 * * * *")} {
-		_, err := s.check(time.UTC, now)
+	for _, s := range []primers.Schedule{{}, primers.Every(0), primers.Every(-time.Second), primers.Every(time.Microsecond), primers.Cron("bad"), primers.Cron("* * *"), primers.Cron("61 * * * *"), primers.Cron("TZ=")} {
+		_, err := check(s, time.UTC, now)
 		require.Error(t, err, s.String())
 	}
-	for _, s := range []Schedule{Every(time.Millisecond), Cron("*/5 * * * *"), Cron("0 */5 * * * *"), Cron("@hourly"), Cron("@every 90s"), Cron("CRON_TZ=Europe/Paris 0 3 * * *")} {
-		_, err := s.check(time.UTC, now)
+	paris, err := time.LoadLocation("Europe/Paris")
+	require.NoError(t, err)
+	for _, s := range []primers.Schedule{primers.Every(time.Millisecond), primers.Cron("*/5 * * * *"), primers.Cron("0 */5 * * * *"), primers.Cron("@hourly"), primers.Cron("@every 90s"), primers.Cron("CRON_TZ=Europe/Paris 0 3 * * *")} {
+		c, err := check(s, paris, now)
 		require.NoError(t, err, s.String())
+		require.Equal(t, s, c.Schedule)
+		require.Equal(t, s.Cron != "", c.cron != nil, "a cron expression is parsed: %s", s)
 	}
-	require.Equal(t, "every 1s", Every(time.Second).String())
-	require.Equal(t, "cron @hourly", Cron(" @hourly ").String())
-	require.Equal(t, "never", Schedule{}.String())
 }
 
 func TestStartAlignsIntervals(t *testing.T) {
 	t.Parallel()
-	require.Len(t, Every(time.Second).startOptions(at("2026-11-22T12:00:00.3Z")), 1)
-	require.Empty(t, Cron("@hourly").startOptions(at("2026-11-22T12:00:00.3Z")))
-}
-
-func TestParseSchedule(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"5m":                         "every 5m0s",
-		" every 90s ":                "every 1m30s",
-		"cron */5 * * * *":           "cron */5 * * * *",
-		"cron 0 */5 * * * *":         "cron 0 */5 * * * *",
-		"@hourly":                    "cron @hourly",
-		"cron CRON_TZ=UTC 0 3 * * *": "cron CRON_TZ=UTC 0 3 * * *",
-	} {
-		s, err := ParseSchedule(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, s.String(), in)
-	}
-	for _, in := range []string{"", "soon", "every", "0s", "-1m", "cron", "cron bad", "cron 61 * * * *", "@nope", "cron TZ=", "cron CRON_TZ=Europe/Paris"} {
-		_, err := ParseSchedule(in)
-		require.Error(t, err, in)
-	}
+	require.Len(t, every(time.Second).startOptions(at("2026-11-22T12:00:00.3Z")), 1)
+	require.Empty(t, schedule{Schedule: primers.Cron("@hourly")}.startOptions(at("2026-11-22T12:00:00.3Z")))
 }

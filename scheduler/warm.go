@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 )
 
 // WarmReport says what warming did.
@@ -21,7 +22,7 @@ type WarmReport struct {
 // progressEvery is the longest warming goes without a progress line.
 const progressEvery = 5 * time.Second
 
-// Warm reads every key the product policies declare (their Warm lists and
+// Warm reads every key the products declare (their Warm lists and
 // WarmKeys generators), and every member of each domain, through the cache,
 // so that each is in this gateway's in-process tier, loaded from the store
 // or computed (once across the cluster: see cache.Warm), WarmConcurrency at
@@ -34,12 +35,13 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 	start := time.Now()
 	log := s.opts.Logger
 	s.mu.Lock()
-	policies := slices.Clone(s.policies)
+	warming := slices.Clone(s.warming)
 	domains := slices.Clone(s.domains)
 	s.mu.Unlock()
 	if len(products) > 0 {
-		policies = slices.DeleteFunc(policies, func(p ProductPolicy) bool { return !slices.Contains(products, p.Product) })
-		domains = slices.DeleteFunc(domains, func(d Domain) bool { return !slices.Contains(products, d.Product) })
+		notNamed := func(p *primers.Product) bool { return !slices.Contains(products, p.Name) }
+		warming = slices.DeleteFunc(warming, notNamed)
+		domains = slices.DeleteFunc(domains, notNamed)
 	}
 
 	var (
@@ -47,29 +49,29 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 		genErrs []error
 		byProd  = map[string][]string{}
 	)
-	for _, p := range policies {
+	for _, p := range warming {
 		pk := slices.Clone(p.Warm)
 		if p.WarmKeys != nil {
 			gen, err := p.WarmKeys(ctx)
 			if err != nil {
-				log.Error("warming: key generator failed", "product", p.Product, "err", err)
-				genErrs = append(genErrs, fmt.Errorf("product %s: key generator: %w", p.Product, err))
+				log.Error("warming: key generator failed", "product", p.Name, "err", err)
+				genErrs = append(genErrs, fmt.Errorf("product %s: key generator: %w", p.Name, err))
 			}
 			pk = append(pk, gen...)
 		}
 		canon := make([]string, 0, len(pk))
 		for _, k := range pk {
 			key, err := s.cache.Registry().ParseKey(k)
-			if err != nil || key.Name != p.Product {
-				log.Error("warming: skipping a key that is not of its product", "product", p.Product, "key", k, "err", err)
-				genErrs = append(genErrs, fmt.Errorf("product %s: bad warm key %q", p.Product, k))
+			if err != nil || key.Name != p.Name {
+				log.Error("warming: skipping a key that is not of its product", "product", p.Name, "key", k, "err", err)
+				genErrs = append(genErrs, fmt.Errorf("product %s: bad warm key %q", p.Name, k))
 				continue
 			}
 			canon = append(canon, key.String())
 		}
 		slices.Sort(canon)
 		canon = slices.Compact(canon)
-		byProd[p.Product] = append(byProd[p.Product], canon...)
+		byProd[p.Name] = append(byProd[p.Name], canon...)
 		keys = append(keys, canon...)
 	}
 	s.mu.Lock()
@@ -81,19 +83,19 @@ func (s *Scheduler) Warm(ctx context.Context, products ...string) (WarmReport, e
 	// boot on; the domain's process keeps them primed after that. They are
 	// not added to warmed: a member that leaves the domain must stop being
 	// refreshed.
-	for _, d := range domains {
-		r, err := s.cache.Get(ctx, d.DomainKey)
+	for _, p := range domains {
+		r, err := s.cache.Get(ctx, p.Domain.Key)
 		if err != nil {
-			log.Error("warming: cannot read the domain", "product", d.Product, "domain", d.DomainKey, "err", err)
-			genErrs = append(genErrs, fmt.Errorf("domain of %s: read %s: %w", d.Product, d.DomainKey, err))
+			log.Error("warming: cannot read the domain", "product", p.Name, "domain", p.Domain.Key, "err", err)
+			genErrs = append(genErrs, fmt.Errorf("domain of %s: read %s: %w", p.Name, p.Domain.Key, err))
 			continue
 		}
-		members, err := DomainMembers(s.cache.Registry(), d.Product, r.Value)
+		members, err := DomainMembers(s.cache.Registry(), p.Name, r.Value)
 		if err != nil {
 			genErrs = append(genErrs, err)
 		}
 		keys = append(keys, members...)
-		byProd[d.Product] = append(byProd[d.Product], members...)
+		byProd[p.Name] = append(byProd[p.Name], members...)
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)

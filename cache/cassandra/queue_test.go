@@ -17,6 +17,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/queue/queuetest"
@@ -94,7 +95,7 @@ func testQueueNames(t *testing.T, s *cassandra.Store) {
 // part, and nothing is left.
 func testTwoGateways(t *testing.T, cfg cassandra.Config) {
 	const n, workersPerGateway, batch = 150, 3, 5
-	clock := queuetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	clock := cachetest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	gateways := gatewayQueues(t, cfg, 2, queue.Config{Clock: clock})
 	ks := make([]string, n)
 	for i := range ks {

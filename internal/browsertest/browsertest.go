@@ -15,17 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/kck-go/kck/internal/scriptrun"
 )
 
-var (
-	once     sync.Once
-	chromium string
-	err      error
-)
+var browser = &scriptrun.Service{Name: "browser", Script: "scripts/browser/ensure.sh"}
 
 // Root is the repository's browser/ directory.
 func Root() string {
@@ -36,13 +31,7 @@ func Root() string {
 // and browser/node_modules first when absent.
 func Chromium(t testing.TB) string {
 	t.Helper()
-	once.Do(func() {
-		chromium, err = scriptrun.Output("scripts/browser/ensure.sh")
-	})
-	if err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-	return chromium
+	return browser.Addr(t)
 }
 
 // Run runs browser/<script> with node and args, logs its output, and fails

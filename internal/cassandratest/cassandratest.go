@@ -7,12 +7,9 @@ package cassandratest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,37 +17,27 @@ import (
 	"github.com/kck-go/kck/internal/scriptrun"
 )
 
-var (
-	once  sync.Once
-	hosts []string
-	err   error
-)
+var cluster = &scriptrun.Service{
+	Name: "cassandra",
+	Find: func() string {
+		if env := cassandra.ConfigFromEnv().Hosts; len(env) > 0 {
+			return strings.Join(env, ",")
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:9042", time.Second); err == nil {
+			c.Close()
+			return "127.0.0.1:9042"
+		}
+		return ""
+	},
+	Script: "scripts/cassandra/ensure.sh",
+	Args:   []string{"3"},
+}
 
-// Hosts returns contact points of a running cluster, starting a node when
+// Hosts returns contact points of a running cluster, starting one when
 // none answers.
 func Hosts(t testing.TB) []string {
 	t.Helper()
-	once.Do(func() {
-		if env := cassandra.ConfigFromEnv().Hosts; len(env) > 0 {
-			hosts = env
-			return
-		}
-		if c, e := net.DialTimeout("tcp", "127.0.0.1:9042", time.Second); e == nil {
-			c.Close()
-			hosts = []string{"127.0.0.1:9042"}
-			return
-		}
-		out, e := scriptrun.Output("scripts/cassandra/ensure.sh", "3")
-		if e != nil {
-			err = e
-			return
-		}
-		hosts = strings.Split(out, ",")
-	})
-	if err != nil {
-		t.Fatalf("cassandra: %v", err)
-	}
-	return hosts
+	return strings.Split(cluster.Addr(t), ",")
 }
 
 // Config is a configuration for the running cluster with no keyspace set.
@@ -65,9 +52,7 @@ func Config(t testing.TB) cassandra.Config {
 func Keyspace(t testing.TB, rf ...int) cassandra.Config {
 	t.Helper()
 	cfg := Config(t)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	cfg.Keyspace = "kck_test_" + hex.EncodeToString(b[:])
+	cfg.Keyspace = scriptrun.UniqueName("kck_test_")
 	r := cassandra.Replication{Factor: min(3, len(cfg.Hosts))}
 	if len(rf) > 0 {
 		r.Factor = rf[0]

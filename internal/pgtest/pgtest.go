@@ -6,11 +6,8 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,34 +16,23 @@ import (
 	"github.com/kck-go/kck/internal/scriptrun"
 )
 
-var (
-	once    sync.Once
-	baseURL string
-	err     error
-)
+var postgres = &scriptrun.Service{
+	Name:   "postgres",
+	Find:   func() string { return os.Getenv("KCK_POSTGRES_URL") },
+	Script: "scripts/postgres/up.sh",
+}
 
 // URL returns the URL of a running server's main database.
 func URL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() {
-		if baseURL = os.Getenv("KCK_POSTGRES_URL"); baseURL != "" {
-			return
-		}
-		baseURL, err = scriptrun.Output("scripts/postgres/up.sh")
-	})
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	return baseURL
+	return postgres.Addr(t)
 }
 
 // Database creates a fresh database for one test and returns its URL.
 func Database(t testing.TB) string {
 	t.Helper()
 	base := URL(t)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "kck_t_" + hex.EncodeToString(b[:])
+	name := scriptrun.UniqueName("kck_t_")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, base)

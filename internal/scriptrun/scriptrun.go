@@ -1,14 +1,19 @@
 // Package scriptrun runs the project's service scripts (scripts/...), which
-// install and start what tests need: PostgreSQL, Cassandra, chromium. The
-// test helpers (pgtest, cassandratest, browsertest) share it.
+// install and start what tests need: PostgreSQL, Cassandra, chromium, once
+// per test binary (Service). The test helpers (pgtest, cassandratest,
+// browsertest) share it.
 package scriptrun
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"testing"
 )
 
 // Root is the repository's root directory.
@@ -41,3 +46,49 @@ type Error struct {
 func (e *Error) Error() string { return e.Script + ": " + e.Err.Error() + "\n" + e.Stderr }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Service is a service that a test binary finds running, or starts once
+// with its script and leaves running for the next one. Its address is what
+// tests reach it by: a URL, contact points, an executable's path.
+type Service struct {
+	// Name starts the error that fails a test without the service
+	// ("postgres").
+	Name string
+	// Find returns the service's address when it is already there (an
+	// environment variable, a port that answers), or "".
+	Find func() string
+	// Script, run with Args, starts the service and prints its address.
+	Script string
+	Args   []string
+
+	once sync.Once
+	addr string
+	err  error
+}
+
+// Addr returns the service's address, found or started on the first call
+// of the process. It fails t when the service cannot be had: tests are
+// never skipped for want of it.
+func (s *Service) Addr(t testing.TB) string {
+	t.Helper()
+	s.once.Do(func() {
+		if s.Find != nil {
+			if s.addr = s.Find(); s.addr != "" {
+				return
+			}
+		}
+		s.addr, s.err = Output(s.Script, s.Args...)
+	})
+	if s.err != nil {
+		t.Fatalf("%s: %v", s.Name, s.err)
+	}
+	return s.addr
+}
+
+// UniqueName returns prefix and 8 random hex digits: the name of a
+// database or keyspace of one test, apart from every other test's.
+func UniqueName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -23,32 +24,9 @@ import (
 // the backend's own cleanup (t.Cleanup) closes what it opened.
 type Open func(t *testing.T, cfg queue.Config) queue.Store
 
-// Clock is a clock that moves only when told to.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock stopped at start.
-func NewClock(start time.Time) *Clock { return &Clock{now: start} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type env struct {
 	q     queue.Store
-	clock *Clock
+	clock *cachetest.Clock
 	cfg   queue.Config
 }
 
@@ -85,7 +63,7 @@ func Run(t *testing.T, open Open) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := NewClock(t0)
+			clock := cachetest.NewClock(t0)
 			cfg := queue.Config{
 				Clock:       clock,
 				MaxAttempts: 3,

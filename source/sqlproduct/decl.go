@@ -63,7 +63,6 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/primers"
-	"github.com/kck-go/kck/scheduler"
 )
 
 // Param is a typed parameter or updater input field.
@@ -77,16 +76,9 @@ type Param struct {
 	Hidden bool
 }
 
-// Source maps a table's rows to product instances: Columns[i] gives the
-// value of the product's i-th parameter. All means any change refreshes
-// every cached instance.
-type Source struct {
-	Table   string
-	Columns []string
-	All     bool
-}
-
-// Product is a SQL product declaration.
+// Product is a SQL product declaration: what its header says, which
+// Register turns into a primers.Product (the one declaration of a product,
+// Go or SQL), and its query.
 type Product struct {
 	File, Name   string
 	Params       []Param
@@ -94,20 +86,23 @@ type Product struct {
 	Filter       string
 	TTL, SoftTTL time.Duration
 	Freshness    time.Duration // target; see primers.Product.FreshnessTarget
-	Sources      []Source
+	// Sources map source tables' rows to instances: Columns has one column
+	// per parameter, hidden ones included.
+	Sources      []primers.Source
 	AfterPrimes  []string // key templates of other products, e.g. author/:author_id
 	AfterUpdates []string // updater names
-	// Refresh is the schedule of periodic refresh ("10m", "cron 0 * * * *").
-	Refresh string
+	// Refresh is the schedule of periodic refresh (kck:refresh 10m, cron
+	// 0 * * * *); zero when none.
+	Refresh primers.Schedule
 	// Warm lists keys to compute at boot; WarmQuery is SQL whose rows are
 	// parameter sets of more keys to warm.
 	Warm      []string
 	WarmQuery string
-	// Domain is the key of a product listing this product's members, kept
-	// primed on DomainSchedule (default 1m).
-	Domain, DomainSchedule string
-	SQL                    string   // with $n placeholders
-	Args                   []string // parameter name of each $n
+	// Domain is the product listing this product's members and how often
+	// they are checked (kck:domain KEY [SCHEDULE], default 1m).
+	Domain primers.Domain
+	SQL    string   // with $n placeholders
+	Args   []string // parameter name of each $n
 	// Auth is who may read the product (kck:auth).
 	Auth primers.Auth
 }
@@ -284,10 +279,9 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			if p == nil {
 				return fail(n, "kck:refresh is for products")
 			}
-			if _, err := scheduler.ParseSchedule(val); err != nil {
+			if p.Refresh, err = primers.ParseSchedule(val); err != nil {
 				return fail(n, "kck:refresh: %v", err)
 			}
-			p.Refresh = val
 		case "warm":
 			if p == nil || val == "" {
 				return fail(n, "kck:warm takes keys of the product, on a product")
@@ -311,11 +305,12 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			if p == nil || len(f) == 0 {
 				return fail(n, "kck:domain takes the key of a product listing the members, on a product")
 			}
-			p.Domain, p.DomainSchedule = f[0], "1m"
+			every := "1m"
 			if len(f) > 1 {
-				p.DomainSchedule = strings.Join(f[1:], " ")
+				every = strings.Join(f[1:], " ")
 			}
-			if _, err := scheduler.ParseSchedule(p.DomainSchedule); err != nil {
+			p.Domain.Key = f[0]
+			if p.Domain.Schedule, err = primers.ParseSchedule(every); err != nil {
 				return fail(n, "kck:domain: %v", err)
 			}
 		case "auth":
@@ -494,12 +489,12 @@ var kinds = map[string]primers.Kind{
 	"bool": primers.Bool, "date": primers.Date, "timestamp": primers.Timestamp,
 }
 
-func parseSource(s string, params []Param) (Source, error) {
+func parseSource(s string, params []Param) (primers.Source, error) {
 	f := strings.Fields(s)
 	if len(f) == 0 || !validIdent(f[0]) {
-		return Source{}, fmt.Errorf("kck:source TABLE param=column ... or TABLE *")
+		return primers.Source{}, fmt.Errorf("kck:source TABLE param=column ... or TABLE *")
 	}
-	src := Source{Table: f[0]}
+	src := primers.Source{Table: f[0]}
 	if len(f) == 2 && f[1] == "*" {
 		src.All = true
 		return src, nil
@@ -508,14 +503,14 @@ func parseSource(s string, params []Param) (Source, error) {
 	for _, kv := range f[1:] {
 		p, c, ok := strings.Cut(kv, "=")
 		if !ok || !validIdent(c) || !hasParam(params, p) {
-			return Source{}, fmt.Errorf("kck:source %s: %q is not param=column", src.Table, kv)
+			return primers.Source{}, fmt.Errorf("kck:source %s: %q is not param=column", src.Table, kv)
 		}
 		cols[p] = c
 	}
 	for _, p := range params {
 		c, ok := cols[p.Name]
 		if !ok {
-			return Source{}, fmt.Errorf("kck:source %s: no column for parameter %s (or use *)", src.Table, p.Name)
+			return primers.Source{}, fmt.Errorf("kck:source %s: no column for parameter %s (or use *)", src.Table, p.Name)
 		}
 		src.Columns = append(src.Columns, c)
 	}

@@ -70,7 +70,7 @@ func (d *Declarations) Affected(reg *primers.Registry, c source.Change, cached f
 	return keys
 }
 
-func keyFromRow(reg *primers.Registry, p *Product, s Source, row map[string]any) (string, error) {
+func keyFromRow(reg *primers.Registry, p *Product, s primers.Source, row map[string]any) (string, error) {
 	args := make([]any, len(p.Params))
 	for i, prm := range p.Params {
 		v, ok := row[s.Columns[i]]

@@ -24,11 +24,22 @@ type DB interface {
 }
 
 // Register declares the products and updaters of d in reg, running their
-// SQL on db. It fails on a name taken by another product, a rule that names
+// SQL on db: each product's header becomes its primers.Product, warming,
+// refresh and domain included, which the scheduler reads from reg; a
+// kck:warm_query runs on db when the scheduler warms. It fails on a name taken by another product, a rule that names
 // an unknown product or updater, or after_primes rules that form a cycle.
 func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 	for _, p := range d.Products {
-		decl := primers.Product{Name: p.Name, TTL: p.TTL, SoftTTL: p.SoftTTL, FreshnessTarget: p.Freshness, Primer: &primer{db: db, p: p}, Auth: p.Auth}
+		decl := primers.Product{
+			Name: p.Name, Primer: &primer{db: db, p: p},
+			TTL: p.TTL, SoftTTL: p.SoftTTL, FreshnessTarget: p.Freshness,
+			Refresh: p.Refresh, Warm: p.Warm, Domain: p.Domain,
+			Sources: p.Sources, AfterPrimes: p.AfterPrimes, AfterUpdates: p.AfterUpdates,
+			Auth: p.Auth,
+		}
+		if p.WarmQuery != "" {
+			decl.WarmKeys = func(ctx context.Context) ([]string, error) { return warmKeys(ctx, db, reg, p) }
+		}
 		if p.Filter != "" {
 			decl.Primer.(*primer).filter, _ = parseFilter(p.Filter)
 		}

@@ -135,6 +135,7 @@ func TestDemoSQLProductsEqualGoProducts(t *testing.T) {
 		q := sqlC.Registry().Product(p.Name)
 		require.NotNil(t, q, p.Name)
 		assert.Equal(t, []any{p.TTL, p.SoftTTL, p.FreshnessTarget}, []any{q.TTL, q.SoftTTL, q.FreshnessTarget}, "%s: expiry and freshness target", p.Name)
+		assert.Equal(t, []any{p.Refresh, p.Warm, p.Domain, p.WarmKeys != nil}, []any{q.Refresh, q.Warm, q.Domain, q.WarmKeys != nil}, "%s: refresh, warming and domain", p.Name)
 		assert.Equal(t, p.Auth, q.Auth, "%s: access policy", p.Name)
 		assert.Equal(t, p.Params, q.Params, "%s: parameters", p.Name)
 		assert.Equal(t, p.KeyParams(), q.KeyParams(), "%s: key parameters", p.Name)
@@ -440,11 +441,10 @@ UPDATE notes SET body = :body WHERE id = :id RETURNING id, body;`,
 // domain and top_authors/10; kck:refresh declares the refresh job.
 func TestScheduleHeaders(t *testing.T) {
 	t.Parallel()
-	_, sqlCache, p, decls, reg := demoSetup(t)
+	_, sqlCache, p, _, _ := demoSetup(t)
 	s, err := scheduler.New(scheduler.Options{Cache: sqlCache})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	require.NoError(t, decls.Schedule(s, p, reg))
 	authors := len(demo.NewDataset().Authors())
 	rep, err := s.Warm(ctx(t))
 	require.NoError(t, err)
@@ -456,7 +456,7 @@ func TestScheduleHeaders(t *testing.T) {
 	}
 	_, ok := sqlCache.Peek("top_authors/3")
 	require.False(t, ok, "only the declared keys")
-	err = s.Product(scheduler.ProductPolicy{Product: "top_authors", Refresh: scheduler.Every(time.Minute)})
+	err = s.Process("refresh/top_authors", primers.Every(time.Minute), func(context.Context) error { return nil })
 	require.ErrorContains(t, err, `job "refresh/top_authors" declared twice`, "kck:refresh declared the job")
 
 	// A warm query whose rows do not fit the product's parameters is an
@@ -469,7 +469,6 @@ func TestScheduleHeaders(t *testing.T) {
 	s2, err := scheduler.New(scheduler.Options{Cache: newCache(t, reg2)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s2.Close() })
-	require.NoError(t, bad.Schedule(s2, p, reg2))
 	_, err = s2.Warm(ctx(t))
 	require.ErrorContains(t, err, "a.sql: kck:warm_query row 1")
 }
