@@ -45,7 +45,7 @@ type App struct {
 // follower, the scheduler (boot warming starts in the background), the
 // token verifier, the listener, the console and the gateway. On error
 // what was opened is closed again.
-func Open(ctx context.Context, cfg Config) (a *App, err error) {
+func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -53,11 +53,11 @@ func Open(ctx context.Context, cfg Config) (a *App, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a = &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log}
+	// The error returns below return a nil App: close what was opened.
 	defer func() {
 		if err != nil {
 			a.Close()
-			a = nil
 		}
 	}()
 	if cfg.Store == backend.Cassandra && cfg.Migrate {

@@ -139,8 +139,8 @@ func (o Options) validate() error {
 	// longest run, which PrimerTimeout bounds. Checked when both are set,
 	// since a gateway that sets only the lease (kck serve --compute-lease)
 	// has always run with the default timeout.
-	if o.LeaseTTL > 0 && o.PrimerTimeout > 0 && o.LeaseTTL <= o.PrimerTimeout {
-		errs = append(errs, fmt.Errorf("LeaseTTL (%v) must exceed PrimerTimeout (%v): a primer still running when its lease runs out lets another gateway compute the same key", o.LeaseTTL, o.PrimerTimeout))
+	if o.LeaseTTL > 0 && o.PrimerTimeout > 0 && o.LeaseTTL < o.PrimerTimeout {
+		errs = append(errs, fmt.Errorf("LeaseTTL (%v) must be at least PrimerTimeout (%v): a primer still running when its lease runs out lets another gateway compute the same key", o.LeaseTTL, o.PrimerTimeout))
 	}
 	d := o.WithDefaults()
 	if d.PollInterval >= d.LeaseTTL {
