@@ -148,7 +148,7 @@ func BenchmarkHit(b *testing.B) {
 		w.Header()["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(byBody[string(buf[:n])])
 	})
-	run := func(b *testing.B, h http.Handler) {
+	run := func(b *testing.B, h http.Handler, acceptEncoding ...string) {
 		reqs := make([]*http.Request, len(r.bodies))
 		calls, primes := r.store.calls.Load(), r.primes.Load()
 		b.ReportAllocs()
@@ -156,10 +156,17 @@ func BenchmarkHit(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			j := i % len(reqs)
 			req := post(r.bodies[j]) // a fresh body reader each time, as a server makes
+			if acceptEncoding != nil {
+				req.Header["Accept-Encoding"] = acceptEncoding
+			}
 			reqs[j] = req
 			w := &discard{h: http.Header{}}
 			h.ServeHTTP(w, req)
-			if w.n != len(r.want[j]) {
+			if acceptEncoding != nil {
+				if w.n == 0 || w.n > len(r.want[j]) {
+					b.Fatalf("author %d: wrote %d bytes, want at most %d", j+1, w.n, len(r.want[j]))
+				}
+			} else if w.n != len(r.want[j]) {
 				b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(r.want[j]))
 			}
 		}
@@ -173,6 +180,10 @@ func BenchmarkHit(b *testing.B) {
 	}
 	b.Run("static", func(b *testing.B) { run(b, static) })
 	b.Run("gateway", func(b *testing.B) { run(b, r.h) })
+	// The same hits served compressed (stored bytes; below 512 bytes,
+	// identity).
+	b.Run("gateway-gzip", func(b *testing.B) { run(b, r.h, "gzip") })
+	b.Run("gateway-zstd", func(b *testing.B) { run(b, r.h, "zstd") })
 }
 
 // TestHitTouchesNothing is the always-run form of the benchmark's assertion:
