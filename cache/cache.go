@@ -232,11 +232,17 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 // store. The gateway's response cache uses it to check that a cached response
 // still reflects the current version of every product it read.
 func (c *Cache) Peek(key string) (version uint64, ok bool) {
+	return c.PeekAt(key, c.clock.Now())
+}
+
+// PeekAt is Peek at the instant now (from Now): a caller checking many keys
+// at once (the response cache checks every product of a response) reads
+// the clock once, not per key.
+func (c *Cache) PeekAt(key string, now time.Time) (version uint64, ok bool) {
 	e, ok := c.mem.GetIfPresent(key)
 	if !ok {
 		return 0, false
 	}
-	now := c.clock.Now()
 	if e.Expired(now) || e.Stale(now) {
 		return 0, false
 	}

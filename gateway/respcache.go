@@ -125,8 +125,9 @@ func (rc *responseCache) get(h uint64, ident []byte) (*respEntry, bool) {
 	if !ok || !bytes.Equal(e.ident, ident) {
 		return nil, false
 	}
+	now := rc.c.Now() // once: the clock costs more than a lookup
 	for _, d := range e.deps {
-		if v, ok := rc.c.Peek(d.key); !ok || v != d.version {
+		if v, ok := rc.c.PeekAt(d.key, now); !ok || v != d.version {
 			return nil, false
 		}
 	}
