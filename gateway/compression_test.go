@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/gateway"
 )
 
@@ -327,4 +329,28 @@ func TestCompressionLeavesWebSocketsAlone(t *testing.T) {
 	d := c.data("1")
 	assert.Contains(t, string(d["product"]), `"title_list/7"`)
 	assert.Equal(t, 0.0, compressions(t, e, "gzip")+compressions(t, e, "zstd"))
+}
+
+// A kept response is replayed only until the first of its products turns
+// stale, even while no product changes (the hit skips its per-product
+// lookups then, not the expiry).
+func TestResponseCacheHitsEndAtExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(e *env, o *cache.Options) { o.Clock = e.clock })
+	q := gqlBody(`{ a: product(key: "soft/1") { version } b: product(key: "counted/1") { version } }`)
+	outcome := func(o string) float64 {
+		return metricValue(t, e.metrics, "kck_graphql_response_cache_total", o)
+	}
+	first := e.send(t, "POST", "/graphql", q, nil)
+	for range 3 {
+		assert.Equal(t, first.body, e.send(t, "POST", "/graphql", q, nil).body)
+	}
+	require.Equal(t, 3.0, outcome("hit"))
+	e.clock.Advance(59 * time.Second)
+	e.send(t, "POST", "/graphql", q, nil)
+	require.Equal(t, 4.0, outcome("hit"))
+	e.clock.Advance(2 * time.Second) // soft/1 is stale now
+	e.send(t, "POST", "/graphql", q, nil)
+	assert.Equal(t, 4.0, outcome("hit"), "executed again")
+	assert.Equal(t, 2.0, outcome("miss"))
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,11 @@ type respEntry struct {
 	body        []byte
 	deps        []dep
 	reads       []graph.Read // for a GET's caching headers
+	// deadline is the earliest soft or hard expiry of its products (zero:
+	// none); checked is 1 + the cache's Epoch when its products were last
+	// found at their versions (0: not yet).
+	deadline time.Time
+	checked  atomic.Uint64
 	// identity is the identity representation; coded[c] the body in coding c
 	// once compressed (coded[identity] is unused).
 	identity rep
@@ -126,11 +132,21 @@ func (rc *responseCache) get(h uint64, ident []byte) (*respEntry, bool) {
 		return nil, false
 	}
 	now := rc.c.Now() // once: the clock costs more than a lookup
+	if !e.deadline.IsZero() && !now.Before(e.deadline) {
+		return nil, false // a product turned stale or expired
+	}
+	// Checked at this epoch already: no product changed since (a response
+	// of 300 products costs 300 lookups otherwise).
+	epoch := rc.c.Epoch()
+	if e.checked.Load() == epoch+1 {
+		return e, true
+	}
 	for _, d := range e.deps {
 		if v, ok := rc.c.PeekAt(d.key, now); !ok || v != d.version {
 			return nil, false
 		}
 	}
+	e.checked.Store(epoch + 1) // the epoch read before the check
 	return e, true
 }
 
@@ -154,6 +170,11 @@ func (rc *responseCache) put(h uint64, ident []byte, public, get bool, header ht
 	e.identity = *newRep(e.body, identity, etag)
 	for i, r := range reads {
 		e.deps[i] = dep{key: r.Key, version: r.Version}
+		for _, t := range []time.Time{r.StaleAt, r.ExpiresAt} {
+			if !t.IsZero() && (e.deadline.IsZero() || t.Before(e.deadline)) {
+				e.deadline = t
+			}
+		}
 	}
 	rc.entries.Set(h, e)
 	if got, ok := rc.entries.GetIfPresent(h); !ok || got != e {
