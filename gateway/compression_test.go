@@ -354,3 +354,29 @@ func TestResponseCacheHitsEndAtExpiry(t *testing.T) {
 	assert.Equal(t, 4.0, outcome("hit"), "executed again")
 	assert.Equal(t, 2.0, outcome("miss"))
 }
+
+// A body past MaxBodyBytes is 413 and the connection is closed after it,
+// as http.MaxBytesReader has the server do; one of exactly MaxBodyBytes is
+// read.
+func TestBodyLimitClosesTheConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // MaxBodyBytes 64 KiB
+	post := func(body string) (int, bool) {
+		resp, err := rawClient.Post(e.url+"/graphql", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Close // Close: the server said Connection: close
+	}
+	for _, n := range []int{64<<10 + 1, 64<<10 + 4096} {
+		status, closed := post(strings.Repeat("a", n))
+		assert.Equal(t, http.StatusRequestEntityTooLarge, status, n)
+		assert.True(t, closed, n)
+	}
+	q := gqlBody(`{ author(authorId: 3) { id } }`)
+	exact := q[:len(q)-1] + strings.Repeat(" ", 64<<10-len(q)) + "}"
+	require.Len(t, exact, 64<<10)
+	status, closed := post(exact)
+	assert.Equal(t, 200, status)
+	assert.False(t, closed)
+}

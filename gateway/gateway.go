@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -130,7 +131,7 @@ type Server struct {
 	wsOpen atomic.Int64
 	wsMax  int
 
-	bufs sync.Pool
+	bufs sync.Pool // *reqBuf
 
 	// readyMu guards notReady: each failing readiness check's last error,
 	// so that a probe polling /readyz logs a change, not every poll.
@@ -173,7 +174,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
 		wsMax: subs.MaxConnections}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.bufs.New = func() any { return new(reqBuf) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
 		// Before auth: a refused token's 401 must still be readable by
@@ -347,11 +348,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		s.execute(w, r, p, nil, nil, 0)
 		return
 	}
-	buf := s.bufs.Get().(*bytes.Buffer)
+	rb := s.bufs.Get().(*reqBuf)
+	buf := &rb.Buffer
 	buf.Reset()
 	defer func() {
 		if buf.Cap() <= 64<<10 {
-			s.bufs.Put(buf)
+			rb.limit.R = nil // the request's body is not kept
+			s.bufs.Put(rb)
 		}
 	}()
 	// The identity: method, Accept (it picks the response content type),
@@ -368,7 +371,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		buf.WriteString(r.URL.RawQuery)
 	} else {
 		start := buf.Len()
-		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+		if err := rb.readBody(w, r.Body, s.opts.MaxBodyBytes); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				writeError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body too large")
@@ -397,6 +400,32 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	s.rcMisses.Inc()
 	s.execute(w, r, p, body, buf.Bytes(), shared)
+}
+
+// reqBuf holds a request's cache identity while it is served (pooled).
+type reqBuf struct {
+	bytes.Buffer
+	limit io.LimitedReader
+}
+
+// readBody appends body to the buffer, at most max bytes. It is
+// http.MaxBytesReader without its allocation per request (the hit path's
+// only one; the limiting reader is pooled with the buffer): past max it
+// returns a *http.MaxBytesError and, through a MaxBytesReader made then,
+// has the server close the connection after the answer, as that reader
+// does.
+func (rb *reqBuf) readBody(w http.ResponseWriter, body io.Reader, max int64) error {
+	rb.limit = io.LimitedReader{R: body, N: max + 1} // one byte past max tells
+	start := rb.Len()
+	if _, err := rb.ReadFrom(&rb.limit); err != nil {
+		return err
+	}
+	if n := int64(rb.Len() - start); n > max {
+		over := rb.Bytes()[start+int(max):]
+		_, err := http.MaxBytesReader(w, io.NopCloser(bytes.NewReader(over)), 0).Read(make([]byte, 1))
+		return err
+	}
+	return nil
 }
 
 // serveWebSocket runs one subscription connection, unless as many as
