@@ -3,6 +3,7 @@
 //
 //	hitload -gateway http://127.0.0.1:18080 [-c 64] [-d 8s] [-rounds 2]
 //	hitload -gateway URL -auth-gateway URL -auth-secret S -auth-rsa-key FILE
+//	hitload -gateway URL -accept-encoding gzip|zstd [-keys 300]
 //
 // It first sends one titleList query per demo author to the gateway (which
 // warms its cache) and keeps the responses; then it starts itself as the
