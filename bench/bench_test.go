@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -148,7 +150,7 @@ func BenchmarkHit(b *testing.B) {
 		w.Header()["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(byBody[string(buf[:n])])
 	})
-	run := func(b *testing.B, r *rig, h http.Handler) {
+	run := func(b *testing.B, r *rig, h http.Handler, acceptEncoding ...string) {
 		reqs := make([]*http.Request, len(r.bodies))
 		calls, primes := r.store.calls.Load(), r.primes.Load()
 		b.ReportAllocs()
@@ -156,10 +158,17 @@ func BenchmarkHit(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			j := i % len(reqs)
 			req := post(r.bodies[j]) // a fresh body reader each time, as a server makes
+			if acceptEncoding != nil {
+				req.Header["Accept-Encoding"] = acceptEncoding
+			}
 			reqs[j] = req
 			w := &discard{h: http.Header{}}
 			h.ServeHTTP(w, req)
-			if w.n != len(r.want[j]) {
+			if acceptEncoding != nil {
+				if w.n == 0 || w.n > len(r.want[j]) {
+					b.Fatalf("author %d: wrote %d bytes, want at most %d", j+1, w.n, len(r.want[j]))
+				}
+			} else if w.n != len(r.want[j]) {
 				b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(r.want[j]))
 			}
 		}
@@ -173,6 +182,10 @@ func BenchmarkHit(b *testing.B) {
 	}
 	b.Run("static", func(b *testing.B) { run(b, r, static) })
 	b.Run("gateway", func(b *testing.B) { run(b, r, r.h) })
+	// The same hits served compressed (stored bytes; below 512 bytes,
+	// identity).
+	b.Run("gateway-gzip", func(b *testing.B) { run(b, r, r.h, "gzip") })
+	b.Run("gateway-zstd", func(b *testing.B) { run(b, r, r.h, "zstd") })
 	// Without the response cache every hit runs the field resolvers: the
 	// typed key, the caller's check and the cache's in-process hit.
 	resolve := newRig(b, func(o *gateway.Options) { o.ResponseCacheBytes = -1 })
@@ -199,4 +212,133 @@ func TestHitTouchesNothing(t *testing.T) {
 	if d := r.primes.Load() - primes; d != 0 {
 		t.Fatalf("hits ran %d primers", d)
 	}
+}
+
+// BenchmarkHitHTTP is BenchmarkHit over loopback HTTP, 64 connections
+// (RunParallel with 32 goroutines per core), client and server in this
+// process: the form to profile the hit path under load with
+// -cpuprofile/-memprofile (focus on net/http.(*conn).serve for the server's
+// share). Each response's length is checked.
+func BenchmarkHitHTTP(b *testing.B) {
+	r := newRig(b)
+	byBody := make(map[string][]byte, len(r.bodies))
+	for i, body := range r.bodies {
+		byBody[string(body)] = r.want[i]
+	}
+	static := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var buf [512]byte
+		n, _ := io.ReadFull(req.Body, buf[:])
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(byBody[string(buf[:n])])
+	})
+	run := func(b *testing.B, h http.Handler, acceptEncoding []string) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64, DisableCompression: true}}
+		defer client.CloseIdleConnections()
+		var next atomic.Int64
+		b.SetParallelism(32)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 0, 4096)
+			for pb.Next() {
+				j := int(next.Add(1)) % len(r.bodies)
+				req, err := http.NewRequest(http.MethodPost, srv.URL+"/graphql", bytes.NewReader(r.bodies[j]))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				req.Header["Content-Type"] = []string{"application/json"}
+				if acceptEncoding != nil {
+					req.Header["Accept-Encoding"] = acceptEncoding
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				buf = buf[:0]
+				for err == nil {
+					var n int
+					if len(buf) == cap(buf) {
+						buf = append(buf, 0)[:len(buf)]
+					}
+					n, err = resp.Body.Read(buf[len(buf):cap(buf)])
+					buf = buf[:len(buf)+n]
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || len(buf) == 0 || len(buf) > len(r.want[j]) || acceptEncoding == nil && len(buf) != len(r.want[j]) {
+					b.Errorf("author %d: %d, %d bytes", j+1, resp.StatusCode, len(buf))
+					return
+				}
+			}
+		})
+	}
+	b.Run("static", func(b *testing.B) { run(b, static, nil) })
+	b.Run("gateway", func(b *testing.B) { run(b, r.h, nil) })
+	b.Run("gateway-zstd", func(b *testing.B) { run(b, r.h, []string{"zstd"}) })
+}
+
+// manyKeys is the 300-key query of bench/README.md: one request reading
+// titleList of authors 1 to n, each under its own alias.
+func manyKeys(n int) []byte {
+	var q strings.Builder
+	q.WriteString("{ ")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&q, "a%d: titleList(authorId: %d) { id title year } ", i, i)
+	}
+	q.WriteString("}")
+	return fmt.Appendf(nil, `{"query":%q}`, q.String())
+}
+
+// BenchmarkHitKeys is BenchmarkHit for the 300-key query: the plain handler
+// writing its bytes against the gateway's hit, identity and zstd. A hit
+// checks the version of each of the 300 products it holds.
+func BenchmarkHitKeys(b *testing.B) {
+	r := newRig(b, func(o *gateway.Options) {
+		o.Limits = graph.Limits{MaxAliases: 400, MaxRootFields: 400, MaxFields: 3000, MaxComplexity: 20000}
+	})
+	body := manyKeys(demo.NumAuthors)
+	rec := httptest.NewRecorder()
+	r.h.ServeHTTP(rec, post(body))
+	if rec.Code != 200 || bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) {
+		b.Fatalf("warm-up: %d %.300s", rec.Code, rec.Body)
+	}
+	want := rec.Body.Bytes()
+	static := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		buf := make([]byte, len(body)+1)
+		n, _ := io.ReadFull(req.Body, buf)
+		if n != len(body) {
+			b.Errorf("read %d bytes", n)
+		}
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(want)
+	})
+	run := func(b *testing.B, h http.Handler, acceptEncoding []string) {
+		calls, primes := r.store.calls.Load(), r.primes.Load()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			req := post(body)
+			if acceptEncoding != nil {
+				req.Header["Accept-Encoding"] = acceptEncoding
+			}
+			w := &discard{h: http.Header{}}
+			h.ServeHTTP(w, req)
+			if w.n == 0 || w.n > len(want) || acceptEncoding == nil && w.n != len(want) {
+				b.Fatalf("wrote %d bytes, want %d", w.n, len(want))
+			}
+		}
+		b.StopTimer()
+		if d := r.store.calls.Load() - calls; d != 0 {
+			b.Fatalf("hits made %d store calls", d)
+		}
+		if d := r.primes.Load() - primes; d != 0 {
+			b.Fatalf("hits ran %d primers", d)
+		}
+	}
+	b.Run("static", func(b *testing.B) { run(b, static, nil) })
+	b.Run("gateway", func(b *testing.B) { run(b, r.h, nil) })
+	b.Run("gateway-zstd", func(b *testing.B) { run(b, r.h, []string{"zstd"}) })
 }

@@ -24,7 +24,7 @@ echo "== machine: $(nproc) cores, $(go version | cut -d' ' -f3)"
 echo "== Go benchmarks (benchtime $BENCHTIME)"
 go test -run '^$' -bench 'BenchmarkGetHit|BenchmarkScrape' -benchmem -benchtime "$BENCHTIME" ./cache/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
 go test -run '^$' -bench 'BenchmarkHit$' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/hit.txt"
-awk '/static/ {s=$3} /gateway/ {g=$3} END {if (s && g) printf "in-process: gateway hit %.0f ns/op, static %.0f ns/op: %.2fx static throughput\n", g, s, s/g}' "$work/hit.txt"
+awk '/Hit\/static-/ {s=$3} /Hit\/gateway-[0-9]+[ \t]/ {g=$3} END {if (s && g) printf "in-process: gateway hit %.0f ns/op, static %.0f ns/op: %.2fx static throughput\n", g, s, s/g}' "$work/hit.txt"
 echo "== GraphQL hit, auth off against auth on (HS256, RS256 tokens), three interleaved rounds"
 go test -run '^$' -bench 'BenchmarkHitAuth|BenchmarkAuthenticate' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:' | tee "$work/auth.txt"
 awk 'function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
@@ -49,6 +49,15 @@ echo "== load over loopback, embedded store ($LOAD_CONNS connections, $LOAD_DURA
 port=$(free_port)
 start_gateway "$port"
 "$work/hitload" -gateway "http://127.0.0.1:$port" -c "$LOAD_CONNS" -d "$LOAD_DURATION"
+kill "${pids[-1]}"
+
+echo "== compression: compressed hits against identity hits and the static server's identity bytes, bytes on the wire (1 key, the 300-key query)"
+go test -run '^$' -bench 'BenchmarkHitKeys' -benchmem -benchtime "$BENCHTIME" ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+port=$(free_port)
+start_gateway "$port" --max-aliases 400 --max-root-fields 400 --max-fields 3000 --max-complexity 20000
+for keys in 1 300; do for enc in gzip zstd; do
+	"$work/hitload" -gateway "http://127.0.0.1:$port" -accept-encoding "$enc" -keys "$keys" -c "$LOAD_CONNS" -d "$LOAD_DURATION" -rounds 3
+done; done
 kill "${pids[-1]}"
 
 echo "== load over loopback, auth off against auth on (HS256 and RS256 tokens), embedded store, three rounds"

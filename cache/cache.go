@@ -100,6 +100,9 @@ type Cache struct {
 
 	flight      singleflight.Group // per-key misses
 	lastVersion atomic.Uint64
+	// epoch counts the in-process tier's replacements and removals (see
+	// Epoch); shared with the tier's deletion listener.
+	epoch *atomic.Uint64
 
 	deps  *dependencies
 	feed  ChangeFeed // nil when the store is not shared
@@ -128,8 +131,12 @@ func New(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	opts = opts.WithDefaults()
+	epoch := new(atomic.Uint64)
 	mem, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: opts.MaxMemoryBytes,
+		// Under the bucket's lock, before the write or removal returns: a
+		// reader that sees the old epoch read before the change.
+		OnAtomicDeletion: func(otter.DeletionEvent[string, *Entry]) { epoch.Add(1) },
 		Weigher: func(k string, e *Entry) uint32 {
 			w := uint64(len(k)) + uint64(len(e.Value)) + entryOverhead
 			if w > 1<<32-1 {
@@ -149,6 +156,7 @@ func New(opts Options) (*Cache, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
+		epoch:      epoch,
 		neg:        neg,
 		opts:       opts,
 		reg:        opts.Registry,
@@ -266,11 +274,27 @@ func (c *Cache) getMissed(ctx context.Context, key string) (Result, error) {
 // store. The gateway's response cache uses it to check that a cached response
 // still reflects the current version of every product it read.
 func (c *Cache) Peek(key string) (version uint64, ok bool) {
+	return c.PeekAt(key, c.clock.Now())
+}
+
+// Epoch counts the changes of the in-process tier that can make a version
+// Peek returned no longer current: every replacement of an entry and every
+// removal (invalidation, a change from the feed, eviction for size). An
+// insert of an absent key does not count (it follows a removal, which
+// did). While it has not moved, every Peek that succeeded still returns the
+// same version, until the entry's own soft or hard expiry: a caller that
+// checked a set of keys may skip checking them again (the response cache
+// does).
+func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
+
+// PeekAt is Peek at the instant now (from Now): a caller checking many keys
+// at once (the response cache checks every product of a response) reads
+// the clock once, not per key.
+func (c *Cache) PeekAt(key string, now time.Time) (version uint64, ok bool) {
 	e, ok := c.mem.GetIfPresent(key)
 	if !ok {
 		return 0, false
 	}
-	now := c.clock.Now()
 	if e.Expired(now) || e.Stale(now) {
 		return 0, false
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -41,6 +42,17 @@ type Options struct {
 	// ResponseCacheBytes bounds the GraphQL response cache; default 64 MiB.
 	// Negative disables it.
 	ResponseCacheBytes int64
+	// DisableCompression turns off compressed responses: every response
+	// is sent in identity coding whatever Accept-Encoding says.
+	DisableCompression bool
+	// CompressMinBytes is the smallest response body served compressed
+	// (zstd or gzip, as Accept-Encoding prefers); shorter ones go out as
+	// they are. Default 512: below it the saving is a few dozen bytes of
+	// one TCP segment, while the compressed copy still costs its entry
+	// memory and the client a decoder. Negative: compress every size.
+	// Compression applies to responses kept in the response cache (see
+	// encoding.go).
+	CompressMinBytes int
 	// DisableIntrospection turns off GraphQL schema introspection.
 	DisableIntrospection bool
 	// DisablePlayground turns off the playground at /.
@@ -98,6 +110,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxMissesPerRequest == 0 {
 		o.MaxMissesPerRequest = 20
 	}
+	if o.CompressMinBytes == 0 {
+		o.CompressMinBytes = 512
+	}
 	return o
 }
 
@@ -120,7 +135,7 @@ type Server struct {
 	wsOpen atomic.Int64
 	wsMax  int
 
-	bufs sync.Pool
+	bufs sync.Pool // *reqBuf
 
 	// readyMu guards notReady: each failing readiness check's last error,
 	// so that a probe polling /readyz logs a change, not every poll.
@@ -163,15 +178,32 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
 		wsMax: subs.MaxConnections}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.bufs.New = func() any { return new(reqBuf) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
 		// Before auth: a refused token's 401 must still be readable by
 		// the page that sent it.
 		s.authd = c.Handler(s.authd)
 	}
+	compressions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kck_graphql_response_compressions_total",
+		Help: "GraphQL response bodies compressed for the response cache, by coding: once per kept response and coding asked for.",
+	}, []string{"coding"})
+	if err := o.Registerer.Register(compressions); err != nil {
+		return nil, err
+	}
 	if o.ResponseCacheBytes > 0 {
-		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes)); err != nil {
+		var comp *compressor
+		if !o.DisableCompression {
+			if comp, err = newCompressor(); err != nil {
+				return nil, err
+			}
+		}
+		var counts [numCodings]prometheus.Counter
+		for c := zstdCoding; c < numCodings; c++ {
+			counts[c] = compressions.WithLabelValues(codingNames[c])
+		}
+		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes), comp, max(o.CompressMinBytes, 0), counts); err != nil {
 			return nil, err
 		}
 	}
@@ -310,15 +342,23 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		s.serveWebSocket(w, r)
 		return
 	}
+	if r.Method == http.MethodHead {
+		// HEAD is GET without the body (net/http drops what is written):
+		// the same entry, the same headers, Content-Length included.
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
 		s.execute(w, r, p, nil, nil, 0)
 		return
 	}
-	buf := s.bufs.Get().(*bytes.Buffer)
+	rb := s.bufs.Get().(*reqBuf)
+	buf := &rb.Buffer
 	buf.Reset()
 	defer func() {
 		if buf.Cap() <= 64<<10 {
-			s.bufs.Put(buf)
+			rb.limit.R = nil // the request's body is not kept
+			s.bufs.Put(rb)
 		}
 	}()
 	// The identity: method, Accept (it picks the response content type),
@@ -335,7 +375,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		buf.WriteString(r.URL.RawQuery)
 	} else {
 		start := buf.Len()
-		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+		if err := rb.readBody(w, r.Body, s.opts.MaxBodyBytes); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				writeError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body too large")
@@ -366,6 +406,32 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 
+// reqBuf holds a request's cache identity while it is served (pooled).
+type reqBuf struct {
+	bytes.Buffer
+	limit io.LimitedReader
+}
+
+// readBody appends body to the buffer, at most max bytes. It is
+// http.MaxBytesReader without its allocation per request (the hit path's
+// only one; the limiting reader is pooled with the buffer): past max it
+// returns a *http.MaxBytesError and, through a MaxBytesReader made then,
+// has the server close the connection after the answer, as that reader
+// does.
+func (rb *reqBuf) readBody(w http.ResponseWriter, body io.Reader, max int64) error {
+	rb.limit = io.LimitedReader{R: body, N: max + 1} // one byte past max tells
+	start := rb.Len()
+	if _, err := rb.ReadFrom(&rb.limit); err != nil {
+		return err
+	}
+	if n := int64(rb.Len() - start); n > max {
+		over := rb.Bytes()[start+int(max):]
+		_, err := http.MaxBytesReader(w, io.NopCloser(bytes.NewReader(over)), 0).Read(make([]byte, 1))
+		return err
+	}
+	return nil
+}
+
 // serveWebSocket runs one subscription connection, unless as many as
 // allowed are open already: then 503 before the upgrade, LIMIT_EXCEEDED.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
@@ -382,12 +448,56 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveCached(w http.ResponseWriter, r *http.Request, e *respEntry) {
 	s.rcHits.Inc()
-	w.Header()["Content-Type"] = e.contentType
+	s.serveEntry(w, r, e)
+}
+
+// serveEntry writes a kept response in the coding the request prefers.
+func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *respEntry) {
+	hdr := w.Header()
+	hdr["Content-Type"] = e.contentType
+	c := identity
+	if s.rc.comp != nil {
+		c = negotiate(r.Header["Accept-Encoding"])
+	}
+	rp := s.rc.rep(e, c)
 	if r.Method == http.MethodGet {
-		s.writeGET(w, r, e.body, e.reads, false)
+		s.writeGET(w, r, rp, e.reads, false)
 		return
 	}
-	_, _ = w.Write(e.body)
+	if s.rc.comp != nil {
+		addVary(hdr, varyEncoding)
+	}
+	writeRep(w, rp)
+}
+
+// Vary values, shared by every response (full capacity, so an append
+// elsewhere copies them).
+var (
+	varyEncoding       = []string{"Accept-Encoding"}
+	varyAccept         = []string{"Accept"}
+	varyAcceptEncoding = []string{"Accept", "Accept-Encoding"}
+)
+
+// addVary adds vals to the Vary header, after what is there (CORS adds
+// Origin).
+func addVary(hdr http.Header, vals []string) {
+	if old := hdr["Vary"]; len(old) > 0 {
+		hdr["Vary"] = append(old, vals...)
+		return
+	}
+	hdr["Vary"] = vals
+}
+
+// writeRep writes a body with its Content-Encoding and Content-Length.
+func writeRep(w http.ResponseWriter, rp *rep) {
+	hdr := w.Header()
+	if rp.coding != identity {
+		hdr["Content-Encoding"] = contentEncoding[rp.coding]
+	}
+	if rp.length != nil {
+		hdr["Content-Length"] = rp.length
+	}
+	_, _ = w.Write(rp.body)
 }
 
 // requestContext bounds one request of caller p: its time and the primer
@@ -404,8 +514,9 @@ func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Con
 
 // keep stores a response that may be replayed: under ident[:shared], for
 // every caller, when it read only public products (or auth is off), else
-// under the whole ident.
-func (s *Server) keep(ident []byte, shared int, header http.Header, body []byte, reads []graph.Read) {
+// under the whole ident. It returns the entry, nil if the cache did not
+// keep it.
+func (s *Server) keep(ident []byte, shared int, get bool, header http.Header, body []byte, reads []graph.Read) *respEntry {
 	public := true
 	for _, rd := range reads {
 		public = public && s.guard.Public(rd.Key)
@@ -413,8 +524,8 @@ func (s *Server) keep(ident []byte, shared int, header http.Header, body []byte,
 	if public || !s.guard.On() {
 		ident = ident[:shared]
 	}
-	s.rc.put(s.rc.hash(ident), ident, public, header, body, reads)
 	s.rcStores.Inc()
+	return s.rc.put(s.rc.hash(ident), ident, public, get, header, body, reads)
 }
 
 // execute runs the request through gqlgen as caller p. With an ident, it
@@ -437,11 +548,20 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		s.gql.ServeHTTP(w, r)
 		return
 	}
-	rec := &recorder{ResponseWriter: w}
-	s.gql.ServeHTTP(rec, r)
-	if rec.status == http.StatusOK && col.Cacheable() {
-		s.keep(ident, shared, w.Header(), rec.buf.Bytes(), col.Reads())
+	// Held, not streamed: a response that is kept is served from its
+	// entry, in the coding the client asks for.
+	hw := &heldWriter{header: w.Header()}
+	s.gql.ServeHTTP(hw, r)
+	if hw.status == http.StatusOK && col.Cacheable() {
+		if e := s.keep(ident, shared, false, w.Header(), hw.body.Bytes(), col.Reads()); e != nil {
+			s.serveEntry(w, r, e)
+			return
+		}
 	}
+	if hw.status != 0 {
+		w.WriteHeader(hw.status)
+	}
+	_, _ = w.Write(hw.body.Bytes())
 }
 
 type readCloser struct{ *bytes.Reader }

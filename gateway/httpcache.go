@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
@@ -63,29 +61,41 @@ func (s *Server) executeGET(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	reads := col.Reads()
 	if ident != nil && col.Cacheable() {
-		s.keep(ident, shared, w.Header(), hw.body.Bytes(), reads)
+		if e := s.keep(ident, shared, true, w.Header(), hw.body.Bytes(), reads); e != nil {
+			s.serveEntry(w, r, e)
+			return
+		}
 	}
-	s.writeGET(w, r, hw.body.Bytes(), reads, col.Failed())
+	s.writeGET(w, r, &rep{body: hw.body.Bytes()}, reads, col.Failed())
 }
 
 // writeGET writes a 200 GET response with its caching headers, or 304.
-func (s *Server) writeGET(w http.ResponseWriter, r *http.Request, body []byte, reads []graph.Read, failed bool) {
+// Its ETag is rp's (or, for a response not kept, computed here): each
+// coding has its own, as each is a different representation.
+func (s *Server) writeGET(w http.ResponseWriter, r *http.Request, rp *rep, reads []graph.Read, failed bool) {
 	hdr := w.Header()
-	hdr.Add("Vary", "Accept") // the media type follows Accept
+	// The media type follows Accept; the coding, Accept-Encoding.
+	if s.rc != nil && s.rc.comp != nil {
+		addVary(hdr, varyAcceptEncoding)
+	} else {
+		addVary(hdr, varyAccept)
+	}
 	if failed {
 		hdr.Set("Cache-Control", "no-store")
-		_, _ = w.Write(body)
+		_, _ = w.Write(rp.body)
 		return
 	}
 	hdr.Set("Cache-Control", s.cacheControl(reads))
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	etag := rp.etag
+	if etag == "" {
+		etag = etagOf(rp.body)
+	}
 	hdr.Set("ETag", etag)
 	if etagMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	_, _ = w.Write(body)
+	writeRep(w, rp)
 }
 
 func (s *Server) cacheControl(reads []graph.Read) string {

@@ -94,7 +94,9 @@ func compareAuth(offURL, onURL, secret, rsaKeyFile string, conns int, d time.Dur
 	results := map[string][]result{}
 	for r := 0; r < rounds; r++ {
 		for _, t := range targets {
-			res := load(client, t.url+"/graphql", bodies, t.tokens, t.want, conns, d)
+			tokens := t.tokens
+			bearer := func(j int, h http.Header) { h["Authorization"] = []string{"Bearer " + tokens[j]} }
+			res := load(client, t.url+"/graphql", bodies, bearer, t.want, conns, d)
 			fmt.Fprintf(os.Stderr, "round %d %-15s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n",
 				r+1, t.name, res.rps, ms(res.p50), ms(res.p99), res.errors)
 			results[t.name] = append(results[t.name], res)

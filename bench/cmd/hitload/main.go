@@ -3,6 +3,7 @@
 //
 //	hitload -gateway http://127.0.0.1:18080 [-c 64] [-d 8s] [-rounds 2]
 //	hitload -gateway URL -auth-gateway URL -auth-secret S -auth-rsa-key FILE
+//	hitload -gateway URL -accept-encoding gzip|zstd [-keys 300]
 //
 // It first sends one titleList query per demo author to the gateway (which
 // warms its cache) and keeps the responses; then it starts itself as the
@@ -49,11 +50,17 @@ func main() {
 	rounds := flag.Int("rounds", 2, "runs per server, alternating")
 	authors := flag.Int("authors", 300, "distinct queries (one per author id)")
 	authGW := flag.String("auth-gateway", "", "a gateway with auth on: compare it with -gateway (auth off)")
+	acceptEncoding := flag.String("accept-encoding", "", "compare the gateway's compressed hits (this Accept-Encoding, e.g. gzip or zstd) with its identity hits and the static server's identity bytes, with bytes on the wire")
+	keys := flag.Int("keys", 1, "with -accept-encoding: keys read by one request: 1 (one titleList query per author) or more (one query of that many aliased titleList fields)")
 	secret := flag.String("auth-secret", "", "the auth gateway's HS256 secret")
 	rsaKey := flag.String("auth-rsa-key", "", "PEM file of the RSA private key whose public half the auth gateway holds")
 	flag.Parse()
 	if *authGW != "" {
 		compareAuth(*gw, *authGW, *secret, *rsaKey, *conns, *dur, *rounds, *authors)
+		return
+	}
+	if *acceptEncoding != "" {
+		compareWire(*gw, *acceptEncoding, *keys, *conns, *dur, *rounds, *authors)
 		return
 	}
 
@@ -72,25 +79,10 @@ func main() {
 		}
 		resps[string(bodies[i])] = string(b)
 	}
-	f, err := os.CreateTemp("", "hitload-*.json")
-	check(err)
-	check(json.NewEncoder(f).Encode(resps))
-	f.Close()
-	defer os.Remove(f.Name())
+	staticURL, stop := startStatic(client, resps)
+	defer stop()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	staticAddr := ln.Addr().String()
-	ln.Close()
-	self, err := os.Executable()
-	check(err)
-	cmd := exec.Command(self, "static", staticAddr, f.Name())
-	cmd.Stderr = os.Stderr
-	check(cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitUp(client, "http://"+staticAddr+"/")
-
-	targets := []struct{ name, url string }{{"static", "http://" + staticAddr + "/graphql"}, {"gateway", *gw + "/graphql"}}
+	targets := []struct{ name, url string }{{"static", staticURL}, {"gateway", *gw + "/graphql"}}
 	results := map[string][]result{}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range targets {
@@ -112,7 +104,30 @@ func main() {
 	}
 }
 
+// startStatic starts this program as the static server (a child process,
+// as the gateway is one) holding resps by request body, and returns its
+// /graphql URL and a function that stops it.
+func startStatic(client *http.Client, resps map[string]string) (string, func()) {
+	f, err := os.CreateTemp("", "hitload-*.json")
+	check(err)
+	check(json.NewEncoder(f).Encode(resps))
+	f.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	staticAddr := ln.Addr().String()
+	ln.Close()
+	self, err := os.Executable()
+	check(err)
+	cmd := exec.Command(self, "static", staticAddr, f.Name())
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); os.Remove(f.Name()) }
+	waitUp(client, "http://"+staticAddr+"/")
+	return "http://" + staticAddr + "/graphql", stop
+}
+
 type result struct {
+	n        int64 // responses
 	rps      float64
 	p50, p99 time.Duration
 	errors   int64
@@ -120,8 +135,8 @@ type result struct {
 
 // load runs conns workers for d, each sending the queries in turn, and
 // checks every response against the expected bytes.
-// With tokens, query i carries the bearer token tokens[i].
-func load(client *http.Client, url string, bodies [][]byte, tokens []string, want map[string]string, conns int, d time.Duration) result {
+// With extra, query j's headers are set by extra(j, header) too.
+func load(client *http.Client, url string, bodies [][]byte, extra func(int, http.Header), want map[string]string, conns int, d time.Duration) result {
 	var (
 		wg     sync.WaitGroup
 		n      atomic.Int64
@@ -152,8 +167,8 @@ func load(client *http.Client, url string, bodies [][]byte, tokens []string, wan
 				req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 				check(err)
 				req.Header["Content-Type"] = jsonType
-				if tokens != nil {
-					req.Header["Authorization"] = []string{"Bearer " + tokens[j]}
+				if extra != nil {
+					extra(j, req.Header)
 				}
 				t0 := time.Now()
 				resp, err := client.Do(req)
@@ -182,7 +197,7 @@ func load(client *http.Client, url string, bodies [][]byte, tokens []string, wan
 		}
 		return lats[int(p*float64(len(lats)-1))]
 	}
-	return result{rps: float64(n.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), errors: errs.Load()}
+	return result{n: n.Load(), rps: float64(n.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), errors: errs.Load()}
 }
 
 var jsonType = []string{"application/json"}
@@ -214,11 +229,23 @@ func serveStatic(addr, file string) {
 		byBody[k] = []byte(v)
 	}
 	ct := []string{"application/json"}
+	// Bodies up to 512 bytes (one author's query) are read on the stack;
+	// longer ones (-keys) into pooled buffers, as the gateway reads them.
+	long := sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var buf [512]byte
-		n, _ := io.ReadFull(r.Body, buf[:])
+		n, err := io.ReadFull(r.Body, buf[:])
+		resp := byBody[string(buf[:n])]
+		if err == nil {
+			lb := long.Get().(*bytes.Buffer)
+			lb.Reset()
+			lb.Write(buf[:n])
+			_, _ = lb.ReadFrom(r.Body)
+			resp = byBody[string(lb.Bytes())]
+			long.Put(lb)
+		}
 		w.Header()["Content-Type"] = ct
-		_, _ = w.Write(byBody[string(buf[:n])])
+		_, _ = w.Write(resp)
 	})
 	check(http.ListenAndServe(addr, h))
 }

@@ -1,0 +1,91 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
+)
+
+// While Epoch has not moved, every key Peek found keeps its version: a
+// refresh, an invalidation, a change from another gateway and an eviction
+// for size each move it (the response cache skips its per-product checks on
+// that promise).
+func TestEpochMovesWhenAPeekedVersionMayChange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	gateway := func(owner string) func(*cache.Options) {
+		return func(o *cache.Options) {
+			// The bolt store itself: the counting wrapper hides its feed.
+			o.Store, o.Owner, o.FeedInterval, o.Clock = f.store.Store, owner, 10*time.Millisecond, nil
+			o.MaxMemoryBytes = 64 << 10
+		}
+	}
+	c := f.cache(t, gateway("gw-a"))
+	other := f.cache(t, gateway("gw-b")) // another gateway on the same store
+	ctx := context.Background()
+
+	_, err := c.Get(ctx, "square/1")
+	require.NoError(t, err)
+	v1, ok := c.Peek("square/1")
+	require.True(t, ok)
+	e := c.Epoch()
+	for range 10 {
+		_, err := c.Get(ctx, "square/1")
+		require.NoError(t, err)
+	}
+	require.Equal(t, e, c.Epoch(), "hits change nothing")
+
+	_, err = c.Refresh(ctx, "square/1")
+	require.NoError(t, err)
+	require.Greater(t, c.Epoch(), e, "refresh")
+	v2, _ := c.Peek("square/1")
+	require.NotEqual(t, v1, v2)
+
+	e = c.Epoch()
+	require.NoError(t, c.Invalidate(ctx, "square/1"))
+	require.Greater(t, c.Epoch(), e, "invalidate")
+
+	_, err = c.Get(ctx, "square/2")
+	require.NoError(t, err)
+	e = c.Epoch()
+	_, err = other.Refresh(ctx, "square/2")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return c.Epoch() > e }, time.Minute, time.Millisecond, "a change from the feed")
+
+	// Eviction: fill past the tier's 64 KiB, checking after each read that
+	// an unmoved epoch means the keys peeked at it still hold.
+	peeked := map[string]uint64{}
+	e = c.Epoch()
+	for i := 10; i < 3000; i++ {
+		key := fmt.Sprintf("square/%d", i)
+		_, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		now := c.Epoch()
+		if now != e {
+			peeked, e = map[string]uint64{}, now
+		}
+		for k, v := range peeked {
+			got, ok := c.Peek(k)
+			if !ok || got != v {
+				t.Fatalf("%s changed from %d to %d (%v) with the epoch at %d", k, v, got, ok, now)
+			}
+		}
+		if v, ok := c.Peek(key); ok && len(peeked) < 50 {
+			peeked[key] = v
+		}
+	}
+	held := 0
+	for i := 10; i < 3000; i++ {
+		if _, ok := c.Peek(fmt.Sprintf("square/%d", i)); ok {
+			held++
+		}
+	}
+	require.Less(t, held, 2990, "the tier evicted for size")
+}
