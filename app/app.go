@@ -123,6 +123,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registerer:           promReg,
 		Gatherer:             promReg,
 		DisableIntrospection: !cfg.Introspection,
+		DisableCompression:   !cfg.Compression,
+		CompressMinBytes:     cfg.CompressMinBytes,
 		ReadyChecks:          a.prods.readyChecks,
 		Schema:               cfg.Schema,
 	}

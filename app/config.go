@@ -31,6 +31,12 @@ type Config struct {
 	MemoryMB int
 	// Introspection allows GraphQL introspection (--introspection, true).
 	Introspection bool
+	// Compression serves the responses kept in the response cache in zstd
+	// or gzip, as Accept-Encoding prefers, compressed once per response
+	// version (--compression, true). CompressMinBytes is the smallest body
+	// compressed (--compress-min-bytes, 512; negative: every size).
+	Compression      bool
+	CompressMinBytes int
 	// ShutdownAfter is how long in-flight requests get at shutdown
 	// (--shutdown-timeout, 15s).
 	ShutdownAfter time.Duration
@@ -146,6 +152,8 @@ func Defaults() Config {
 		DataDir:           ".kck-data",
 		MemoryMB:          256,
 		Introspection:     true,
+		Compression:       true,
+		CompressMinBytes:  512,
 		ShutdownAfter:     15 * time.Second,
 		Store:             "embedded",
 		ReplicationFactor: 1,

@@ -32,6 +32,8 @@ func serveFlags(f *flags) *serveOptions {
 	f.str(&o.LogFormat, "log-format", "KCK_LOG_FORMAT", "text", "log format: text or json")
 	f.str(&o.LogLevel, "log-level", "KCK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	f.bool(&c.Introspection, "introspection", "KCK_INTROSPECTION", d.Introspection, "allow GraphQL introspection")
+	f.bool(&c.Compression, "compression", "KCK_COMPRESSION", d.Compression, "serve GraphQL responses kept in the response cache in zstd or gzip, as Accept-Encoding prefers; compressed once per response version")
+	f.int(&c.CompressMinBytes, "compress-min-bytes", "KCK_COMPRESS_MIN_BYTES", d.CompressMinBytes, "smallest response body served compressed; -1: every size")
 	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
 	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
 	cassandraFlags(f, &c.Cassandra)

@@ -112,3 +112,42 @@ func TestServeProductionLimits(t *testing.T) {
 	assert.Contains(t, string(m), `kck_refused_total{limit="depth"} 1`)
 	assert.Contains(t, string(m), `kck_refused_total{limit="introspection"} 1`)
 }
+
+// --compression and --compress-min-bytes reach the gateway: a response
+// kept in the response cache goes out in the coding asked for, or in
+// identity with --compression=false.
+func TestServeCompressionFlags(t *testing.T) {
+	t.Parallel()
+	query := `{"query":"{ authorStats(authorId: 1) { authorId titleCount } }"}`
+	get := func(base string) http.Header {
+		for i := 0; i < 2; i++ { // the second is the response cache's hit
+			req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(query))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept-Encoding", "gzip")
+			resp, err := http.DefaultTransport.RoundTrip(req) // no transparent decoding
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if i == 1 {
+				return resp.Header
+			}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--compress-min-bytes", "-1"}, "gzip"},
+		{[]string{"--compress-min-bytes", "-1", "--compression=false"}, ""},
+	} {
+		cfg, err := parseServe(append([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...), io.Discard)
+		require.NoError(t, err)
+		cfg.Store, cfg.PostgresURL = "embedded", ""
+		base, stop := startServe(t, cfg)
+		assert.Equal(t, tc.want, get(base).Get("Content-Encoding"), "%v", tc.args)
+		require.NoError(t, stop())
+	}
+}
