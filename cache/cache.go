@@ -282,7 +282,9 @@ func (c *Cache) Peek(key string) (version uint64, ok bool) {
 // removal (invalidation, a change from the feed, eviction for size). An
 // insert of an absent key does not count (it follows a removal, which
 // did). While it has not moved, every Peek that succeeded still returns the
-// same version, until the entry's own soft or hard expiry: a caller that
+// same version or none (an entry being evicted may vanish a moment before
+// the epoch moves: its version did not change), until the entry's own soft
+// or hard expiry: a caller that
 // checked a set of keys may skip checking them again (the response cache
 // does).
 func (c *Cache) Epoch() uint64 { return c.epoch.Load() }

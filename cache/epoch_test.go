@@ -73,8 +73,13 @@ func TestEpochMovesWhenAPeekedVersionMayChange(t *testing.T) {
 		}
 		for k, v := range peeked {
 			got, ok := c.Peek(k)
-			if !ok || got != v {
-				t.Fatalf("%s changed from %d to %d (%v) with the epoch at %d", k, v, got, ok, now)
+			// Eviction runs in the tier's maintenance, concurrently, and
+			// otter may hide an entry it is evicting a moment before the
+			// deletion (and the epoch's move) completes. That is harmless:
+			// an evicted key's version has not changed. A different version
+			// under an unmoved epoch would not be.
+			if ok && got != v && c.Epoch() == now {
+				t.Fatalf("%s changed from %d to %d with the epoch still at %d", k, v, got, now)
 			}
 		}
 		if v, ok := c.Peek(key); ok && len(peeked) < 50 {
