@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/logtest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -158,51 +158,19 @@ func TestPrimerFailureLogThrottled(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
-	logs := &countHandler{}
-	c := f.cache(t, func(o *cache.Options) { o.Logger = newSlog(logs) })
+	logs := &logtest.Capture{}
+	c := f.cache(t, func(o *cache.Options) { o.Logger = slog.New(logs) })
 	ctx := context.Background()
 	f.fail.Store(true)
 	for i := range 100 {
 		_, _ = c.Get(ctx, fmt.Sprintf("square/%d", i))
 	}
 	require.EqualValues(t, 100, f.counter("square").Load())
-	require.Equal(t, 1, logs.count("primer failed"))
+	require.Equal(t, 1, logs.Count("primer failed"))
 	f.clock.Advance(10 * time.Second)
 	_, _ = c.Get(ctx, "square/1000")
-	require.Equal(t, 2, logs.count("primer failed"))
-	require.Equal(t, 1, logs.count("not_logged_since_last=99"))
-}
-
-// countHandler is a slog.Handler that keeps the records' text.
-type countHandler struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func newSlog(h *countHandler) *slog.Logger { return slog.New(h) }
-
-func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
-	s := r.Message
-	r.Attrs(func(a slog.Attr) bool { s += " " + a.Key + "=" + a.Value.String(); return true })
-	h.mu.Lock()
-	h.recs = append(h.recs, s)
-	h.mu.Unlock()
-	return nil
-}
-func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *countHandler) WithGroup(string) slog.Handler      { return h }
-
-func (h *countHandler) count(sub string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range h.recs {
-		if strings.Contains(r, sub) {
-			n++
-		}
-	}
-	return n
+	require.Equal(t, 2, logs.Count("primer failed"))
+	require.Equal(t, 1, logs.Count("not_logged_since_last=99"))
 }
 
 // A key read by many fields of one request is charged once, whether the

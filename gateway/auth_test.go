@@ -684,7 +684,7 @@ func TestUpdatersAndOperatorActions(t *testing.T) {
 func TestAuthOffRefusesPerUserProducts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t) // auth off
-	assert.Equal(t, 1, e.logs.count("auth is off: every client may read, update and invalidate everything"))
+	assert.Equal(t, 1, e.logs.Count("auth is off: every client may read, update and invalidate everything"))
 	r := e.do(t, "POST", "/graphql", myTitlesQuery)
 	g := decode[authReply](t, r.body)
 	assert.Equal(t, "UNAUTHENTICATED", codeAt(g, "myTitles"), r.body)

@@ -25,7 +25,7 @@ func fuzzChecks(t *testing.T, e *env, before int, rec *httptest.ResponseRecorder
 	if rec.Code >= 500 && !(rec.Code == http.StatusBadGateway && bytes.Contains(in, []byte("failing"))) {
 		t.Fatalf("status %d for %q: %s", rec.Code, in, rec.Body.String())
 	}
-	if n, errs := e.logs.errors(); n > before {
+	if n, errs := e.logs.Errors(); n > before {
 		t.Fatalf("logged at error level for %q: %v", in, errs[before:])
 	}
 }
@@ -47,7 +47,7 @@ func FuzzGraphQLGet(f *testing.F) {
 	}
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, rawQuery, accept, inm string) {
-		before, _ := e.logs.errors()
+		before, _ := e.logs.Errors()
 		req := httptest.NewRequest(http.MethodGet, "/graphql", nil)
 		req.URL.RawQuery = rawQuery
 		req.Header.Set("Accept", accept)
@@ -97,7 +97,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 	e := newEnv(f)
 	lim := graph.Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before, _ := e.logs.errors()
+		before, _ := e.logs.Errors()
 		validated := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -204,7 +204,7 @@ func FuzzFetch(f *testing.F) {
 	}
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, keys string) {
-		before, _ := e.logs.errors()
+		before, _ := e.logs.Errors()
 		runs := primerRuns(t, e)
 		var q []string
 		for k := range strings.SplitSeq(keys, "&key=") {
@@ -243,7 +243,7 @@ func FuzzUpdate(f *testing.F) {
 	}
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before, _ := e.logs.errors()
+		before, _ := e.logs.Errors()
 		req := httptest.NewRequest(http.MethodPost, "/update", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()

@@ -25,6 +25,7 @@ import (
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/logtest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -37,7 +38,7 @@ type env struct {
 	ds       *demo.Dataset
 	runs     atomic.Int64 // runs of "counted"
 	sparse   atomic.Int64 // runs of "sparse", which has no data
-	logs     *logCapture
+	logs     *logtest.Capture
 	clock    *cachetest.Clock
 	notOK    atomic.Bool // fails the "extra" ready check
 	metrics  *prometheus.Registry
@@ -53,7 +54,7 @@ func newEnv(t testing.TB, mod ...func(*gateway.Options)) *env {
 // newEnvWith is newEnv with the cache's options changed by cmod too.
 func newEnvWith(t testing.TB, cmod func(*env, *cache.Options), mod ...func(*gateway.Options)) *env {
 	t.Helper()
-	e := &env{ds: demo.NewDataset(), metrics: prometheus.NewRegistry(), logs: &logCapture{}, clock: newFakeClock()}
+	e := &env{ds: demo.NewDataset(), metrics: prometheus.NewRegistry(), logs: &logtest.Capture{}, clock: newFakeClock()}
 	var err error
 	e.storeDir = t.TempDir()
 	e.store, err = bolt.Open(e.storeDir, bolt.Options{})

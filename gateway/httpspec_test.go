@@ -157,7 +157,7 @@ func TestGraphQLOverHTTPSpec(t *testing.T) {
 	require.Len(t, items, 2)
 	assert.NotContains(t, items[0], "data", "the failed item has no data entry")
 	assert.Contains(t, items[1], "data")
-	n, errs := e.logs.errors()
+	n, errs := e.logs.Errors()
 	assert.Zero(t, n, "%v", errs)
-	assert.Zero(t, e.logs.count("panicked"))
+	assert.Zero(t, e.logs.Count("panicked"))
 }

@@ -158,9 +158,9 @@ func TestBatchAndMalformedBodies(t *testing.T) {
 		assert.Equal(t, tc.code, got.Errors[0].Extensions["code"], "%.60s: %s", tc.body, r.body)
 		assert.Less(t, len(r.body), 1200, "the error echoes the body")
 	}
-	n, errs := e.logs.errors()
+	n, errs := e.logs.Errors()
 	assert.Zero(t, n, "errors logged: %v", errs)
-	assert.Zero(t, e.logs.count("panic"))
+	assert.Zero(t, e.logs.Count("panic"))
 	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", "batch"))
 }
 
@@ -259,7 +259,7 @@ func TestNegativeCacheAndQuietLog(t *testing.T) {
 	assert.EqualValues(t, 2, e.sparse.Load(), "the answer outlived the negative TTL")
 
 	// 40 distinct absent keys in one request: 40 runs, one log line.
-	before := e.logs.count("primer failed")
+	before := e.logs.Count("primer failed")
 	var keys []string
 	for i := range 40 {
 		keys = append(keys, "key=sparse/"+fmt.Sprint(100+i))
@@ -269,7 +269,7 @@ func TestNegativeCacheAndQuietLog(t *testing.T) {
 		assert.Equal(t, 200, r.status)
 	}
 	assert.EqualValues(t, 42, e.sparse.Load())
-	assert.LessOrEqual(t, e.logs.count("primer failed")-before, 1)
+	assert.LessOrEqual(t, e.logs.Count("primer failed")-before, 1)
 
 	// A value stored for the key ends the remembered absence at once.
 	_, err := e.cache.Set(context.Background(), "sparse/1", 7)
