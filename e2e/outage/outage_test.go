@@ -56,7 +56,8 @@ func repoRoot() string {
 
 var client = &http.Client{Timeout: 60 * time.Second}
 
-// gateway is one kck serve process; logs keeps what it logged.
+// gateway is one kck serve process; logs keeps what it logged (also
+// written to the test log).
 type gateway struct {
 	base string
 	cmd  *exec.Cmd
@@ -99,22 +100,6 @@ func start(t *testing.T, wait bool, env []string, args ...string) *gateway {
 		gatewaytest.WaitReady(t, client, g.base)
 	}
 	return g
-}
-
-// logged reports whether a log line contains every one of parts.
-func (g *gateway) logged(parts ...string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-next:
-	for _, l := range g.logs {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
 }
 
 type reply struct {
