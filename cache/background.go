@@ -1,5 +1,7 @@
 package cache
 
+import "time"
+
 // The one background refresh path: stale reads, dependency cascades,
 // source changes and refresh rules all recompute here, BackgroundRefreshes
 // at a time in all, each through Refresh (the path every refresh takes,
@@ -70,7 +72,11 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 			return
 		}
 		if len(j.done) == 0 && err != nil {
-			c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err)
+			// A source that is down fails every key's refresh: log the first
+			// and then one every 10 s, with how many were not logged.
+			if n, ok := c.throttle("background_refresh", 10*time.Second); ok {
+				c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err, "not_logged_since_last", n)
+			}
 		}
 		for _, f := range j.done {
 			f(err)
