@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// compute runs the primer for k under the key's lease and stores the result.
+// A value already stored by another process with a version above minVersion
+// is taken instead of computing again. afterMiss says the caller found
+// nothing in the store: then the store is read again once the lease is
+// held, since another gateway may have stored the value and released the
+// lease between that read and our Acquire (a refresh must not do this: it
+// recomputes whatever is stored).
+func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool) (Result, error) {
+	p := c.reg.Product(k.Name)
+	if p.Primer == nil {
+		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
+	}
+	lease := "prime/" + key
+	for waited := false; ; waited = true {
+		got, err := c.store.Acquire(ctx, lease, c.opts.Owner, c.opts.LeaseTTL)
+		if err != nil {
+			// Without the store we cannot coordinate; computing twice beats
+			// not serving.
+			c.storeFailed("acquire", key, err)
+			got = true
+		}
+		if got {
+			break
+		}
+		if !waited {
+			c.m.leaseWaits.Inc()
+		}
+		// Another process is computing this key: wait for its value.
+		t := time.NewTimer(c.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, &PrimerError{Product: k.Name, Key: key, Err: fmt.Errorf("waiting for another gateway: %w", ctx.Err())}
+		case <-t.C:
+		}
+		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
+			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+		}
+	}
+	defer func() {
+		if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
+			c.storeFailed("release", key, err)
+		}
+	}()
+	if afterMiss {
+		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
+			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+		}
+	}
+	return c.computeHeld(ctx, k, key, minVersion)
+}
+
+// computeHeld runs the primer for k and stores the result, with the
+// coordination across gateways (a lease) already held by the caller.
+func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minVersion uint64) (Result, error) {
+	p := c.reg.Product(k.Name)
+	if p.Primer == nil {
+		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
+	}
+	version := c.nextVersion(minVersion)
+	started := c.clock.Now()
+	value, err := c.runPrimer(ctx, p, k, key)
+	if err != nil {
+		return Result{}, &PrimerError{Product: k.Name, Key: key, Err: err}
+	}
+	e := c.newEntry(p, key, value, version, started)
+	c.put(ctx, e)
+	return Result{Entry: e, Tier: TierComputed}, nil
+}
+
+func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version uint64, computedAt time.Time) *Entry {
+	e := &Entry{Key: key, Value: value, Version: version, ComputedAt: computedAt}
+	if p != nil {
+		if p.SoftTTL > 0 {
+			e.StaleAt = computedAt.Add(p.SoftTTL)
+		}
+		if p.TTL > 0 {
+			e.ExpiresAt = computedAt.Add(p.TTL)
+		}
+	}
+	return e
+}
+
+// put writes e to the store and the in-process tier. A store failure is
+// counted and logged; the value is still served from this gateway.
+func (c *Cache) put(ctx context.Context, e *Entry) {
+	if err := c.store.Put(ctx, *e); err != nil {
+		c.storeFailed("put", e.Key, err)
+	}
+	c.forgetNegative(e.Key)
+	c.remember(e)
+	c.publish(ctx, e.Key, e.Version)
+	if c.opts.OnStored != nil {
+		c.opts.OnStored(e.Key)
+	}
+}
+
+// remember keeps e in the in-process tier unless it holds a newer version
+// (a slower reader must not put back a value that a change replaced), and
+// returns the entry it holds.
+func (c *Cache) remember(e *Entry) *Entry {
+	// e is not shared yet: every caller made it. Its product's counters
+	// travel with it, so that a hit counts them without a lookup.
+	e.reads = c.m.productOf(e.Key)
+	kept, _ := c.mem.Compute(e.Key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
+		if found && old.Version > e.Version {
+			return old, otter.CancelOp
+		}
+		return e, otter.WriteOp
+	})
+	if kept == nil {
+		return e
+	}
+	return kept
+}
+
+// runPrimer runs p's primer with panics recovered, and encodes the result.
+func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key, key string) (value []byte, err error) {
+	c.m.primerRuns.WithLabelValues(p.Name).Inc()
+	start := time.Now()
+	defer func() {
+		if rec := recover(); rec != nil {
+			c.opts.Logger.Error("primer panicked", "product", p.Name, "key", key, "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			err = fmt.Errorf("primer panicked: %v", rec)
+		}
+		c.m.primerSeconds.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
+		if err != nil {
+			c.m.primerErrors.WithLabelValues(p.Name).Inc()
+			c.logPrimerFailure(p.Name, key, err)
+		}
+	}()
+	pctx := primers.WithReader(withChain(ctx, key), reader{c: c, parent: key})
+	v, err := p.Primer.Prime(pctx, k)
+	if err != nil {
+		return nil, err
+	}
+	value, err = encode(v)
+	if err != nil {
+		return nil, err
+	}
+	if !p.AllowEmpty && isEmpty(value) {
+		return nil, fmt.Errorf("%w: primer returned no results", primers.ErrNoData)
+	}
+	return value, nil
+}
+
+func encode(v any) ([]byte, error) {
+	switch b := v.(type) {
+	case json.RawMessage:
+		if !json.Valid(b) {
+			return nil, errors.New("primer returned invalid JSON")
+		}
+		return bytes.Clone(b), nil
+	case []byte:
+		if !json.Valid(b) {
+			return nil, errors.New("primer returned invalid JSON")
+		}
+		return bytes.Clone(b), nil
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return out, nil
+}
+
+func isEmpty(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	switch string(v) {
+	case "null", "[]", "{}", `""`:
+		return true
+	}
+	return false
+}
+
+// nextVersion returns a version above every version this process handed out
+// and above floor: the wall clock in microseconds when it has moved on.
+func (c *Cache) nextVersion(floor uint64) uint64 {
+	for {
+		last := c.lastVersion.Load()
+		v := uint64(c.clock.Now().UnixMicro())
+		if v <= last {
+			v = last + 1
+		}
+		if v <= floor {
+			v = floor + 1
+		}
+		if c.lastVersion.CompareAndSwap(last, v) {
+			return v
+		}
+	}
+}

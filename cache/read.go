@@ -1,0 +1,274 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/kck-go/kck/primers"
+)
+
+// Get returns the product for key, computing it on a miss.
+func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
+	if r, ok := c.hit(key); ok {
+		return r, nil
+	}
+	return c.getMissed(ctx, key)
+}
+
+// GetKey is Get for a key that the registry built (Registry.Key or
+// ParseKey), such as a GraphQL field's: on a miss, the key is not parsed
+// again from its string. A key made by hand, or of a product this cache's
+// registry does not hold, is read as Get reads its string.
+func (c *Cache) GetKey(ctx context.Context, k primers.Key) (Result, error) {
+	key := k.String()
+	if r, ok := c.hit(key); ok {
+		return r, nil
+	}
+	if p := c.reg.Product(k.Name); p == nil || !k.Checked() || len(k.Args) != len(p.KeyParams()) {
+		return c.getMissed(ctx, key)
+	}
+	return c.load(ctx, k, key)
+}
+
+// hit is the hit path: one map lookup and a clock read, no allocation. Only
+// canonical keys are ever stored, so a raw key found here needs no parse. A
+// stale value is served and refreshed in the background; an expired one is
+// dropped.
+func (c *Cache) hit(key string) (Result, bool) {
+	e, ok := c.mem.GetIfPresent(key)
+	if !ok {
+		return Result{}, false
+	}
+	now := c.clock.Now()
+	if !e.Expired(now) {
+		if !e.Stale(now) {
+			c.m.hitMemory.Inc()
+			if p := e.reads; p != nil {
+				p.hitMemory.Inc()
+			}
+			return Result{Entry: e, Tier: TierMemory}, true
+		}
+		c.m.stale.Inc()
+		if p := e.reads; p != nil {
+			p.stale.Inc()
+		}
+		if !now.Before(e.retryAt) { // a failed refresh backs off
+			c.refreshInBackground(key)
+		}
+		return Result{Entry: e, Stale: true, Tier: TierMemory}, true
+	}
+	c.mem.Invalidate(key)
+	return Result{}, false
+}
+
+// getMissed is Get past an in-process miss: parse the key, look for its
+// canonical form, load.
+func (c *Cache) getMissed(ctx context.Context, key string) (Result, error) {
+	k, canonical, err := c.resolve(key)
+	if err != nil {
+		return Result{}, err
+	}
+	if canonical != key {
+		if r, ok := c.memFresh(canonical); ok {
+			return r, nil
+		}
+	}
+	return c.load(ctx, k, canonical)
+}
+
+// Peek returns the version of a fresh in-process entry without touching the
+// store. The gateway's response cache uses it to check that a cached response
+// still reflects the current version of every product it read.
+func (c *Cache) Peek(key string) (version uint64, ok bool) {
+	return c.PeekAt(key, c.clock.Now())
+}
+
+// Epoch counts the changes of the in-process tier that can make a version
+// Peek returned no longer current: every replacement of an entry and every
+// removal (invalidation, a change from the feed, eviction for size). An
+// insert of an absent key does not count (it follows a removal, which
+// did). While it has not moved, every Peek that succeeded still returns the
+// same version or none (an entry being evicted may vanish a moment before
+// the epoch moves: its version did not change), until the entry's own soft
+// or hard expiry: a caller that
+// checked a set of keys may skip checking them again (the response cache
+// does).
+func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
+
+// PeekAt is Peek at the instant now (from Now): a caller checking many keys
+// at once (the response cache checks every product of a response) reads
+// the clock once, not per key.
+func (c *Cache) PeekAt(key string, now time.Time) (version uint64, ok bool) {
+	e, ok := c.mem.GetIfPresent(key)
+	if !ok {
+		return 0, false
+	}
+	if e.Expired(now) || e.Stale(now) {
+		return 0, false
+	}
+	return e.Version, true
+}
+
+// ItemResult is one result of GetMany.
+type ItemResult struct {
+	Result
+	// Key is the key as asked for (Result.Entry is nil when Err is set).
+	Key string
+	Err error
+}
+
+// GetMany returns the products for keys in order, each with its own error.
+func (c *Cache) GetMany(ctx context.Context, keys []string) []ItemResult {
+	out := make([]ItemResult, len(keys))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, key := range keys {
+		out[i].Key = key
+		if r, ok := c.memFresh(key); ok {
+			out[i].Result = r
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i].Result, out[i].Err = c.Get(ctx, key)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// memFresh returns a fresh in-process entry.
+func (c *Cache) memFresh(key string) (Result, bool) {
+	e, ok := c.mem.GetIfPresent(key)
+	if !ok {
+		return Result{}, false
+	}
+	now := c.clock.Now()
+	if e.Expired(now) || e.Stale(now) {
+		return Result{}, false
+	}
+	c.m.hitMemory.Inc()
+	if p := e.reads; p != nil {
+		p.hitMemory.Inc()
+	}
+	return Result{Entry: e, Tier: TierMemory}, true
+}
+
+// resolve parses key. A registered product's key is made canonical; a key
+// whose name is not registered is kept as it is, since Set accepts such keys.
+func (c *Cache) resolve(key string) (primers.Key, string, error) {
+	k, err := c.reg.ParseKey(key)
+	if err == nil {
+		return k, k.String(), nil
+	}
+	if errors.Is(err, primers.ErrUnknownProduct) {
+		return primers.Key{}, key, nil
+	}
+	return primers.Key{}, "", err
+}
+
+type loadResult struct {
+	r   Result
+	err error
+}
+
+// load is the slow path: store, then primer, once per key at a time.
+func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, error) {
+	if err := checkCycle(ctx, key); err != nil {
+		return Result{}, err
+	}
+	if err, ok := c.negativeErr(key); ok {
+		return Result{}, err
+	}
+	// A request whose miss budget is spent gets only what is stored.
+	b := budgetFrom(ctx)
+	ok, charged := b.take(key)
+	if !ok {
+		return c.loadStored(ctx, key, b)
+	}
+	// Only the caller whose function the flight runs may have run a
+	// primer; the channel receive below orders this write before the read.
+	led := false
+	ch := c.flight.DoChan(key, func() (any, error) {
+		led = true
+		// Another caller may have filled the in-process tier between our
+		// lookup and entering the flight: look again before doing work.
+		if r, ok := c.memFresh(key); ok {
+			return loadResult{r: r}, nil
+		}
+		// The flight outlives any one caller, so it must not die with the
+		// first caller's context; it keeps its values (the chain of reads).
+		// Nor does it spend the caller's miss budget: the reads a primer
+		// makes are the product's work, shared by every waiting caller.
+		fctx, cancel := context.WithTimeout(WithMissBudget(context.WithoutCancel(ctx), 0), c.opts.PrimerTimeout)
+		defer cancel()
+		r, err := c.loadFromStoreOrCompute(fctx, k, key)
+		if err != nil {
+			c.rememberNegative(key, err)
+		}
+		return loadResult{r: r, err: err}, nil
+	})
+	select {
+	case res := <-ch:
+		lr := res.Val.(loadResult)
+		if charged && (!led || (lr.err == nil && lr.r.Tier != TierComputed)) {
+			b.refund(key) // another caller's computation, or no primer ran
+		}
+		return lr.r, lr.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// stored reads key from the store into the in-process tier; false when the
+// store holds no live value. A soft-expired value is served stale and
+// refreshed in the background. A store that fails is counted and logged,
+// and reads as empty: it should not stop us serving.
+func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
+	e, err := c.store.Get(ctx, key)
+	switch {
+	case err == nil && !e.Expired(c.clock.Now()):
+		ep := c.remember(&e)
+		p := c.m.productOf(key)
+		if ep.Stale(c.clock.Now()) {
+			c.m.stale.Inc()
+			if p != nil {
+				p.stale.Inc()
+			}
+			c.refreshInBackground(key)
+			return Result{Entry: ep, Stale: true, Tier: TierStore}, true
+		}
+		c.m.hitStore.Inc()
+		if p != nil {
+			p.hitStore.Inc()
+		}
+		return Result{Entry: ep, Tier: TierStore}, true
+	case err != nil && !errors.Is(err, ErrNotFound):
+		c.storeFailed("get", key, err)
+	}
+	return Result{}, false
+}
+
+func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key string) (Result, error) {
+	if r, ok := c.stored(ctx, key); ok {
+		return r, nil
+	}
+	c.m.miss.Inc()
+	if k.Name == "" {
+		name, _ := primers.SplitName(key)
+		return Result{}, &primers.KeyError{Key: key, Reason: "no product named " + name + " and no value set", Err: primers.ErrUnknownProduct}
+	}
+	p := c.m.productOf(key)
+	if p == nil {
+		return c.compute(ctx, k, key, 0, true)
+	}
+	p.miss.Inc()
+	start := time.Now()
+	r, err := c.compute(ctx, k, key, 0, true)
+	p.missSeconds.Observe(time.Since(start).Seconds())
+	return r, err
+}
