@@ -77,6 +77,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 bench: ## Benchmarks and the load comparison; figures in bench/README.md
 	./bench/run.sh
 
+.PHONY: bench-peers
+bench-peers: ## KCK against Yoga, Apollo, PostGraphile, gqlgen and static bytes; tables in bench/README.md
+	./bench/peers/run.sh
+
 .PHONY: postgres-up
 postgres-up: ## Install (when absent) and start PostgreSQL; prints KCK_POSTGRES_URL
 	@./scripts/postgres/up.sh
