@@ -297,7 +297,9 @@ func logDir() string {
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
 
-func sanitize(s string) string { return strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(s), "_"), "_") }
+func sanitize(s string) string {
+	return strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(s), "_"), "_")
+}
 
 // keyspaceName is a fresh keyspace for one scenario (the gateways create it,
 // RF 3, with --migrate).

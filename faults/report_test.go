@@ -63,6 +63,14 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// pending lists the scenarios of issue 14 the suite does not run yet.
+const pending = `
+Not in the suite yet (issue 14): a slow store (200 ms per store call through a TCP
+proxy), PostgreSQL stopped under load, the LISTEN connection cut, a gateway SIGKILLed
+mid-refresh and mid-lease (still e2e's TestGatewayKilledMidRefresh, without a figure),
+the embedded store's disk full, the soak with bad input mixed in.
+`
+
 func writeReport(path string) error {
 	report.mu.Lock()
 	rows := report.rows
@@ -92,6 +100,7 @@ one fault and asserts the outcome stated in its row: a regression fails the Go t
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			cell(r.Scenario), cell(r.Expected), cell(r.Load), cell(r.Failed), cell(r.Stale), cell(r.DataLost), cell(r.Recover), outcome)
 	}
+	b.WriteString(pending)
 	b.WriteString("\n## Details\n\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "### %s\n\n", r.Scenario)
