@@ -104,3 +104,18 @@ cassandra-status: ## Which local Cassandra nodes run and answer CQL
 .PHONY: cassandra-down
 cassandra-down: ## Stop the local Cassandra nodes
 	./scripts/cassandra/down.sh
+
+# The fault suite (faults/, build tag "faults"): real gateway processes under a
+# fixed-rate load against the suite's own 3-node Cassandra (127.0.0.11-13, run
+# dir .cache/faults/cassandra) and PostgreSQL (Debian cluster "faults", port
+# 5440), never the project's: it kills nodes and stops Postgres. `faults` writes
+# docs/reliability.md; `faults-ci` runs the same assertions with a short soak.
+FAULTS_ENV = KCK_CASSANDRA_CACHE_DIR=$${KCK_CASSANDRA_CACHE_DIR:-$(CURDIR)/.cache/cassandra}
+.PHONY: faults
+faults: ## Fault scenarios under load; writes docs/reliability.md (full soak, 10 min)
+	$(FAULTS_ENV) KCK_FAULTS_SOAK=$${KCK_FAULTS_SOAK:-10m} KCK_FAULTS_REPORT=$(CURDIR)/docs/reliability.md \
+		$(GO) test -tags faults -count=1 -timeout 60m -v ./faults/
+
+.PHONY: faults-ci
+faults-ci: ## The fault scenarios, CI form (30 s soak), no report written
+	$(FAULTS_ENV) KCK_FAULTS_SOAK=30s $(GO) test -tags faults -count=1 -timeout 30m ./faults/

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Cassandra's nodetool against node N over its local JMX port (7190+N).
+# Runs Cassandra's nodetool against node N over its local JMX port (7190+KCK_CASSANDRA_NODE_BASE+N).
 #   scripts/cassandra/nodetool.sh N status
 # Needs the nodes started with JMX (the default; KCK_CASSANDRA_JMX=0 turns it off).
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a fresh local Apache Cassandra 5.0 test cluster of NODES nodes (default 1)
-# on 127.0.0.1..127.0.0.NODES, CQL port 9042, one after another, and returns once
+# on 127.0.0.1..127.0.0.NODES (shifted by KCK_CASSANDRA_NODE_BASE), CQL port 9042, one after another, and returns once
 # every node answers CQL (and, for NODES > 1, every node sees all the others).
 # Any cluster started before from the same run dir is stopped and its data wiped.
 #   scripts/cassandra/up.sh [NODES]

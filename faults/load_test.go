@@ -1,0 +1,286 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The load is open-loop, at a fixed rate per stream: a request is sent when
+// its time comes, whatever the earlier ones take, so a stalled gateway shows
+// as failures and latency instead of slowing the load down (what a closed
+// loop of workers would do, and what hides a stall). It is a small generator
+// of our own rather than vegeta: every answer is classified by its body
+// (the stale flag, extensions.code / error.code), streams differ per
+// request (a fresh key per miss, a unique title per write), and the write
+// stream records which writes were acknowledged for the data-loss check:
+// ~150 lines against a dependency with its own tree.
+
+// call is one request of a stream.
+type call struct {
+	gw     *gateway
+	method string
+	path   string
+	body   string
+	ctype  string
+}
+
+// stream is one kind of request at a fixed rate.
+type stream struct {
+	class string
+	rate  float64 // requests per second
+	next  func(seq int64) call
+	// done, if set, sees every answer (status 0: no answer).
+	done func(seq int64, c call, status int, body []byte)
+	// ok decides what counts as success; default: status 200.
+	ok func(status int, body []byte) bool
+}
+
+type tally struct {
+	Sent, OK, Failed, Stale, Overrun int
+	Statuses                         map[string]int // "503 UNAVAILABLE": count
+	lat                              []time.Duration
+	Max                              time.Duration
+}
+
+func (t *tally) add(o *tally) {
+	t.Sent += o.Sent
+	t.OK += o.OK
+	t.Failed += o.Failed
+	t.Stale += o.Stale
+	t.Overrun += o.Overrun
+	for k, v := range o.Statuses {
+		if t.Statuses == nil {
+			t.Statuses = map[string]int{}
+		}
+		t.Statuses[k] += v
+	}
+	t.lat = append(t.lat, o.lat...)
+	t.Max = max(t.Max, o.Max)
+}
+
+// Pct is a latency percentile (0..100) of the answered requests.
+func (t *tally) Pct(p float64) time.Duration {
+	if len(t.lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(t.lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
+
+// failures spells the failed requests: "12 (503 UNAVAILABLE ×10, 504 TIMEOUT ×2)".
+func (t *tally) failures() string {
+	if t.Failed == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(t.Statuses))
+	for k := range t.Statuses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s ×%d", k, t.Statuses[k])
+	}
+	return fmt.Sprintf("%d (%s)", t.Failed, strings.Join(parts, ", "))
+}
+
+// load runs streams until stop; tallies are kept per phase and class.
+type load struct {
+	streams []stream
+	stopped chan struct{}
+	wg      sync.WaitGroup
+	// inflight bounds the requests outstanding at once: past it a due
+	// request is counted as an overrun, not sent (the generator's own bound).
+	inflight atomic.Int64
+	max      int64
+
+	mu     sync.Mutex
+	phase  string
+	tally  map[[2]string]*tally // phase, class
+	phases []string
+	start  time.Time
+	end    time.Time
+}
+
+var errCode = regexp.MustCompile(`"code"\s*:\s*"([A-Z_]+)"`)
+
+func startLoad(streams ...stream) *load {
+	l := &load{streams: streams, stopped: make(chan struct{}), max: 4000, tally: map[[2]string]*tally{}, start: time.Now()}
+	l.setPhase("before")
+	for _, s := range streams {
+		l.wg.Go(func() { l.run(s) })
+	}
+	return l
+}
+
+// setPhase starts a phase: answers are tallied under the phase their
+// request was sent in.
+func (l *load) setPhase(p string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.phase = p
+	if !slices.Contains(l.phases, p) {
+		l.phases = append(l.phases, p)
+	}
+}
+
+func (l *load) run(s stream) {
+	const tick = 5 * time.Millisecond
+	t0 := time.Now()
+	var sent int64
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-l.stopped:
+			return
+		case <-tk.C:
+		}
+		due := int64(s.rate*time.Since(t0).Seconds()) - sent
+		for range due {
+			seq := sent
+			sent++
+			l.mu.Lock()
+			phase := l.phase
+			l.mu.Unlock()
+			if l.inflight.Load() >= l.max {
+				l.record(phase, s.class, func(t *tally) { t.Overrun++ })
+				continue
+			}
+			l.inflight.Add(1)
+			l.wg.Go(func() {
+				defer l.inflight.Add(-1)
+				l.do(s, seq, phase)
+			})
+		}
+	}
+}
+
+func (l *load) do(s stream, seq int64, phase string) {
+	c := s.next(seq)
+	var (
+		req *http.Request
+		err error
+	)
+	if c.method == "" {
+		c.method = http.MethodGet
+	}
+	req, err = http.NewRequest(c.method, c.gw.base+c.path, strings.NewReader(c.body))
+	if err != nil {
+		panic(err) // the test built a bad request
+	}
+	if c.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.ctype != "" {
+		req.Header.Set("Content-Type", c.ctype)
+	}
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	var (
+		status int
+		body   []byte
+	)
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	lat := time.Since(t0)
+	if s.done != nil {
+		s.done(seq, c, status, body)
+	}
+	ok := status == 200
+	if s.ok != nil {
+		ok = s.ok(status, body)
+	}
+	l.record(phase, s.class, func(t *tally) {
+		t.Sent++
+		t.lat = append(t.lat, lat)
+		t.Max = max(t.Max, lat)
+		if ok {
+			t.OK++
+			if strings.Contains(string(body), `"stale":true`) {
+				t.Stale++
+			}
+			return
+		}
+		t.Failed++
+		what := "no answer"
+		if err == nil {
+			what = fmt.Sprint(status)
+			if m := errCode.FindSubmatch(body); m != nil {
+				what += " " + string(m[1])
+			}
+		}
+		if t.Statuses == nil {
+			t.Statuses = map[string]int{}
+		}
+		t.Statuses[what]++
+	})
+}
+
+func (l *load) record(phase, class string, f func(*tally)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := [2]string{phase, class}
+	t := l.tally[k]
+	if t == nil {
+		t = &tally{}
+		l.tally[k] = t
+	}
+	f(t)
+}
+
+// stop ends the load and waits for every answer.
+func (l *load) stop() {
+	select {
+	case <-l.stopped:
+	default:
+		close(l.stopped)
+		l.end = time.Now()
+	}
+	l.wg.Wait()
+}
+
+// get sums the tallies of a class over the given phases (none: all).
+func (l *load) get(class string, phases ...string) *tally {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := &tally{}
+	for k, t := range l.tally {
+		if k[1] == class && (len(phases) == 0 || slices.Contains(phases, k[0])) {
+			out.add(t)
+		}
+	}
+	return out
+}
+
+// all sums every class of the given phases (none: all).
+func (l *load) all(phases ...string) *tally {
+	out := &tally{}
+	for _, s := range l.streams {
+		out.add(l.get(s.class, phases...))
+	}
+	return out
+}
+
+// held spells the load: "200 reads/s + 5 writes/s for 62 s".
+func (l *load) held() string {
+	parts := make([]string, len(l.streams))
+	for i, s := range l.streams {
+		parts[i] = fmt.Sprintf("%g %s/s", s.rate, s.class)
+	}
+	return fmt.Sprintf("%s for %.0f s", strings.Join(parts, " + "), l.end.Sub(l.start).Seconds())
+}

@@ -1,0 +1,125 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// suite is what TestMain sets up once for every scenario.
+var suite struct {
+	binary    string
+	repo      string
+	cassHosts []string
+	// cassEnv are the KCK_CASSANDRA_* variables the cluster scripts get, so
+	// they act on the suite's cluster and no other.
+	cassEnv []string
+	// pgAdmin is the DSN of the suite's PostgreSQL (database kck); each
+	// scenario creates its own database there.
+	pgAdmin string
+	soak    time.Duration
+	report  string
+	started time.Time
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	suite.started = time.Now()
+	suite.repo = repoRoot()
+	dir, err := os.MkdirTemp("", "kck-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	suite.binary = filepath.Join(dir, "kck")
+	build := exec.Command("go", "build", "-o", suite.binary, ".")
+	build.Dir = suite.repo
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "faults: build kck:", err)
+		return 1
+	}
+	suite.soak, err = time.ParseDuration(envOr("KCK_FAULTS_SOAK", "30s"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults: KCK_FAULTS_SOAK:", err)
+		return 1
+	}
+	suite.report = os.Getenv("KCK_FAULTS_REPORT")
+
+	// The suite's own Cassandra: node i on 127.0.0.(base+i), its own run
+	// dir; the scripts kill and restart only its nodes.
+	base := envOr("KCK_FAULTS_CASSANDRA_BASE", "10")
+	if _, err := strconv.Atoi(base); err != nil {
+		fmt.Fprintln(os.Stderr, "faults: KCK_FAULTS_CASSANDRA_BASE:", err)
+		return 1
+	}
+	suite.cassEnv = []string{
+		"KCK_CASSANDRA_NODE_BASE=" + base,
+		"KCK_CASSANDRA_RUN_DIR=" + envOr("KCK_FAULTS_CASSANDRA_RUN_DIR", filepath.Join(suite.repo, ".cache", "faults", "cassandra")),
+		"KCK_CASSANDRA_HEAP=" + envOr("KCK_CASSANDRA_HEAP", "512M"),
+	}
+	out, err := script("cassandra/ensure.sh", "3")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faults: start the suite's Cassandra: %v\n", err)
+		return 1
+	}
+	suite.cassHosts = strings.Split(strings.TrimSpace(out), ",")
+
+	out, err = script("faults/postgres.sh", "start")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faults: start the suite's PostgreSQL: %v\n", err)
+		return 1
+	}
+	suite.pgAdmin = strings.TrimSpace(out)
+
+	code := m.Run()
+	if suite.report != "" {
+		if err := writeReport(suite.report); err != nil {
+			fmt.Fprintln(os.Stderr, "faults: report:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// script runs one of scripts/<name> with the suite's cluster variables and
+// returns its stdout; stderr (the scripts' log) goes to the test's stderr.
+func script(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(suite.repo, "scripts", name), args...)
+	cmd.Env = append(os.Environ(), suite.cassEnv...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return stdout.String(), nil
+}
