@@ -32,6 +32,10 @@ const (
 	Unauthenticated = "UNAUTHENTICATED"
 	// Forbidden: a valid token without the scope or binding (HTTP 403).
 	Forbidden = "FORBIDDEN"
+	// Unavailable: something the request needs (the source database, the
+	// store) does not answer now; the same request later may pass (HTTP
+	// 503). Nothing of a refused mutation was written.
+	Unavailable = "UNAVAILABLE"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -66,6 +70,15 @@ func Classify(err error) Class {
 		return Class{NotFound, http.StatusNotFound, err.Error(), ""}
 	case errors.Is(err, cache.ErrVersionMismatch):
 		return Class{Conflict, http.StatusConflict, err.Error(), ""}
+	case errors.Is(err, primers.ErrUnavailable):
+		// Ahead of PrimerError: a primer that failed because its database
+		// is down is a 503 (retry later), not a bad gateway.
+		msg := "a service this request needs is unavailable; retry later"
+		var ue *primers.UnavailableError
+		if errors.As(err, &ue) {
+			msg = ue.What + " is unavailable; retry later"
+		}
+		return Class{Unavailable, http.StatusServiceUnavailable, msg, ""}
 	case errors.As(err, &pe), errors.Is(err, cache.ErrCycle):
 		return Class{PrimerFailed, http.StatusBadGateway, err.Error(), ""}
 	case errors.Is(err, context.DeadlineExceeded):

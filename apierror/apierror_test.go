@@ -33,6 +33,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", cache.ErrVersionMismatch), apierror.Conflict, 409},
 		{&cache.PrimerError{Product: "p", Key: "p/1", Err: errors.New("db down")}, apierror.PrimerFailed, 502},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), apierror.Timeout, 504},
+		{fmt.Errorf("updater u: %w", primers.Unavailable("the source database", errors.New("dial tcp 127.0.0.1:5432: connection refused"))), apierror.Unavailable, 503},
+		{&cache.PrimerError{Product: "p", Key: "p/1", Err: primers.Unavailable("the source database", errors.New("EOF"))}, apierror.Unavailable, 503},
 		{errors.New("pq: password authentication failed for user kck"), apierror.Internal, 500},
 	} {
 		c := apierror.Classify(tc.err)
@@ -43,6 +45,9 @@ func TestClassify(t *testing.T) {
 	c := apierror.Classify(errors.New("pq: password authentication failed"))
 	assert.Equal(t, "internal error", c.Message)
 	assert.Equal(t, http.StatusInternalServerError, c.Status)
+	// An unavailable service is named, its address is not.
+	c = apierror.Classify(primers.Unavailable("the store", errors.New("dial tcp 10.1.2.3:9042: i/o timeout")))
+	assert.Equal(t, "the store is unavailable; retry later", c.Message)
 }
 
 func TestClassifyAccess(t *testing.T) {

@@ -211,7 +211,9 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 			if p := e.reads; p != nil {
 				p.stale.Inc()
 			}
-			c.refreshInBackground(key)
+			if !now.Before(e.retryAt) {
+				c.refreshInBackground(key)
+			}
 			return Result{Entry: e, Stale: true, Tier: TierMemory}, nil
 		}
 		c.mem.Invalidate(key)
@@ -638,7 +640,11 @@ func (c *Cache) refreshInBackground(key string) {
 		}
 		defer func() { <-c.bgSlots }()
 		if _, err := c.Refresh(c.ctx, key); err != nil && c.ctx.Err() == nil {
-			c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err)
+			// A source that is down fails every key's refresh: log the first
+			// and then one every 10 s, with how many were not logged.
+			if n, ok := c.throttle("background_refresh", 10*time.Second); ok {
+				c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err, "not_logged_since_last", n)
+			}
 		}
 	}()
 }
@@ -686,7 +692,45 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 	if lr.err == nil {
 		c.cascade(canonical)
 	}
+	var pe *PrimerError
+	if errors.As(lr.err, &pe) && floor != 0 {
+		c.keepStale(canonical, floor)
+	}
 	return lr.r, lr.err
+}
+
+// Retries of a failed refresh, started by reads of the value it kept, wait
+// from retryMin, doubling, up to retryMax: a source that is down is not
+// hammered, and one that is back is seen within retryMax.
+const (
+	retryMin = time.Second
+	retryMax = 10 * time.Second
+)
+
+// keepStale flags the in-process value of key at version stale after a
+// refresh of it failed: what it holds may be out of date (the refresh was
+// asked for because its source changed, or its schedule says it is due),
+// so clients see it flagged stale from now on, and a read of it starts
+// another refresh, after a backoff. A newer version (another refresh that
+// succeeded meanwhile) is left alone.
+func (c *Cache) keepStale(key string, version uint64) {
+	now := c.clock.Now()
+	c.mem.Compute(key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
+		if !found || old.Version != version || old.Expired(now) {
+			return old, otter.CancelOp
+		}
+		e := *old // readers share old: change a copy
+		if e.StaleAt.IsZero() || e.StaleAt.After(now) {
+			e.StaleAt = now
+		}
+		e.failedRefreshes++
+		wait := retryMax
+		if e.failedRefreshes < 5 {
+			wait = min(retryMin<<(e.failedRefreshes-1), retryMax)
+		}
+		e.retryAt = now.Add(wait)
+		return &e, otter.WriteOp
+	})
 }
 
 // productNames lists the registered products, for their counters.

@@ -27,6 +27,11 @@ type Entry struct {
 	// reads are the counters of the entry's product, set when it enters
 	// the in-process tier (stores ignore it).
 	reads *productReads
+	// failedRefreshes counts the refreshes of this version that failed in
+	// a row, and retryAt is when a read may start the next one (see
+	// Cache.keepStale); both only on in-process copies.
+	failedRefreshes int
+	retryAt         time.Time
 }
 
 // Expired reports whether e is past its hard expiry at now.

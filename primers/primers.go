@@ -155,6 +155,30 @@ type kindsDeclarer interface {
 // sets AllowEmpty.
 var ErrNoData = errors.New("no data")
 
+// ErrUnavailable marks a failure of something a primer, an updater or the
+// store depends on (a database that does not answer, a store without a
+// quorum): the same request later may succeed. The edge answers it with
+// "unavailable" (HTTP 503). Wrap it with Unavailable, which keeps the
+// cause's detail out of what clients see.
+var ErrUnavailable = errors.New("unavailable")
+
+// UnavailableError is an ErrUnavailable naming what is unavailable.
+type UnavailableError struct {
+	// What is unavailable, in words safe to show a client ("the source
+	// database", "the store").
+	What string
+	// Err is the cause, for logs.
+	Err error
+}
+
+// Unavailable wraps err as an ErrUnavailable of what.
+func Unavailable(what string, err error) error { return &UnavailableError{What: what, Err: err} }
+
+func (e *UnavailableError) Error() string { return e.What + " unavailable: " + e.Err.Error() }
+
+// Unwrap returns ErrUnavailable and the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
 // Reader reads a product through the cache from inside a primer, so that the
 // read is served from cache and recorded as a dependency.
 type Reader interface {

@@ -6,12 +6,20 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kck-go/kck/primers"
 )
 
 // URLFromEnv returns KCK_POSTGRES_URL.
@@ -68,4 +76,34 @@ func OpenCounted(ctx context.Context, url string) (*pgxpool.Pool, *QueryCounter,
 		return nil, nil, fmt.Errorf("postgres %s/%s does not answer: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
 	return pool, qc, nil
+}
+
+// Unavailable wraps err as primers.ErrUnavailable when it says the database
+// cannot be reached or dropped the connection (refused, reset, shut down,
+// terminated), so that a client is told to retry rather than that the
+// server failed; any other error (SQL, constraint, the caller's deadline) is
+// returned as it is.
+func Unavailable(err error) error {
+	if err == nil || !connectionLost(err) {
+		return err
+	}
+	return primers.Unavailable("the source database", err)
+}
+
+func connectionLost(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, primers.ErrUnavailable) {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// Class 08: connection exception; 57P01-03: the server is shutting
+		// down, crashed or starting; 53300: no connection slot free.
+		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57P") || pg.Code == "53300"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, pgconn.ErrConnClosed)
 }

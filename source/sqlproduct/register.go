@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/source"
 )
 
 // DB is what products and updaters need of a pgx pool.
@@ -188,13 +189,15 @@ func (pr *primer) Prime(ctx context.Context, k primers.Key) (any, error) {
 	for i, name := range pr.p.Args {
 		args[i] = byName[name]
 	}
-	rows, err := pr.db.Query(ctx, pr.p.SQL, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+	objs, err := pr.query(ctx, args)
+	if err != nil && lostConnection(err) {
+		// A pooled connection that the server dropped (a restart, a
+		// terminated backend) fails once; the pool has discarded it, and a
+		// read is safe to run again on another.
+		objs, err = pr.query(ctx, args)
 	}
-	objs, err := encodeRows(rows)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", pr.p.File, err)
+		return nil, fmt.Errorf("%s: %w", pr.p.File, source.Unavailable(err))
 	}
 	v, err := shape(pr.p.Result, objs)
 	if err != nil {
@@ -209,6 +212,18 @@ func (pr *primer) Prime(ctx context.Context, k primers.Key) (any, error) {
 		return nil, fmt.Errorf("%w: %s returned no rows", primers.ErrNoData, k)
 	}
 	return v, nil
+}
+
+func (pr *primer) query(ctx context.Context, args []any) ([][]byte, error) {
+	rows, err := pr.db.Query(ctx, pr.p.SQL, args...)
+	if err != nil {
+		return nil, err
+	}
+	return encodeRows(rows)
+}
+
+func lostConnection(err error) bool {
+	return errors.Is(source.Unavailable(err), primers.ErrUnavailable)
 }
 
 type updater struct {
@@ -231,23 +246,36 @@ func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.U
 		}
 	}
 	var last [][]byte
-	err = pgx.BeginFunc(ctx, up.db, func(tx pgx.Tx) error {
-		for _, st := range stmts {
-			args := make([]any, len(st.Args))
-			for i, a := range st.Args {
-				args[i] = in[a]
-			}
-			rows, err := tx.Query(ctx, st.SQL, args...)
-			if err != nil {
-				return err
-			}
-			if last, err = encodeRows(rows); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	tx, err := up.db.Begin(ctx)
+	if err != nil && lostConnection(err) {
+		// As for a primer: nothing was written yet, so a pooled
+		// connection the server dropped is worth one more try.
+		tx, err = up.db.Begin(ctx)
+	}
 	if err != nil {
+		return primers.UpdateResult{}, classify(up.u, err)
+	}
+	// Rolled back unless committed: a statement that fails, or a
+	// connection lost mid-way, leaves nothing of the update written.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx) // after Commit, a no-op
+	}()
+	for _, st := range stmts {
+		args := make([]any, len(st.Args))
+		for i, a := range st.Args {
+			args[i] = in[a]
+		}
+		rows, err := tx.Query(ctx, st.SQL, args...)
+		if err == nil {
+			last, err = encodeRows(rows)
+		}
+		if err != nil {
+			return primers.UpdateResult{}, classify(up.u, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return primers.UpdateResult{}, classify(up.u, err)
 	}
 	res := primers.UpdateResult{}
@@ -272,8 +300,12 @@ func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.U
 	return res, nil
 }
 
-// classify turns data and constraint errors into bad input; the message
-// names the constraint, not the SQL.
+// classify turns data and constraint errors into bad input, the message
+// naming the constraint, not the SQL; and a lost or refused connection into
+// primers.ErrUnavailable. The statements run in one transaction, so after
+// either nothing of the update is written (a connection lost while COMMIT
+// was on its way is the one case whose outcome the client cannot know, as
+// with any database).
 func classify(u *Updater, err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && (strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23")) {
@@ -283,7 +315,7 @@ func classify(u *Updater, err error) error {
 		}
 		return fmt.Errorf("%w: %s: %s", primers.ErrBadInput, u.Name, msg)
 	}
-	return fmt.Errorf("%s: %w", u.File, err)
+	return fmt.Errorf("%s: %w", u.File, source.Unavailable(err))
 }
 
 // decode checks the input against the declared inputs: no unknown fields,
