@@ -101,22 +101,6 @@ func start(t *testing.T, wait bool, env []string, args ...string) *gateway {
 	return g
 }
 
-// logged reports whether a log line contains every one of parts.
-func (g *gateway) logged(parts ...string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-next:
-	for _, l := range g.logs {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
-}
-
 type reply struct {
 	status  int
 	body    []byte

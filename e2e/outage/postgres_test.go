@@ -3,6 +3,7 @@ package outage
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/internal/gatewaytest"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/source"
 )
@@ -65,8 +67,9 @@ func TestPostgresStopped(t *testing.T) {
 	require.NotEmpty(t, gr.Errors)
 	assert.Equal(t, "UNAVAILABLE", gr.Errors[0].Extensions.Code, "update mutation")
 
-	// A miss: 503 UNAVAILABLE, not a 502 or a 500.
-	status, f = g.fetch(t, "title_list/7")
+	// A miss (an author boot warming did not read): 503 UNAVAILABLE, not
+	// a 502 or a 500.
+	status, f = g.fetch(t, "title_list/900001")
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	assert.Equal(t, "UNAVAILABLE", f.Error.Code)
 
@@ -159,6 +162,4 @@ func TestListenConnectionCut(t *testing.T) {
 	gatewaytest.WaitReady(t, client, g.base)
 }
 
-func json0(v []byte, s string) bool { return compact(v) != "" && contains(v, s) }
-
-func contains(v []byte, s string) bool { return len(v) > 0 && string(v) != "" && stringsContains(string(v), s) }
+func json0(v []byte, s string) bool { return strings.Contains(compact(v), s) }
