@@ -9,6 +9,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"syscall"
 
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
@@ -36,6 +37,10 @@ const (
 	// store) does not answer now; the same request later may pass (HTTP
 	// 503). Nothing of a refused mutation was written.
 	Unavailable = "UNAVAILABLE"
+	// StorageFull: the embedded store's disk is full (HTTP 507). Not a 503:
+	// a full disk does not clear itself, an operator must free space, and
+	// reads (and cached products) go on meanwhile.
+	StorageFull = "STORAGE_FULL"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -70,6 +75,8 @@ func Classify(err error) Class {
 		return Class{NotFound, http.StatusNotFound, err.Error(), ""}
 	case errors.Is(err, cache.ErrVersionMismatch):
 		return Class{Conflict, http.StatusConflict, err.Error(), ""}
+	case errors.Is(err, syscall.ENOSPC):
+		return Class{StorageFull, http.StatusInsufficientStorage, "the store's disk is full; writes fail until space is freed", ""}
 	case errors.Is(err, primers.ErrUnavailable):
 		// Ahead of PrimerError: a primer that failed because its database
 		// is down is a 503 (retry later), not a bad gateway.

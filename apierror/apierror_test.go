@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,6 +37,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), apierror.Timeout, 504},
 		{fmt.Errorf("updater u: %w", primers.Unavailable("the source database", errors.New("dial tcp 127.0.0.1:5432: connection refused"))), apierror.Unavailable, 503},
 		{&cache.PrimerError{Product: "p", Key: "p/1", Err: primers.Unavailable("the source database", errors.New("EOF"))}, apierror.Unavailable, 503},
+		{fmt.Errorf("bolt put %q: %w", "p/1", &os.PathError{Op: "write", Path: "/data/kck.db", Err: syscall.ENOSPC}), apierror.StorageFull, 507},
 		{errors.New("pq: password authentication failed for user kck"), apierror.Internal, 500},
 	} {
 		c := apierror.Classify(tc.err)

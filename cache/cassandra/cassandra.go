@@ -63,6 +63,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
 )
 
 // Config configures the connection. Zero values take the defaults noted.
@@ -75,6 +76,10 @@ type Config struct {
 	Consistency string
 	// SerialConsistency of lease transactions. Default LOCAL_SERIAL.
 	SerialConsistency string
+	// AddressTranslator, when set, maps the addresses nodes announce to
+	// those the gateway dials (a NAT, or the TCP proxies of a test that
+	// cuts nodes off without stopping them).
+	AddressTranslator gocql.AddressTranslator
 	// LocalDC, when set, keeps requests in that datacenter.
 	LocalDC string
 	// Username and Password for PasswordAuthenticator.
@@ -198,6 +203,7 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 	cl.Consistency, _ = parseConsistency(c.Consistency)
 	cl.SerialConsistency, _ = parseConsistency(c.SerialConsistency)
 	cl.Timeout = c.Timeout
+	cl.AddressTranslator = c.AddressTranslator
 	cl.ConnectTimeout = c.ConnectTimeout
 	fallback := gocql.RoundRobinHostPolicy()
 	if c.LocalDC != "" {
@@ -355,7 +361,7 @@ func (s *Store) Get(ctx context.Context, key string) (cache.Entry, error) {
 		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, cache.ErrNotFound)
 	}
 	if err != nil {
-		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, err)
+		return cache.Entry{}, fmt.Errorf("cassandra get %q: %w", key, unavailable(err))
 	}
 	e := cache.Entry{Key: key, Version: uint64(version), ComputedAt: fromMicros(computed), StaleAt: fromMicros(stale), ExpiresAt: fromMicros(expi)}
 	if e.Expired(time.Now()) {
@@ -453,7 +459,7 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 	case err == nil && uint64(stored) >= e.Version:
 		return nil
 	case err != nil && !errors.Is(err, gocql.ErrNotFound):
-		return fmt.Errorf("cassandra put %q: %w", e.Key, err)
+		return fmt.Errorf("cassandra put %q: %w", e.Key, unavailable(err))
 	}
 	value, codec := e.Value, int8(codecRaw)
 	if s.cfg.CompressAbove >= 0 && len(value) >= s.cfg.CompressAbove {
@@ -464,7 +470,7 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 		e.Key, value, codec, int64(e.Version), micros(e.ComputedAt), micros(e.StaleAt), micros(e.ExpiresAt),
 		int64(e.Version), ttl).ExecContext(ctx)
 	if err != nil {
-		return fmt.Errorf("cassandra put %q: %w", e.Key, err)
+		return fmt.Errorf("cassandra put %q: %w", e.Key, unavailable(err))
 	}
 	return nil
 }
@@ -578,6 +584,28 @@ func casUnknown(err error) bool {
 	return errors.As(err, &u) || errors.As(err, &wt) && wt.WriteType == "CAS" || errors.As(err, &rt) ||
 		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrTimeoutNoResponse) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
+}
+
+// unavailable marks err primers.ErrUnavailable when it says the cluster
+// cannot serve the request now (no node reachable, too few replicas alive,
+// a connection lost mid-request, no answer in time), so that the edge answers 503 "retry later"; the
+// caller's own cancellation or deadline is left as it is.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var (
+		ru *gocql.RequestErrUnavailable
+		rr *gocql.RequestErrReadTimeout
+		rw *gocql.RequestErrWriteTimeout
+		ne net.Error
+	)
+	if errors.Is(err, gocql.ErrNoConnections) || errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrConnectionClosed) ||
+		errors.Is(err, gocql.ErrUnavailable) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &ru) || errors.As(err, &rr) || errors.As(err, &rw) || errors.As(err, &ne) {
+		return primers.Unavailable("the store", err)
+	}
+	return err
 }
 
 // Ping checks that a node answers.

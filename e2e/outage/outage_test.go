@@ -56,8 +56,7 @@ func repoRoot() string {
 
 var client = &http.Client{Timeout: 60 * time.Second}
 
-// gateway is one kck serve process; logs keeps what it logged (also
-// written to the test log).
+// gateway is one kck serve process; logs keeps what it logged.
 type gateway struct {
 	base string
 	cmd  *exec.Cmd
