@@ -43,6 +43,7 @@ test-short: ## go test -race ./... without lint
 .PHONY: lint
 lint: staticcheck ## go vet, gofmt and staticcheck
 	$(GO) vet ./...
+	cd examples/own-module && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GOBIN)/staticcheck ./...
 
@@ -51,13 +52,15 @@ staticcheck:
 	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q "$(STATICCHECK_VERSION:v%=%)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: generate
-generate: ## Regenerate the gqlgen code from schema.graphqls
+generate: ## Regenerate the gqlgen code from schema.graphqls (and examples/own-module's)
 	$(GO) generate ./...
+	cd examples/own-module && $(GO) generate ./...
 
 .PHONY: check-generate
 check-generate: ## Fail when go generate would change the generated code
 	$(GO) generate ./...
-	@if [ -n "$$(git status --porcelain -- graph)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph; git diff -- graph | head -50; exit 1; fi
+	cd examples/own-module && $(GO) generate ./...
+	@if [ -n "$$(git status --porcelain -- graph examples/own-module)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph examples/own-module; git diff -- graph examples/own-module | head -50; exit 1; fi
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)

@@ -75,6 +75,11 @@ func sqlDirFlag(f *flags, p *string) {
 }
 
 func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
+	return parseServeWith(args, stderr, nil)
+}
+
+// parseServeWith parses kck serve's flags, then applies with.
+func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (serveOptions, error) {
 	f := newFlags("serve", stderr)
 	o := serveFlags(f)
 	f.Usage = func() {
@@ -92,6 +97,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	}
 	if o.Limits.NegativeTTL == 0 {
 		o.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does
+	}
+	if with != nil {
+		with(&o.Config)
 	}
 	return *o, o.Validate()
 }
@@ -111,8 +119,15 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("bad log format %q (text or json)", format)
 }
 
-func runServe(args []string, stdout, stderr io.Writer) int {
-	o, err := parseServe(args, stderr)
+func runServe(args []string, stdout, stderr io.Writer) int { return Serve(args, stdout, stderr, nil) }
+
+// Serve is `kck serve` for a program of its own (see examples/own-module):
+// the same flags, KCK_* variables and config file, then with sets what
+// only code can (app.Config's Register, Schema and SQL) before the
+// configuration is validated and the gateway runs until SIGINT or SIGTERM.
+// It returns the exit code: 0 stopped cleanly, 1 failed, 2 usage error.
+func Serve(args []string, stdout, stderr io.Writer, with func(*app.Config)) int {
+	o, err := parseServeWith(args, stderr, with)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

@@ -176,3 +176,20 @@ func (c *Collector) Failed() bool {
 	defer c.mu.Unlock()
 	return !c.ran || c.errored
 }
+
+// ResolveProduct is the body of an @product field in an application's own
+// gqlgen package (the productfield plugin writes the call there; see
+// examples/own-module): resolveProduct, exported.
+func ResolveProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (T, error) {
+	return resolveProduct[T](ctx, r, name, args...)
+}
+
+// SubscribeProduct is the body of an @product subscription field in an
+// application's own gqlgen package: subscribeProduct, exported.
+func SubscribeProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (<-chan T, error) {
+	return subscribeProduct[T](ctx, r, name, args...)
+}
+
+// KCK returns r. An application's own resolver embeds *Resolver; the
+// resolvers the productfield plugin writes there reach KCK's through it.
+func (r *Resolver) KCK() *Resolver { return r }

@@ -42,12 +42,33 @@ func (Plugin) Implement(prev string, f *codegen.Field) string {
 		return body
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "return resolveProduct[%s](ctx, r.Resolver, %q",
-		templates.CurrentImports.LookupType(f.TypeReference.GO), arg.Value.Raw)
+	fn, root := helper("resolveProduct")
+	fmt.Fprintf(&b, "return %s[%s](ctx, %s, %q",
+		fn, templates.CurrentImports.LookupType(f.TypeReference.GO), root, arg.Value.Raw)
 	for _, a := range f.Args {
 		b.WriteString(", ")
 		b.WriteString(a.VarName)
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// graphPackage is KCK's GraphQL package, where the helpers the written
+// resolvers call live.
+const graphPackage = "github.com/kck-go/kck/graph"
+
+// helper names one of package graph's resolver helpers and the KCK
+// resolver to pass it. In package graph itself: the unexported helper and
+// r.Resolver. In an application's own gqlgen package (examples/own-module),
+// whose Resolver embeds *graph.Resolver: the exported helper, qualified,
+// and r.KCK().
+func helper(name string) (fn, root string) {
+	if templates.CurrentImports == nil {
+		return name, "r.Resolver"
+	}
+	alias := templates.CurrentImports.Lookup(graphPackage)
+	if alias == "" {
+		return name, "r.Resolver"
+	}
+	return alias + "." + strings.ToUpper(name[:1]) + name[1:], "r.KCK()"
 }

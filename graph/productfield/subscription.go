@@ -66,8 +66,9 @@ func implementSubscription(f *codegen.Field, product string) (string, bool) {
 		return "", false
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "return subscribeProduct[%s](ctx, r.Resolver, %q",
-		templates.CurrentImports.LookupType(f.TypeReference.GO), product)
+	fn, root := helper("subscribeProduct")
+	fmt.Fprintf(&b, "return %s[%s](ctx, %s, %q",
+		fn, templates.CurrentImports.LookupType(f.TypeReference.GO), root, product)
 	for _, a := range f.Args {
 		b.WriteString(", ")
 		b.WriteString(a.VarName)
