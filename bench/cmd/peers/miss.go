@@ -22,9 +22,9 @@ import (
 )
 
 type missResult struct {
-	store             string
-	n                 int
-	rawP50, rawP99    time.Duration
+	store              string
+	n                  int
+	rawP50, rawP99     time.Duration
 	firstP50, firstP99 time.Duration
 }
 
