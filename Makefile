@@ -57,7 +57,7 @@ generate: ## Regenerate the gqlgen code from schema.graphqls
 .PHONY: check-generate
 check-generate: ## Fail when go generate would change the generated code
 	$(GO) generate ./...
-	@if [ -n "$$(git status --porcelain -- graph)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph; git diff -- graph | head -50; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- graph bench/cmd/gqlpeer/graph)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph bench/cmd/gqlpeer/graph; git diff -- graph bench/cmd/gqlpeer/graph | head -50; exit 1; fi
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
