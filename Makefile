@@ -76,21 +76,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 bench: ## Benchmarks and the load comparison; figures in bench/README.md
 	./bench/run.sh
 
-# bench-peers: PEERS_D is each closed-loop point's duration, PEERS_OPEN_D each
-# open-loop point's; PEERS_FLAGS more flags of bench/cmd/peers (e.g. -only static,kck-embedded).
-PEERS_D ?= 5s
-PEERS_OPEN_D ?= 5s
-PEERS_FLAGS ?=
-
 .PHONY: bench-peers
-bench-peers: ## KCK against the static ceiling, Yoga, Apollo, PostGraphile, gqlgen (installs the peers with npm ci); tables into bench/README.md. Postgres: KCK_POSTGRES_URL or a local one; Cassandra rows when KCK_CASSANDRA_HOSTS is set
-	command -v wrk >/dev/null || { echo "bench-peers needs wrk (apt-get install -y wrk)"; exit 1; }
-	mkdir -p bench/peers/bin
-	$(GO) build -o bench/peers/bin/ . ./bench/cmd/peers ./bench/cmd/gqlpeer
-	cd bench/peers && npm ci --no-audit --no-fund
-	cd bench/peers/postgraphile && npm ci --no-audit --no-fund
-	pg="$${KCK_POSTGRES_URL:-$$(./scripts/postgres/up.sh)}" && ./bench/peers/bin/peers -kck bench/peers/bin/kck -gqlpeer bench/peers/bin/gqlpeer -node-dir bench/peers \
-		-postgres-url "$$pg" -d $(PEERS_D) -open-d $(PEERS_OPEN_D) -readme bench/README.md $(PEERS_FLAGS)
+bench-peers: ## KCK against Yoga, Apollo, PostGraphile, gqlgen and static bytes; tables in bench/README.md
+	./bench/peers/run.sh
 
 .PHONY: postgres-up
 postgres-up: ## Install (when absent) and start PostgreSQL; prints KCK_POSTGRES_URL

@@ -129,20 +129,20 @@ func attack(url string, keys int, rate float64, d time.Duration) (openResult, er
 		DisableCompression: true, MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024, IdleConnTimeout: 30 * time.Second,
 	}}
 	defer client.CloseIdleConnections()
-	// An attacker stops for good when its attack ends: one per attack, on
-	// the same client.
-	attacker := func() *vegeta.Attacker {
+	newAttacker := func() *vegeta.Attacker {
 		return vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(32), vegeta.MaxWorkers(1024))
 	}
 	pacer := vegeta.ConstantPacer{Freq: int(rate + 0.5), Per: time.Second}
-	// A short warm-up at the same rate opens the connections first.
-	for range attacker().Attack(targeter, pacer, min(d/4, time.Second), "warm-up") {
+	// A short warm-up at the same rate opens the connections first (an
+	// attacker runs one attack).
+	for range newAttacker().Attack(targeter, pacer, min(d/4, time.Second), "warm-up") {
 	}
+	atk := newAttacker()
 	var lats []time.Duration
 	o := openResult{rate: rate}
 	t0 := time.Now()
 	var last time.Time
-	for res := range attacker().Attack(targeter, pacer, d, "load") {
+	for res := range atk.Attack(targeter, pacer, d, "load") {
 		o.n++
 		if res.Code != http.StatusOK || res.Error != "" {
 			o.errors++

@@ -185,8 +185,11 @@ func run(c config) (*report, error) {
 		list = append(list, ref)
 	}
 	if c.wants("kck-cassandra") && c.cassHosts != "" {
+		if err := migrate(ctx, c.cassHosts, c.keyspace); err != nil {
+			return nil, err
+		}
 		s, err := kckServer("kck-cassandra", "KCK, Cassandra store (GraphQL hit)", "--store", "cassandra", "--cassandra-hosts", c.cassHosts,
-			"--cassandra-keyspace", c.keyspace, "--migrate", "--replication-factor", "3")
+			"--cassandra-keyspace", c.keyspace)
 		if err != nil {
 			return nil, err
 		}

@@ -73,7 +73,7 @@ func missPath(ctx context.Context, dbURL, cassHosts, keyspace string, n int, wan
 	}
 	if wants("kck-cassandra") && cassHosts != "" {
 		cfg := cassandra.Config{Hosts: splitHosts(cassHosts), Keyspace: keyspace}
-		if err := cassandra.Migrate(ctx, cfg, cassandra.Replication{Factor: 3}); err != nil {
+		if err := migrate(ctx, cassHosts, keyspace); err != nil {
 			return nil, err
 		}
 		s, err := cassandra.Open(ctx, cfg)
@@ -164,4 +164,18 @@ func splitHosts(s string) []string {
 		}
 	}
 	return out
+}
+
+// migrate creates the keyspace (RF 3) and tables when absent. Schema changes
+// time out on a busy cluster, so it tries three times.
+func migrate(ctx context.Context, hosts, keyspace string) error {
+	cfg := cassandra.Config{Hosts: splitHosts(hosts), Keyspace: keyspace}
+	var err error
+	for range 3 {
+		if err = cassandra.Migrate(ctx, cfg, cassandra.Replication{Factor: 3}); err == nil {
+			return nil
+		}
+		fmt.Fprintln(os.Stderr, "peers: cassandra migrate:", err, "(trying again)")
+	}
+	return fmt.Errorf("cassandra migrate %s: %w", keyspace, err)
 }
