@@ -60,7 +60,7 @@ generate: ## Regenerate the gqlgen code from schema.graphqls (and examples/own-m
 check-generate: ## Fail when go generate would change the generated code
 	$(GO) generate ./...
 	cd examples/own-module && $(GO) generate ./...
-	@if [ -n "$$(git status --porcelain -- graph examples/own-module)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph examples/own-module; git diff -- graph examples/own-module | head -50; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- graph bench/cmd/gqlpeer/graph examples/own-module)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph bench/cmd/gqlpeer/graph examples/own-module; git diff -- graph bench/cmd/gqlpeer/graph examples/own-module | head -50; exit 1; fi
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)

@@ -6,51 +6,76 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestPeersSmoke runs the whole harness once, briefly (not timed): npm ci of
-// the peers, every server but kck-cassandra started and checked for the same
-// data, one second per closed- and open-loop point, 20 first reads per store.
-// kck-cassandra is left out: its boot warming of 601 keys on a cold cluster
-// alone takes minutes (issue 13, item 4); the miss path still runs on
-// Cassandra when KCK_CASSANDRA_HOSTS is set. It fails on any error or
-// mismatch; figures are not judged.
-func TestPeersSmoke(t *testing.T) {
-	pg := os.Getenv("KCK_POSTGRES_URL")
-	if pg == "" {
+// TestMain lets the test binary serve the ceiling too: startStatic runs
+// os.Executable() static ADDR FILE, which is this binary in a test.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 3 && os.Args[1] == "static" {
+		serveStatic(os.Args[2], os.Args[3])
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the harness once, about a second per point, on the ceiling,
+// KCK on the embedded store and gqlgen (no Node peers, no Cassandra): every
+// server must answer the same data, with no error under either load, and the
+// report must have every table. Figures are not judged.
+func TestSmoke(t *testing.T) {
+	pgURL := os.Getenv("KCK_POSTGRES_URL")
+	if pgURL == "" {
 		t.Skip("KCK_POSTGRES_URL is not set")
 	}
-	if testing.Short() {
-		t.Skip("-short")
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Skip("wrk is not installed")
 	}
-	root, err := filepath.Abs("../../..")
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "github.com/kck-go/kck", "github.com/kck-go/kck/bench/cmd/gqlpeer")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	c := config{
+		kck: filepath.Join(bin, "kck"), gqlpeer: filepath.Join(bin, "gqlpeer"),
+		pgURL: pgURL, database: "kck_peers_smoke",
+		only: map[string]bool{"static": true, "kck-embedded": true, "gqlgen": true},
+		dur:  time.Second, openDur: time.Second, conns: 16, wrkThreads: 1,
+		keys: []int{1, authors}, missN: 20, smoke: true,
+	}
+	rep, err := run(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	for _, name := range []string{"static", "kck-embedded", "gqlgen"} {
+		for _, k := range c.keys {
+			r, ok := rep.closed[name][k]
+			if !ok || r.rps <= 0 {
+				t.Errorf("%s, %d keys: no closed-loop figure (%+v)", name, k, r)
+			}
+			if got := len(rep.open[name][k]); got != len(fractions) {
+				t.Errorf("%s, %d keys: %d open-loop points, want %d", name, k, got, len(fractions))
+			}
 		}
 	}
-	run("./bench/peers/setup.sh")
-	bin := t.TempDir()
-	run("go", "build", "-o", bin+"/kck", ".")
-	run("go", "build", "-o", bin+"/gqlpeer", "./bench/cmd/gqlpeer")
-	run("go", "build", "-o", bin+"/peers", "./bench/cmd/peers")
-	cmd := exec.Command(bin+"/peers", "-smoke", "-kck", bin+"/kck", "-gqlpeer", bin+"/gqlpeer", "-node-dir", "bench/peers",
-		"-postgres-url", pg, "-database", "kck_peers_smoke", "-cassandra-keyspace", "kck_peers_smoke",
-		"-only", "yoga,apollo,postgraphile,gqlgen,kck-embedded", "-d", "1s", "-miss", "20")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("peers: %v\n%s", err, out)
+	if len(rep.miss) != 1 || rep.miss[0].store != "embedded" || rep.miss[0].firstP50 <= 0 {
+		t.Errorf("miss path: %+v, want one embedded row", rep.miss)
 	}
-	for _, want := range []string{"GraphQL Yoga", "Apollo Server", "PostGraphile", "gqlgen over pgx", "KCK, embedded store", "The miss path"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the report has no row for %q:\n%s", want, out)
+	md := rep.markdown(c)
+	for _, want := range []string{"Closed loop", "Open loop", "The miss path", "Targets, from this run", "gqlgen over pgx"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report has no %q:\n%s", want, md)
 		}
+	}
+	readme := filepath.Join(t.TempDir(), "README.md")
+	if err := os.WriteFile(readme, []byte("before\n"+beginMarker+"\nold\n"+endMarker+"\nafter\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := splice(readme, md); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(readme)
+	if !strings.HasPrefix(string(got), "before\n"+beginMarker+"\n"+md) || !strings.HasSuffix(string(got), endMarker+"\nafter\n") || strings.Contains(string(got), "\nold\n") {
+		t.Errorf("splice: %s", got)
 	}
 }
