@@ -22,12 +22,18 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate examples ## The whole suite: lint, generated code up to date, services up, go test -race ./... (e2e last)
+test: lint check-generate examples wrk ## The whole suite: lint, generated code up to date, services up, go test -race ./... (e2e last)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
 		mkdir -p .test-artifacts && \
 		$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/.test-artifacts $$($(GO) list ./... | grep -v /e2e$$) && \
 		$(GO) test -race -count=1 -timeout 20m ./e2e/
+
+# wrk (Debian's) drives the peers harness's closed-loop points; its smoke test
+# (bench/cmd/peers TestSmoke) runs in the suite.
+.PHONY: wrk
+wrk:
+	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); $$s apt-get install -y wrk >/dev/null 2>&1 || { $$s apt-get update >/dev/null && $$s apt-get install -y wrk >/dev/null; }; }
 
 # Built before the tests (not while they run, on a busy machine); the browser
 # tests call the same script, which skips an example whose build is newer than
