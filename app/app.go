@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -60,15 +59,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	if cfg.Store == backend.Cassandra && cfg.Migrate {
-		mctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := cassandra.Migrate(mctx, cfg.Cassandra, cassandra.Replication{Factor: cfg.ReplicationFactor})
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-	}
-	a.backend, err = backend.Open(ctx, backend.Config{Kind: cfg.Store, DataDir: cfg.DataDir, Cassandra: cfg.Cassandra, Late: true, Logger: log})
+	a.backend, err = backend.Open(ctx, backend.Config{Kind: cfg.Store, DataDir: cfg.DataDir, Cassandra: cfg.Cassandra, Late: true,
+		Migrate: cfg.Migrate, Replication: cassandra.Replication{Factor: cfg.ReplicationFactor}, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/pgtest"
+	"github.com/kck-go/kck/internal/scriptrun"
 	"github.com/kck-go/kck/source"
 )
 
@@ -330,4 +332,63 @@ func TestCheckCommand(t *testing.T) {
 	assert.Equal(t, 1, run([]string{"check", "--postgres-url", url, "--sql-dir", dir}, &out, &errOut))
 	assert.Contains(t, out.String(), `title_list.sql: title_list: GraphQL Title.title has no column "title"`)
 	assert.Contains(t, out.String(), "title_list.sql: title_list: GraphQL Title.year is Int! but column year is text")
+}
+
+// kck serve --migrate with the cluster down at start serves (not ready),
+// and once the cluster answers creates the keyspace, connects and is ready:
+// no manual step. The "cluster" is a TCP proxy to a real node that refuses
+// connections (nothing listens) until the test starts it.
+func TestServeMigratesOnceCassandraAnswers(t *testing.T) {
+	t.Parallel()
+	node := cassandratest.Hosts(t)[0]
+	if !strings.Contains(node, ":") {
+		node += ":9042"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // refused until the proxy starts
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Store = "cassandra"
+	cfg.Migrate, cfg.ReplicationFactor = true, 1
+	cfg.Cassandra = cassandra.Config{Hosts: []string{addr}, Keyspace: scriptrun.UniqueName("kck_test_late_"), ConnectTimeout: time.Second}
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+	ready := func() int {
+		resp, err := http.Get(base + "/readyz")
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, 503, ready(), "not ready while the cluster is down")
+
+	ln, err = net.Listen("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", node)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { _, _ = io.Copy(u, c) }()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	// The late connection retries with a backoff of up to 30 s; the bound
+	// is a hang guard.
+	require.Eventually(t, func() bool { return ready() == 200 }, 3*time.Minute, 250*time.Millisecond, "ready once the cluster answers")
+	assert.Equal(t, float64(len(demo.NewDataset().TitlesBy(7))), titleCount(t, base))
+	s, err := cassandra.Open(context.Background(), cassandra.Config{Hosts: cassandratest.Hosts(t), Keyspace: cfg.Cassandra.Keyspace})
+	require.NoError(t, err, "the keyspace was created")
+	require.NoError(t, s.Close())
 }

@@ -52,8 +52,13 @@ type Config struct {
 	// backend connects in the background (see cassandra.Late). Errors
 	// waiting would not cure (ErrConfig, cassandra.ErrNotMigrated) still
 	// fail Open.
-	Late   bool
-	Logger *slog.Logger
+	Late bool
+	// Migrate creates the keyspace and tables (with Replication) before
+	// the store opens. With Late, a cluster that does not answer is
+	// migrated once it does, before the store connects.
+	Migrate     bool
+	Replication cassandra.Replication
+	Logger      *slog.Logger
 }
 
 // ErrConfig is a Config no backend opens with: a usage error. Check's
@@ -88,9 +93,23 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 		}
 		return &backend[*bolt.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
 	}
-	s, err := cassandra.Open(ctx, cfg.Cassandra)
+	var prepare func(context.Context) error
+	if cfg.Migrate {
+		prepare = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			return cassandra.Migrate(ctx, cfg.Cassandra, cfg.Replication)
+		}
+	}
+	err := error(nil)
+	if prepare != nil {
+		err = prepare(ctx)
+	}
 	if err == nil {
-		return &backend[*cassandra.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+		var s *cassandra.Store
+		if s, err = cassandra.Open(ctx, cfg.Cassandra); err == nil {
+			return &backend[*cassandra.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+		}
 	}
 	if !cfg.Late || errors.Is(err, cassandra.ErrNotMigrated) || errors.Is(err, cassandra.ErrConfig) {
 		return nil, err
@@ -101,7 +120,7 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 	}
 	log.Error("cassandra unreachable at start: serving without a store until it answers; /readyz fails meanwhile",
 		"hosts", strings.Join(cfg.Cassandra.Hosts, ","), "err", err)
-	l := cassandra.OpenLate(cfg.Cassandra, log)
+	l := cassandra.OpenLate(cfg.Cassandra, log, prepare)
 	return &backend[*cassandra.Late]{s: l, queue: func(q queue.Config) (queue.Store, error) { return l.Queue(q), nil }}, nil
 }
 

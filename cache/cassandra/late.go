@@ -33,8 +33,9 @@ var (
 )
 
 // OpenLate starts connecting: once a second at first, backing off to every
-// 30 s.
-func OpenLate(cfg Config, log *slog.Logger) *Late {
+// 30 s. prepare, when not nil, runs before each attempt to open (kck serve
+// --migrate: the keyspace is created once the cluster answers).
+func OpenLate(cfg Config, log *slog.Logger, prepare func(context.Context) error) *Late {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Late{cancel: cancel}
 	l.wg.Go(func() {
@@ -44,9 +45,16 @@ func OpenLate(cfg Config, log *slog.Logger) *Late {
 				return
 			case <-time.After(wait):
 			}
-			actx, acancel := context.WithTimeout(ctx, 30*time.Second)
-			s, err := Open(actx, cfg)
-			acancel()
+			var s *Store
+			err := error(nil)
+			if prepare != nil {
+				err = prepare(ctx)
+			}
+			if err == nil {
+				actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+				s, err = Open(actx, cfg)
+				acancel()
+			}
 			if err == nil {
 				l.cur.Store(s)
 				log.Info("cassandra connected", "hosts", strings.Join(cfg.Hosts, ","))
