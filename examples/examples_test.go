@@ -35,23 +35,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kck-examples-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "kck")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Dir = filepath.Join(here(), "..")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "examples: build kck:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.MainWithKCK(m, "examples", &binary)) }
 
 func here() string {
 	_, file, _, _ := runtime.Caller(0)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kck-go/kck/internal/gatewaytest"
 )
 
 // suite is what TestMain sets up once for every scenario.
@@ -56,12 +58,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	suite.binary = filepath.Join(dir, "kck")
-	build := exec.Command("go", "build", "-o", suite.binary, ".")
-	build.Dir = suite.repo
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: build kck:", err)
+	if suite.binary, err = gatewaytest.BuildKCK(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
 		return 1
 	}
 	suite.soak, err = time.ParseDuration(envOr("KCK_FAULTS_SOAK", "30s"))

@@ -10,14 +10,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,28 +28,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kck-outage-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "kck")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Dir = repoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "outage: build kck:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.MainWithKCK(m, "outage", &binary)) }
 
 var client = &http.Client{Timeout: 60 * time.Second}
 
