@@ -105,3 +105,6 @@ WARM_KEYS=${WARM_KEYS:-2000} go test -run '^$' -bench 'BenchmarkWarmCassandra' -
 
 echo "== the refresh queue: enqueue, claim, done against one raw atomic write, each store"
 go test -run '^$' -bench 'BenchmarkQueue' -benchtime 1000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+
+echo "== the cost curve: 1,000 to 1,000,000 cached products of ~1 KB on the embedded store"
+go run ./bench/cmd/costcurve -keys "${COST_KEYS:-1000,100000,1000000}"
