@@ -79,9 +79,9 @@ type Config struct {
 	// (--queue-lease, 2m), and ComputeLease how long a gateway holds one
 	// key's computation (--compute-lease, 30s): a gateway that dies
 	// mid-refresh delays its keys by the longer of the two. ComputeLease
-	// must be at least PrimerTimeout, the bound of one primer run (30s;
-	// no flag): a lease that ends before the run lets a second gateway
-	// compute the same key.
+	// must be at least PrimerTimeout, the bound of one primer run
+	// (--primer-timeout, 30s): a lease that ends before the run lets a
+	// second gateway compute the same key.
 	QueueLease, ComputeLease time.Duration
 	PrimerTimeout            time.Duration
 	// Limits: what one request may cost.
@@ -195,10 +195,10 @@ func (c Config) Validate() error {
 		return errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
 	}
 	if c.PrimerTimeout < 0 {
-		return errors.New("serve: the primer timeout must not be negative")
+		return errors.New("serve: --primer-timeout must not be negative")
 	}
 	if pt := c.primerTimeout(); c.ComputeLease < pt {
-		return fmt.Errorf("serve: --compute-lease %v is shorter than the primer timeout %v: another gateway would compute a key while its primer still runs", c.ComputeLease, pt)
+		return fmt.Errorf("serve: --compute-lease %v is shorter than --primer-timeout %v: another gateway would compute a key while its primer still runs", c.ComputeLease, pt)
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err

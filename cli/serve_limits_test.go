@@ -151,3 +151,14 @@ func TestServeCompressionFlags(t *testing.T) {
 		require.NoError(t, stop())
 	}
 }
+
+// A compute lease shorter than the primer timeout is refused at start,
+// naming both flags: a primer still running when its lease ends would let
+// another gateway compute the same key. --primer-timeout makes room.
+func TestServeLeaseAtLeastPrimerTimeout(t *testing.T) {
+	_, err := parseServe([]string{"--compute-lease", "4s"}, io.Discard)
+	require.ErrorContains(t, err, "--compute-lease 4s is shorter than --primer-timeout 30s")
+	cfg, err := parseServe([]string{"--compute-lease", "4s", "--primer-timeout", "4s"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 4*time.Second, cfg.PrimerTimeout)
+}

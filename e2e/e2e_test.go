@@ -380,7 +380,7 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 	// both short here, the compute lease above the primer's 1.5 s.
 	const lease = 4 * time.Second
 	gws := startGateways(t, 3, ks, "KCK_POSTGRES_URL="+pg, "KCK_SQL_DIR="+sqlDir,
-		"KCK_QUEUE_LEASE="+lease.String(), "KCK_COMPUTE_LEASE="+lease.String())
+		"KCK_QUEUE_LEASE="+lease.String(), "KCK_COMPUTE_LEASE="+lease.String(), "KCK_PRIMER_TIMEOUT="+lease.String())
 	keys := make([]string, 12)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("slow/%d", i+1)
