@@ -135,21 +135,27 @@ func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) WriteHeader(code int)        { d.code = code }
 func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
 
-// BenchmarkHit compares, in one run, the gateway's GraphQL hit with a plain
-// handler that looks up and writes the same bytes (the ceiling). Both read
-// the request body. The hit must touch neither the store nor a primer.
-func BenchmarkHit(b *testing.B) {
-	r := newRig(b)
+// staticHandler is the ceiling: a plain handler that reads the request body,
+// looks up the rig's response for it and writes the bytes.
+func staticHandler(r *rig) http.Handler {
 	byBody := make(map[string][]byte, len(r.bodies))
 	for i, body := range r.bodies {
 		byBody[string(body)] = r.want[i]
 	}
-	static := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var buf [512]byte
 		n, _ := io.ReadFull(req.Body, buf[:])
 		w.Header()["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(byBody[string(buf[:n])])
 	})
+}
+
+// BenchmarkHit compares, in one run, the gateway's GraphQL hit with a plain
+// handler that looks up and writes the same bytes (the ceiling). Both read
+// the request body. The hit must touch neither the store nor a primer.
+func BenchmarkHit(b *testing.B) {
+	r := newRig(b)
+	static := staticHandler(r)
 	run := func(b *testing.B, r *rig, h http.Handler, acceptEncoding ...string) {
 		reqs := make([]*http.Request, len(r.bodies))
 		calls, primes := r.store.calls.Load(), r.primes.Load()
@@ -221,16 +227,7 @@ func TestHitTouchesNothing(t *testing.T) {
 // share). Each response's length is checked.
 func BenchmarkHitHTTP(b *testing.B) {
 	r := newRig(b)
-	byBody := make(map[string][]byte, len(r.bodies))
-	for i, body := range r.bodies {
-		byBody[string(body)] = r.want[i]
-	}
-	static := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var buf [512]byte
-		n, _ := io.ReadFull(req.Body, buf[:])
-		w.Header()["Content-Type"] = []string{"application/json"}
-		_, _ = w.Write(byBody[string(buf[:n])])
-	})
+	static := staticHandler(r)
 	run := func(b *testing.B, h http.Handler, acceptEncoding []string) {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
