@@ -118,5 +118,5 @@ func TestOwnModule(t *testing.T) {
 		a := query()
 		return len(a.Data.ShelfBooks) == 3 && a.Data.ShelfStats != nil && a.Data.ShelfStats.Books == 3 &&
 			a.Data.ShelfStats.Pages == 1190 && a.Data.ShelfStats.LongestTitle == "The Left Hand of Darkness"
-	}, 30*time.Second, 50*time.Millisecond, "the inserted row never reached both products")
+	}, 2*time.Minute, 50*time.Millisecond, "the inserted row never reached both products")
 }
