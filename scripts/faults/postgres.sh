@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The fault suite's own PostgreSQL: a Debian cluster named `faults` on port
-# KCK_FAULTS_PG_PORT (default 5440), apart from the project's `main` cluster,
-# because the suite stops and starts it. Creates it when absent, with the role
+# The fault suite's own PostgreSQL: a Debian cluster named KCK_FAULTS_PG_NAME
+# (default `faults`) on port KCK_FAULTS_PG_PORT (default 5440), apart from the
+# project's `main` cluster, because the suite stops and starts it. Creates it when absent, with the role
 # and database scripts/postgres/up.sh creates (role kck, database kck).
 #   scripts/faults/postgres.sh start   prints the DSN on stdout
-#   scripts/faults/postgres.sh stop    stops the `faults` cluster only
+#   scripts/faults/postgres.sh stop    stops that cluster only
 set -euo pipefail
 log() { printf '[faults-postgres %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -12,7 +12,7 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null;
 as_postgres() { if [[ $(id -u) -eq 0 ]]; then su postgres -s /bin/sh -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
 
 PORT=${KCK_FAULTS_PG_PORT:-5440}
-NAME=faults
+NAME=${KCK_FAULTS_PG_NAME:-faults}
 # Installs PostgreSQL when absent (the project's script does it the same way).
 command -v pg_ctlcluster >/dev/null || "$(dirname "${BASH_SOURCE[0]}")/../postgres/up.sh" >/dev/null
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
