@@ -22,12 +22,22 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate examples wrk ## The whole suite: lint, generated code up to date, services up, go test -race ./... (e2e last)
+test: lint check-generate examples wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
 		mkdir -p .test-artifacts && \
 		$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/.test-artifacts $$($(GO) list ./... | grep -v /e2e$$) && \
-		$(GO) test -race -count=1 -timeout 20m ./e2e/
+		$(GO) test -race -count=1 -timeout 20m ./e2e/ && \
+		$(MAKE) --no-print-directory bench-smoke && \
+		$(MAKE) --no-print-directory faults-ci KCK_FAULTS_CASSANDRA_BASE=0 KCK_FAULTS_CASSANDRA_RUN_DIR=$(CURDIR)/.cache/cassandra/run
+
+# Every Go benchmark once, as a smoke test (not timed: -benchtime 1x, and the
+# Cassandra warming benchmark on 50 keys); `make bench` takes the figures.
+.PHONY: bench-smoke
+bench-smoke: ## Every Go benchmark run once (a smoke test, not a measurement)
+	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
+		KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass WARM_KEYS=50 \
+		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 
 # wrk (Debian's) drives the peers harness's closed-loop points; its smoke test
 # (bench/cmd/peers TestSmoke) runs in the suite.
@@ -119,6 +129,9 @@ cassandra-down: ## Stop the local Cassandra nodes
 # dir .cache/faults/cassandra) and PostgreSQL (Debian cluster "faults", port
 # 5440), never the project's: it kills nodes and stops Postgres. `faults` writes
 # docs/reliability.md; `faults-ci` runs the same assertions with a short soak.
+# `make test` runs faults-ci last on the project's own cluster instead
+# (KCK_FAULTS_CASSANDRA_BASE=0): nothing else uses it then, and CI saves
+# starting a second one. The suite restarts every node it killed.
 FAULTS_ENV = KCK_CASSANDRA_CACHE_DIR=$${KCK_CASSANDRA_CACHE_DIR:-$(CURDIR)/.cache/cassandra}
 .PHONY: faults
 faults: ## Fault scenarios under load; writes docs/reliability.md (full soak, 10 min)
