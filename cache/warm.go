@@ -46,10 +46,11 @@ func (o WarmOptions) withDefaults() WarmOptions {
 // Cassandra) while they contend for the same lease rows. Warm shares the work
 // instead: keys fall into buckets by a hash of the key, the same on every
 // gateway warming the same set, and one lease covers a bucket. A gateway
-// reads a bucket's keys from the store, and computes the missing ones only
-// while it holds the bucket's lease; a bucket leased by another gateway is
-// visited again later (backing off from the poll interval to a second),
-// until its keys are in the store. A reader that misses
+// that gets a bucket's lease reads its keys once, under the lease, and
+// computes the missing ones; a gateway refused the lease reads what the
+// holder has stored so far and visits the bucket again later (backing off
+// from the poll interval to a second), until its keys are in the store.
+// A reader that misses
 // a key in a bucket being warmed elsewhere computes it under the key's own
 // lease as usual, so a key can be computed twice then, never served wrong:
 // versions order the writes.
@@ -142,13 +143,12 @@ const warmBucketsAtOnce = 4
 // left for later (the lease is another gateway's and they are not stored
 // yet), and reports every other key to OnKey.
 //
-// The lease comes first and each key is read once, under it: a key the
-// holder finds missing stays missing until the holder computes it (other
-// gateways warming it wait for the bucket; a reader's miss computes under
-// the key's own lease, see Warm), so no second read is needed before the
-// primer runs, and the write may skip Put's version read (NewPutter). A
-// bucket whose keys are all stored (a restart) costs the lease's two round
-// trips for about BucketSize keys.
+// In a cold bucket the lease comes first and each key is read once, under
+// it: a key the holder finds missing stays missing until the holder
+// computes it (other gateways warming it wait for the bucket; a reader's
+// miss computes under the key's own lease, see Warm), so no second read is
+// needed before the primer runs, and the write may skip Put's version read
+// (NewPutter).
 func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem chan struct{}, opts WarmOptions) (left []string) {
 	if err := ctx.Err(); err != nil {
 		for _, k := range keys {
@@ -175,6 +175,39 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 	if len(todo) == 0 {
 		return nil
 	}
+	// A bucket with one key stored is most likely stored whole (a
+	// restart): read it without the lease, which is then taken only for
+	// the keys missing, read again under it. Otherwise (a cold boot) the
+	// lease comes first. One read tells which, for about BucketSize keys.
+	var probe string
+	for key := range todo {
+		probe = key
+		break
+	}
+	read := false
+	c.parallel(ctx, []string{probe}, sem, func(key string) { _, read = c.stored(ctx, todo[key].String()) })
+	if read {
+		opts.OnKey(probe, nil)
+		delete(todo, probe)
+		var (
+			mu    sync.Mutex
+			found []string
+		)
+		c.parallel(ctx, keysOf(todo), sem, func(key string) {
+			if _, ok := c.stored(ctx, todo[key].String()); ok {
+				opts.OnKey(key, nil)
+				mu.Lock()
+				found = append(found, key)
+				mu.Unlock()
+			}
+		})
+		for _, key := range found {
+			delete(todo, key)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
 	got, aerr := c.store.Acquire(ctx, lease, c.opts.Owner, c.opts.LeaseTTL)
 	if aerr != nil {
 		// Without the store we cannot share the work: each key's own read
@@ -187,6 +220,9 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		return nil
 	}
 	if !got {
+		if read {
+			return keysOf(todo)
+		}
 		// Another gateway is warming the bucket: take what it has stored
 		// so far, and leave the rest for a later visit.
 		var mu sync.Mutex
