@@ -165,6 +165,7 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 		Worker:          w,
 		DrainInterval:   a.cfg.DrainInterval,
 		WarmConcurrency: a.cfg.WarmConcurrency,
+		Concurrency:     a.cfg.RefreshConcurrency,
 		Logger:          a.log,
 		Registerer:      reg,
 	})

@@ -75,6 +75,9 @@ type Config struct {
 	// WarmConcurrency is how many keys boot warming reads at once
 	// (--warm-concurrency, 32).
 	WarmConcurrency int
+	// RefreshConcurrency is how many keys a periodic or bulk refresh
+	// recomputes at once (--refresh-concurrency, 16).
+	RefreshConcurrency int
 	// QueueLease is how long a worker holds the keys it claimed
 	// (--queue-lease, 2m), and ComputeLease how long a gateway holds one
 	// key's computation (--compute-lease, 30s): a gateway that dies
@@ -148,22 +151,23 @@ func (c AuthConfig) Enabled() bool {
 // Defaults is the configuration `kck serve` starts from.
 func Defaults() Config {
 	return Config{
-		Addr:              ":8080",
-		DataDir:           ".kck-data",
-		MemoryMB:          256,
-		Introspection:     true,
-		Compression:       true,
-		CompressMinBytes:  512,
-		ShutdownAfter:     15 * time.Second,
-		Store:             "embedded",
-		ReplicationFactor: 1,
-		Scheduler:         true,
-		ReadyAfterWarm:    true,
-		DrainInterval:     time.Second,
-		WarmConcurrency:   32,
-		QueueLease:        2 * time.Minute,
-		ComputeLease:      30 * time.Second,
-		PrimerTimeout:     30 * time.Second,
+		Addr:               ":8080",
+		DataDir:            ".kck-data",
+		MemoryMB:           256,
+		Introspection:      true,
+		Compression:        true,
+		CompressMinBytes:   512,
+		ShutdownAfter:      15 * time.Second,
+		Store:              "embedded",
+		ReplicationFactor:  1,
+		Scheduler:          true,
+		ReadyAfterWarm:     true,
+		DrainInterval:      time.Second,
+		WarmConcurrency:    32,
+		RefreshConcurrency: 16,
+		QueueLease:         2 * time.Minute,
+		ComputeLease:       30 * time.Second,
+		PrimerTimeout:      30 * time.Second,
 		Limits: LimitsConfig{
 			Playground: true,
 			GraphQL: graph.Limits{
@@ -208,6 +212,9 @@ func (c Config) Validate() error {
 	}
 	if c.WarmConcurrency <= 0 {
 		return errors.New("serve: --warm-concurrency must be positive")
+	}
+	if c.RefreshConcurrency <= 0 {
+		return errors.New("serve: --refresh-concurrency must be positive")
 	}
 	if err := c.Browser.validate(); err != nil {
 		return err

@@ -58,17 +58,22 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 			c.storeFailed("release", key, err)
 		}
 	}()
+	absent := false
 	if afterMiss {
-		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
+		e, err := c.store.Get(ctx, key)
+		if err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
 			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
 		}
+		absent = errors.Is(err, ErrNotFound)
 	}
-	return c.computeHeld(ctx, k, key, minVersion)
+	return c.computeHeld(ctx, k, key, minVersion, absent)
 }
 
 // computeHeld runs the primer for k and stores the result, with the
 // coordination across gateways (a lease) already held by the caller.
-func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minVersion uint64) (Result, error) {
+// absent says the caller read the key under that lease and the store had
+// none: the write may then skip Put's version read (see NewPutter).
+func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minVersion uint64, absent bool) (Result, error) {
 	p := c.reg.Product(k.Name)
 	if p.Primer == nil {
 		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
@@ -80,7 +85,7 @@ func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minV
 		return Result{}, &PrimerError{Product: k.Name, Key: key, Err: err}
 	}
 	e := c.newEntry(p, key, value, version, started)
-	c.put(ctx, e)
+	c.put(ctx, e, absent)
 	return Result{Entry: e, Tier: TierComputed}, nil
 }
 
@@ -98,9 +103,14 @@ func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version u
 }
 
 // put writes e to the store and the in-process tier. A store failure is
-// counted and logged; the value is still served from this gateway.
-func (c *Cache) put(ctx context.Context, e *Entry) {
-	if err := c.store.Put(ctx, *e); err != nil {
+// counted and logged; the value is still served from this gateway. absent:
+// see computeHeld.
+func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
+	write := c.store.Put
+	if np, ok := c.store.(NewPutter); ok && absent {
+		write = np.PutNew
+	}
+	if err := write(ctx, *e); err != nil {
 		c.storeFailed("put", e.Key, err)
 	}
 	c.forgetNegative(e.Key)

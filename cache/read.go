@@ -230,6 +230,11 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 // and reads as empty: it should not stop us serving.
 func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
 	e, err := c.store.Get(ctx, key)
+	return c.fromStore(key, e, err)
+}
+
+// fromStore is stored with the store's answer for key already read.
+func (c *Cache) fromStore(key string, e Entry, err error) (Result, bool) {
 	switch {
 	case err == nil && !e.Expired(c.clock.Now()):
 		ep := c.remember(&e)

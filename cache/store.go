@@ -73,3 +73,15 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// NewPutter is implemented by stores that can write the first entry of a
+// key in fewer round trips than Put. The cache calls PutNew only when it has
+// just read the key and found nothing, while it holds the key's lease (or
+// its warm bucket's): then Put's guard against replacing an equal version
+// (Cassandra reads the stored version first, since its tie-break between
+// equal write timestamps is by cell contents) has nothing to guard. PutNew
+// keeps the rest of Put's contract: a higher version stored meanwhile still
+// wins, and an entry past its ExpiresAt is not stored.
+type NewPutter interface {
+	PutNew(ctx context.Context, e Entry) error
+}

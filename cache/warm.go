@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/bits"
@@ -45,10 +46,11 @@ func (o WarmOptions) withDefaults() WarmOptions {
 // Cassandra) while they contend for the same lease rows. Warm shares the work
 // instead: keys fall into buckets by a hash of the key, the same on every
 // gateway warming the same set, and one lease covers a bucket. A gateway
-// reads a bucket's keys from the store, and computes the missing ones only
-// while it holds the bucket's lease; a bucket leased by another gateway is
-// visited again later (backing off from the poll interval to a second),
-// until its keys are in the store. A reader that misses
+// that gets a bucket's lease reads its keys once, under the lease, and
+// computes the missing ones; a gateway refused the lease reads what the
+// holder has stored so far and visits the bucket again later (backing off
+// from the poll interval to a second), until its keys are in the store.
+// A reader that misses
 // a key in a bucket being warmed elsewhere computes it under the key's own
 // lease as usual, so a key can be computed twice then, never served wrong:
 // versions order the writes.
@@ -90,7 +92,7 @@ func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
 			mu       sync.Mutex
 			deferred []int
 			wg       sync.WaitGroup
-			slots    = make(chan struct{}, warmBucketsAtOnce)
+			slots    = make(chan struct{}, max(warmBucketsAtOnce, opts.Concurrency/8))
 		)
 		for _, b := range pending {
 			slots <- struct{}{}
@@ -132,12 +134,21 @@ func (c *Cache) Warm(ctx context.Context, keys []string, opts WarmOptions) {
 const maxWarmWait = time.Second
 
 // warmBucketsAtOnce overlaps one bucket's lease round trip with another's
-// reads and computations; the keys in flight stay bounded by Concurrency.
+// reads and computations (at least; a Concurrency above 32 warms
+// Concurrency/8 buckets at once); the keys in flight stay bounded by
+// Concurrency.
 const warmBucketsAtOnce = 4
 
 // warmBucket warms keys under the bucket lease name. It returns the keys
 // left for later (the lease is another gateway's and they are not stored
 // yet), and reports every other key to OnKey.
+//
+// In a cold bucket the lease comes first and each key is read once, under
+// it: a key the holder finds missing stays missing until the holder
+// computes it (other gateways warming it wait for the bucket; a reader's
+// miss computes under the key's own lease, see Warm), so no second read is
+// needed before the primer runs, and the write may skip Put's version read
+// (NewPutter).
 func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem chan struct{}, opts WarmOptions) (left []string) {
 	if err := ctx.Err(); err != nil {
 		for _, k := range keys {
@@ -145,30 +156,56 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		}
 		return nil
 	}
-	var mu sync.Mutex
-	missing := map[string]primers.Key{}
-	c.parallel(ctx, keys, sem, func(key string) {
+	todo := make(map[string]primers.Key, len(keys))
+	for _, key := range keys {
 		k, canonical, err := c.resolve(key)
 		if err == nil && k.Name == "" {
 			err = &primers.KeyError{Key: key, Reason: "only registered products can be warmed", Err: primers.ErrUnknownProduct}
 		}
 		if err != nil {
 			opts.OnKey(key, err)
-			return
+			continue
 		}
 		if _, ok := c.memFresh(canonical); ok {
 			opts.OnKey(key, nil)
-			return
+			continue
 		}
-		if _, found := c.stored(ctx, canonical); found {
-			opts.OnKey(key, nil)
-			return
+		todo[key] = k
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	// A bucket with one key stored is most likely stored whole (a
+	// restart): read it without the lease, which is then taken only for
+	// the keys missing, read again under it. Otherwise (a cold boot) the
+	// lease comes first. One read tells which, for about BucketSize keys.
+	var probe string
+	for key := range todo {
+		probe = key
+		break
+	}
+	read := false
+	c.parallel(ctx, []string{probe}, sem, func(key string) { _, read = c.stored(ctx, todo[key].String()) })
+	if read {
+		opts.OnKey(probe, nil)
+		delete(todo, probe)
+		var (
+			mu    sync.Mutex
+			found []string
+		)
+		c.parallel(ctx, keysOf(todo), sem, func(key string) {
+			if _, ok := c.stored(ctx, todo[key].String()); ok {
+				opts.OnKey(key, nil)
+				mu.Lock()
+				found = append(found, key)
+				mu.Unlock()
+			}
+		})
+		for _, key := range found {
+			delete(todo, key)
 		}
-		mu.Lock()
-		missing[key] = k
-		mu.Unlock()
-	})
-	if len(missing) == 0 {
+	}
+	if len(todo) == 0 {
 		return nil
 	}
 	got, aerr := c.store.Acquire(ctx, lease, c.opts.Owner, c.opts.LeaseTTL)
@@ -176,30 +213,45 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		// Without the store we cannot share the work: each key's own read
 		// path (which computes anyway when the store fails) will do.
 		c.storeFailed("acquire", lease, aerr)
-		c.parallel(ctx, keysOf(missing), sem, func(key string) {
+		c.parallel(ctx, keysOf(todo), sem, func(key string) {
 			_, err := c.Get(ctx, key)
 			opts.OnKey(key, err)
 		})
 		return nil
 	}
 	if !got {
-		return keysOf(missing)
+		if read {
+			return keysOf(todo)
+		}
+		// Another gateway is warming the bucket: take what it has stored
+		// so far, and leave the rest for a later visit.
+		var mu sync.Mutex
+		c.parallel(ctx, keysOf(todo), sem, func(key string) {
+			if _, found := c.stored(ctx, todo[key].String()); found {
+				opts.OnKey(key, nil)
+				return
+			}
+			mu.Lock()
+			left = append(left, key)
+			mu.Unlock()
+		})
+		return left
 	}
 	defer func() {
 		if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
 			c.storeFailed("release", lease, err)
 		}
 	}()
-	c.parallel(ctx, keysOf(missing), sem, func(key string) {
-		opts.OnKey(key, c.warmCompute(ctx, missing[key]))
+	c.parallel(ctx, keysOf(todo), sem, func(key string) {
+		opts.OnKey(key, c.warmKey(ctx, todo[key]))
 	})
 	return nil
 }
 
-// warmCompute computes k, unless the store has it by now, under the bucket
-// lease the caller holds, sharing the flight of a reader of the same key in
-// this process.
-func (c *Cache) warmCompute(ctx context.Context, k primers.Key) error {
+// warmKey reads k from the store and computes it when the store has none,
+// under the bucket lease the caller holds, sharing the flight of a reader of
+// the same key in this process.
+func (c *Cache) warmKey(ctx context.Context, k primers.Key) error {
 	key := k.String()
 	ch := c.flight.DoChan(key, func() (any, error) {
 		if r, ok := c.memFresh(key); ok {
@@ -207,20 +259,16 @@ func (c *Cache) warmCompute(ctx context.Context, k primers.Key) error {
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
 		defer cancel()
-		// Read again under the lease: another gateway may have stored the
-		// key and released the lease between our first read and our
-		// Acquire.
-		if _, found := c.stored(fctx, key); found {
+		e, err := c.store.Get(fctx, key)
+		if _, found := c.fromStore(key, e, err); found {
 			return loadResult{}, nil
 		}
+		absent := errors.Is(err, ErrNotFound)
 		c.m.miss.Inc()
-		p := c.m.productOf(key)
-		if p == nil {
-			r, err := c.computeHeld(fctx, k, key, 0)
-			return loadResult{r: r, err: err}, nil
+		if p := c.m.productOf(key); p != nil {
+			p.miss.Inc() // as in the totals; its time is boot warming's, not a reader's: no miss latency
 		}
-		p.miss.Inc() // as in the totals; its time is boot warming's, not a reader's: no miss latency
-		r, err := c.computeHeld(fctx, k, key, 0)
+		r, err := c.computeHeld(fctx, k, key, 0, absent)
 		return loadResult{r: r, err: err}, nil
 	})
 	select {

@@ -167,3 +167,91 @@ func TestWarmReportsFailures(t *testing.T) {
 	var pe *cache.PrimerError
 	require.ErrorAs(t, failed, &pe)
 }
+
+// newPutCountingStore is a countingStore that implements cache.NewPutter,
+// counting the writes the cache made through it.
+type newPutCountingStore struct {
+	*countingStore
+	putNews atomic.Int64
+}
+
+func (s *newPutCountingStore) PutNew(ctx context.Context, e cache.Entry) error {
+	s.putNews.Add(1)
+	return s.Store.Put(ctx, e)
+}
+
+// Warming reads each key once: a cold key under its bucket's lease (no
+// second read before the primer runs; one read per bucket more, which
+// tells a cold bucket from a stored one), written through PutNew since that
+// read found nothing; a stored key in a fresh gateway (a restart) is read
+// once, takes no lease and is not written.
+func TestWarmReadsEachKeyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	st := &newPutCountingStore{countingStore: f.store}
+	keys := warmKeys(500)
+	warm := func(c *cache.Cache) {
+		var failed atomic.Int64
+		c.Warm(context.Background(), keys, cache.WarmOptions{OnKey: func(_ string, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		}})
+		require.Zero(t, failed.Load())
+		for _, k := range keys {
+			_, ok := c.Peek(k)
+			require.True(t, ok, "%s in memory", k)
+		}
+	}
+
+	ls := &leaseCountingStore{countingStore: f.store, acquires: map[string]int{}}
+	leased := &leasedNewPutStore{newPutCountingStore: st, leases: ls}
+	warm(f.cache(t, func(o *cache.Options) { o.Store = leased }))
+	buckets := int64(ls.count("warm"))
+	require.Positive(t, buckets)
+	require.LessOrEqual(t, buckets, int64(16), "one lease per bucket of about 64 keys")
+	require.Equal(t, int64(len(keys)), f.counter("square").Load(), "each key computed once")
+	require.Equal(t, int64(len(keys))+buckets, f.store.gets.Load(), "one read per cold key, and one per bucket")
+	require.Equal(t, int64(len(keys)), st.putNews.Load(), "every write a first one")
+	require.Zero(t, f.store.puts.Load(), "no write with a version read")
+
+	f.store.gets.Store(0)
+	st.putNews.Store(0)
+	warm(f.cache(t, func(o *cache.Options) { o.Store = leased }))
+	require.Equal(t, int64(len(keys)), f.counter("square").Load(), "nothing computed again")
+	require.Equal(t, int64(len(keys)), f.store.gets.Load(), "one read per stored key")
+	require.Zero(t, st.putNews.Load()+f.store.puts.Load(), "nothing written")
+	require.Equal(t, buckets, int64(ls.count("warm")), "no lease for stored buckets")
+}
+
+// leasedNewPutStore counts leases (leaseCountingStore) and first writes
+// (newPutCountingStore) of one store.
+type leasedNewPutStore struct {
+	*newPutCountingStore
+	leases *leaseCountingStore
+}
+
+func (s *leasedNewPutStore) Acquire(ctx context.Context, lease, owner string, ttl time.Duration) (bool, error) {
+	return s.leases.Acquire(ctx, lease, owner, ttl)
+}
+
+// A miss read under the key's lease that finds nothing writes through
+// PutNew; a refresh, which replaces a stored value, writes through Put.
+func TestMissWritesThroughPutNew(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	st := &newPutCountingStore{countingStore: f.store}
+	c := f.cache(t, func(o *cache.Options) { o.Store = st })
+	ctx := context.Background()
+	_, err := c.Get(ctx, "square/7")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.putNews.Load())
+	require.Zero(t, f.store.puts.Load())
+
+	_, err = c.Refresh(ctx, "square/7")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.putNews.Load())
+	require.Equal(t, int64(1), f.store.puts.Load())
+}

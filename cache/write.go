@@ -75,7 +75,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		c.remember(e)
 		c.publish(ctx, e.Key, e.Version)
 	} else {
-		c.put(ctx, e)
+		c.put(ctx, e, false)
 	}
 	c.cascade(canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil

@@ -42,6 +42,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Scheduler, "scheduler", "KCK_SCHEDULER", d.Scheduler, "run periodic refresh, boot warming, domains and the refresh-queue worker")
 	f.bool(&c.ReadyAfterWarm, "ready-after-warm", "KCK_READY_AFTER_WARM", d.ReadyAfterWarm, "report /readyz only once boot warming is done")
 	f.int(&c.WarmConcurrency, "warm-concurrency", "KCK_WARM_CONCURRENCY", d.WarmConcurrency, "how many keys boot warming reads (or computes) at once")
+	f.int(&c.RefreshConcurrency, "refresh-concurrency", "KCK_REFRESH_CONCURRENCY", d.RefreshConcurrency, "how many keys a periodic or bulk refresh recomputes at once")
 	f.dur(&c.DrainInterval, "drain-interval", "KCK_DRAIN_INTERVAL", d.DrainInterval, "how often the worker claims from the refresh queue")
 	f.dur(&c.QueueLease, "queue-lease", "KCK_QUEUE_LEASE", d.QueueLease, "how long a worker holds the keys it claimed from the refresh queue")
 	f.dur(&c.ComputeLease, "compute-lease", "KCK_COMPUTE_LEASE", d.ComputeLease, "how long a gateway holds one key's computation against the others; at least --primer-timeout")

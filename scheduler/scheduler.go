@@ -61,7 +61,11 @@ type Options struct {
 	// Location is the time zone of cron expressions without CRON_TZ=.
 	// Default UTC, so that every gateway reads them alike.
 	Location *time.Location
-	// Concurrency bounds the refreshes a job runs at once. Default 4.
+	// Concurrency bounds the refreshes a job runs at once. Default 16: a
+	// refresh on a shared store waits on several round trips (the key's
+	// lease, the store's read and write, the change, the release), so a
+	// bulk refresh is bound by latency; the primers' own pools (a SQL
+	// product's pgx pool) bound what reaches the sources.
 	Concurrency int
 	// WarmConcurrency bounds the keys boot warming reads at once. Default
 	// 32: on a shared store each key that misses waits on a few round trips
@@ -89,7 +93,7 @@ func (o Options) WithDefaults() Options {
 		o.Location = time.UTC
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = 4
+		o.Concurrency = 16
 	}
 	if o.WarmConcurrency == 0 {
 		o.WarmConcurrency = 32

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"LeaseRace", testLeaseRace},
 		{"Ping", testPing},
 		{"ChangeFeed", testChangeFeed},
+		{"PutNew", testPutNew},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -154,6 +155,43 @@ func testHigherVersionWins(t *testing.T, s cache.Store) {
 	v3 := entry(key, 3000, `"three"`)
 	require.NoError(t, s.Put(ctx(t), v3))
 	requireEntry(t, s, v3)
+}
+
+// testPutNew runs for stores that implement cache.NewPutter: the first
+// entry of a key is stored and read back; versions still order the writes
+// around it (a higher version stored first wins, a later higher one
+// replaces it, a deletion at a higher version keeps it out); an expired
+// entry is not stored.
+func testPutNew(t *testing.T, s cache.Store) {
+	np, ok := s.(cache.NewPutter)
+	if !ok {
+		t.Skip("the store does not implement cache.NewPutter")
+	}
+	key := uniq(t, "new")
+	first := entry(key, 1000, `"first"`)
+	require.NoError(t, np.PutNew(ctx(t), first))
+	requireEntry(t, s, first)
+	higher := entry(key, 2000, `"higher"`)
+	require.NoError(t, s.Put(ctx(t), higher))
+	requireEntry(t, s, higher)
+
+	// Another gateway's higher version stored between the caller's read
+	// and its PutNew: the higher version stays.
+	raced := uniq(t, "new-raced")
+	theirs := entry(raced, 5000, `"theirs"`)
+	require.NoError(t, s.Put(ctx(t), theirs))
+	require.NoError(t, np.PutNew(ctx(t), entry(raced, 4000, `"ours"`)))
+	requireEntry(t, s, theirs)
+
+	deleted := uniq(t, "new-deleted")
+	require.NoError(t, s.Delete(ctx(t), deleted, 300))
+	require.NoError(t, np.PutNew(ctx(t), entry(deleted, 200, `"late"`)))
+	requireMissing(t, s, deleted)
+
+	expired := entry(uniq(t, "new-expired"), 1, `1`)
+	expired.ExpiresAt = time.Now().Add(-time.Second)
+	require.NoError(t, np.PutNew(ctx(t), expired))
+	requireMissing(t, s, expired.Key)
 }
 
 func testConcurrentWriters(t *testing.T, s cache.Store) {

@@ -18,7 +18,8 @@
 //     Put first reads the stored version and skips an equal or older write, so
 //     that an equal version never replaces the stored value by Cassandra's
 //     tie-break on cell contents; the write timestamp alone makes concurrent
-//     different versions converge.
+//     different versions converge. PutNew skips that read for a key the
+//     cache has just found absent under a lease (cache.NewPutter).
 //   - Lightweight transactions are used for leases and the refresh queue
 //     only, each on its own table: Paxos and plain writes must not be mixed
 //     on the same rows (a plain write with a client timestamp can be ordered
@@ -263,10 +264,12 @@ type Store struct {
 	spec gocql.SpeculativeExecutionPolicy
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
+	pub  publisher
 }
 
 var (
 	_ cache.Store      = (*Store)(nil)
+	_ cache.NewPutter  = (*Store)(nil)
 	_ cache.ChangeFeed = (*Store)(nil)
 	_ cache.Scanner    = (*Store)(nil)
 )
@@ -442,6 +445,17 @@ func (s *Store) Scan(ctx context.Context, fn func(cache.Entry) error) error {
 // Put writes e at its version: the write timestamp is the version, so the
 // highest version wins on every replica, in any order.
 func (s *Store) Put(ctx context.Context, e cache.Entry) error {
+	return s.put(ctx, e, true)
+}
+
+// PutNew is Put without the read of the stored version first: the cache
+// calls it for a key it has just found absent under a lease (see
+// cache.NewPutter), which saves one round trip of the two.
+func (s *Store) PutNew(ctx context.Context, e cache.Entry) error {
+	return s.put(ctx, e, false)
+}
+
+func (s *Store) put(ctx context.Context, e cache.Entry, checkVersion bool) error {
 	if e.Version == 0 || e.Version > math.MaxInt64 {
 		return fmt.Errorf("cassandra put %q: version %d out of range", e.Key, e.Version)
 	}
@@ -453,19 +467,21 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 		}
 		ttl = int(math.Ceil(left.Seconds()))
 	}
-	var stored int64
-	err := s.read(`SELECT version FROM cache_entries WHERE key = ?`, e.Key).ScanContext(ctx, &stored)
-	switch {
-	case err == nil && uint64(stored) >= e.Version:
-		return nil
-	case err != nil && !errors.Is(err, gocql.ErrNotFound):
-		return fmt.Errorf("cassandra put %q: %w", e.Key, unavailable(err))
+	if checkVersion {
+		var stored int64
+		err := s.read(`SELECT version FROM cache_entries WHERE key = ?`, e.Key).ScanContext(ctx, &stored)
+		switch {
+		case err == nil && uint64(stored) >= e.Version:
+			return nil
+		case err != nil && !errors.Is(err, gocql.ErrNotFound):
+			return fmt.Errorf("cassandra put %q: %w", e.Key, unavailable(err))
+		}
 	}
 	value, codec := e.Value, int8(codecRaw)
 	if s.cfg.CompressAbove >= 0 && len(value) >= s.cfg.CompressAbove {
 		value, codec = s.enc.EncodeAll(value, make([]byte, 0, len(value)/4)), codecZstd
 	}
-	err = s.write(`INSERT INTO cache_entries (key, value, codec, version, computed_at, stale_at, expires_at)
+	err := s.write(`INSERT INTO cache_entries (key, value, codec, version, computed_at, stale_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
 		e.Key, value, codec, int64(e.Version), micros(e.ComputedAt), micros(e.StaleAt), micros(e.ExpiresAt),
 		int64(e.Version), ttl).ExecContext(ctx)

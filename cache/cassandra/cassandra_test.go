@@ -204,3 +204,39 @@ func TestCacheKeepsServingWhenCassandraIsLost(t *testing.T) {
 	assert.Positive(t, n, "store failures are counted")
 	assert.Error(t, s.Ping(ctx(t)), "and /readyz would fail")
 }
+
+// Many changes published at once (a bulk write) share batched requests;
+// every one is acknowledged only once written, and every one is in the
+// feed.
+func TestPublishManyAtOnce(t *testing.T) {
+	cfg := keyspace(t)
+	s := open(t, cfg)
+	defer s.Close()
+	since := time.Now().Add(-time.Second)
+	prefix := fmt.Sprintf("pubmany/%d/", time.Now().UnixNano())
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- s.Publish(ctx(t), cache.Change{Key: fmt.Sprintf("%s%d", prefix, i), Version: uint64(i + 1), Origin: "gw"})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	changes, err := s.Changes(ctx(t), since)
+	require.NoError(t, err)
+	seen := map[string]uint64{}
+	for _, ch := range changes {
+		if strings.HasPrefix(ch.Key, prefix) {
+			seen[ch.Key] = ch.Version
+		}
+	}
+	require.Len(t, seen, n)
+	for i := range n {
+		require.Equal(t, uint64(i+1), seen[fmt.Sprintf("%s%d", prefix, i)])
+	}
+}

@@ -28,6 +28,7 @@ type Late struct {
 
 var (
 	_ cache.Store      = (*Late)(nil)
+	_ cache.NewPutter  = (*Late)(nil)
 	_ cache.ChangeFeed = (*Late)(nil)
 	_ cache.Scanner    = (*Late)(nil)
 )
@@ -87,6 +88,15 @@ func (l *Late) Put(ctx context.Context, e cache.Entry) error {
 		return err
 	}
 	return s.Put(ctx, e)
+}
+
+// PutNew is the store's PutNew (cache.NewPutter).
+func (l *Late) PutNew(ctx context.Context, e cache.Entry) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.PutNew(ctx, e)
 }
 
 func (l *Late) Delete(ctx context.Context, key string, version uint64) error {

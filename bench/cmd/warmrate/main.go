@@ -30,10 +30,11 @@ func main() {
 	stores := flag.String("stores", "embedded,cassandra", "stores to measure, comma-separated")
 	keys := flag.String("keys", "10000,100000", "key counts, comma-separated")
 	conc := flag.Int("concurrency", 0, "warm concurrency (0: cache.WarmOptions' default)")
+	refreshConc := flag.Int("refresh-concurrency", 0, "refresh concurrency (0: scheduler.Options' default)")
 	valueBytes := flag.Int("value-bytes", 1024, "size of a product's encoded value")
 	noRefresh := flag.Bool("no-refresh", false, "skip the refresh phase (warming only)")
 	flag.Parse()
-	cfg := Config{Concurrency: *conc, ValueBytes: *valueBytes, NoRefresh: *noRefresh}
+	cfg := Config{Concurrency: *conc, RefreshConcurrency: *refreshConc, ValueBytes: *valueBytes, NoRefresh: *noRefresh}
 	for s := range strings.SplitSeq(*stores, ",") {
 		cfg.Stores = append(cfg.Stores, strings.TrimSpace(s))
 	}
@@ -58,7 +59,9 @@ type Config struct {
 	Stores      []string // "embedded", "cassandra"
 	Keys        []int
 	Concurrency int
-	ValueBytes  int
+	// RefreshConcurrency is scheduler.Options.Concurrency (0: its default).
+	RefreshConcurrency int
+	ValueBytes         int
 	// NoRefresh skips the refresh phase.
 	NoRefresh bool
 	// CassandraHosts overrides KCK_CASSANDRA_HOSTS (tests).
