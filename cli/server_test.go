@@ -405,10 +405,10 @@ func TestServeCassandraAddressMap(t *testing.T) {
 	assert.Equal(t, "127.0.0.21:9042=127.0.0.1:40001", cfg.Cassandra.AddressMap)
 
 	p := filepath.Join(t.TempDir(), "kck.yaml")
-	require.NoError(t, os.WriteFile(p, []byte("cassandra-address-map: [\"10.0.0.1:9042=127.0.0.1:1\", \"10.0.0.2:9042=127.0.0.1:2\"]\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, []byte("cassandra-address-map: [\"10.0.0.1:9042=127.0.0.1:1\", \"10.0.0.2:9042=127.0.0.2:2\"]\n"), 0o600))
 	cfg, err = parseServe([]string{"--config", p}, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, "10.0.0.1:9042=127.0.0.1:1,10.0.0.2:9042=127.0.0.1:2", cfg.Cassandra.AddressMap)
+	assert.Equal(t, "10.0.0.1:9042=127.0.0.1:1,10.0.0.2:9042=127.0.0.2:2", cfg.Cassandra.AddressMap)
 
 	t.Setenv("KCK_CASSANDRA_ADDRESS_MAP", "10.0.0.1:9042=127.0.0.1:3")
 	cfg, err = parseServe([]string{"--config", p}, io.Discard)

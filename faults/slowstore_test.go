@@ -40,9 +40,11 @@ type delayProxy struct {
 	wg     sync.WaitGroup
 }
 
-func newDelayProxy(t *testing.T, target string) *delayProxy {
+// newDelayProxy listens on ip: each proxy needs an IP of its own, the
+// driver tells nodes apart by IP (see cassandra.ParseAddressMap).
+func newDelayProxy(t *testing.T, ip, target string) *delayProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	require.NoError(t, err)
 	p := &delayProxy{target: target, addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
 	p.wg.Go(func() {
@@ -220,7 +222,7 @@ func TestSlowStore(t *testing.T) {
 	var hosts, pairs []string
 	proxies := make([]*delayProxy, len(suite.cassHosts))
 	for i, h := range suite.cassHosts {
-		proxies[i] = newDelayProxy(t, h)
+		proxies[i] = newDelayProxy(t, fmt.Sprintf("127.0.100.%d", i+1), h)
 		hosts = append(hosts, proxies[i].addr)
 		pairs = append(pairs, h+"="+proxies[i].addr)
 	}

@@ -24,8 +24,16 @@ type AddressMap map[netip.AddrPort]netip.AddrPort
 // host name: the driver hands the translation an IP and dials the IP it
 // returns, so a name would have to be resolved once, at start, and go
 // stale.
+//
+// Two nodes may not be dialled at the same IP (one address, two ports, as
+// a NAT's port forwards would have it): gocql tells hosts apart by the IP
+// it dials, ignoring the port (HostInfo.Equal; its round-robin host list
+// keeps one of them and drops them all when one goes down), and answers
+// "no hosts available" with nodes up (measured through proxies on
+// 127.0.0.1). Give each node an IP of its own.
 func ParseAddressMap(s string) (AddressMap, error) {
 	m := AddressMap{}
+	dialled := map[netip.Addr]netip.AddrPort{}
 	for i, pair := range strings.Split(s, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
@@ -49,7 +57,10 @@ func ParseAddressMap(s string) (AddressMap, error) {
 		if _, dup := m[f]; dup {
 			return nil, fmt.Errorf("pair %d %q: %s is mapped twice", i+1, pair, f)
 		}
-		m[f] = t
+		if other, dup := dialled[t.Addr()]; dup {
+			return nil, fmt.Errorf("pair %d %q: %s is dialled at %s too: the driver tells nodes apart by IP, give each its own", i+1, pair, other, t.Addr())
+		}
+		m[f], dialled[t.Addr()] = t, f
 	}
 	return m, nil
 }

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
 )
 
@@ -19,8 +22,8 @@ func TestParseAddressMap(t *testing.T) {
 		{in: "", want: ""},
 		{in: "  ", want: ""},
 		{in: "127.0.0.21:9042=127.0.0.1:40001", want: "127.0.0.21:9042=127.0.0.1:40001"},
-		{in: " 10.0.0.2:9042 = 203.0.113.7:19043 , 10.0.0.1:9042=203.0.113.7:19042 ",
-			want: "10.0.0.1:9042=203.0.113.7:19042,10.0.0.2:9042=203.0.113.7:19043"},
+		{in: " 10.0.0.2:9042 = 203.0.113.8:19043 , 10.0.0.1:9042=203.0.113.7:19042 ",
+			want: "10.0.0.1:9042=203.0.113.7:19042,10.0.0.2:9042=203.0.113.8:19043"},
 		{in: "[fd00::1]:9042=[::1]:19042", want: "[fd00::1]:9042=[::1]:19042"},
 		{in: "[::ffff:10.0.0.1]:9042=127.0.0.1:1", want: "10.0.0.1:9042=127.0.0.1:1"},
 		{in: "10.0.0.1:9042", err: `pair 1 "10.0.0.1:9042": want announced=dialled, each IP:port`},
@@ -29,6 +32,7 @@ func TestParseAddressMap(t *testing.T) {
 		{in: "10.0.0.1:9042=proxy:9042", err: `dialled address: "proxy:9042" is not IP:port`},
 		{in: "10.0.0.1:9042=10.0.0.2:0", err: `dialled address: "10.0.0.2:0": port 0`},
 		{in: "10.0.0.1:9042=10.0.0.2:1,10.0.0.1:9042=10.0.0.3:1", err: `pair 2 "10.0.0.1:9042=10.0.0.3:1": 10.0.0.1:9042 is mapped twice`},
+		{in: "10.0.0.1:9042=203.0.113.7:19042,10.0.0.2:9042=203.0.113.7:19043", err: `pair 2 "10.0.0.2:9042=203.0.113.7:19043": 10.0.0.1:9042 is dialled at 203.0.113.7 too`},
 		{in: "10.0.0.1:9042=10.0.0.2:1,", err: "pair 2 is empty"},
 		{in: "[fe80::1%eth0]:9042=10.0.0.2:1", err: "zone"},
 	} {
@@ -94,4 +98,38 @@ func FuzzParseAddressMap(f *testing.F) {
 			require.Equal(t, int(to.Port()), port)
 		}
 	})
+}
+
+// proxyOn is newProxy listening on ip (port chosen by the system).
+func proxyOn(t *testing.T, ip, target string) *proxy {
+	t.Helper()
+	p := &proxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	require.NoError(t, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.Cut)
+	return p
+}
+
+// A gateway that reaches the nodes only through --cassandra-address-map:
+// the nodes announce addresses it cannot use (here: it must not, every
+// connection goes through a proxy), and reads and writes pass.
+func TestAddressMapThroughProxies(t *testing.T) {
+	t.Parallel()
+	cfg := keyspace(t)
+	var contact, pairs []string
+	for i, h := range cfg.Hosts {
+		// An IP per proxy: ParseAddressMap refuses two nodes on one IP.
+		p := proxyOn(t, "127.0.99."+strconv.Itoa(i+1), h)
+		contact = append(contact, p.addr)
+		pairs = append(pairs, h+"="+p.addr)
+	}
+	cfg.Hosts, cfg.AddressMap = contact, strings.Join(pairs, ",")
+	s := open(t, cfg)
+	defer s.Close()
+	require.NoError(t, s.Put(ctx(t), cache.Entry{Key: "mapped/1", Value: []byte(`"v"`), Version: 1, ComputedAt: time.Now()}))
+	e, err := s.Get(ctx(t), "mapped/1")
+	require.NoError(t, err)
+	require.Equal(t, `"v"`, string(e.Value))
 }
