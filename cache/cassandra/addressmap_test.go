@@ -100,7 +100,8 @@ func FuzzParseAddressMap(f *testing.F) {
 	})
 }
 
-// proxyOn is newProxy listening on ip (port chosen by the system).
+// proxyOn starts a proxy to target listening on ip (port chosen by the
+// system), cut at cleanup.
 func proxyOn(t *testing.T, ip, target string) *proxy {
 	t.Helper()
 	p := &proxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
