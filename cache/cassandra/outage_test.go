@@ -29,7 +29,6 @@ type proxy struct {
 	conns  map[net.Conn]struct{}
 }
 
-
 func (p *proxy) serve(ln net.Listener) {
 	p.mu.Lock()
 	p.ln = ln
