@@ -195,6 +195,9 @@ func (c Config) Validate() error {
 	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
 		return errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
 	}
+	if _, err := cassandra.ParseAddressMap(c.Cassandra.AddressMap); c.Store == "cassandra" && err != nil {
+		return fmt.Errorf("serve: --cassandra-address-map (KCK_CASSANDRA_ADDRESS_MAP): %w", err)
+	}
 	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
 		return errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
 	}

@@ -64,6 +64,7 @@ func cassandraFlags(f *flags, c *cassandra.Config) {
 	f.str(&c.Keyspace, "cassandra-keyspace", "KCK_CASSANDRA_KEYSPACE", "kck", "keyspace")
 	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
 	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
+	f.str(&c.AddressMap, "cassandra-address-map", "KCK_CASSANDRA_ADDRESS_MAP", "", "dial nodes at other addresses than they announce (NAT, proxy): announced=dialled pairs of IP:port, comma-separated")
 }
 
 // postgresFlag and sqlDirFlag are the database and the SQL products of

@@ -392,3 +392,33 @@ func TestServeMigratesOnceCassandraAnswers(t *testing.T) {
 	require.NoError(t, err, "the keyspace was created")
 	require.NoError(t, s.Close())
 }
+
+// --cassandra-address-map: set by the flag, its variable or the config
+// file, and a bad value is refused at start naming the flag.
+func TestServeCassandraAddressMap(t *testing.T) {
+	t.Setenv("KCK_CONFIG", "")
+	t.Setenv("KCK_STORE", "cassandra")
+	t.Setenv("KCK_CASSANDRA_HOSTS", "127.0.0.1:40001")
+	t.Setenv("KCK_CASSANDRA_ADDRESS_MAP", "")
+	cfg, err := parseServe([]string{"--cassandra-address-map", "127.0.0.21:9042=127.0.0.1:40001"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.21:9042=127.0.0.1:40001", cfg.Cassandra.AddressMap)
+
+	p := filepath.Join(t.TempDir(), "kck.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("cassandra-address-map: [\"10.0.0.1:9042=127.0.0.1:1\", \"10.0.0.2:9042=127.0.0.2:2\"]\n"), 0o600))
+	cfg, err = parseServe([]string{"--config", p}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.0.1:9042=127.0.0.1:1,10.0.0.2:9042=127.0.0.2:2", cfg.Cassandra.AddressMap)
+
+	t.Setenv("KCK_CASSANDRA_ADDRESS_MAP", "10.0.0.1:9042=127.0.0.1:3")
+	cfg, err = parseServe([]string{"--config", p}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.0.1:9042=127.0.0.1:3", cfg.Cassandra.AddressMap, "the variable wins over the file")
+
+	t.Setenv("KCK_CASSANDRA_ADDRESS_MAP", "10.0.0.1=127.0.0.1:3")
+	_, err = parseServe(nil, io.Discard)
+	assert.ErrorContains(t, err, `--cassandra-address-map (KCK_CASSANDRA_ADDRESS_MAP): pair 1 "10.0.0.1=127.0.0.1:3": announced address`)
+	t.Setenv("KCK_STORE", "embedded")
+	_, err = parseServe(nil, io.Discard)
+	assert.NoError(t, err, "the embedded store has no use for it")
+}

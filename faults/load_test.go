@@ -49,7 +49,9 @@ type tally struct {
 	Sent, OK, Failed, Stale, Overrun int
 	Statuses                         map[string]int // "503 UNAVAILABLE": count
 	lat                              []time.Duration
-	Max                              time.Duration
+	// staleLat are the latencies of the answers flagged stale.
+	staleLat []time.Duration
+	Max      time.Duration
 }
 
 func (t *tally) add(o *tally) {
@@ -65,6 +67,7 @@ func (t *tally) add(o *tally) {
 		t.Statuses[k] += v
 	}
 	t.lat = append(t.lat, o.lat...)
+	t.staleLat = append(t.staleLat, o.staleLat...)
 	t.Max = max(t.Max, o.Max)
 }
 
@@ -76,6 +79,25 @@ func (t *tally) Pct(p float64) time.Duration {
 	s := slices.Clone(t.lat)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
+
+// StalePct is a latency percentile of the answers flagged stale.
+func (t *tally) StalePct(p float64) time.Duration {
+	return (&tally{lat: t.staleLat}).Pct(p)
+}
+
+// Over is the share (0..1) of answered requests that took at least d.
+func (t *tally) Over(d time.Duration) float64 {
+	if len(t.lat) == 0 {
+		return 0
+	}
+	n := 0
+	for _, l := range t.lat {
+		if l >= d {
+			n++
+		}
+	}
+	return float64(n) / float64(len(t.lat))
 }
 
 // failures spells the failed requests: "12 (503 UNAVAILABLE ×10, 504 TIMEOUT ×2)".
@@ -213,6 +235,7 @@ func (l *load) do(s stream, seq int64, phase string) {
 			t.OK++
 			if strings.Contains(string(body), `"stale":true`) {
 				t.Stale++
+				t.staleLat = append(t.staleLat, lat)
 			}
 			return
 		}

@@ -72,11 +72,14 @@ func (e configError) Is(target error) bool { return target == ErrConfig }
 
 // Check reports a Config no backend can be opened with.
 func (c Config) Check() error {
+	_, amErr := cassandra.ParseAddressMap(c.Cassandra.AddressMap)
 	switch {
 	case c.Kind != Embedded && c.Kind != Cassandra:
 		return configError(fmt.Sprintf("--store must be embedded or cassandra, not %q", c.Kind))
 	case c.Kind == Cassandra && len(c.Cassandra.Hosts) == 0:
 		return configError("--store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
+	case c.Kind == Cassandra && amErr != nil:
+		return configError("--cassandra-address-map (KCK_CASSANDRA_ADDRESS_MAP): " + amErr.Error())
 	}
 	return nil
 }

@@ -81,6 +81,11 @@ type Config struct {
 	// those the gateway dials (a NAT, or the TCP proxies of a test that
 	// cuts nodes off without stopping them).
 	AddressTranslator gocql.AddressTranslator
+	// AddressMap, when AddressTranslator is nil, is a fixed translation in
+	// ParseAddressMap's form ("10.0.0.1:9042=203.0.113.7:19042,..."),
+	// --cassandra-address-map. The contact points in Hosts are dialled as
+	// given: list the dialled addresses there.
+	AddressMap string
 	// LocalDC, when set, keeps requests in that datacenter.
 	LocalDC string
 	// Username and Password for PasswordAuthenticator.
@@ -104,8 +109,8 @@ type Config struct {
 }
 
 // ConfigFromEnv reads KCK_CASSANDRA_HOSTS (comma-separated), _KEYSPACE,
-// _CONSISTENCY, _LOCAL_DC, _USERNAME, _PASSWORD, _TLS_CA, _TLS_CERT, _TLS_KEY
-// and _TLS_INSECURE.
+// _CONSISTENCY, _LOCAL_DC, _ADDRESS_MAP, _USERNAME, _PASSWORD, _TLS_CA,
+// _TLS_CERT, _TLS_KEY and _TLS_INSECURE.
 func ConfigFromEnv() Config {
 	var c Config
 	for h := range strings.SplitSeq(os.Getenv("KCK_CASSANDRA_HOSTS"), ",") {
@@ -116,6 +121,7 @@ func ConfigFromEnv() Config {
 	c.Keyspace = os.Getenv("KCK_CASSANDRA_KEYSPACE")
 	c.Consistency = os.Getenv("KCK_CASSANDRA_CONSISTENCY")
 	c.LocalDC = os.Getenv("KCK_CASSANDRA_LOCAL_DC")
+	c.AddressMap = os.Getenv("KCK_CASSANDRA_ADDRESS_MAP")
 	c.Username = os.Getenv("KCK_CASSANDRA_USERNAME")
 	c.Password = os.Getenv("KCK_CASSANDRA_PASSWORD")
 	c.TLSCAFile = os.Getenv("KCK_CASSANDRA_TLS_CA")
@@ -171,6 +177,9 @@ func (c Config) validate() error {
 	if c.FeedBucket < time.Second {
 		errs = append(errs, errors.New("feed bucket must be at least 1 s"))
 	}
+	if _, err := ParseAddressMap(c.AddressMap); err != nil {
+		errs = append(errs, fmt.Errorf("address map: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -205,6 +214,11 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 	cl.SerialConsistency, _ = parseConsistency(c.SerialConsistency)
 	cl.Timeout = c.Timeout
 	cl.AddressTranslator = c.AddressTranslator
+	if m, err := ParseAddressMap(c.AddressMap); err != nil {
+		return nil, fmt.Errorf("%w: address map: %w", ErrConfig, err)
+	} else if cl.AddressTranslator == nil && len(m) > 0 {
+		cl.AddressTranslator = gocql.AddressTranslatorFunc(m.Translate)
+	}
 	cl.ConnectTimeout = c.ConnectTimeout
 	fallback := gocql.RoundRobinHostPolicy()
 	if c.LocalDC != "" {
