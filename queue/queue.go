@@ -62,6 +62,12 @@ type Item struct {
 	Attempts  int
 	NotBefore time.Time
 	LastError string
+	// Unavailable counts the Attempts that failed because something the
+	// refresh needs did not answer (primers.ErrUnavailable: the source
+	// database or the store down). That is no fault of the key: they delay
+	// it but never poison it, or every key queued during an outage would
+	// stop being refreshed for good.
+	Unavailable int `json:",omitempty"`
 	// Poisoned rows failed too often; they are never claimed again.
 	Poisoned bool
 }
@@ -196,6 +202,11 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// UnavailableBackoffMax caps the backoff after a failure of an unavailable
+// dependency: the refresh is retried at least this often, so that once the
+// dependency is back the key is refreshed within it.
+const UnavailableBackoffMax = 10 * time.Second
 
 // DefaultBackoff is 1 s, 2 s, 4 s, ... capped at 5 minutes.
 func DefaultBackoff(failures int) time.Duration {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/kck-go/kck/primers"
 )
 
 // The row changes below are the queue's semantics. A backend reads a row,
@@ -41,7 +43,7 @@ func (c Config) Expire(it *Item, now time.Time) bool {
 	}
 	it.Attempts++
 	it.LastError = fmt.Sprintf("lease of worker %s ran out at %s", it.Worker, it.LeaseUntil.UTC().Format(time.RFC3339Nano))
-	it.Poisoned = it.Attempts >= c.MaxAttempts
+	it.Poisoned = it.Attempts-it.Unavailable >= c.MaxAttempts
 	clearClaim(it)
 	return true
 }
@@ -77,7 +79,7 @@ func (c Config) Done(it *Item, worker string, version uint64) (remove bool, err 
 	if it.FirstRequested.IsZero() {
 		it.FirstRequested = it.LastRequested
 	}
-	it.Attempts = 0
+	it.Attempts, it.Unavailable = 0, 0
 	it.NotBefore = time.Time{}
 	it.LastError = ""
 	clearClaim(it)
@@ -86,7 +88,9 @@ func (c Config) Done(it *Item, worker string, version uint64) (remove bool, err 
 
 // Release ends worker's failed refresh at now: the row waits for the
 // backoff, or is poisoned after MaxAttempts failures or a permanent one.
-// Requests merged meanwhile stay counted.
+// A failure because a dependency is unavailable (primers.ErrUnavailable)
+// never poisons, and waits at most UnavailableBackoffMax. Requests merged
+// meanwhile stay counted.
 func (c Config) Release(it *Item, worker string, cause error, now time.Time) error {
 	if it.Worker != worker {
 		return fmt.Errorf("%w: %s is held by %q", ErrNotClaimed, it.Key, it.Worker)
@@ -97,13 +101,21 @@ func (c Config) Release(it *Item, worker string, cause error, now time.Time) err
 	} else {
 		it.LastError = "refresh failed"
 	}
+	unavailable := errors.Is(cause, primers.ErrUnavailable) && !isPermanent(cause)
+	if unavailable {
+		it.Unavailable++
+	}
 	clearClaim(it)
-	if isPermanent(cause) || it.Attempts >= c.MaxAttempts {
+	if isPermanent(cause) || it.Attempts-it.Unavailable >= c.MaxAttempts {
 		it.Poisoned = true
 		it.NotBefore = time.Time{}
 		return nil
 	}
-	it.NotBefore = now.Add(c.Backoff(it.Attempts))
+	delay := c.Backoff(it.Attempts)
+	if unavailable {
+		delay = min(delay, UnavailableBackoffMax)
+	}
+	it.NotBefore = now.Add(delay)
 	return nil
 }
 

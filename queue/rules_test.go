@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -132,6 +133,44 @@ func TestTransitions(t *testing.T) {
 	require.NoError(t, cfg.Release(&it, "w2", errors.New("x"), t0.Add(time.Minute)))
 	require.True(t, it.Poisoned, "second failure with MaxAttempts 2")
 	require.False(t, cfg.Claimable(&it, t0.Add(time.Hour)))
+}
+
+// A refresh that fails because its database is down is not the key's
+// fault: however long the outage, the key is never poisoned, it is retried
+// at least every UnavailableBackoffMax, and once refreshed it starts afresh.
+// Its other failures still poison it after MaxAttempts.
+func TestReleaseUnavailableNeverPoisons(t *testing.T) {
+	t.Parallel()
+	cfg := queue.Config{MaxAttempts: 3}.WithDefaults()
+	down := fmt.Errorf("title_list.sql: %w", primers.Unavailable("the source database", errors.New("connection refused")))
+	var it queue.Item
+	cfg.Merge(&it, "a/1", t0)
+	now := t0
+	for i := range 20 {
+		cfg.Claim(&it, "w", now, time.Minute)
+		require.NoError(t, cfg.Release(&it, "w", down, now))
+		require.False(t, it.Poisoned, "failure %d, the database down", i+1)
+		require.LessOrEqual(t, it.NotBefore.Sub(now), queue.UnavailableBackoffMax)
+		require.Positive(t, it.NotBefore.Sub(now))
+		now = it.NotBefore
+	}
+	require.Equal(t, 20, it.Attempts)
+	require.True(t, cfg.Claimable(&it, now))
+
+	// The key's own failures count as before.
+	for i := range 3 {
+		cfg.Claim(&it, "w", now, time.Minute)
+		require.NoError(t, cfg.Release(&it, "w", errors.New("syntax error"), now))
+		require.Equal(t, i == 2, it.Poisoned, "own failure %d of MaxAttempts 3", i+1)
+		now = it.NotBefore
+	}
+
+	// A permanent failure poisons at once, even when unavailable.
+	var p queue.Item
+	cfg.Merge(&p, "a/2", t0)
+	cfg.Claim(&p, "w", t0, time.Minute)
+	require.NoError(t, cfg.Release(&p, "w", queue.Permanent(down), t0))
+	require.True(t, p.Poisoned)
 }
 
 func TestDefaultBackoff(t *testing.T) {
