@@ -26,6 +26,9 @@ import (
 // limit can be exercised by a document the other limits pass.
 const soakComplexity = 200
 
+// soakWorkers is the good load's worker pool.
+const soakWorkers = 64
+
 // badClass is one kind of malformed request and the answer it must get.
 type badClass struct {
 	class  string
@@ -168,7 +171,9 @@ func TestSoak(t *testing.T) {
 	require.NoError(t, err)
 
 	w := newWrites(uniqueName(t))
-	l := startLoad(hotStream(target, g), refreshStream(1, g), w.stream(10, g))
+	// A pool of 64 workers: a goroutine and a connection per request cost
+	// more than the gateway's hit on 2 shared cores (see the row's notes).
+	l := startLoadPool(soakWorkers, hotStream(target, g), refreshStream(1, g), w.stream(10, g))
 	l.setPhase("clean")
 	clean := max(suite.soak/3, 10*time.Second)
 	time.Sleep(clean)
@@ -203,7 +208,7 @@ func TestSoak(t *testing.T) {
 	r.DataLost = dc.String()
 	r.Recover = "- (no fault)"
 	r.note("maximum hit rate: 16 workers in a closed loop (keep-alive) on /fetch?key=title_list/<random of %d>, 5 s after a 2 s warm-up: %.0f hits/s; the soak's open-loop target is 70%% of it", authors, peak)
-	r.note("open-loop generator (one goroutine per request, shared keep-alive client, on the same %d cores as the gateway and Cassandra): %d hot reads sent in %.0f s = %.0f/s of %.0f/s asked, %d overruns (due but not sent: 4,000 in flight)", runtime.NumCPU(), hot.Sent, secs, heldRate, target, hot.Overrun)
+	r.note("open-loop generator (a pool of %d workers sending on schedule, keep-alive, on the same %d cores as the gateway and Cassandra; a request due with every worker busy is an overrun, not sent): %d hot reads sent in %.0f s = %.0f/s of %.0f/s asked, %d overruns", soakWorkers, runtime.NumCPU(), hot.Sent, secs, heldRate, target, hot.Overrun)
 	for _, ph := range []string{"clean", "mixed"} {
 		for _, c := range []string{"hot reads", "refreshes", "writes"} {
 			tl := l.get(c, ph)
@@ -239,7 +244,7 @@ func TestSoak(t *testing.T) {
 
 	// The outcome.
 	assert.Zero(t, good.Failed, "good requests failed: %s", good.failures())
-	assert.Zero(t, hot.Overrun, "the load generator fell behind (in-flight bound)")
+	assert.LessOrEqual(t, hot.Overrun, hot.Sent/100, "the load generator fell behind (overruns over 1%% of the hot reads sent)")
 	// Below half of the asked rate the figure would not be the soak's.
 	assert.GreaterOrEqual(t, heldRate, 0.5*target, "hot reads held")
 	for _, c := range classes {
