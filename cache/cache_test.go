@@ -672,3 +672,46 @@ func TestOptionsAreChecked(t *testing.T) {
 		})
 	}
 }
+
+// A gateway that died holding a key's compute lease delays the key by what
+// is left of the lease, not more: the reader waiting on it gets the value
+// once the lease runs out. The primer timeout bounds the run alone; it used
+// to bound the wait and the run together, so the wait could use it all up
+// and the reader got a PRIMER_FAILED for another gateway's death.
+func TestMissWaitsOutADeadGatewaysLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	c := f.cache(t, func(o *cache.Options) {
+		o.LeaseTTL = 5 * time.Second
+		o.PrimerTimeout = 300 * time.Millisecond
+	})
+	ctx := context.Background()
+	got, err := f.store.Acquire(ctx, "prime/square/7", "dead-gateway", time.Second)
+	require.NoError(t, err)
+	require.True(t, got)
+	start := time.Now()
+	r, err := c.Get(ctx, "square/7")
+	require.NoError(t, err, "the reader gets the value once the dead gateway's lease runs out")
+	require.JSONEq(t, `{"n":7,"square":49}`, string(r.Value))
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "it waited for the lease")
+	require.Equal(t, int64(1), f.counter("square").Load())
+}
+
+// The primer timeout still bounds one run.
+func TestPrimerTimeoutBoundsTheRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "slow", Params: intParam, Primer: primers.PrimerFunc(func(ctx context.Context, _ primers.Key) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})})
+	c := f.cache(t, func(o *cache.Options) {
+		o.LeaseTTL = 5 * time.Second
+		o.PrimerTimeout = 100 * time.Millisecond
+	})
+	_, err := c.Get(context.Background(), "slow/1")
+	var pe *cache.PrimerError
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}

@@ -155,6 +155,8 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 			c.logPrimerFailure(p.Name, key, err)
 		}
 	}()
+	ctx, cancel := context.WithTimeout(ctx, c.opts.PrimerTimeout)
+	defer cancel()
 	pctx := primers.WithReader(withChain(ctx, key), reader{c: c, parent: key})
 	v, err := p.Primer.Prime(pctx, k)
 	if err != nil {

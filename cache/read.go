@@ -204,7 +204,10 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 		// first caller's context; it keeps its values (the chain of reads).
 		// Nor does it spend the caller's miss budget: the reads a primer
 		// makes are the product's work, shared by every waiting caller.
-		fctx, cancel := context.WithTimeout(WithMissBudget(context.WithoutCancel(ctx), 0), c.opts.PrimerTimeout)
+		// It may wait out another gateway's compute lease (a dead one
+		// holds it to its end), then run the primer, which runPrimer
+		// bounds by PrimerTimeout: the flight's bound is the sum.
+		fctx, cancel := context.WithTimeout(WithMissBudget(context.WithoutCancel(ctx), 0), c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		defer cancel()
 		r, err := c.loadFromStoreOrCompute(fctx, k, key)
 		if err != nil {

@@ -33,7 +33,8 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 	// start after the change that asked for it, so it cannot join a miss that
 	// began earlier.
 	ch := c.flight.DoChan("refresh\x00"+canonical, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
+		// Like a miss's flight: a lease to wait out, then a primer run.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		defer cancel()
 		r, err := c.compute(fctx, k, canonical, floor, false)
 		outcome := "ok"
