@@ -39,7 +39,7 @@ func hotStreamOn(rate float64, gws *atomic.Pointer[[]*gateway]) stream {
 func TestGatewayKilledMidRefreshAndLease(t *testing.T) {
 	const lease = 4 * time.Second
 	r := scenario(t, 70, "A gateway SIGKILLed mid-refresh and mid-lease",
-		fmt.Sprintf("survivors' reads 0 failed; every queued key refreshed exactly once by the survivors after the %v queue lease; the key whose compute lease the dead gateway held computed by a survivor after the lease, its waiting reader answered", lease))
+		fmt.Sprintf("survivors' reads 0 failed; every queued key refreshed exactly once by the survivors after the %v queue lease; the key whose compute lease the dead gateway held computed by a survivor after the lease and served", lease))
 	dsn := database(t)
 	ks := keyspaceName(t)
 	// Two products of 1.5 s each: slow is refreshed through the queue, slowmiss
