@@ -189,7 +189,7 @@ func TestGatewayKilledMidRefreshAndLease(t *testing.T) {
 	if a.err == nil {
 		r.note("a reader of %s on gateway %s, sent right after the kill, got its value (version %s) after %.1f s: the survivors waited out the lease, then one computed it (%v runs)", leased, survivors[0].name, a.p.Version, a.took.Seconds(), leasedRuns)
 	} else {
-		r.note("a reader of %s on gateway %s, sent right after the kill, got an error after %.1f s (its flight's deadline, the primer timeout, covers the wait for the dead gateway's lease too): %v; read again, a survivor served it %.1f s after the kill (%d reads, %v runs)", leased, survivors[0].name, a.took.Seconds(), a.err, leasedServed.Seconds(), retries, leasedRuns)
+		r.note("a reader of %s on gateway %s, sent right after the kill, got an error after %.1f s (its flight's deadline, the primer timeout, covers the wait for the dead gateway's lease too): %s; read again, a survivor served it %.1f s after the kill (%d reads, %v runs)", leased, survivors[0].name, a.took.Seconds(), strings.TrimSpace(a.err.Error()), leasedServed.Seconds(), retries, leasedRuns)
 	}
 
 	assert.Zero(t, reads.Failed, "reads failed: %s", reads.failures())
