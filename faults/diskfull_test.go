@@ -82,7 +82,7 @@ func blobKey(stream string, seq int64) string { return fmt.Sprintf("blob/%s%d", 
 // intact and passes the store contract suite.
 func TestEmbeddedStoreDiskFull(t *testing.T) {
 	r := scenario(t, 80, "The embedded store's disk full",
-		"the gateway stays up; reads of held products 0 failed; store writes fail with ENOSPC and invalidations with 507 STORAGE_FULL; misses answered, not stored; once space returns the store writes again, and reopened holds every entry it stored and passes its contract suite")
+		"the gateway stays up; reads of held products 0 failed; store writes fail with ENOSPC (logged, counted), a failed invalidation is a STORAGE_FULL error; misses answered from memory, not stored; once space returns the store writes again, and reopened holds every entry it stored and passes its contract suite")
 	mnt := mountTmpfs(t, "24m")
 	dataDir := filepath.Join(mnt, "data")
 	dsn := database(t)
