@@ -126,10 +126,6 @@ type load struct {
 	// request is counted as an overrun, not sent (the generator's own bound).
 	inflight atomic.Int64
 	max      int64
-	// pool, when set (startLoadPool), is the queue of a fixed set of
-	// workers: a request due when every worker is busy and the queue full
-	// is counted as an overrun, not sent late.
-	pool chan func()
 
 	mu     sync.Mutex
 	phase  string
@@ -144,32 +140,6 @@ var errCode = regexp.MustCompile(`"code"\s*:\s*"([A-Z_]+)"`)
 func startLoad(streams ...stream) *load {
 	l := &load{streams: streams, stopped: make(chan struct{}), max: 4000, tally: map[[2]string]*tally{}, start: time.Now()}
 	l.setPhase("before")
-	for _, s := range streams {
-		l.wg.Go(func() { l.run(s) })
-	}
-	return l
-}
-
-// startLoadPool is startLoad with a fixed pool of workers instead of a
-// goroutine per request: cheaper per request (a worker reuses its
-// keep-alive connection), still on schedule, for rates that a goroutine per
-// request cannot hold on a small machine.
-func startLoadPool(workers int, streams ...stream) *load {
-	l := &load{streams: streams, stopped: make(chan struct{}), max: 4000, tally: map[[2]string]*tally{}, start: time.Now(),
-		pool: make(chan func(), workers)}
-	l.setPhase("before")
-	for range workers {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.stopped:
-					return
-				case f := <-l.pool:
-					f()
-				}
-			}
-		})
-	}
 	for _, s := range streams {
 		l.wg.Go(func() { l.run(s) })
 	}
@@ -206,14 +176,6 @@ func (l *load) run(s stream) {
 			l.mu.Lock()
 			phase := l.phase
 			l.mu.Unlock()
-			if l.pool != nil {
-				select {
-				case l.pool <- func() { l.do(s, seq, phase) }:
-				default:
-					l.record(phase, s.class, func(t *tally) { t.Overrun++ })
-				}
-				continue
-			}
 			if l.inflight.Load() >= l.max {
 				l.record(phase, s.class, func(t *tally) { t.Overrun++ })
 				continue
