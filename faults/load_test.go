@@ -127,6 +127,11 @@ type load struct {
 	inflight atomic.Int64
 	max      int64
 
+	// work, when set (startPooledLoad), carries the due requests to a fixed
+	// pool of workers instead of a goroutine each.
+	work chan job
+	pool sync.WaitGroup
+
 	mu     sync.Mutex
 	phase  string
 	tally  map[[2]string]*tally // phase, class
@@ -157,6 +162,34 @@ func (l *load) setPhase(p string) {
 	}
 }
 
+// job is one due request for the pool.
+type job struct {
+	s     stream
+	seq   int64
+	phase string
+}
+
+// startPooledLoad is startLoad with a pool of workers sending the due
+// requests: cheaper than a goroutine per request (and as many connections
+// at most), for rates a busy machine's generator cannot otherwise hold. A
+// request still goes out when due if a worker is free or queued (as many as
+// workers) otherwise; past that it is an overrun, not sent late.
+func startPooledLoad(workers int, streams ...stream) *load {
+	l := &load{streams: streams, stopped: make(chan struct{}), tally: map[[2]string]*tally{}, start: time.Now(), work: make(chan job, workers)}
+	l.setPhase("before")
+	for range workers {
+		l.pool.Go(func() {
+			for j := range l.work {
+				l.do(j.s, j.seq, j.phase)
+			}
+		})
+	}
+	for _, s := range streams {
+		l.wg.Go(func() { l.run(s) })
+	}
+	return l
+}
+
 func (l *load) run(s stream) {
 	const tick = 5 * time.Millisecond
 	t0 := time.Now()
@@ -176,6 +209,14 @@ func (l *load) run(s stream) {
 			l.mu.Lock()
 			phase := l.phase
 			l.mu.Unlock()
+			if l.work != nil {
+				select {
+				case l.work <- job{s, seq, phase}:
+				default:
+					l.record(phase, s.class, func(t *tally) { t.Overrun++ })
+				}
+				continue
+			}
 			if l.inflight.Load() >= l.max {
 				l.record(phase, s.class, func(t *tally) { t.Overrun++ })
 				continue
@@ -273,8 +314,13 @@ func (l *load) stop() {
 	default:
 		close(l.stopped)
 		l.end = time.Now()
+		l.wg.Wait()
+		if l.work != nil {
+			close(l.work)
+		}
 	}
 	l.wg.Wait()
+	l.pool.Wait()
 }
 
 // get sums the tallies of a class over the given phases (none: all).
