@@ -252,7 +252,7 @@ func TestCassandraOneNodeKilled(t *testing.T) {
 // cluster down says so (/readyz 503, a log line) and serves once it is back.
 // Nothing needs a hand when the nodes return.
 func TestCassandraQuorumLost(t *testing.T) {
-	r2 := scenario(t, 20, "Two Cassandra nodes SIGKILLed", "hot products served from memory (0 failed); misses and writes fail fast with 503 UNAVAILABLE within the request timeout; full recovery when the nodes return, no manual step")
+	r2 := scenario(t, 20, "Two Cassandra nodes SIGKILLed", "hot products served from memory (0 failed); misses and writes never hang: answered within the request timeout, computed from PostgreSQL when the store fails, else 503 UNAVAILABLE; full recovery when the nodes return, no manual step")
 	r3 := scenario(t, 30, "All of Cassandra down: while running, and at gateway start", "running gateways as above; a gateway started meanwhile stays up, /readyz 503 with a clear log line, serves once Cassandra is back")
 	restoreCluster(t)
 	dsn := database(t)

@@ -147,7 +147,7 @@ func quietStats(g *gateway, limit *procStats) procStats {
 // RSS, goroutines and file descriptors stay flat.
 func TestSoak(t *testing.T) {
 	r := scenario(t, 90, "Soak with malformed requests mixed in",
-		"0 errors at 70% of the maximum hit rate with a refresh every second and writes every 100 ms; RSS, goroutines and file descriptors flat; malformed requests answered with their error and counted, good requests keep their latency")
+		"0 errors at the hit rate the load generator holds, asked for 70% of the closed-loop maximum (Load held says what it held), with a refresh every second and writes every 100 ms; RSS, goroutines and file descriptors flat; malformed requests answered with their error and counted, good requests keep their latency")
 	// The embedded store by default: the soak measures the gateway (its
 	// hit path, bad input, flatness), not the store, and on a machine
 	// whose cores the suite's Cassandra shares, the gateway's share of
