@@ -91,6 +91,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./source/sqlproduct/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAddressMap$$' -fuzztime $(FUZZTIME) ./cache/cassandra/
 
 .PHONY: bench
 bench: ## Benchmarks and the load comparison; figures in bench/README.md
