@@ -377,8 +377,10 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 		"-- kck:product slow(n int)\n-- kck:result value\nSELECT :n::int AS n FROM pg_sleep(1.5)\n"), 0o644))
 
 	// The dead gateway holds its queue claims and each key's compute lease:
-	// both short here, the compute lease above the primer's 1.5 s.
-	const lease = 4 * time.Second
+	// both short here, yet long enough for one survivor to refresh all 12
+	// keys within its own claim (4 at a time: 4.5 s), so that none is
+	// refreshed twice unless the machine stalls for seconds.
+	const lease = 8 * time.Second
 	gws := startGateways(t, 3, ks, "KCK_POSTGRES_URL="+pg, "KCK_SQL_DIR="+sqlDir,
 		"KCK_QUEUE_LEASE="+lease.String(), "KCK_COMPUTE_LEASE="+lease.String(), "KCK_PRIMER_TIMEOUT="+lease.String())
 	keys := make([]string, 12)
@@ -422,16 +424,20 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 		require.NoError(t, err, "%s was refreshed and stored", k)
 		require.JSONEq(t, strings.TrimPrefix(k, "slow/"), string(e.Value))
 	}
+	// A refresh that ended after its claim ran out (lost_claim) stored its
+	// value all the same; on a stalled machine another survivor may then
+	// refresh that key again, so the count is at least, not exactly, 12.
 	var taken float64
 	for i, g := range gws {
 		if i != victim {
-			taken += g.metric(t, `kck_queue_refreshes_total{outcome="refreshed",product="slow"}`)
+			taken += g.metric(t, `kck_queue_refreshes_total{outcome="refreshed",product="slow"}`) +
+				g.metric(t, `kck_queue_refreshes_total{outcome="lost_claim",product="slow"}`)
 			t.Logf("gateway %d: %v claims, %v slow runs taking %.1f s in all", i+1, g.metric(t, "kck_queue_claims_total"),
 				g.metric(t, `kck_primer_duration_seconds_count{product="slow"}`), g.metric(t, `kck_primer_duration_seconds_sum{product="slow"}`))
 		}
 	}
 	t.Logf("all %d keys stored %v after the kill; the survivors refreshed %v of them", len(keys), time.Since(killed).Round(time.Millisecond), taken)
 	require.Positive(t, taken, "the survivors took over the dead gateway's claims")
-	require.Equal(t, float64(len(keys)), taken, "the dead gateway stored none: each run takes 1.5 s")
+	require.GreaterOrEqual(t, taken, float64(len(keys)), "the survivors refreshed every key the dead gateway claimed")
 	require.GreaterOrEqual(t, time.Since(killed), lease, "they waited for the lease, then refreshed")
 }

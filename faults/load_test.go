@@ -131,6 +131,8 @@ type load struct {
 	// pool of workers instead of a goroutine each.
 	work chan job
 	pool sync.WaitGroup
+	// tick is how often a stream sends what is due (default 5 ms).
+	tick time.Duration
 
 	mu     sync.Mutex
 	phase  string
@@ -167,20 +169,23 @@ type job struct {
 	s     stream
 	seq   int64
 	phase string
+	due   time.Time
 }
 
 // startPooledLoad is startLoad with a pool of workers sending the due
 // requests: cheaper than a goroutine per request (and as many connections
 // at most), for rates a busy machine's generator cannot otherwise hold. A
-// request still goes out when due if a worker is free or queued (as many as
-// workers) otherwise; past that it is an overrun, not sent late.
+// due request goes to a free worker, or waits in a queue of 16 per worker
+// (a stall of the machine's, a GC or another process, is absorbed instead
+// of dropped); past that it is an overrun, not sent. Its latency counts
+// from when it was due, so time spent queued is not hidden.
 func startPooledLoad(workers int, streams ...stream) *load {
-	l := &load{streams: streams, stopped: make(chan struct{}), tally: map[[2]string]*tally{}, start: time.Now(), work: make(chan job, workers)}
+	l := &load{streams: streams, stopped: make(chan struct{}), tally: map[[2]string]*tally{}, start: time.Now(), work: make(chan job, 16*workers), tick: time.Millisecond}
 	l.setPhase("before")
 	for range workers {
 		l.pool.Go(func() {
 			for j := range l.work {
-				l.do(j.s, j.seq, j.phase)
+				l.do(j.s, j.seq, j.phase, j.due)
 			}
 		})
 	}
@@ -191,16 +196,20 @@ func startPooledLoad(workers int, streams ...stream) *load {
 }
 
 func (l *load) run(s stream) {
-	const tick = 5 * time.Millisecond
+	tick := l.tick
+	if tick == 0 {
+		tick = 5 * time.Millisecond
+	}
 	t0 := time.Now()
 	var sent int64
 	tk := time.NewTicker(tick)
 	defer tk.Stop()
 	for {
+		var now time.Time
 		select {
 		case <-l.stopped:
 			return
-		case <-tk.C:
+		case now = <-tk.C:
 		}
 		due := int64(s.rate*time.Since(t0).Seconds()) - sent
 		for range due {
@@ -211,7 +220,7 @@ func (l *load) run(s stream) {
 			l.mu.Unlock()
 			if l.work != nil {
 				select {
-				case l.work <- job{s, seq, phase}:
+				case l.work <- job{s, seq, phase, now}:
 				default:
 					l.record(phase, s.class, func(t *tally) { t.Overrun++ })
 				}
@@ -224,13 +233,15 @@ func (l *load) run(s stream) {
 			l.inflight.Add(1)
 			l.wg.Go(func() {
 				defer l.inflight.Add(-1)
-				l.do(s, seq, phase)
+				l.do(s, seq, phase, now)
 			})
 		}
 	}
 }
 
-func (l *load) do(s stream, seq int64, phase string) {
+// do sends one request; its latency counts from due, when the generator
+// meant to send it.
+func (l *load) do(s stream, seq int64, phase string, due time.Time) {
 	c := s.next(seq)
 	var (
 		req *http.Request
@@ -249,7 +260,6 @@ func (l *load) do(s stream, seq int64, phase string) {
 	if c.ctype != "" {
 		req.Header.Set("Content-Type", c.ctype)
 	}
-	t0 := time.Now()
 	resp, err := client.Do(req)
 	var (
 		status int
@@ -260,7 +270,7 @@ func (l *load) do(s stream, seq int64, phase string) {
 		resp.Body.Close()
 		status = resp.StatusCode
 	}
-	lat := time.Since(t0)
+	lat := time.Since(due)
 	if s.done != nil {
 		s.done(seq, c, status, body)
 	}
