@@ -79,9 +79,10 @@ Where the outcomes above differ from issue 14's wording, deliberately:
   return the store's own error (an invalidation) answer 507 STORAGE_FULL. An ` + "`/update`" + `'s
   PostgreSQL write has committed by then: failing the request would invite a retry that
   writes twice.
-- **The soak's rate.** The load generator runs on the same 2 cores as the gateway and
-  cannot send 70% of the closed-loop maximum open-loop; the soak runs at the rate it
-  holds, and the row says both numbers.
+- **The soak's rate.** The load generator runs on the same 2 cores as the gateway. The
+  soak asks for 70% of the closed-loop maximum measured with the same generator just before;
+  a request the generator cannot send on time (its queue full while the machine stalls) is
+  an overrun, counted and not sent late, and Load held says the rate sent and answered.
 `
 
 func writeReport(path string) error {
