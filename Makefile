@@ -32,12 +32,15 @@ test: lint check-generate examples wrk ## The whole suite: lint, generated code,
 		$(MAKE) --no-print-directory faults-ci KCK_FAULTS_CASSANDRA_BASE=0 KCK_FAULTS_CASSANDRA_RUN_DIR=$(CURDIR)/.cache/cassandra/run
 
 # Every Go benchmark once, as a smoke test (not timed: -benchtime 1x, and the
-# Cassandra warming benchmark on 50 keys); `make bench` takes the figures.
+# Cassandra warming benchmark on 50 keys); `make bench` takes the figures. Only
+# the packages that have benchmarks: `./...` would link and start every test
+# binary (their TestMains build the kck binary) to run nothing.
+BENCH_PKGS = $$(grep -rl --include='*_test.go' -e '^func Benchmark' --exclude-dir=node_modules --exclude-dir=examples --exclude-dir=.cache . | xargs -n1 dirname | sort -u)
 .PHONY: bench-smoke
 bench-smoke: ## Every Go benchmark run once (a smoke test, not a measurement)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass WARM_KEYS=50 \
-		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
 
 # wrk (Debian's) drives the peers harness's closed-loop points; its smoke test
 # (bench/cmd/peers TestSmoke) runs in the suite.
