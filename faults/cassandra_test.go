@@ -28,15 +28,17 @@ func killNodes(t *testing.T, nodes ...int) {
 	wg.Wait()
 }
 
-// startNodes restarts nodes with their data, one after the other (the
-// scripts serialise on the run dir anyway), each waited for until the
-// running nodes see it.
+// startNodes restarts nodes with their data, all at once (one
+// start-node.sh), and waits until each answers and the running nodes see
+// each other.
 func startNodes(t *testing.T, nodes ...int) {
 	t.Helper()
-	for _, n := range nodes {
-		_, err := script("cassandra/start-node.sh", fmt.Sprint(n))
-		require.NoError(t, err)
+	args := make([]string, len(nodes))
+	for i, n := range nodes {
+		args[i] = fmt.Sprint(n)
 	}
+	_, err := script("cassandra/start-node.sh", args...)
+	require.NoError(t, err)
 }
 
 // flushSchema writes every running node's schema tables to disk. The
@@ -111,10 +113,8 @@ func waitStoreQuiet(t *testing.T, quiet, within time.Duration, gws ...*gateway) 
 // gets 3 running nodes.
 func restoreCluster(t *testing.T) {
 	t.Cleanup(func() {
-		for n := 1; n <= 3; n++ {
-			if _, err := script("cassandra/start-node.sh", fmt.Sprint(n)); err != nil {
-				t.Logf("restore node%d: %v", n, err)
-			}
+		if _, err := script("cassandra/start-node.sh", "1", "2", "3"); err != nil {
+			t.Logf("restore the cluster: %v", err)
 		}
 	})
 }
