@@ -161,7 +161,7 @@ func TestSoak(t *testing.T) {
 	g := startGateway(t, "a", gatewayConfig{store: store, keyspace: keyspaceName(t), postgres: dsn,
 		env: []string{fmt.Sprintf("KCK_MAX_COMPLEXITY=%d", soakComplexity)}})
 
-	const workers, burst, pool = 16, 3 * time.Second, 64
+	const workers, burst, pool = 16, 3 * time.Second, 32
 	maxRate := maxHitRate(t, g, workers, burst)
 	target := 0.7 * maxRate
 	// What the generator holds at that rate on this machine (it shares the
