@@ -71,6 +71,14 @@ func (t *tally) add(o *tally) {
 	t.Max = max(t.Max, o.Max)
 }
 
+// overrunShare is the share (0..1) of due requests that were not sent.
+func (t *tally) overrunShare() float64 {
+	if t.Sent+t.Overrun == 0 {
+		return 0
+	}
+	return float64(t.Overrun) / float64(t.Sent+t.Overrun)
+}
+
 // Pct is a latency percentile (0..100) of the answered requests.
 func (t *tally) Pct(p float64) time.Duration {
 	if len(t.lat) == 0 {
