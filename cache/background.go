@@ -12,7 +12,8 @@ import "time"
 type bgJob struct{ done []func(error) }
 
 // refreshInBackground recomputes key, served stale meanwhile, unless its
-// refresh is waiting or under way already.
+// refresh is waiting or under way already: for stale reads, which any
+// refresh under way answers.
 func (c *Cache) refreshInBackground(key string) { c.refreshSoon(key, false, nil) }
 
 // RefreshInBackground recomputes key without blocking the caller, because

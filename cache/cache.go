@@ -108,6 +108,9 @@ type Cache struct {
 	logMu      sync.Mutex
 	lastLogged map[string]logState // by store operation
 
+	refreshMu sync.Mutex
+	refreshes map[string]*refreshing // by key (refresh.go)
+
 	bgMu      sync.Mutex
 	bgPending map[string]*bgJob // waiting for a slot (background.go)
 	bgRunning map[string]int
@@ -163,6 +166,7 @@ func New(opts Options) (*Cache, error) {
 		m:          newMetrics(opts.Registerer, productNames(opts.Registry)),
 		deps:       newDependencies(),
 		lastLogged: map[string]logState{},
+		refreshes:  map[string]*refreshing{},
 		bgPending:  map[string]*bgJob{},
 		bgRunning:  map[string]int{},
 		bgSlots:    make(chan struct{}, opts.BackgroundRefreshes),

@@ -20,8 +20,11 @@ import (
 // nothing in the store: then the store is read again once the lease is
 // held, since another gateway may have stored the value and released the
 // lease between that read and our Acquire (a refresh must not do this: it
-// recomputes whatever is stored).
-func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool) (Result, error) {
+// recomputes whatever is stored). A refresh takes another process's value
+// only if it was computed at notBefore or later (clocks are compared across
+// gateways: a skew costs a computation or, the other way, serves a value
+// that is older by the skew).
+func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool, notBefore time.Time) (Result, error) {
 	p := c.reg.Product(k.Name)
 	if p.Primer == nil {
 		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
@@ -49,7 +52,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 			return Result{}, &PrimerError{Product: k.Name, Key: key, Err: fmt.Errorf("waiting for another gateway: %w", ctx.Err())}
 		case <-t.C:
 		}
-		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
+		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) && !e.ComputedAt.Before(notBefore) {
 			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
 		}
 	}

@@ -87,9 +87,11 @@ func (d *dependencies) of(key string) []string {
 func (c *Cache) Dependents(key string) []string { return c.deps.of(key) }
 
 // cascade refreshes, in the background, the products computed from key, now
-// that key has changed. Their own refreshes cascade further.
+// that key has changed. Their own refreshes cascade further. A change, not
+// a stale read: a refresh of a dependent under way may have read key's old
+// value, so it is refreshed again after.
 func (c *Cache) cascade(key string) {
 	for _, d := range c.deps.of(key) {
-		c.refreshInBackground(d)
+		c.RefreshInBackground(d, nil)
 	}
 }

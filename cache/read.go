@@ -272,11 +272,11 @@ func (c *Cache) loadFromStoreOrCompute(ctx context.Context, k primers.Key, key s
 	}
 	p := c.m.productOf(key)
 	if p == nil {
-		return c.compute(ctx, k, key, 0, true)
+		return c.compute(ctx, k, key, 0, true, time.Time{})
 	}
 	p.miss.Inc()
 	start := time.Now()
-	r, err := c.compute(ctx, k, key, 0, true)
+	r, err := c.compute(ctx, k, key, 0, true, time.Time{})
 	p.missSeconds.Observe(time.Since(start).Seconds())
 	return r, err
 }

@@ -12,6 +12,11 @@ import (
 
 // Refresh recomputes key now, whatever the cache holds, and refreshes its
 // dependents after it. On failure the old value stays in place.
+//
+// The primer run that answers starts after Refresh was called: a refresh is
+// asked for because something changed, and a run that began earlier may
+// have read what the change replaced. Callers that ask while a run is under
+// way share the one queued after it.
 func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {
@@ -25,40 +30,84 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 		c.m.missRefused.Inc()
 		return Result{}, fmt.Errorf("%w: %s was not refreshed: this request already caused %d primer runs, the most one may", ErrTooManyMisses, canonical, b.max)
 	}
-	var floor uint64
-	if e, ok := c.mem.GetIfPresent(canonical); ok {
-		floor = e.Version
-	}
-	// Refreshes of one key share a flight apart from misses: a refresh must
-	// start after the change that asked for it, so it cannot join a miss that
-	// began earlier.
-	ch := c.flight.DoChan("refresh\x00"+canonical, func() (any, error) {
-		// Like a miss's flight: a lease to wait out, then a primer run.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LeaseTTL+c.opts.PrimerTimeout)
-		defer cancel()
-		r, err := c.compute(fctx, k, canonical, floor, false)
-		outcome := "ok"
-		if err != nil {
-			outcome = "failed"
-		}
-		c.m.refreshes.WithLabelValues(k.Name, outcome).Inc() // once per computation, however many asked
-		return loadResult{r: r, err: err}, nil
-	})
-	var lr loadResult
+	run := c.refreshRunFor(ctx, k, canonical)
 	select {
-	case res := <-ch:
-		lr = res.Val.(loadResult)
+	case <-run.done:
+		return run.r, run.err
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
-	if lr.err == nil {
-		c.cascade(canonical)
+}
+
+// refreshRun is one primer run of a key for Refresh.
+type refreshRun struct {
+	ctx  context.Context // of the caller that asked first, without its cancellation
+	done chan struct{}   // closed when r and err are set
+	r    Result
+	err  error
+}
+
+// refreshing is a key's refresh run under way and the one queued after it,
+// shared by everyone who asks while the first runs.
+type refreshing struct{ running, next *refreshRun }
+
+// refreshRunFor returns the run that answers a refresh of key asked now:
+// the one that starts now if none is under way, or the one queued after it.
+func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string) *refreshRun {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	st := c.refreshes[key]
+	if st != nil && st.next != nil {
+		return st.next
+	}
+	run := &refreshRun{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	if st != nil {
+		st.next = run
+		return run
+	}
+	c.refreshes[key] = &refreshing{running: run}
+	go c.runRefreshes(k, key, run)
+	return run
+}
+
+// runRefreshes runs run, then each run queued after it, one at a time.
+func (c *Cache) runRefreshes(k primers.Key, key string, run *refreshRun) {
+	for run != nil {
+		c.runRefresh(k, key, run)
+		c.refreshMu.Lock()
+		st := c.refreshes[key]
+		run, st.running, st.next = st.next, st.next, nil
+		if run == nil {
+			delete(c.refreshes, key)
+		}
+		c.refreshMu.Unlock()
+	}
+}
+
+func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
+	defer close(run.done)
+	var floor uint64
+	if e, ok := c.mem.GetIfPresent(key); ok {
+		floor = e.Version
+	}
+	// Like a miss: a lease to wait out, then a primer run. Everyone sharing
+	// this run asked before now, so another gateway's value counts only if
+	// it was computed from now on.
+	ctx, cancel := context.WithTimeout(run.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
+	defer cancel()
+	run.r, run.err = c.compute(ctx, k, key, floor, false, c.clock.Now())
+	outcome := "ok"
+	if run.err != nil {
+		outcome = "failed"
+	}
+	c.m.refreshes.WithLabelValues(k.Name, outcome).Inc() // once per computation, however many asked
+	if run.err == nil {
+		c.cascade(key)
 	}
 	var pe *PrimerError
-	if errors.As(lr.err, &pe) && floor != 0 {
-		c.keepStale(canonical, floor)
+	if errors.As(run.err, &pe) && floor != 0 {
+		c.keepStale(key, floor)
 	}
-	return lr.r, lr.err
 }
 
 // productNames lists the registered products, for their counters.

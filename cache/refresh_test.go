@@ -1,0 +1,188 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/primers"
+)
+
+// gate holds a primer run after it has read its source, until released:
+// the window in which the source changes under a run already under way.
+type gate struct {
+	closed  atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate {
+	g := &gate{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	g.closed.Store(true)
+	return g
+}
+
+func (g *gate) pass() {
+	if g.closed.Load() {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+}
+
+// open lets the held run and every later one through.
+func (g *gate) open() {
+	g.closed.Store(false)
+	close(g.release)
+}
+
+// sourced registers name/n, whose value is source times n, read and then
+// held at g while g is closed.
+func sourced(t *testing.T, f *fixture, name string, source *atomic.Int64, g *gate) {
+	f.register(t, primers.Product{Name: name, Params: intParam, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
+		v := source.Load() * n
+		g.pass()
+		return v, nil
+	})})
+}
+
+func refreshAsync(c *cache.Cache, key string) <-chan cache.Result {
+	out := make(chan cache.Result, 1)
+	go func() {
+		r, err := c.Refresh(context.Background(), key)
+		if err != nil {
+			r.Entry = &cache.Entry{Value: []byte(err.Error())}
+		}
+		out <- r
+	}()
+	return out
+}
+
+// A refresh asked while another refresh of the key runs is not answered by
+// that run, which may have read what changed: it runs again after it, once
+// for everyone who asked meanwhile. (CI saw a row change never reach a
+// product: its refresh had joined one that started before the change.)
+func TestRefreshAskedDuringARunRunsAgainAfterIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var source atomic.Int64
+	source.Store(1)
+	g := newGate()
+	g.closed.Store(false)
+	sourced(t, f, "src", &source, g)
+	c := f.cache(t)
+	r, err := c.Get(context.Background(), "src/3")
+	require.NoError(t, err)
+	require.Equal(t, "3", string(r.Value))
+
+	g.closed.Store(true)
+	first := refreshAsync(c, "src/3")
+	<-g.entered // the first refresh has read the source
+	source.Store(2)
+	second, third := refreshAsync(c, "src/3"), refreshAsync(c, "src/3")
+	require.Eventually(t, func() bool { return c.RefreshQueued("src/3") }, time.Minute, time.Millisecond)
+	g.open()
+
+	require.Equal(t, "3", string((<-first).Value), "the first refresh read the source before it changed")
+	require.Equal(t, "6", string((<-second).Value), "asked after the change: it sees it")
+	require.Equal(t, "6", string((<-third).Value))
+	require.EqualValues(t, 3, f.counter("src").Load(), "the read, the first refresh, and one run for the two asked meanwhile")
+	r, err = c.Get(context.Background(), "src/3")
+	require.NoError(t, err)
+	require.Equal(t, "6", string(r.Value))
+}
+
+// A dependency that changes while its dependent is being refreshed in the
+// background (by an earlier cascade) refreshes the dependent again: the run
+// under way read the old value.
+func TestCascadeDuringADependentsRefreshRunsItAgain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var base atomic.Int64
+	base.Store(10)
+	g := newGate()
+	g.closed.Store(false)
+	f.register(t, primers.Product{Name: "base", Params: intParam, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
+		return base.Load() * n, nil
+	})})
+	f.register(t, primers.Product{Name: "derived", Params: intParam, Primer: primers.Func1(func(ctx context.Context, n int64) (int64, error) {
+		var b int64
+		if err := primers.Read(ctx, fmt.Sprintf("base/%d", n), &b); err != nil {
+			return 0, err
+		}
+		g.pass()
+		return b + 1, nil
+	})})
+	c := f.cache(t)
+	ctx := context.Background()
+	get := func(key string) string {
+		r, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		return string(r.Value)
+	}
+	require.Equal(t, "21", get("derived/2"))
+
+	// A change of base cascades to derived, which reads it and is held.
+	g.closed.Store(true)
+	base.Store(30)
+	_, err := c.Refresh(ctx, "base/2")
+	require.NoError(t, err)
+	<-g.entered
+	// base changes again while that refresh of derived is under way.
+	base.Store(100)
+	_, err = c.Refresh(ctx, "base/2")
+	require.NoError(t, err)
+	require.Equal(t, "200", get("base/2"))
+	require.Eventually(t, func() bool { return c.RefreshQueued("derived/2") }, time.Minute, time.Millisecond,
+		"the second change must queue another refresh of derived, not count on the one under way")
+	g.open()
+	require.Eventually(t, func() bool { return get("derived/2") == "201" }, time.Minute, time.Millisecond)
+}
+
+// acquireCounter counts leases refused, to know when a gateway waits on
+// another's lease.
+type acquireCounter struct {
+	cache.Store
+	refused atomic.Int64
+}
+
+func (s *acquireCounter) Acquire(ctx context.Context, lease, owner string, ttl time.Duration) (bool, error) {
+	got, err := s.Store.Acquire(ctx, lease, owner, ttl)
+	if err == nil && !got {
+		s.refused.Add(1)
+	}
+	return got, err
+}
+
+// A refresh that waits out another gateway's lease does not take the value
+// that gateway stores if its run began before the refresh was asked: that
+// run may have read what the change replaced. It computes again.
+func TestRefreshTakesNoValueComputedBeforeItWasAsked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var source atomic.Int64
+	source.Store(1)
+	g := newGate()
+	sourced(t, f, "src", &source, g)
+	a := f.cache(t)
+	waits := &acquireCounter{Store: f.store}
+	b := f.cache(t, func(o *cache.Options) { o.Store = waits })
+
+	first := refreshAsync(a, "src/5") // holds the lease, having read 1
+	<-g.entered
+	f.clock.Advance(time.Second)
+	source.Store(2)
+	second := refreshAsync(b, "src/5")
+	require.Eventually(t, func() bool { return waits.refused.Load() > 0 }, time.Minute, time.Millisecond, "b waits on a's lease")
+	g.open()
+
+	require.Equal(t, "5", string((<-first).Value))
+	r := <-second
+	require.Equal(t, "10", string(r.Value), "b computed again rather than take a's value from before it asked")
+	require.Equal(t, cache.TierComputed, r.Tier)
+	require.EqualValues(t, 2, f.counter("src").Load())
+}
