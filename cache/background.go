@@ -9,7 +9,10 @@ import "time"
 
 // bgJob is a key waiting for a background slot, and who wants to hear how
 // its refresh went.
-type bgJob struct{ done []func(error) }
+type bgJob struct {
+	done  []func(error)
+	asked time.Time // when the last of those it answers asked
+}
 
 // refreshInBackground recomputes key, served stale meanwhile, unless its
 // refresh is waiting or under way already: for stale reads, which any
@@ -30,9 +33,13 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 		c.bgMu.Unlock()
 		return
 	}
+	now := c.clock.Now()
 	if j, waiting := c.bgPending[key]; waiting {
 		if done != nil {
 			j.done = append(j.done, done)
+		}
+		if now.After(j.asked) {
+			j.asked = now
 		}
 		c.bgMu.Unlock()
 		return
@@ -41,7 +48,7 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 		c.bgMu.Unlock()
 		return // a stale read: the refresh under way serves it
 	}
-	j := &bgJob{}
+	j := &bgJob{asked: now}
 	if done != nil {
 		j.done = append(j.done, done)
 	}
@@ -62,8 +69,9 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 		c.bgMu.Lock()
 		delete(c.bgPending, key) // from now on a change asks again
 		c.bgRunning[key]++
+		asked := j.asked
 		c.bgMu.Unlock()
-		_, err := c.Refresh(c.ctx, key)
+		_, err := c.refresh(c.ctx, key, asked)
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {
 			delete(c.bgRunning, key)

@@ -18,6 +18,12 @@ import (
 // have read what the change replaced. Callers that ask while a run is under
 // way share the one queued after it.
 func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
+	return c.refresh(ctx, key, c.clock.Now())
+}
+
+// refresh is Refresh asked at asked (a background refresh was asked before
+// it got a slot).
+func (c *Cache) refresh(ctx context.Context, key string, asked time.Time) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {
 		return Result{}, err
@@ -30,7 +36,7 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 		c.m.missRefused.Inc()
 		return Result{}, fmt.Errorf("%w: %s was not refreshed: this request already caused %d primer runs, the most one may", ErrTooManyMisses, canonical, b.max)
 	}
-	run := c.refreshRunFor(ctx, k, canonical)
+	run := c.refreshRunFor(ctx, k, canonical, asked)
 	select {
 	case <-run.done:
 		return run.r, run.err
@@ -41,10 +47,11 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 
 // refreshRun is one primer run of a key for Refresh.
 type refreshRun struct {
-	ctx  context.Context // of the caller that asked first, without its cancellation
-	done chan struct{}   // closed when r and err are set
-	r    Result
-	err  error
+	ctx   context.Context // of the caller that asked first, without its cancellation
+	asked time.Time       // when the last of those it answers asked
+	done  chan struct{}   // closed when r and err are set
+	r     Result
+	err   error
 }
 
 // refreshing is a key's refresh run under way and the one queued after it,
@@ -53,14 +60,17 @@ type refreshing struct{ running, next *refreshRun }
 
 // refreshRunFor returns the run that answers a refresh of key asked now:
 // the one that starts now if none is under way, or the one queued after it.
-func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string) *refreshRun {
+func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, asked time.Time) *refreshRun {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	st := c.refreshes[key]
 	if st != nil && st.next != nil {
+		if asked.After(st.next.asked) {
+			st.next.asked = asked
+		}
 		return st.next
 	}
-	run := &refreshRun{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	run := &refreshRun{ctx: context.WithoutCancel(ctx), asked: asked, done: make(chan struct{})}
 	if st != nil {
 		st.next = run
 		return run
@@ -90,12 +100,14 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	if e, ok := c.mem.GetIfPresent(key); ok {
 		floor = e.Version
 	}
-	// Like a miss: a lease to wait out, then a primer run. Everyone sharing
-	// this run asked before now, so another gateway's value counts only if
-	// it was computed from now on.
+	// Like a miss: a lease to wait out, then a primer run. Another
+	// gateway's value answers only if its run started after the last of
+	// those sharing this one asked (no one joins a run once it starts).
+	// Gateways that see one change at once both ask before either starts:
+	// one computes, the other takes its value.
 	ctx, cancel := context.WithTimeout(run.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 	defer cancel()
-	run.r, run.err = c.compute(ctx, k, key, floor, false, c.clock.Now())
+	run.r, run.err = c.compute(ctx, k, key, floor, false, run.asked)
 	outcome := "ok"
 	if run.err != nil {
 		outcome = "failed"

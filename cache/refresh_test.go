@@ -186,3 +186,30 @@ func TestRefreshTakesNoValueComputedBeforeItWasAsked(t *testing.T) {
 	require.Equal(t, cache.TierComputed, r.Tier)
 	require.EqualValues(t, 2, f.counter("src").Load())
 }
+
+// Two gateways that see one change at once (both asked before either
+// started) share one primer run: the second waits out the lease and takes
+// the first's value.
+func TestGatewaysAskedAtOnceShareOneRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var source atomic.Int64
+	source.Store(1)
+	g := newGate()
+	sourced(t, f, "src", &source, g)
+	a := f.cache(t)
+	waits := &acquireCounter{Store: f.store}
+	b := f.cache(t, func(o *cache.Options) { o.Store = waits })
+
+	// The fixture's clock stands still: both ask at the same instant.
+	first := refreshAsync(a, "src/5")
+	<-g.entered
+	second := refreshAsync(b, "src/5")
+	require.Eventually(t, func() bool { return waits.refused.Load() > 0 }, time.Minute, time.Millisecond, "b waits on a's lease")
+	g.open()
+	require.Equal(t, "5", string((<-first).Value))
+	r := <-second
+	require.Equal(t, "5", string(r.Value))
+	require.Equal(t, cache.TierStore, r.Tier, "b took a's value")
+	require.EqualValues(t, 1, f.counter("src").Load())
+}
