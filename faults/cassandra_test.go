@@ -290,11 +290,11 @@ func TestCassandraQuorumLost(t *testing.T) {
 	assert.Equal(t, 503, c.readyStatus(), "gateway c: /readyz while Cassandra is down")
 	logLine := c.logged(clear)[0]
 
+	// All three at once, as an operator brings a cluster back (one by one
+	// cost this 2-core machine over 4 minutes under the load).
 	l.setPhase("restarting")
 	restart := time.Now()
-	startNodes(t, 1, 2)
-	quorum := time.Now()
-	startNodes(t, 3)
+	startNodes(t, 1, 2, 3)
 	back := time.Now()
 	l.setPhase("after")
 	c.waitReady(3 * time.Minute)
@@ -341,14 +341,14 @@ func TestCassandraQuorumLost(t *testing.T) {
 	fill(r2, "two down")
 	r2.note("two nodes down for %.0f s, then the third too", allDown.Sub(twoDown).Seconds())
 	fill(r3, "all down")
-	r3.note("all three down %.0f s; restarting them took %.0f s (nodes 1 and 2, a quorum, answered after %.0f s)", back.Sub(allDown).Seconds(), back.Sub(restart).Seconds(), quorum.Sub(restart).Seconds())
+	r3.note("all three down %.0f s; restarting them, at once, took %.0f s until each answered CQL and saw the others", back.Sub(allDown).Seconds(), back.Sub(restart).Seconds())
 	for _, r := range []*row{r2, r3} {
 		if !storeQuiet {
 			r.note("store calls of gateways a, b and c still failed now and then 3 min after the nodes answered (kck_store_errors_total never flat for 10 s)")
 			continue
 		}
 		r.Recover += fmt.Sprintf("; store calls pass again %.1f s after", storeBack.Seconds())
-		r.note("store calls of gateways a, b and c: the last failure %.1f s after the 3 nodes answered, %.1f s after a quorum did (kck_store_errors_total flat for 10 s after)", storeBack.Seconds(), back.Add(storeBack).Sub(quorum).Seconds())
+		r.note("store calls of gateways a, b and c: the last failure %.1f s after the 3 nodes answered (kck_store_errors_total flat for 10 s after)", storeBack.Seconds())
 	}
 	r3.note("gateway c, started with the cluster down: /readyz 503 while down, 200 %.1f s after the nodes were back; its log: `%s`", cReady.Seconds(), strings.ReplaceAll(logLine, "`", "'"))
 	r3.Recover = fmt.Sprintf("%s; gateway c ready %.1f s after", r3.Recover, cReady.Seconds())

@@ -80,6 +80,9 @@ func run(m *testing.M) int {
 		"KCK_CASSANDRA_NODE_BASE=" + base,
 		"KCK_CASSANDRA_RUN_DIR=" + envOr("KCK_FAULTS_CASSANDRA_RUN_DIR", filepath.Join(suite.repo, ".cache", "faults", "cassandra")),
 		"KCK_CASSANDRA_HEAP=" + envOr("KCK_CASSANDRA_HEAP", "512M"),
+		// A node restarted under the load takes minutes on a busy 2-core
+		// machine (measured up to 160 s); the scripts' default is 180 s.
+		"KCK_CASSANDRA_TIMEOUT=" + envOr("KCK_CASSANDRA_TIMEOUT", "600"),
 	}
 	out, err := script("cassandra/ensure.sh", "3")
 	if err != nil {

@@ -29,4 +29,4 @@ done
 for n in "${launched[@]}"; do
 	c_wait_ready "$n"
 done
-c_wait_cluster 120
+c_wait_cluster "$KCK_C_TIMEOUT"

@@ -44,7 +44,7 @@ for ((n = 1; n <= nodes; n++)); do
 	c_launch "$n"
 	c_wait_ready "$n"
 done
-c_wait_cluster 120
+c_wait_cluster "$KCK_C_TIMEOUT"
 
 summary=()
 for ((n = 1; n <= nodes; n++)); do
