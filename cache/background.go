@@ -71,7 +71,7 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 		c.bgRunning[key]++
 		asked := j.asked
 		c.bgMu.Unlock()
-		_, err := c.refresh(c.ctx, key, asked)
+		_, err := c.RefreshAskedAt(c.ctx, key, asked)
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {
 			delete(c.bgRunning, key)

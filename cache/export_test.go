@@ -8,3 +8,14 @@ func (c *Cache) RefreshQueued(key string) bool {
 	st := c.refreshes[key]
 	return st != nil && st.next != nil
 }
+
+// RefreshCallers is how many callers the refresh of key under way answers
+// (0 when none is).
+func (c *Cache) RefreshCallers(key string) int {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	if st := c.refreshes[key]; st != nil {
+		return st.running.callers
+	}
+	return 0
+}

@@ -18,12 +18,14 @@ import (
 // have read what the change replaced. Callers that ask while a run is under
 // way share the one queued after it.
 func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
-	return c.refresh(ctx, key, c.clock.Now())
+	return c.RefreshAskedAt(ctx, key, c.clock.Now())
 }
 
-// refresh is Refresh asked at asked (a background refresh was asked before
-// it got a slot).
-func (c *Cache) refresh(ctx context.Context, key string, asked time.Time) (Result, error) {
+// RefreshAskedAt is Refresh for a request made at asked, earlier: a run that
+// started after asked answers it, on this gateway or another. The scheduler
+// asks at a slot's start, so that gateways due at once share one run (and a
+// background refresh is asked before it gets a slot).
+func (c *Cache) RefreshAskedAt(ctx context.Context, key string, asked time.Time) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {
 		return Result{}, err
@@ -47,34 +49,43 @@ func (c *Cache) refresh(ctx context.Context, key string, asked time.Time) (Resul
 
 // refreshRun is one primer run of a key for Refresh.
 type refreshRun struct {
-	ctx   context.Context // of the caller that asked first, without its cancellation
-	asked time.Time       // when the last of those it answers asked
-	done  chan struct{}   // closed when r and err are set
-	r     Result
-	err   error
+	ctx     context.Context // of the caller that asked first, without its cancellation
+	asked   time.Time       // when the last of those it answers asked
+	started time.Time       // zero while queued
+	callers int             // how many it answers
+	done    chan struct{}   // closed when r and err are set
+	r       Result
+	err     error
 }
 
 // refreshing is a key's refresh run under way and the one queued after it,
 // shared by everyone who asks while the first runs.
 type refreshing struct{ running, next *refreshRun }
 
-// refreshRunFor returns the run that answers a refresh of key asked now:
-// the one that starts now if none is under way, or the one queued after it.
+// refreshRunFor returns the run that answers a refresh of key asked at
+// asked: the one under way if it started after asked, else the one that
+// starts now if none is under way, or the one queued after it.
 func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, asked time.Time) *refreshRun {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	st := c.refreshes[key]
+	if st != nil && st.running.started.After(asked) {
+		st.running.callers++
+		return st.running
+	}
 	if st != nil && st.next != nil {
 		if asked.After(st.next.asked) {
 			st.next.asked = asked
 		}
+		st.next.callers++
 		return st.next
 	}
-	run := &refreshRun{ctx: context.WithoutCancel(ctx), asked: asked, done: make(chan struct{})}
+	run := &refreshRun{ctx: context.WithoutCancel(ctx), asked: asked, callers: 1, done: make(chan struct{})}
 	if st != nil {
 		st.next = run
 		return run
 	}
+	run.started = c.clock.Now()
 	c.refreshes[key] = &refreshing{running: run}
 	go c.runRefreshes(k, key, run)
 	return run
@@ -89,6 +100,8 @@ func (c *Cache) runRefreshes(k primers.Key, key string, run *refreshRun) {
 		run, st.running, st.next = st.next, st.next, nil
 		if run == nil {
 			delete(c.refreshes, key)
+		} else {
+			run.started = c.clock.Now()
 		}
 		c.refreshMu.Unlock()
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
@@ -211,5 +212,35 @@ func TestGatewaysAskedAtOnceShareOneRun(t *testing.T) {
 	r := <-second
 	require.Equal(t, "5", string(r.Value))
 	require.Equal(t, cache.TierStore, r.Tier, "b took a's value")
+	require.EqualValues(t, 1, f.counter("src").Load())
+}
+
+// A refresh asked earlier (the scheduler asks at its slot's start) is
+// answered by a run under way that started after it was asked.
+func TestRefreshAskedAtJoinsARunStartedSince(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var source atomic.Int64
+	source.Store(1)
+	g := newGate()
+	sourced(t, f, "src", &source, g)
+	c := f.cache(t)
+	slot := f.clock.Now()
+	f.clock.Advance(time.Second)
+
+	first := refreshAsync(c, "src/2") // starts after the slot
+	<-g.entered
+	second := make(chan cache.Result, 1)
+	go func() {
+		r, err := c.RefreshAskedAt(context.Background(), "src/2", slot)
+		assert.NoError(t, err)
+		second <- r
+	}()
+	require.Eventually(t, func() bool { return c.RefreshCallers("src/2") == 2 }, time.Minute, time.Millisecond,
+		"the second caller shares the run under way")
+	require.False(t, c.RefreshQueued("src/2"))
+	g.open()
+	require.Equal(t, "2", string((<-first).Value))
+	require.Equal(t, "2", string((<-second).Value))
 	require.EqualValues(t, 1, f.counter("src").Load())
 }

@@ -491,7 +491,9 @@ func (s *Scheduler) RefreshKeys(ctx context.Context, keys []string, at time.Time
 			s.m.requests.WithLabelValues("skipped_fresh").Inc()
 			return nil
 		}
-		if _, err := s.cache.Refresh(ctx, key); err != nil {
+		// Asked at the slot's start: another gateway due at once shares
+		// its run rather than compute again.
+		if _, err := s.cache.RefreshAskedAt(ctx, key, at); err != nil {
 			s.m.requests.WithLabelValues("failed").Inc()
 			return err
 		}
