@@ -356,7 +356,7 @@ func (s *Scheduler) Start() error {
 // task wraps a job's run with its slot, metrics, logging and panic recovery.
 func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
 	return func(ctx context.Context) (err error) {
-		slot, _ := j.schedule.slot(s.opts.Clock.Now())
+		slot, period := j.schedule.slot(s.opts.Clock.Now())
 		start := time.Now()
 		defer func() {
 			if r := recover(); r != nil {
@@ -373,11 +373,22 @@ func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
 			}
 			s.m.runs.WithLabelValues(j.name, outcome).Inc()
 		}()
-		return j.run(context.WithValue(ctx, slotKey{}, slot), slot)
+		ctx = context.WithValue(ctx, slotKey{}, slot)
+		return j.run(context.WithValue(ctx, periodKey{}, period), slot)
 	}
 }
 
 type slotKey struct{}
+
+type periodKey struct{}
+
+// slotOpens is when the work of ctx's slot may begin: a gateway's ticker
+// fires up to half a period before the slot's instant (they drift), and
+// work started from then on belongs to the slot.
+func slotOpens(ctx context.Context, slot time.Time) time.Time {
+	period, _ := ctx.Value(periodKey{}).(time.Duration)
+	return slot.Add(-period / 2)
+}
 
 // checkFreshnessTargets warns of products whose freshness target no
 // periodic refresh meets: their values will grow older than it whenever
@@ -461,7 +472,9 @@ func (s *Scheduler) markReady() {
 }
 
 // refreshProduct asks for a refresh of the product's keys this gateway
-// knows, as requested at the slot's start.
+// knows, as requested when the slot opened: a key another gateway computed
+// in this slot is skipped, or shared if its run is under way (the gateways'
+// tickers fire around the slot's instant, some before it).
 func (s *Scheduler) refreshProduct(ctx context.Context, product string, slot time.Time) error {
 	keys := s.cache.Keys(product)
 	s.mu.Lock()
@@ -469,7 +482,7 @@ func (s *Scheduler) refreshProduct(ctx context.Context, product string, slot tim
 	s.mu.Unlock()
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	return s.RefreshKeys(ctx, keys, slot)
+	return s.RefreshKeys(ctx, keys, slotOpens(ctx, slot))
 }
 
 // RefreshKeys asks for a refresh of keys requested at time at: it enqueues
@@ -491,8 +504,7 @@ func (s *Scheduler) RefreshKeys(ctx context.Context, keys []string, at time.Time
 			s.m.requests.WithLabelValues("skipped_fresh").Inc()
 			return nil
 		}
-		// Asked at the slot's start: another gateway due at once shares
-		// its run rather than compute again.
+		// Asked at at: a run another gateway started since answers it.
 		if _, err := s.cache.RefreshAskedAt(ctx, key, at); err != nil {
 			s.m.requests.WithLabelValues("failed").Inc()
 			return err
