@@ -220,17 +220,17 @@ func TestCassandraOneNodeKilled(t *testing.T) {
 	// without it, node3 came back without the gateways' keyspace, and a
 	// session to it alone failed USE for 3 minutes.
 	flushSchema(t)
-	time.Sleep(5 * time.Second)
+	hold(5 * time.Second)
 
 	l.setPhase("node down")
 	killNodes(t, 3)
 	killed := time.Now()
-	time.Sleep(15 * time.Second)
+	hold(15 * time.Second)
 	l.setPhase("restarting")
 	startNodes(t, 3)
 	back := time.Now()
 	l.setPhase("after")
-	time.Sleep(5 * time.Second)
+	hold(5 * time.Second)
 	l.stop()
 	caught, entries := waitCaughtUp(t, ks, 3, 3*time.Minute)
 	dc := w.converge(t, dsn, time.Minute, a, b)
@@ -241,7 +241,7 @@ func TestCassandraOneNodeKilled(t *testing.T) {
 	r.Stale = fmt.Sprint(all.Stale)
 	r.DataLost = dc.String()
 	r.Recover = fmt.Sprintf("node caught up %.1f s after it answered again", caught.Seconds())
-	r.note("node3 down %.0f s (SIGKILL, then start-node.sh: %.0f s until it answered CQL and its peers saw it)", back.Sub(killed).Seconds(), back.Sub(killed).Seconds()-15)
+	r.note("node3 down %.0f s (SIGKILL, then start-node.sh: %.0f s until it answered CQL and its peers saw it)", back.Sub(killed).Seconds(), back.Sub(killed).Seconds()-phase(15*time.Second).Seconds())
 	for _, c := range []string{"hot reads", "misses", "writes"} {
 		tl := l.get(c)
 		r.note("%s: %d sent, %d failed, p50 %v, p99 %v, max %v", c, tl.Sent, tl.Failed, tl.Pct(50).Round(time.Millisecond), tl.Pct(99).Round(time.Millisecond), tl.Max.Round(time.Millisecond))
@@ -267,12 +267,12 @@ func TestCassandraQuorumLost(t *testing.T) {
 	w := newWrites(uniqueName(t))
 	l := startLoad(hotStream(100, a, b), missStream(2, a, b), w.stream(5, a))
 	flushSchema(t) // every node is killed below
-	time.Sleep(5 * time.Second)
+	hold(5 * time.Second)
 
 	l.setPhase("two down")
 	killNodes(t, 2, 3)
 	twoDown := time.Now()
-	time.Sleep(20 * time.Second)
+	hold(20 * time.Second)
 
 	l.setPhase("all down")
 	killNodes(t, 1)
@@ -285,7 +285,7 @@ func TestCassandraQuorumLost(t *testing.T) {
 	clear := regexp.MustCompile(`(?i)level=(WARN|ERROR).*cassandra`)
 	require.Eventually(t, func() bool { return len(c.logged(clear)) > 0 }, time.Minute, 100*time.Millisecond,
 		"gateway c logs a warning or error naming Cassandra")
-	time.Sleep(10 * time.Second)
+	hold(10 * time.Second)
 	assert.True(t, c.alive(), "gateway c still runs")
 	assert.Equal(t, 503, c.readyStatus(), "gateway c: /readyz while Cassandra is down")
 	logLine := c.logged(clear)[0]
@@ -299,8 +299,8 @@ func TestCassandraQuorumLost(t *testing.T) {
 	l.setPhase("after")
 	c.waitReady(3 * time.Minute)
 	cReady := time.Since(back)
-	storeBack, storeQuiet := waitStoreQuiet(t, 10*time.Second, 3*time.Minute, a, b, c)
-	lastFail := waitQuiet(t, l, "after", 10*time.Second, 3*time.Minute)
+	storeBack, storeQuiet := waitStoreQuiet(t, phase(10*time.Second), 3*time.Minute, a, b, c)
+	lastFail := waitQuiet(t, l, "after", phase(10*time.Second), 3*time.Minute)
 	l.stop()
 	// c serves: a product it never held, and a write.
 	_, err := c.fetch("author_stats/7")

@@ -29,6 +29,9 @@ var suite struct {
 	// scenario creates its own database there.
 	pgAdmin string
 	soak    time.Duration
+	// ciForm (KCK_FAULTS_CI=1, make faults-ci) halves the scenarios' fixed
+	// phases: the same assertions in less of CI's time.
+	ciForm  bool
 	report  string
 	started time.Time
 }
@@ -68,6 +71,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	suite.report = os.Getenv("KCK_FAULTS_REPORT")
+	suite.ciForm = os.Getenv("KCK_FAULTS_CI") == "1"
+	if suite.ciForm && suite.report != "" {
+		fmt.Fprintln(os.Stderr, "faults: KCK_FAULTS_CI=1 (halved phases) writes no report")
+		return 1
+	}
 
 	// The suite's own Cassandra: node i on 127.0.0.(base+i), its own run
 	// dir; the scripts kill and restart only its nodes.
@@ -123,4 +131,17 @@ func script(name string, args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 	}
 	return stdout.String(), nil
+}
+
+// hold lets a scenario's phase run for d, or d/2 in the CI form.
+func hold(d time.Duration) {
+	time.Sleep(phase(d))
+}
+
+// phase is a phase's length d, halved in the CI form.
+func phase(d time.Duration) time.Duration {
+	if suite.ciForm {
+		return d / 2
+	}
+	return d
 }

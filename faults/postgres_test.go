@@ -189,7 +189,7 @@ func TestPostgresStoppedUnderLoad(t *testing.T) {
 	require.Eventually(t, func() bool { return boardFresh(a, beforeA) && boardFresh(b, beforeB) }, 2*time.Minute, 100*time.Millisecond,
 		"every author_board key fresh again, at a newer version, on both gateways")
 	cleared := time.Since(back)
-	lastFail := waitQuiet(t, l, "after", 10*time.Second, 3*time.Minute)
+	lastFail := waitQuiet(t, l, "after", phase(10*time.Second), 3*time.Minute)
 	l.stop()
 	dc := w.converge(t, dsn, 2*time.Minute, a, b)
 	// The schedule goes on: after the outage its refreshes still run.
@@ -258,7 +258,7 @@ func TestListenConnectionCutUnderLoad(t *testing.T) {
 	w := newWrites(uniqueName(t))
 	l := startLoad(hotStream(100, a, b), boardStream(20, a, b), w.stream(5, a, b))
 	defer l.stop()
-	time.Sleep(5 * time.Second)
+	hold(5 * time.Second)
 
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -291,7 +291,7 @@ func TestListenConnectionCutUnderLoad(t *testing.T) {
 	assert.NotContains(t, after, before[1])
 
 	l.setPhase("after")
-	time.Sleep(5 * time.Second)
+	hold(5 * time.Second)
 	l.stop()
 	dc := w.converge(t, dsn, 2*time.Minute, a, b)
 

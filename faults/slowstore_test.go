@@ -257,11 +257,11 @@ func TestSlowStore(t *testing.T) {
 
 	l := startLoad(hotStream(100, a, b), missStream(1, a, b), softStream(10, a, b))
 	l.setPhase("baseline")
-	time.Sleep(20 * time.Second)
+	hold(20 * time.Second)
 	l.setPhase("slow")
 	setDelay(delay)
 	slowFrom := time.Now()
-	time.Sleep(10 * time.Second)
+	hold(10 * time.Second)
 	// Probes on keys the load does not read: authors past softKeys (an
 	// author with no titles would be "no data", not a value).
 	var (
@@ -277,7 +277,7 @@ func TestSlowStore(t *testing.T) {
 		}
 		probes = append(probes, p)
 	}
-	time.Sleep(max(0, 40*time.Second-time.Since(slowFrom)))
+	time.Sleep(max(0, phase(40*time.Second)-time.Since(slowFrom)))
 	l.stop()
 	setDelay(0)
 
