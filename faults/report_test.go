@@ -99,7 +99,7 @@ Each scenario runs real gateway processes (the kck binary) on loopback against t
 suite's own PostgreSQL (a cluster of its own, port 5440) and a 3-node Apache Cassandra 5.0
 (RF 3, QUORUM, nodes on 127.0.0.11-13), under an open-loop load at a fixed rate, injects
 one fault and asserts the outcome stated in its row: a regression fails the Go test
-(` + "`make faults-ci`" + ` in CI, with a shorter soak).
+(` + "`make faults-ci`" + ` in CI, with a shorter soak and its fixed phases halved).
 
 `)
 	fmt.Fprintf(&b, "Run: %s, commit %s, soak %v, load average at the end %s on %d cores shared with other work (figures from a busy machine: latencies are upper bounds).\n\n",
@@ -128,7 +128,7 @@ one fault and asserts the outcome stated in its row: a regression fails the Go t
 
 ` + "```sh" + `
 make faults                      # the full suite (10-minute soak); writes this file
-make faults-ci                   # the CI form (30 s soak), same assertions
+make faults-ci                   # the CI form (30 s soak, fixed phases halved), same assertions
 KCK_FAULTS_SOAK=2m make faults   # another soak length
 ` + "```" + `
 
