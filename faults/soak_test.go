@@ -168,7 +168,16 @@ func TestSoak(t *testing.T) {
 
 	const workers, burst, pool = 16, 3 * time.Second, 32
 	maxRate := maxHitRate(t, g, workers, burst)
-	target := 0.7 * maxRate
+	// The CI form asks for half: its 10 s clean phase against 20 s mixed
+	// compares p50s within seconds of each other, and at 70% of a maximum
+	// measured moments before, a busy CI machine's stall queues every
+	// request (seen: p50 12.7 ms mixed against 2.4 ms clean, the
+	// gateway's own work unchanged).
+	share := 0.7
+	if suite.ciForm {
+		share = 0.5
+	}
+	target := share * maxRate
 	// What the generator holds at that rate on this machine (it shares the
 	// cores with the gateway): 3 s open-loop; past 1% overruns, the rate is
 	// cut to 90% of what was answered, at most three times.
@@ -236,8 +245,8 @@ func TestSoak(t *testing.T) {
 		badSent += tl.Sent + tl.Overrun
 		badOK += tl.OK
 	}
-	r.Load = fmt.Sprintf("%s (max %.0f hot reads/s closed-loop, %d workers, %v; 70%% = %.0f/s; due at %.0f/s after calibration; sent and answered %.0f/s, %d overruns), 1 gateway (%s store); + %d malformed requests/s of %d classes for the last %.0f s",
-		l.held(), maxRate, workers, burst, target, rate, held, hot.Overrun, store, int(sumRates(classes)), len(classes), bad.end.Sub(bad.start).Seconds())
+	r.Load = fmt.Sprintf("%s (max %.0f hot reads/s closed-loop, %d workers, %v; %.0f%% = %.0f/s; due at %.0f/s after calibration; sent and answered %.0f/s, %d overruns), 1 gateway (%s store); + %d malformed requests/s of %d classes for the last %.0f s",
+		l.held(), maxRate, workers, burst, 100*share, target, rate, held, hot.Overrun, store, int(sumRates(classes)), len(classes), bad.end.Sub(bad.start).Seconds())
 	r.Failed = fmt.Sprintf("good %s; malformed answered otherwise than expected: %d of %d", good.failures(), badSent-badOK, badSent)
 	r.Stale = fmt.Sprint(good.Stale)
 	r.Recover = "- (no fault)"
