@@ -23,8 +23,8 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 
 // RefreshAskedAt is Refresh for a request made at asked, earlier: a run that
 // started after asked answers it, on this gateway or another. The scheduler
-// asks at a slot's start, so that gateways due at once share one run (and a
-// background refresh is asked before it gets a slot).
+// asks as of when a slot opens, so that gateways due at once share one run
+// (and a background refresh is asked before it gets a slot).
 func (c *Cache) RefreshAskedAt(ctx context.Context, key string, asked time.Time) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {

@@ -41,14 +41,18 @@ func (g *gate) open() {
 	close(g.release)
 }
 
-// sourced registers name/n, whose value is source times n, read and then
-// held at g while g is closed.
-func sourced(t *testing.T, f *fixture, name string, source *atomic.Int64, g *gate) {
-	f.register(t, primers.Product{Name: name, Params: intParam, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
+// sourced registers src/n, whose value is the returned source (1 at
+// first) times n, read and then held at the returned gate while it is
+// closed (it starts closed).
+func sourced(t *testing.T, f *fixture) (*atomic.Int64, *gate) {
+	source, g := new(atomic.Int64), newGate()
+	source.Store(1)
+	f.register(t, primers.Product{Name: "src", Params: intParam, Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) {
 		v := source.Load() * n
 		g.pass()
 		return v, nil
 	})})
+	return source, g
 }
 
 func refreshAsync(c *cache.Cache, key string) <-chan cache.Result {
@@ -70,11 +74,8 @@ func refreshAsync(c *cache.Cache, key string) <-chan cache.Result {
 func TestRefreshAskedDuringARunRunsAgainAfterIt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	var source atomic.Int64
-	source.Store(1)
-	g := newGate()
+	source, g := sourced(t, f)
 	g.closed.Store(false)
-	sourced(t, f, "src", &source, g)
 	c := f.cache(t)
 	r, err := c.Get(context.Background(), "src/3")
 	require.NoError(t, err)
@@ -159,32 +160,36 @@ func (s *acquireCounter) Acquire(ctx context.Context, lease, owner string, ttl t
 	return got, err
 }
 
+// leaseRace: gateway a refreshes src/5 and is held having read the source
+// (1); then between runs, gateway b refreshes src/5 and waits on a's
+// lease, and a goes on. It returns a's and b's results.
+func leaseRace(t *testing.T, f *fixture, between func(source *atomic.Int64)) (cache.Result, cache.Result) {
+	source, g := sourced(t, f)
+	a := f.cache(t)
+	waits := &acquireCounter{Store: f.store}
+	b := f.cache(t, func(o *cache.Options) { o.Store = waits })
+	first := refreshAsync(a, "src/5")
+	<-g.entered
+	between(source)
+	second := refreshAsync(b, "src/5")
+	require.Eventually(t, func() bool { return waits.refused.Load() > 0 }, time.Minute, time.Millisecond, "b waits on a's lease")
+	g.open()
+	return <-first, <-second
+}
+
 // A refresh that waits out another gateway's lease does not take the value
 // that gateway stores if its run began before the refresh was asked: that
 // run may have read what the change replaced. It computes again.
 func TestRefreshTakesNoValueComputedBeforeItWasAsked(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	var source atomic.Int64
-	source.Store(1)
-	g := newGate()
-	sourced(t, f, "src", &source, g)
-	a := f.cache(t)
-	waits := &acquireCounter{Store: f.store}
-	b := f.cache(t, func(o *cache.Options) { o.Store = waits })
-
-	first := refreshAsync(a, "src/5") // holds the lease, having read 1
-	<-g.entered
-	f.clock.Advance(time.Second)
-	source.Store(2)
-	second := refreshAsync(b, "src/5")
-	require.Eventually(t, func() bool { return waits.refused.Load() > 0 }, time.Minute, time.Millisecond, "b waits on a's lease")
-	g.open()
-
-	require.Equal(t, "5", string((<-first).Value))
-	r := <-second
-	require.Equal(t, "10", string(r.Value), "b computed again rather than take a's value from before it asked")
-	require.Equal(t, cache.TierComputed, r.Tier)
+	first, second := leaseRace(t, f, func(source *atomic.Int64) {
+		f.clock.Advance(time.Second)
+		source.Store(2)
+	})
+	require.Equal(t, "5", string(first.Value))
+	require.Equal(t, "10", string(second.Value), "b computed again rather than take a's value from before it asked")
+	require.Equal(t, cache.TierComputed, second.Tier)
 	require.EqualValues(t, 2, f.counter("src").Load())
 }
 
@@ -194,36 +199,20 @@ func TestRefreshTakesNoValueComputedBeforeItWasAsked(t *testing.T) {
 func TestGatewaysAskedAtOnceShareOneRun(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	var source atomic.Int64
-	source.Store(1)
-	g := newGate()
-	sourced(t, f, "src", &source, g)
-	a := f.cache(t)
-	waits := &acquireCounter{Store: f.store}
-	b := f.cache(t, func(o *cache.Options) { o.Store = waits })
-
 	// The fixture's clock stands still: both ask at the same instant.
-	first := refreshAsync(a, "src/5")
-	<-g.entered
-	second := refreshAsync(b, "src/5")
-	require.Eventually(t, func() bool { return waits.refused.Load() > 0 }, time.Minute, time.Millisecond, "b waits on a's lease")
-	g.open()
-	require.Equal(t, "5", string((<-first).Value))
-	r := <-second
-	require.Equal(t, "5", string(r.Value))
-	require.Equal(t, cache.TierStore, r.Tier, "b took a's value")
+	first, second := leaseRace(t, f, func(*atomic.Int64) {})
+	require.Equal(t, "5", string(first.Value))
+	require.Equal(t, "5", string(second.Value))
+	require.Equal(t, cache.TierStore, second.Tier, "b took a's value")
 	require.EqualValues(t, 1, f.counter("src").Load())
 }
 
-// A refresh asked earlier (the scheduler asks at its slot's start) is
+// A refresh asked earlier (the scheduler asks as of when its slot opens) is
 // answered by a run under way that started after it was asked.
 func TestRefreshAskedAtJoinsARunStartedSince(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	var source atomic.Int64
-	source.Store(1)
-	g := newGate()
-	sourced(t, f, "src", &source, g)
+	_, g := sourced(t, f)
 	c := f.cache(t)
 	slot := f.clock.Now()
 	f.clock.Advance(time.Second)

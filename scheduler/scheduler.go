@@ -8,9 +8,10 @@
 //     store first (see SlotLocker), not once per gateway.
 //   - Per-gateway work runs on every gateway: draining the refresh queue
 //     (claims share it out) and refreshing a product's keys that this
-//     gateway holds (requests are stamped with the slot's start, so a key
-//     that another gateway already refreshed in this slot is skipped, see
-//     queue.StoredAfter).
+//     gateway holds (requests are stamped with when the slot opens, half a
+//     period before its instant, so a key that another gateway already
+//     refreshed in this slot is skipped, see queue.StoredAfter, or shared
+//     while its run is under way, see cache.RefreshAskedAt).
 //   - Warming runs once at Start; Ready reports when it has finished, so
 //     that /readyz can wait for it.
 //   - A run never overlaps the previous run of the same job in a gateway.
