@@ -17,14 +17,16 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 	$(GO) run .
 
 # The suite runs against real services: PostgreSQL (installed and started when
-# absent) and a 3-node Cassandra cluster (reused when one runs, started otherwise).
+# absent), a 3-node Cassandra cluster (reused when one runs, started otherwise)
+# and a NATS server for the change bus (built from its Go module, started when
+# none answers).
 # The e2e package runs last, alone: its node-loss test stops a Cassandra node,
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
 test: lint check-generate examples wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
-	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
-		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
+	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && bus=$$(./scripts/nats/ensure.sh) && \
+		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass KCK_BUS_URL=$$bus && \
 		mkdir -p .test-artifacts && \
 		$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/.test-artifacts $$($(GO) list ./... | grep -v /e2e$$) && \
 		$(GO) test -race -count=1 -timeout 20m ./e2e/ && \
@@ -38,8 +40,8 @@ test: lint check-generate examples wrk ## The whole suite: lint, generated code,
 BENCH_PKGS = $$(grep -rl --include='*_test.go' -e '^func Benchmark' --exclude-dir=node_modules --exclude-dir=examples --exclude-dir=.cache . | xargs -n1 dirname | sort -u)
 .PHONY: bench-smoke
 bench-smoke: ## Every Go benchmark run once (a smoke test, not a measurement)
-	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
-		KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass WARM_KEYS=50 \
+	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && bus=$$(./scripts/nats/ensure.sh) && \
+		KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass KCK_BUS_URL=$$bus WARM_KEYS=50 \
 		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
 
 # wrk (Debian's) drives the peers harness's closed-loop points; its smoke test
@@ -95,6 +97,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAddressMap$$' -fuzztime $(FUZZTIME) ./cache/cassandra/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseChange$$' -fuzztime $(FUZZTIME) ./cache/
 
 .PHONY: bench
 bench: ## Benchmarks and the load comparison; figures in bench/README.md
@@ -115,6 +118,14 @@ postgres-down: ## Stop the local PostgreSQL
 .PHONY: demo-postgres
 demo-postgres: ## The gateway serving the demo from PostgreSQL (loads the demo tables)
 	export KCK_POSTGRES_URL=$$(./scripts/postgres/up.sh) && $(GO) run . demo load && $(GO) run . serve
+
+.PHONY: nats-up
+nats-up: ## Build (from its Go module) and start a local NATS server for the change bus; prints KCK_BUS_URL
+	@./scripts/nats/ensure.sh
+
+.PHONY: nats-down
+nats-down: ## Stop the local NATS server
+	./scripts/nats/down.sh
 
 .PHONY: cassandra-up
 cassandra-up: ## Start a local Cassandra 5.0 (NODES=1 or NODES=3)

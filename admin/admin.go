@@ -5,8 +5,8 @@
 // What it promises:
 //   - Its figures come from the Prometheus registry /metrics serves (the
 //     same counters, read when asked), from the refresh queue's Stats (what
-//     `kck queue` prints) and from the heartbeats the gateways sharing the
-//     store write into it: nothing is counted twice or made up.
+//     `kck queue` prints) and from the other gateways' answers over the
+//     change bus: nothing is counted twice or made up.
 //   - Every action (refresh, invalidate, warm, queue retry or remove) is
 //     logged with who asked; an action that would touch more than one key
 //     is refused unless the request confirms the exact number of keys it
@@ -61,9 +61,12 @@ type Options struct {
 	Addr string
 	// Version names this build; default the module's build info.
 	Version string
-	// HeartbeatInterval is how often this gateway writes its heartbeat
-	// into the store for the cluster view. Default 5 s; negative: never.
+	// HeartbeatInterval is how often this gateway samples its counters for
+	// its charts and hit rate. Default 5 s; negative: never.
 	HeartbeatInterval time.Duration
+	// Roster reaches the other gateways for the cluster view; nil: this
+	// gateway only.
+	Roster Roster
 	// MaxKeys bounds the keys one action may touch (a prefix or a product
 	// with more is refused). Default 10,000.
 	MaxKeys int
@@ -165,16 +168,19 @@ func New(o Options) (*Console, error) {
 	return a, nil
 }
 
-// Start writes this gateway's heartbeat now and then every
-// HeartbeatInterval, until Close.
-func (a *Console) Start() {
+// Start answers the roster's questions and samples this gateway's
+// counters now and then every HeartbeatInterval, until Close.
+func (a *Console) Start() error {
+	if a.opts.Roster != nil {
+		if err := a.opts.Roster.Answer(rosterTopic, a.beat.answer); err != nil {
+			return fmt.Errorf("admin: roster: %w", err)
+		}
+	}
 	if a.opts.HeartbeatInterval < 0 {
-		return
+		return nil
 	}
 	a.wg.Go(func() {
-		// The first beat at once, off the caller's goroutine: a store that
-		// is slow to answer does not hold up the gateway's start.
-		a.beat.write(a.ctx)
+		a.beat.sample()
 		t := time.NewTicker(a.opts.HeartbeatInterval)
 		defer t.Stop()
 		for {
@@ -182,22 +188,17 @@ func (a *Console) Start() {
 			case <-a.ctx.Done():
 				return
 			case <-t.C:
-				a.beat.write(a.ctx)
+				a.beat.sample()
 			}
 		}
 	})
+	return nil
 }
 
-// Close stops the heartbeat and removes this gateway's row, so that the
-// others stop listing it at once.
+// Close stops sampling.
 func (a *Console) Close() error {
 	a.cancel()
 	a.wg.Wait()
-	if a.opts.HeartbeatInterval >= 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		a.beat.remove(ctx)
-	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/admin"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -350,12 +351,14 @@ func TestQueueActions(t *testing.T) {
 	assert.Equal(t, 1, e.overview(t).Queue.Depth)
 }
 
-// Two gateways on one store: each lists the other from its heartbeat, and
-// an invalidation by prefix on one drops the other's in-process copies.
+// Two gateways on one store and one bus: each lists the other from its
+// answer over the bus, and an invalidation by prefix on one drops the
+// other's in-process copies.
 func TestTwoGateways(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t, envOpts{noScheduler: true})
-	b := newEnv(t, envOpts{noScheduler: true, store: a.store})
+	bus, cluster := natstest.Start(t), natstest.Cluster(t)
+	a := newEnv(t, envOpts{noScheduler: true, bus: bus, cluster: cluster})
+	b := newEnv(t, envOpts{noScheduler: true, store: a.store, bus: bus, cluster: cluster})
 	var cl struct {
 		Gateways []admin.Gateway `json:"gateways"`
 	}

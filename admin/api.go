@@ -107,6 +107,24 @@ type Overview struct {
 	Products []Product `json:"products"`
 	Queue    *Queue    `json:"queue"`
 	Fresh    Lag       `json:"freshness"`
+	Cost     Cost      `json:"cost"`
+}
+
+// Cost is what this gateway has asked of the store and the change bus
+// since it started, so that the cost of a change can be read (compare two
+// samples around a known number of changes; bench/cmd/scale does).
+type Cost struct {
+	// StoreOps is kck_store_operations_total by kind: read, write, lwt.
+	StoreOps map[string]float64 `json:"storeOps"`
+	// BusMessages is kck_bus_messages_total by direction and kind
+	// ("sent change", "received assign", ...).
+	BusMessages map[string]float64 `json:"busMessages"`
+	// PrimerRuns is kck_primer_runs_total over every product.
+	PrimerRuns float64 `json:"primerRuns"`
+	// Following says this gateway follows the source tables' change log
+	// for the cluster (kck_source_backlog_rows is its backlog).
+	Following bool    `json:"following"`
+	Backlog   float64 `json:"backlog"`
 }
 
 // Totals are the gateway-wide counters the charts are drawn from (the page
@@ -129,9 +147,9 @@ type Lag struct {
 	// received from Postgres to the refreshed value stored (empty without
 	// SQL products).
 	SourceToFresh Histogram `json:"sourceToFresh"`
-	// Feed is kck_change_feed_lag_seconds: from another gateway publishing
-	// a change to this one dropping its old copy.
-	Feed Histogram `json:"feed"`
+	// Bus is kck_bus_lag_seconds: from another gateway announcing a change
+	// to this one applying it.
+	Bus Histogram `json:"bus"`
 }
 
 // Queue is the refresh queue as `kck queue` shows it.
@@ -204,7 +222,15 @@ func (a *Console) overview(ctx context.Context) (Overview, error) {
 	o.Totals.PrimerErrors = s.value("kck_primer_errors_total", nil)
 	o.Totals.Refreshes = s.value("kck_refreshes_total", map[string]string{"outcome": "ok"})
 	o.Fresh.SourceToFresh = s.histogram("kck_source_fresh_lag_seconds", nil)
-	o.Fresh.Feed = s.histogram("kck_change_feed_lag_seconds", nil)
+	o.Fresh.Bus = s.histogram("kck_bus_lag_seconds", nil)
+	o.Cost = Cost{StoreOps: s.byLabel("kck_store_operations_total", "kind", nil), BusMessages: map[string]float64{},
+		PrimerRuns: s.value("kck_primer_runs_total", nil), Following: s.value("kck_leader", map[string]string{"job": "follow/source"}) > 0,
+		Backlog: s.value("kck_source_backlog_rows", nil)}
+	for _, dir := range []string{"sent", "received"} {
+		for kind, n := range s.byLabel("kck_bus_messages_total", "kind", map[string]string{"direction": dir}) {
+			o.Cost.BusMessages[dir+" "+kind] = n
+		}
+	}
 	o.Products = a.products(s)
 	o.Queue = a.queue(ctx, s)
 	return o, nil

@@ -7,17 +7,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/internal/browsertest"
+	"github.com/kck-go/kck/internal/natstest"
 )
 
 // In headless chromium: the console loads nothing from outside and logs no
 // console error, its charts draw, a refresh from the page moves the
 // product's version, and an invalidation by prefix from gateway A's page
-// reaches gateway B, which shares A's store (browser/admin.mjs).
+// reaches gateway B, which shares A's store and bus (browser/admin.mjs).
 // KCK_ADMIN_SCREENSHOT=path also writes a screenshot (docs/admin.png).
 func TestConsoleInChromium(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t, envOpts{})
-	b := newEnv(t, envOpts{noScheduler: true, store: a.store})
+	bus, cluster := natstest.Start(t), natstest.Cluster(t)
+	a := newEnv(t, envOpts{bus: bus, cluster: cluster})
+	b := newEnv(t, envOpts{noScheduler: true, store: a.store, bus: bus, cluster: cluster})
 	for _, k := range []string{"title_list/42", "title_list/43"} {
 		require.Equal(t, 200, b.do(t, "GET", "/fetch?key="+k, "").status)
 	}

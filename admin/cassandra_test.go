@@ -9,11 +9,12 @@ import (
 	"github.com/kck-go/kck/admin"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/natstest"
 )
 
-// Two gateways on a real Cassandra cluster, each with its own session (as
-// two processes would be): each lists the other from its heartbeat row, and
-// an invalidation by prefix on one drops the other's in-process copies.
+// Two gateways on a real Cassandra cluster, each with its own session and
+// bus connection (as two processes would be): each lists the other, and an
+// invalidation by prefix on one drops the other's in-process copies.
 func TestTwoGatewaysOnCassandra(t *testing.T) {
 	t.Parallel()
 	ks := cassandratest.Keyspace(t)
@@ -23,8 +24,9 @@ func TestTwoGatewaysOnCassandra(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	a := newEnv(t, envOpts{noScheduler: true, store: open()})
-	b := newEnv(t, envOpts{noScheduler: true, store: open()})
+	bus, cluster := natstest.Start(t), natstest.Cluster(t)
+	a := newEnv(t, envOpts{noScheduler: true, store: open(), bus: bus, cluster: cluster})
+	b := newEnv(t, envOpts{noScheduler: true, store: open(), bus: bus, cluster: cluster})
 	var cl struct {
 		Gateways []admin.Gateway `json:"gateways"`
 	}

@@ -3,29 +3,41 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/kck-go/kck/cache"
 )
 
-// The cluster view: each gateway writes a heartbeat row into the store
-// every HeartbeatInterval (a plain entry under heartbeatPrefix+owner that
-// expires after three intervals) and publishes it on the store's change
-// feed. A console lists the gateways from the feed's recent changes and
-// reads their rows: no store method was added, and a gateway that stops
-// disappears when its row expires (at once when it closes cleanly). A store
-// without a change feed is one gateway's: the view shows this one only.
+// The cluster view: a console asks the other gateways of the cluster who
+// they are over the change bus (Roster), when the view is asked for, and
+// each answers with its own figures; nothing runs in the background for
+// it, so the view costs the cluster one question and an answer per
+// gateway each time it is drawn. Without a bus the view shows this gateway
+// only. Each gateway still samples its own counters every
+// HeartbeatInterval, for its charts and its hit rate.
 
-// heartbeatPrefix starts every heartbeat key. It is no product's name
-// (product names cannot hold ':'), so it never meets a product key.
+// Roster reaches the other gateways of the cluster (cache/nats.Bus).
+type Roster interface {
+	// Gather asks every other gateway that answers topic and returns the
+	// answers that came before ctx ended.
+	Gather(ctx context.Context, topic string, q []byte) ([][]byte, error)
+	// Answer answers the other gateways' questions on topic.
+	Answer(topic string, fn func(q []byte) []byte) error
+}
+
+// rosterTopic is the question "who are you?".
+const rosterTopic = "gateways"
+
+// rosterWait is how long a view waits for the answers.
+const rosterWait = 300 * time.Millisecond
+
+// heartbeatPrefix started the heartbeat keys gateways wrote into the store
+// before the change bus; actions by prefix still skip any left there. It
+// is no product's name (product names cannot hold ':').
 const heartbeatPrefix = "kck:gateway/"
 
-// Gateway is one gateway of the cluster as its heartbeat says.
+// Gateway is one gateway of the cluster as it answered.
 type Gateway struct {
 	Owner   string    `json:"owner"`
 	Addr    string    `json:"addr"`
@@ -75,8 +87,9 @@ func (h *heartbeat) self(now time.Time, s snapshot) Gateway {
 	}
 }
 
-// write stores this gateway's heartbeat and publishes it.
-func (h *heartbeat) write(ctx context.Context) {
+// sample keeps a sample of this gateway's counters for its charts, and
+// its hit rate.
+func (h *heartbeat) sample() {
 	a := h.a
 	s, err := gather(a.opts.Gatherer)
 	if err != nil {
@@ -92,69 +105,41 @@ func (h *heartbeat) write(ctx context.Context) {
 	}
 	h.lastHits, h.lastAt = hits, now
 	h.mu.Unlock()
-	g := h.self(now, s)
-	g.Self = false
-	value, _ := json.Marshal(g)
-	key := heartbeatPrefix + g.Owner
-	version := uint64(now.UnixMicro())
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st := a.c.Store()
-	e := cache.Entry{Key: key, Value: value, Version: version, ComputedAt: now, ExpiresAt: now.Add(3 * a.opts.HeartbeatInterval)}
-	if err := st.Put(ctx, e); err != nil {
-		a.log.Warn("admin: heartbeat: store", "err", err)
-		return
-	}
-	if feed, ok := st.(cache.ChangeFeed); ok {
-		if err := feed.Publish(ctx, cache.Change{Key: key, Version: version, Origin: g.Owner, At: now}); err != nil {
-			a.log.Warn("admin: heartbeat: publish", "err", err)
-		}
-	}
 }
 
-// remove deletes this gateway's heartbeat row.
-func (h *heartbeat) remove(ctx context.Context) {
+// answer is this gateway's answer to the roster's question.
+func (h *heartbeat) answer([]byte) []byte {
 	a := h.a
-	now := a.opts.Clock.Now()
-	key := heartbeatPrefix + a.c.Owner()
-	if err := a.c.Store().Delete(ctx, key, uint64(now.UnixMicro())); err != nil {
-		a.log.Warn("admin: heartbeat: remove", "err", err)
+	s, err := gather(a.opts.Gatherer)
+	if err != nil {
+		return nil
 	}
+	g := h.self(a.opts.Clock.Now(), s)
+	g.Self = false
+	b, _ := json.Marshal(g)
+	return b
 }
 
-// cluster lists the gateways whose heartbeat the store holds, this one
-// first.
+// cluster lists the gateways that answered, this one first, and whether
+// there is a cluster to ask.
 func (a *Console) cluster(ctx context.Context, s snapshot) ([]Gateway, bool) {
 	now := a.opts.Clock.Now()
-	self := a.beat.self(now, s)
-	out := []Gateway{self}
-	st := a.c.Store()
-	feed, ok := st.(cache.ChangeFeed)
-	if !ok || a.opts.HeartbeatInterval < 0 {
+	out := []Gateway{a.beat.self(now, s)}
+	if a.opts.Roster == nil {
 		return out, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, rosterWait)
 	defer cancel()
-	changes, err := feed.Changes(ctx, now.Add(-3*a.opts.HeartbeatInterval))
+	answers, err := a.opts.Roster.Gather(ctx, rosterTopic, nil)
 	if err != nil {
-		a.log.Warn("admin: cluster: change feed", "err", err)
+		a.log.Warn("admin: cluster: asking the other gateways", "err", err)
 		return out, true
 	}
-	seen := map[string]bool{self.Owner: true}
-	for _, ch := range changes {
-		if !strings.HasPrefix(ch.Key, heartbeatPrefix) || seen[ch.Key[len(heartbeatPrefix):]] {
-			continue
-		}
-		seen[ch.Key[len(heartbeatPrefix):]] = true
-		e, err := st.Get(ctx, ch.Key)
-		if err != nil {
-			if !errors.Is(err, cache.ErrNotFound) {
-				a.log.Warn("admin: cluster: heartbeat", "key", ch.Key, "err", err)
-			}
-			continue
-		}
+	seen := map[string]bool{out[0].Owner: true}
+	for _, raw := range answers {
 		var g Gateway
-		if json.Unmarshal(e.Value, &g) == nil {
+		if json.Unmarshal(raw, &g) == nil && g.Owner != "" && !seen[g.Owner] {
+			seen[g.Owner] = true
 			out = append(out, g)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
@@ -53,6 +54,10 @@ type envOpts struct {
 	noScheduler bool
 	// maxKeys bounds the keys of one action (admin.Options.MaxKeys).
 	maxKeys int
+	// bus, when set, is the cluster's change bus (gateways sharing a
+	// store share it, with cluster as their name).
+	bus     *natstest.Server
+	cluster string
 }
 
 var secret = []byte("0123456789abcdef0123456789abcdef-admin")
@@ -77,10 +82,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 	reg.MustRegister(primers.Product{Name: "pulse", Params: []primers.Param{{Name: "n", Kind: primers.Int}}, FreshnessTarget: time.Nanosecond,
 		Sources: []primers.Source{{Table: "beats", Columns: []string{"n"}}}, AfterPrimes: []string{"author/:n"},
 		Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { return n, nil })})
-	e.cache, err = cache.New(cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: log, FeedInterval: 20 * time.Millisecond})
+	copts := cache.Options{Registry: reg, Store: e.store, Registerer: e.metrics, Logger: log}
+	ao := admin.Options{Gatherer: e.metrics, Open: !o.auth, Addr: "test", Logger: log, HeartbeatInterval: 100 * time.Millisecond, MaxKeys: o.maxKeys}
+	if o.bus != nil {
+		copts.Owner = cache.NewOwner()
+		b := natstest.Bus(t, o.bus, o.cluster, copts.Owner)
+		copts.Bus, ao.Roster = b, b
+	}
+	e.cache, err = cache.New(copts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })
-	ao := admin.Options{Cache: e.cache, Gatherer: e.metrics, Open: !o.auth, Addr: "test", Logger: log, HeartbeatInterval: 100 * time.Millisecond, MaxKeys: o.maxKeys}
+	ao.Cache = e.cache
 	var bq queue.Store
 	switch st := e.store.(type) {
 	case *bolt.Store:
@@ -107,7 +119,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	console, err := admin.New(ao)
 	require.NoError(t, err)
-	console.Start()
+	require.NoError(t, console.Start())
 	t.Cleanup(func() { _ = console.Close() })
 	gopts := gateway.Options{Cache: e.cache, Logger: log, Registerer: e.metrics, Gatherer: e.metrics, Admin: console}
 	if o.auth {

@@ -17,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kck-go/kck/admin"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
 	"github.com/kck-go/kck/cache/cassandra"
+	natsbus "github.com/kck-go/kck/cache/nats"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
@@ -31,6 +33,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	backend backend.Backend
+	bus     *natsbus.Bus // nil without --bus-url
 	prods   *Products
 	cache   *cache.Cache
 	sched   *scheduler.Scheduler
@@ -78,24 +81,39 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if negativeTTL == 0 {
 		negativeTTL = -1 // 0 turns it off, as a negative value does
 	}
+	owner := cache.NewOwner()
+	registerStoreOps(promReg, a.backend.Store())
+	bus, err := a.openBus(owner, mem, promReg)
+	if err != nil {
+		return nil, err
+	}
+	if bus == nil { // a lone gateway: the bus's share goes to the tier
+		mem.Tier, mem.Bus = mem.Tier+mem.Bus, 0
+	}
 	copts := cache.Options{
-		Registry:      a.prods.reg,
-		Store:         a.backend.Store(),
-		LeaseTTL:      cfg.ComputeLease,
-		PrimerTimeout: cfg.PrimerTimeout,
-		Logger:        log,
-		Registerer:    promReg,
-		OnStored:      a.prods.onStored,
-		NegativeTTL:   negativeTTL,
+		Registry:       a.prods.reg,
+		Store:          a.backend.Store(),
+		Owner:          owner,
+		Bus:            bus,
+		BusInlineBytes: cfg.Bus.InlineBytes,
+		LeaseTTL:       cfg.ComputeLease,
+		PrimerTimeout:  cfg.PrimerTimeout,
+		Logger:         log,
+		Registerer:     promReg,
+		OnStored:       a.prods.onStored,
+		NegativeTTL:    negativeTTL,
 	}
 	mem.cacheOptions(&copts)
 	if a.cache, err = cache.New(copts); err != nil {
 		return nil, err
 	}
 	a.closeLater(func() { _ = a.cache.Close() })
-	if err := a.prods.follow(ctx, a.cache, cfg.PostgresURL, log, promReg); err != nil {
+	a.prods.cache.Store(a.cache)
+	stopFollowing, err := a.prods.follow(a.cache, a.backend, a.clusterName(), cfg, log, promReg)
+	if err != nil {
 		return nil, err
 	}
+	a.closeLater(stopFollowing)
 	if cfg.Scheduler {
 		if err := a.startScheduler(promReg); err != nil {
 			return nil, err
@@ -127,11 +145,17 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.closeLater(func() { _ = a.ln.Close() })
 	if cfg.Admin {
-		console, err := newConsole(a.cache, a.sched, a.prods, promReg, verifier == nil, displayAddr(a.ln.Addr()), log)
+		var roster admin.Roster
+		if a.bus != nil {
+			roster = a.bus
+		}
+		console, err := newConsole(a.cache, a.sched, a.prods, roster, promReg, verifier == nil, displayAddr(a.ln.Addr()), log)
 		if err != nil {
 			return nil, err
 		}
-		console.Start()
+		if err := console.Start(); err != nil {
+			return nil, err
+		}
 		a.closeLater(func() { _ = console.Close() })
 		gopts.Admin = console
 	}
@@ -141,6 +165,56 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.srv = gateway.NewHTTPServer(cfg.Addr, gw)
 	return a, nil
+}
+
+// clusterName names the gateways sharing the store: on the bus, and as
+// their position in the source tables' change log.
+func (a *App) clusterName() string {
+	if a.cfg.Bus.Cluster != "" {
+		return a.cfg.Bus.Cluster
+	}
+	return a.backend.Name()
+}
+
+// openBus connects to the cluster's change bus, when one is configured.
+// It is closed after the cache (closers run last opened first).
+func (a *App) openBus(owner string, mem MemoryBudget, reg prometheus.Registerer) (cache.Bus, error) {
+	c := a.cfg.Bus
+	if c.URL == "" || !a.backend.Shared() {
+		return nil, nil
+	}
+	b, err := natsbus.Open(natsbus.Config{URL: c.URL, Cluster: a.clusterName(), Name: owner, PendingBytes: int(max(mem.Bus, 1<<20)),
+		CredsFile: c.CredsFile, TLSCAFile: c.TLSCAFile, TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
+		Logger: a.log, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("serve: --bus-url: %w", err)
+	}
+	a.closeLater(func() { _ = b.Close() })
+	a.bus = b
+	return b, nil
+}
+
+// registerStoreOps exports the store's operation counts, when it counts
+// them, as kck_store_operations_total{kind}.
+func registerStoreOps(reg prometheus.Registerer, s cache.Store) {
+	oc, ok := s.(cache.OpCounter)
+	if !ok {
+		return
+	}
+	for _, k := range []struct {
+		kind string
+		get  func(cache.StoreOps) uint64
+	}{
+		{"read", func(o cache.StoreOps) uint64 { return o.Reads }},
+		{"write", func(o cache.StoreOps) uint64 { return o.Writes }},
+		{"lwt", func(o cache.StoreOps) uint64 { return o.LWTs }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "kck_store_operations_total",
+			Help:        "Requests this gateway sent to the store, by kind: read, write, lwt (a lightweight transaction or locking statement: leases, queue claims).",
+			ConstLabels: prometheus.Labels{"kind": k.kind},
+		}, func() float64 { return float64(k.get(oc.Ops())) }))
+	}
 }
 
 // closeLater runs f at Close, before what was opened earlier.

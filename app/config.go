@@ -44,6 +44,8 @@ type Config struct {
 	// is the cluster's connection (--cassandra-*), needed with "cassandra".
 	Store     string
 	Cassandra cassandra.Config
+	// Bus is the cluster's change bus, which gateways sharing a store need.
+	Bus BusConfig
 	// Migrate creates the keyspace and tables first, with a new keyspace's
 	// ReplicationFactor (--migrate, false; --replication-factor, 1).
 	Migrate           bool
@@ -98,6 +100,28 @@ type Config struct {
 	Admin bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+// BusConfig is the cluster's change bus: the NATS servers every gateway
+// sharing the store connects to (see docs/scaling.md).
+type BusConfig struct {
+	// URL lists the NATS servers (--bus-url, KCK_BUS_URL), comma-separated.
+	// A shared store (Cassandra) needs one; the embedded store, one
+	// gateway's, ignores it.
+	URL string
+	// Cluster names the gateways sharing a store on the bus (--cluster,
+	// KCK_CLUSTER); default: the store's keyspace.
+	Cluster string
+	// InlineBytes is the largest value announced with its change
+	// (--bus-inline-bytes, 65536; -1: versions only).
+	InlineBytes int
+	// CredsFile, TLSCAFile, TLSCertFile and TLSKeyFile authenticate to the
+	// servers (--bus-creds, --bus-tls-ca, --bus-tls-cert, --bus-tls-key).
+	CredsFile, TLSCAFile, TLSCertFile, TLSKeyFile string
+	// FollowLease is the lease of the one gateway that follows the source
+	// tables' changes: when it dies, another follows within about 4/3 of
+	// it (--follow-lease, 10s).
+	FollowLease time.Duration
 }
 
 // LimitsConfig is what one request may cost.
@@ -159,6 +183,7 @@ func Defaults() Config {
 		CompressMinBytes:   512,
 		ShutdownAfter:      15 * time.Second,
 		Store:              "embedded",
+		Bus:                BusConfig{InlineBytes: 64 << 10, FollowLease: 10 * time.Second},
 		ReplicationFactor:  1,
 		Scheduler:          true,
 		ReadyAfterWarm:     true,
@@ -197,6 +222,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := cassandra.ParseAddressMap(c.Cassandra.AddressMap); c.Store == "cassandra" && err != nil {
 		return fmt.Errorf("serve: --cassandra-address-map (KCK_CASSANDRA_ADDRESS_MAP): %w", err)
+	}
+	if c.Store == "cassandra" && c.Bus.URL == "" {
+		return errors.New("serve: --store cassandra is shared by every gateway on the keyspace, which keep coherent over a change bus: set --bus-url (KCK_BUS_URL) to the NATS servers (scripts/nats/ensure.sh starts one and prints its URL)")
+	}
+	if c.Bus.FollowLease < 300*time.Millisecond {
+		return errors.New("serve: --follow-lease must be at least 300ms")
 	}
 	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
 		return errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")

@@ -15,8 +15,8 @@ import (
 // newConsole builds the operator console over what the gateway runs: the
 // cache, the scheduler's plans, warming and queue (when it runs), and what
 // SQL products declare.
-func newConsole(c *cache.Cache, sched *scheduler.Scheduler, prods *Products, reg *prometheus.Registry, open bool, addr string, log *slog.Logger) (*admin.Console, error) {
-	o := admin.Options{Cache: c, Gatherer: reg, Open: open, Addr: addr, Logger: log}
+func newConsole(c *cache.Cache, sched *scheduler.Scheduler, prods *Products, roster admin.Roster, reg *prometheus.Registry, open bool, addr string, log *slog.Logger) (*admin.Console, error) {
+	o := admin.Options{Cache: c, Gatherer: reg, Open: open, Addr: addr, Logger: log, Roster: roster}
 	if sched != nil {
 		o.Plans = sched.Plans
 		o.Queue = sched.Queue()

@@ -8,9 +8,10 @@ import (
 // MemoryBudget splits Config.MemoryMB between the caches, so that together
 // they stay within it: the in-process tier of products takes most, the
 // GraphQL response cache, the parsed-query cache, the APQ cache, the
-// negative cache and, with auth on, the verified tokens the rest.
+// negative cache, the change bus's pending announcements and, with auth
+// on, the verified tokens the rest.
 type MemoryBudget struct {
-	Tier, Responses, Queries, APQ, Negative, Tokens uint64
+	Tier, Responses, Queries, APQ, Negative, Bus, Tokens uint64
 }
 
 // SplitMemory is the budget of mb MiB.
@@ -21,11 +22,12 @@ func SplitMemory(mb int, auth bool) MemoryBudget {
 		Queries:   total / 16, // 6.25 %
 		APQ:       total / 64, // 1.6 %
 		Negative:  total / 64, // 1.6 %
+		Bus:       total / 64, // 1.6 %: announcements received, not yet applied
 	}
 	if auth {
 		b.Tokens = total / 32 // 3.1 %
 	}
-	b.Tier = total - b.Responses - b.Queries - b.APQ - b.Negative - b.Tokens
+	b.Tier = total - b.Responses - b.Queries - b.APQ - b.Negative - b.Bus - b.Tokens
 	return b
 }
 

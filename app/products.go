@@ -2,17 +2,21 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/backend"
+	"github.com/kck-go/kck/cluster"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/source"
@@ -27,10 +31,10 @@ type Products struct {
 	rules       *sqlproduct.Rules
 	decls       *sqlproduct.Declarations
 	pool        *pgxpool.Pool
-	// follower is set once the source follower runs; the cache's OnStored
-	// hook reads it from other goroutines.
-	follower atomic.Pointer[source.Follower]
-	closers  []func()
+	// cache is set once the cache is open; its OnStored hook (onStored)
+	// reads it from other goroutines.
+	cache   atomic.Pointer[cache.Cache]
+	closers []func()
 }
 
 // ProductsConfig says which products to load: the fields of Config of the
@@ -113,55 +117,93 @@ func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*P
 // Registry is the products' registry.
 func (p *Products) Registry() *primers.Registry { return p.reg }
 
-// follow follows the source tables' changes into the cache: every key a
-// change (or, after a reconnection, a missed change) affects is refreshed
-// in the background.
-func (p *Products) follow(ctx context.Context, c *cache.Cache, url string, log *slog.Logger, reg prometheus.Registerer) error {
+// follow follows the source tables' changes into refreshes of the
+// products built on them: one gateway of the cluster does (elected by a
+// lease in the store), reading the change log from where the cluster's
+// last follower stopped, and hands each affected key to one gateway
+// (cache.Dispatch); every gateway learns the new values from the bus.
+//
+// The returned stop ends following; call it before the cache closes.
+func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Config, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
 	if p.decls == nil {
-		return nil
+		return func() {}, nil
 	}
-	f, err := source.Follow(ctx, source.FollowOptions{
-		URL:        url,
+	f, err := source.NewFollower(source.FollowOptions{
+		URL:        cfg.PostgresURL,
+		Name:       name,
 		Logger:     log,
 		Registerer: reg,
-		Refresh:    c.RefreshInBackground,
+		Refresh:    c.Dispatch,
 		Affected: func(ch source.Change) []string {
-			return p.decls.Affected(p.reg, ch, c.Keys)
+			return p.decls.Affected(p.reg, ch, c.Instances)
 		},
-		Resync: func() []string {
-			// Refresh every cached instance of every product built on a
-			// source table.
-			var keys []string
-			for _, prod := range p.decls.Products {
-				if len(prod.Sources) > 0 {
-					keys = append(keys, c.Keys(prod.Name)...)
-				}
+		Resync: func(ctx context.Context) []string { return p.sourcedKeys(ctx, b.Scanner()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	l, err := cluster.Start(cluster.Options{
+		Store: b.Store(), Name: "follow/source", Owner: c.Owner(), TTL: cfg.Bus.FollowLease, Logger: log, Registerer: reg,
+		Lead: func(ctx context.Context) {
+			// Keys of products every change refreshes whole that other
+			// gateways stored before this one started (see Instances).
+			if err := c.SeedInstances(ctx, b.Scanner()); err != nil && ctx.Err() == nil {
+				log.Warn("change log: reading the stored keys of products refreshed whole failed; refreshing those this gateway knows", "err", err)
 			}
-			return keys
+			f.Run(ctx)
 		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.follower.Store(f)
-	p.closers = append([]func(){func() { _ = f.Close() }}, p.closers...)
 	p.readyChecks["change_feed"] = func(context.Context) error {
 		if !f.Connected() {
-			return fmt.Errorf("not listening (reconnecting)")
+			return fmt.Errorf("following the source tables' change log, and not connected (reconnecting)")
 		}
 		return nil
 	}
-	return nil
+	return l.Close, nil
 }
 
-// onStored applies after_primes rules.
+// maxResyncKeys bounds the keys a resync collects.
+const maxResyncKeys = 1 << 20
+
+// sourcedKeys lists the stored keys of every product built on a source
+// table, for a resync.
+func (p *Products) sourcedKeys(ctx context.Context, sc cache.Scanner) []string {
+	sourced := map[string]bool{}
+	for _, prod := range p.decls.Products {
+		if len(prod.Sources) > 0 {
+			sourced[prod.Name] = true
+		}
+	}
+	var keys []string
+	errFull := errors.New("full")
+	err := sc.Scan(ctx, func(e cache.Entry) error {
+		name, _, _ := strings.Cut(e.Key, "/")
+		if sourced[name] {
+			if len(keys) == maxResyncKeys {
+				return errFull
+			}
+			keys = append(keys, e.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		slog.Default().Warn("resync: listing the stored keys stopped early", "keys", len(keys), "err", err)
+	}
+	return keys
+}
+
+// onStored applies after_primes rules: the keys they name are refreshed
+// in the background on this gateway.
 func (p *Products) onStored(key string) {
-	f := p.follower.Load()
-	if f == nil || p.rules == nil {
+	c := p.cache.Load()
+	if c == nil || p.rules == nil {
 		return
 	}
-	if keys := p.rules.AfterPrime(key); len(keys) > 0 {
-		f.Refresh(keys...) // in the background: never blocks a computation
+	for _, k := range p.rules.AfterPrime(key) {
+		c.RefreshInBackground(k, nil) // never blocks a computation
 	}
 }
 

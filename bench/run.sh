@@ -34,6 +34,7 @@ awk 'function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j
 		printf "auth: medians off %.0f, HS256 %.0f, RS256 %.0f ns/op: HS256 %.2fx, RS256 %.2fx auth-off throughput\n", mo, mh, mr, mo/mh, mo/mr }}' "$work/auth.txt"
 
 export KCK_CASSANDRA_HOSTS=${KCK_CASSANDRA_HOSTS:-$(./scripts/cassandra/ensure.sh 1)}
+export KCK_BUS_URL=${KCK_BUS_URL:-$(./scripts/nats/ensure.sh)}
 go build -o "$work/kck" .
 go build -o "$work/hitload" ./bench/cmd/hitload
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -67,9 +67,8 @@ try {
   check(true, 'a product past its freshness target is shown in red');
   await page.waitForSelector('#graph svg path.reads', { timeout: 60000 });
   check(true, 'the dependency graph draws title_list -> author_stats');
-  // The other gateway appears once its heartbeat (every few seconds) has
-  // reached this one through the change feed: wait for it, however busy
-  // the machine is.
+  // The other gateway appears once the page has asked the cluster over the
+  // change bus (the page polls): wait for it, however busy the machine is.
   await page.waitForFunction(() => document.querySelectorAll('#cluster tbody tr').length >= 2, null, { timeout: 90000 });
   const gws = await page.$$eval('#cluster tbody tr', (trs) => trs.length);
   check(gws === 2, 'the two gateways of the store are listed');

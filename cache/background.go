@@ -1,6 +1,10 @@
 package cache
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // The one background refresh path: stale reads, dependency cascades,
 // source changes and refresh rules all recompute here, BackgroundRefreshes
@@ -12,35 +16,60 @@ import "time"
 type bgJob struct {
 	done  []func(error)
 	asked time.Time // when the last of those it answers asked
+	// sourceChanged: asked by RefreshChanged (no lease; skipped when
+	// nobody holds the key).
+	sourceChanged bool
 }
 
 // refreshInBackground recomputes key, served stale meanwhile, unless its
 // refresh is waiting or under way already: for stale reads, which any
 // refresh under way answers.
-func (c *Cache) refreshInBackground(key string) { c.refreshSoon(key, false, nil) }
+func (c *Cache) refreshInBackground(key string) { c.refreshSoon(key, false, false, time.Time{}, nil) }
 
 // RefreshInBackground recomputes key without blocking the caller, because
 // something it is computed from changed, and calls done (when not nil)
 // with the outcome. Asked again while the key waits for a slot, it is
 // refreshed once; asked while its refresh is under way, it is refreshed
 // again afterwards: that refresh may have read what the change replaced.
-// done is not called once the cache is closed.
-func (c *Cache) RefreshInBackground(key string, done func(error)) { c.refreshSoon(key, true, done) }
+// Once the cache is closed, done is called with ErrClosed.
+func (c *Cache) RefreshInBackground(key string, done func(error)) {
+	c.refreshSoon(key, true, false, time.Time{}, done)
+}
 
-func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
+// RefreshChanged is RefreshInBackground for a key whose source row changed
+// at asked (the follower of the source tables asks, see Dispatch). Unlike
+// other refreshes it computes only a key that someone holds: this
+// gateway's tier, a subscriber here, or the store; a key stored nowhere
+// has no value to be out of date, and computing it would only fill the
+// store with keys nobody reads. Its watchers on other gateways are told
+// (Change.SourceChanged) and read it again. It takes no compute lease:
+// the follower hands each key's change to one gateway, so no other
+// refreshes it for this change.
+func (c *Cache) RefreshChanged(key string, asked time.Time, done func(error)) {
+	c.refreshSoon(key, true, true, asked, done)
+}
+
+func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked time.Time, done func(error)) {
 	c.bgMu.Lock()
 	if c.ctx.Err() != nil {
 		c.bgMu.Unlock()
+		if done != nil {
+			done(ErrClosed)
+		}
 		return
 	}
 	now := c.clock.Now()
+	if asked.IsZero() || asked.After(now) {
+		asked = now
+	}
 	if j, waiting := c.bgPending[key]; waiting {
 		if done != nil {
 			j.done = append(j.done, done)
 		}
-		if now.After(j.asked) {
-			j.asked = now
+		if asked.After(j.asked) {
+			j.asked = asked
 		}
+		j.sourceChanged = j.sourceChanged || sourceChanged
 		c.bgMu.Unlock()
 		return
 	}
@@ -48,7 +77,7 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 		c.bgMu.Unlock()
 		return // a stale read: the refresh under way serves it
 	}
-	j := &bgJob{asked: now}
+	j := &bgJob{asked: asked, sourceChanged: sourceChanged}
 	if done != nil {
 		j.done = append(j.done, done)
 	}
@@ -63,24 +92,31 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 			c.bgMu.Lock()
 			delete(c.bgPending, key)
 			c.bgMu.Unlock()
+			for _, f := range j.done {
+				f(ErrClosed)
+			}
 			return
 		}
 		defer func() { <-c.bgSlots }()
 		c.bgMu.Lock()
 		delete(c.bgPending, key) // from now on a change asks again
 		c.bgRunning[key]++
-		asked := j.asked
+		asked, sourceChanged := j.asked, j.sourceChanged
 		c.bgMu.Unlock()
-		_, err := c.RefreshAskedAt(c.ctx, key, asked)
+		var err error
+		if !sourceChanged {
+			_, err = c.RefreshAskedAt(c.ctx, key, asked)
+		} else if c.held(c.ctx, key) {
+			_, err = c.refresh(c.ctx, key, asked, true)
+		}
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {
 			delete(c.bgRunning, key)
 		}
 		c.bgMu.Unlock()
 		if c.ctx.Err() != nil {
-			return
-		}
-		if len(j.done) == 0 && err != nil {
+			err = ErrClosed
+		} else if len(j.done) == 0 && err != nil {
 			// A source that is down fails every key's refresh: log the first
 			// and then one every 10 s, with how many were not logged.
 			if n, ok := c.throttle("background_refresh", 10*time.Second); ok {
@@ -91,4 +127,33 @@ func (c *Cache) refreshSoon(key string, afterChange bool, done func(error)) {
 			f(err)
 		}
 	}()
+}
+
+// held reports whether anyone holds key: this gateway's tier, a watcher
+// here, or the store. A store that fails counts as holding it: refreshing
+// in vain beats serving a value its source replaced. When nobody does,
+// the other gateways are told, so that a subscriber of the key elsewhere
+// (whose read found no data, say) reads it again.
+func (c *Cache) held(ctx context.Context, key string) bool {
+	k, canonical, err := c.resolve(key)
+	if err != nil {
+		return true // the refresh reports the error
+	}
+	if _, ok := c.mem.GetIfPresent(canonical); ok || c.watch.has(canonical) {
+		return true
+	}
+	switch _, err := c.store.Get(ctx, canonical); {
+	case err == nil:
+		return true
+	case !errors.Is(err, ErrNotFound):
+		c.storeFailed("get", canonical, err)
+		return true
+	}
+	c.forgetNegative(canonical)
+	c.instances.remove(canonical)
+	c.announce(Change{Key: canonical, SourceChanged: true})
+	if k.Name != "" {
+		c.m.refreshes.WithLabelValues(k.Name, "skipped").Inc()
+	}
+	return false
 }

@@ -101,15 +101,20 @@ type Cache struct {
 	// Epoch); shared with the tier's deletion listener.
 	epoch *atomic.Uint64
 
-	deps  *dependencies
-	feed  ChangeFeed // nil when the store is not shared
-	watch watchers   // subscribers of keys (see Watch)
+	deps      *dependencies
+	bus       busState  // see Bus
+	watch     watchers  // subscribers of keys (see Watch)
+	instances instances // keys of products a source change refreshes all of
 
 	logMu      sync.Mutex
 	lastLogged map[string]logState // by store operation
 
 	refreshMu sync.Mutex
 	refreshes map[string]*refreshing // by key (refresh.go)
+
+	dispatchMu    sync.Mutex
+	dispatching   map[string]*dispatch // by key (dispatch.go)
+	dispatchSlots chan struct{}
 
 	bgMu      sync.Mutex
 	bgPending map[string]*bgJob // waiting for a slot (background.go)
@@ -170,8 +175,11 @@ func New(opts Options) (*Cache, error) {
 		bgPending:  map[string]*bgJob{},
 		bgRunning:  map[string]int{},
 		bgSlots:    make(chan struct{}, opts.BackgroundRefreshes),
-		ctx:        ctx,
-		cancel:     cancel,
+
+		dispatching:   map[string]*dispatch{},
+		dispatchSlots: make(chan struct{}, maxDispatches),
+		ctx:           ctx,
+		cancel:        cancel,
 	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newFreshnessCollector(c)); err != nil {
@@ -179,10 +187,18 @@ func New(opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("cache: metrics: %w", err)
 		}
 	}
-	if feed, ok := opts.Store.(ChangeFeed); ok && opts.FeedInterval > 0 {
-		c.feed = feed
-		c.wg.Add(1)
-		go c.followFeed()
+	c.instances.init(opts.Registry)
+	if opts.Bus != nil {
+		if err := c.followBus(); err != nil {
+			cancel()
+			return nil, fmt.Errorf("cache: change bus: %w", err)
+		}
+		if a, ok := opts.Bus.(Assigner); ok {
+			if err := a.ServeAssignments(c.RefreshChanged); err != nil {
+				cancel()
+				return nil, fmt.Errorf("cache: change bus: %w", err)
+			}
+		}
 	}
 	return c, nil
 }

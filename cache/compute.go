@@ -118,7 +118,7 @@ func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
 	}
 	c.forgetNegative(e.Key)
 	c.remember(e)
-	c.publish(ctx, e.Key, e.Version)
+	c.publish(e)
 	if c.opts.OnStored != nil {
 		c.opts.OnStored(e.Key)
 	}
@@ -131,6 +131,7 @@ func (c *Cache) remember(e *Entry) *Entry {
 	// e is not shared yet: every caller made it. Its product's counters
 	// travel with it, so that a hit counts them without a lookup.
 	e.reads = c.m.productOf(e.Key)
+	c.instances.add(e.Key, e.ExpiresAt)
 	kept, _ := c.mem.Compute(e.Key, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
 		if found && old.Version > e.Version {
 			return old, otter.CancelOp

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -20,10 +21,10 @@ func TestEpochMovesWhenAPeekedVersionMayChange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register(t, primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()})
+	srv, cluster := natstest.Start(t), natstest.Cluster(t)
 	gateway := func(owner string) func(*cache.Options) {
 		return func(o *cache.Options) {
-			// The bolt store itself: the counting wrapper hides its feed.
-			o.Store, o.Owner, o.FeedInterval, o.Clock = f.store.Store, owner, 10*time.Millisecond, nil
+			o.Owner, o.Bus, o.Clock = owner, natstest.Bus(t, srv, cluster, owner), nil
 			o.MaxMemoryBytes = 64 << 10
 		}
 	}
@@ -57,7 +58,7 @@ func TestEpochMovesWhenAPeekedVersionMayChange(t *testing.T) {
 	e = c.Epoch()
 	_, err = other.Refresh(ctx, "square/2")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return c.Epoch() > e }, time.Minute, time.Millisecond, "a change from the feed")
+	require.Eventually(t, func() bool { return c.Epoch() > e }, time.Minute, time.Millisecond, "a change from the bus")
 
 	// Eviction: fill past the tier's 64 KiB, checking after each read that
 	// an unmoved epoch means the keys peeked at it still hold.

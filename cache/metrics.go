@@ -20,8 +20,13 @@ type metrics struct {
 	primerSeconds *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
 	leaseWaits    prometheus.Counter
-	feedDrops     prometheus.Counter
-	feedLag       prometheus.Histogram
+	busSent       prometheus.Counter
+	busReceived   prometheus.Counter
+	busLost       prometheus.Counter
+	busResyncs    prometheus.Counter
+	busApplied    *prometheus.CounterVec
+	busLag        prometheus.Histogram
+	dispatches    *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
 
 	// byProduct holds each registered product's read counters, resolved
@@ -76,19 +81,36 @@ func newMetrics(reg prometheus.Registerer, products []string) *metrics {
 			Name: "kck_lease_waits_total",
 			Help: "Misses that waited for another process computing the same key.",
 		}),
-		feedDrops: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kck_change_feed_drops_total",
-			Help: "In-process values dropped because another gateway stored a newer version or deleted the key.",
+		busLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kck_bus_disconnects_total",
+			Help: "Times the change bus connection was lost (values are served flagged stale until it is back).",
 		}),
-		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "kck_change_feed_lag_seconds",
-			Help:    "From another gateway publishing a change to this gateway dropping its older copy.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 10),
+		busResyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kck_bus_resyncs_total",
+			Help: "Times the in-process tier was dropped because announcements may have been missed (a reconnection, a skipped sequence number, a peer's rejected publish).",
+		}),
+		busApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kck_bus_applied_total",
+			Help: "Other gateways' announcements that changed this gateway's in-process tier: replaced (by the inline value), dropped (read from the store next time).",
+		}, []string{"outcome"}),
+		busLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kck_bus_lag_seconds",
+			Help:    "From another gateway announcing a change to this gateway applying it (clocks compared across gateways).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
+	m.dispatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kck_dispatches_total",
+		Help: "Source-changed keys this gateway (the follower of the source tables) handed out, by outcome: ok and failed (refreshed by the gateway that took it), local (refreshed here: no bus, or nobody took it).",
+	}, []string{"outcome"})
+	announcements := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kck_bus_announcements_total",
+		Help: "Change announcements on the bus, by direction: sent (by this gateway), received (from the others).",
+	}, []string{"direction"})
+	m.busSent, m.busReceived = announcements.WithLabelValues("sent"), announcements.WithLabelValues("received")
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_refreshes_total",
-		Help: "Refreshes (a recomputation whatever the cache held: scheduled, queued, after a source change or an update, in the background after a stale read, or asked for) by product and outcome: ok, failed.",
+		Help: "Refreshes (a recomputation whatever the cache held: scheduled, queued, after a source change or an update, in the background after a stale read, or asked for) by product and outcome: ok, failed, skipped (a source change of a key no gateway held: nothing to refresh).",
 	}, []string{"product", "outcome"})
 	preads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_product_reads_total",
@@ -110,7 +132,7 @@ func newMetrics(reg prometheus.Registerer, products []string) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(reads, m.primerRuns, m.primerErrors, m.primerSeconds, m.storeErrors, m.leaseWaits, m.feedDrops, m.feedLag,
+		reg.MustRegister(reads, m.primerRuns, m.primerErrors, m.primerSeconds, m.storeErrors, m.leaseWaits, m.busLost, m.busResyncs, m.busApplied, m.busLag, m.dispatches, announcements,
 			m.refreshes, preads, missSeconds)
 	}
 	return m

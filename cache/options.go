@@ -55,10 +55,14 @@ type Options struct {
 	// BackgroundRefreshes bounds concurrent refreshes of stale values.
 	// Default 4.
 	BackgroundRefreshes int
-	// FeedInterval is how often the cache polls the store's ChangeFeed, when
-	// the store has one, to drop in-process values another gateway replaced.
-	// Default 200 ms; negative disables following the feed.
-	FeedInterval time.Duration
+	// Bus, when set, is the cluster's change bus: the cache announces its
+	// writes on it and applies the other gateways' (see Bus). The caller
+	// opens and closes it. Nil: a lone gateway.
+	Bus Bus
+	// BusInlineBytes is the largest value announced with its change, so
+	// that other gateways need not read the store for it. Default 64 KiB;
+	// negative announces versions only.
+	BusInlineBytes int
 	// NegativeTTL is how long a key whose primer found no data
 	// (primers.ErrNoData) or refused its parameters (primers.ErrBadInput)
 	// keeps that answer without running the primer again. A value stored
@@ -88,7 +92,7 @@ func (o Options) WithDefaults() Options {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Owner == "" {
-		o.Owner = defaultOwner()
+		o.Owner = NewOwner()
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 30 * time.Second
@@ -99,8 +103,8 @@ func (o Options) WithDefaults() Options {
 	if o.PollInterval == 0 {
 		o.PollInterval = 20 * time.Millisecond
 	}
-	if o.FeedInterval == 0 {
-		o.FeedInterval = 200 * time.Millisecond
+	if o.BusInlineBytes == 0 {
+		o.BusInlineBytes = 64 << 10
 	}
 	if o.BackgroundRefreshes == 0 {
 		o.BackgroundRefreshes = 4
@@ -152,7 +156,9 @@ func (o Options) validate() error {
 	return nil
 }
 
-func defaultOwner() string {
+// NewOwner names this process for leases and on the bus: host, pid and a
+// random suffix, so that a restarted gateway is a new owner.
+func NewOwner() string {
 	host, _ := os.Hostname()
 	var b [4]byte
 	_, _ = rand.Read(b[:])

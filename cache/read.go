@@ -48,7 +48,9 @@ func (c *Cache) hit(key string) (Result, bool) {
 			if p := e.reads; p != nil {
 				p.hitMemory.Inc()
 			}
-			return Result{Entry: e, Tier: TierMemory}, true
+			// Cut off from the bus, a value may have been replaced
+			// elsewhere unseen: say so.
+			return Result{Entry: e, Tier: TierMemory, Stale: c.bus.down.Load()}, true
 		}
 		c.m.stale.Inc()
 		if p := e.reads; p != nil {
@@ -79,7 +81,7 @@ func (c *Cache) getMissed(ctx context.Context, key string) (Result, error) {
 }
 
 // Peek returns the version of a fresh in-process entry without touching the
-// store. The gateway's response cache uses it to check that a cached response
+// store (none while the bus is down: see Bus). The gateway's response cache uses it to check that a cached response
 // still reflects the current version of every product it read.
 func (c *Cache) Peek(key string) (version uint64, ok bool) {
 	return c.PeekAt(key, c.clock.Now())
@@ -87,7 +89,8 @@ func (c *Cache) Peek(key string) (version uint64, ok bool) {
 
 // Epoch counts the changes of the in-process tier that can make a version
 // Peek returned no longer current: every replacement of an entry and every
-// removal (invalidation, a change from the feed, eviction for size). An
+// removal (invalidation, a change from the bus, eviction for size), and
+// the bus going down or coming back. An
 // insert of an absent key does not count (it follows a removal, which
 // did). While it has not moved, every Peek that succeeded still returns the
 // same version or none (an entry being evicted may vanish a moment before
@@ -105,7 +108,7 @@ func (c *Cache) PeekAt(key string, now time.Time) (version uint64, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	if e.Expired(now) || e.Stale(now) {
+	if e.Expired(now) || e.Stale(now) || c.bus.down.Load() {
 		return 0, false
 	}
 	return e.Version, true
@@ -155,7 +158,7 @@ func (c *Cache) memFresh(key string) (Result, bool) {
 	if p := e.reads; p != nil {
 		p.hitMemory.Inc()
 	}
-	return Result{Entry: e, Tier: TierMemory}, true
+	return Result{Entry: e, Tier: TierMemory, Stale: c.bus.down.Load()}, true
 }
 
 // resolve parses key. A registered product's key is made canonical; a key

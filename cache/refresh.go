@@ -26,6 +26,13 @@ func (c *Cache) Refresh(ctx context.Context, key string) (Result, error) {
 // asks as of when a slot opens, so that gateways due at once share one run
 // (and a background refresh is asked before it gets a slot).
 func (c *Cache) RefreshAskedAt(ctx context.Context, key string, asked time.Time) (Result, error) {
+	return c.refresh(ctx, key, asked, false)
+}
+
+// refresh is RefreshAskedAt; owned says that this gateway alone was asked
+// to refresh key for its change (see Dispatch): the run takes no compute
+// lease, which would only cost the store a lightweight transaction.
+func (c *Cache) refresh(ctx context.Context, key string, asked time.Time, owned bool) (Result, error) {
 	k, canonical, err := c.resolve(key)
 	if err != nil {
 		return Result{}, err
@@ -38,7 +45,7 @@ func (c *Cache) RefreshAskedAt(ctx context.Context, key string, asked time.Time)
 		c.m.missRefused.Inc()
 		return Result{}, fmt.Errorf("%w: %s was not refreshed: this request already caused %d primer runs, the most one may", ErrTooManyMisses, canonical, b.max)
 	}
-	run := c.refreshRunFor(ctx, k, canonical, asked)
+	run := c.refreshRunFor(ctx, k, canonical, asked, owned)
 	select {
 	case <-run.done:
 		return run.r, run.err
@@ -50,6 +57,7 @@ func (c *Cache) RefreshAskedAt(ctx context.Context, key string, asked time.Time)
 // refreshRun is one primer run of a key for Refresh.
 type refreshRun struct {
 	ctx     context.Context // of the caller that asked first, without its cancellation
+	owned   bool            // the first caller's: no compute lease (see refresh)
 	asked   time.Time       // when the last of those it answers asked
 	started time.Time       // zero while queued
 	callers int             // how many it answers
@@ -65,7 +73,7 @@ type refreshing struct{ running, next *refreshRun }
 // refreshRunFor returns the run that answers a refresh of key asked at
 // asked: the one under way if it started after asked, else the one that
 // starts now if none is under way, or the one queued after it.
-func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, asked time.Time) *refreshRun {
+func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, asked time.Time, owned bool) *refreshRun {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	st := c.refreshes[key]
@@ -80,7 +88,7 @@ func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, as
 		st.next.callers++
 		return st.next
 	}
-	run := &refreshRun{ctx: context.WithoutCancel(ctx), asked: asked, callers: 1, done: make(chan struct{})}
+	run := &refreshRun{ctx: context.WithoutCancel(ctx), owned: owned, asked: asked, callers: 1, done: make(chan struct{})}
 	if st != nil {
 		st.next = run
 		return run
@@ -120,7 +128,11 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	// one computes, the other takes its value.
 	ctx, cancel := context.WithTimeout(run.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 	defer cancel()
-	run.r, run.err = c.compute(ctx, k, key, floor, false, run.asked)
+	if run.owned {
+		run.r, run.err = c.computeHeld(ctx, k, key, floor, false)
+	} else {
+		run.r, run.err = c.compute(ctx, k, key, floor, false, run.asked)
+	}
 	outcome := "ok"
 	if run.err != nil {
 		outcome = "failed"

@@ -14,8 +14,8 @@ import (
 // Watching: a subscriber learns that a key has a new version, whichever
 // gateway of the cluster made it. This gateway's own writes (compute,
 // refresh, update, augment, set, invalidate, a dependency's cascade) notify
-// when they publish; another gateway's writes notify when the change feed
-// brings them (followFeed). Nothing polls the store for a watcher.
+// when they announce; another gateway's writes notify when the bus brings
+// them (see Bus). Nothing polls the store for a watcher.
 
 // Watch is one watcher of one key. C holds at most one pending signal: a
 // watcher that has not looked yet sees one signal however many versions
@@ -85,6 +85,25 @@ func (ws *watchers) remove(w *Watch) {
 	delete(set, w)
 	if len(set) == 0 {
 		delete(ws.byKey, w.key)
+	}
+}
+
+// has reports whether anyone watches key.
+func (ws *watchers) has(key string) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return len(ws.byKey[key]) > 0
+}
+
+// notifyAll tells every watcher to read again (version 0: no version is
+// known).
+func (ws *watchers) notifyAll() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, set := range ws.byKey {
+		for w := range set {
+			w.signal(0)
+		}
 	}
 }
 

@@ -73,7 +73,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		}
 		c.forgetNegative(e.Key)
 		c.remember(e)
-		c.publish(ctx, e.Key, e.Version)
+		c.publish(e)
 	} else {
 		c.put(ctx, e, false)
 	}
@@ -128,7 +128,7 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 		return fmt.Errorf("invalidate %s: %w", canonical, err)
 	}
 	c.mem.Invalidate(canonical)
-	c.publish(ctx, canonical, version)
+	c.publishDeleted(canonical, version)
 	c.cascade(canonical)
 	return nil
 }

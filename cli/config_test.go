@@ -30,6 +30,7 @@ func TestConfigFilePrecedence(t *testing.T) {
 addr: ":9000"
 store: cassandra
 cassandra-hosts: [10.0.0.1, 10.0.0.2]
+bus-url: nats://10.0.0.3:4222
 compute-lease: 45s
 log-level: debug
 memory-mb: 64

@@ -34,6 +34,9 @@ func runRefresh(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "%d keys queued\n", len(keys))
 				return 0
 			}
+			if !oc.announced("refresh", stderr) {
+				return 2
+			}
 			code := 0
 			for _, k := range keys {
 				r, err := oc.c.Refresh(ctx, k)

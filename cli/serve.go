@@ -37,6 +37,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
 	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
 	cassandraFlags(f, &c.Cassandra)
+	busFlags(f, &c.Bus)
 	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database")
 	sqlDirFlag(f, &c.SQLDir)
 	f.bool(&c.Scheduler, "scheduler", "KCK_SCHEDULER", d.Scheduler, "run periodic refresh, boot warming, domains and the refresh-queue worker")
@@ -65,6 +66,19 @@ func cassandraFlags(f *flags, c *cassandra.Config) {
 	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
 	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
 	f.str(&c.AddressMap, "cassandra-address-map", "KCK_CASSANDRA_ADDRESS_MAP", "", "dial nodes at other addresses than they announce (NAT, proxy): announced=dialled pairs of IP:port, comma-separated")
+}
+
+// busFlags add the change bus's flags.
+func busFlags(f *flags, b *app.BusConfig) {
+	d := app.Defaults().Bus
+	f.str(&b.URL, "bus-url", "KCK_BUS_URL", "", "NATS servers of the cluster's change bus, comma-separated (nats://host:4222); needed with a shared store")
+	f.str(&b.Cluster, "cluster", "KCK_CLUSTER", "", "name of the gateways sharing a store on the bus; default: the store's keyspace")
+	f.int(&b.InlineBytes, "bus-inline-bytes", "KCK_BUS_INLINE_BYTES", d.InlineBytes, "largest value announced on the bus with its change (other gateways then need not read the store); -1: versions only")
+	f.str(&b.CredsFile, "bus-creds", "KCK_BUS_CREDS", "", "NATS credentials file")
+	f.str(&b.TLSCAFile, "bus-tls-ca", "KCK_BUS_TLS_CA", "", "CA file to verify the NATS servers")
+	f.str(&b.TLSCertFile, "bus-tls-cert", "KCK_BUS_TLS_CERT", "", "client certificate for the NATS servers")
+	f.str(&b.TLSKeyFile, "bus-tls-key", "KCK_BUS_TLS_KEY", "", "client key for the NATS servers")
+	f.dur(&b.FollowLease, "follow-lease", "KCK_FOLLOW_LEASE", d.FollowLease, "lease of the one gateway that follows the source tables; another takes over within about 4/3 of it")
 }
 
 // postgresFlag and sqlDirFlag are the database and the SQL products of

@@ -67,7 +67,7 @@ func TestSplitMemory(t *testing.T) {
 	for _, mb := range []int{1, 7, 256, 4096} {
 		for _, auth := range []bool{false, true} {
 			b := splitMemory(mb, auth)
-			assert.Equal(t, uint64(mb)<<20, b.Tier+b.Responses+b.Queries+b.APQ+b.Negative+b.Tokens)
+			assert.Equal(t, uint64(mb)<<20, b.Tier+b.Responses+b.Queries+b.APQ+b.Negative+b.Bus+b.Tokens)
 			assert.Greater(t, b.Tier, b.Responses)
 			assert.Equal(t, auth, b.Tokens > 0)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/internal/scriptrun"
 	"github.com/kck-go/kck/source"
@@ -215,7 +216,7 @@ func TestServeOnCassandra(t *testing.T) {
 	t.Parallel()
 	ks := cassandratest.Keyspace(t)
 	cfg := testConfig(t, t.TempDir())
-	cfg.Store, cfg.Cassandra = "cassandra", ks
+	cfg.Store, cfg.Cassandra, cfg.Bus.URL = "cassandra", ks, natstest.URL(t)
 	base, stop := startServe(t, cfg)
 	defer func() { require.NoError(t, stop()) }()
 	waitReady(t, base)
@@ -233,7 +234,7 @@ func TestServeOnCassandra(t *testing.T) {
 // ready, and still answers by computing.
 func TestServeWithCassandraDown(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.Store = "cassandra"
+	cfg.Store, cfg.Bus.URL = "cassandra", natstest.URL(t)
 	cfg.Cassandra = cassandra.Config{Hosts: []string{"127.0.0.1:1"}, ConnectTimeout: time.Second}
 	base, stop := startServe(t, cfg)
 	defer func() { require.NoError(t, stop()) }()
@@ -254,6 +255,10 @@ func TestServeFlagsForCassandra(t *testing.T) {
 	assert.ErrorContains(t, err, "embedded or cassandra")
 	t.Setenv("KCK_STORE", "cassandra")
 	t.Setenv("KCK_CASSANDRA_HOSTS", "10.0.0.1,10.0.0.2")
+	t.Setenv("KCK_BUS_URL", "")
+	_, err = parseServe([]string{"--cassandra-keyspace", "shop"}, io.Discard)
+	assert.ErrorContains(t, err, "--bus-url", "gateways sharing Cassandra need the change bus")
+	t.Setenv("KCK_BUS_URL", "nats://10.0.0.3:4222")
 	cfg, err := parseServe([]string{"--cassandra-keyspace", "shop"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "cassandra", cfg.Store)
@@ -350,7 +355,7 @@ func TestServeMigratesOnceCassandraAnswers(t *testing.T) {
 	require.NoError(t, ln.Close()) // refused until the proxy starts
 
 	cfg := testConfig(t, t.TempDir())
-	cfg.Store = "cassandra"
+	cfg.Store, cfg.Bus.URL = "cassandra", natstest.URL(t)
 	cfg.Migrate, cfg.ReplicationFactor = true, 1
 	cfg.Cassandra = cassandra.Config{Hosts: []string{addr}, Keyspace: scriptrun.UniqueName("kck_test_late_"), ConnectTimeout: time.Second}
 	base, stop := startServe(t, cfg)
@@ -400,6 +405,7 @@ func TestServeCassandraAddressMap(t *testing.T) {
 	t.Setenv("KCK_STORE", "cassandra")
 	t.Setenv("KCK_CASSANDRA_HOSTS", "127.0.0.1:40001")
 	t.Setenv("KCK_CASSANDRA_ADDRESS_MAP", "")
+	t.Setenv("KCK_BUS_URL", "nats://127.0.0.1:4222")
 	cfg, err := parseServe([]string{"--cassandra-address-map", "127.0.0.21:9042=127.0.0.1:40001"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.21:9042=127.0.0.1:40001", cfg.Cassandra.AddressMap)

@@ -10,6 +10,7 @@ import (
 	"github.com/kck-go/kck/app"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
+	natsbus "github.com/kck-go/kck/cache/nats"
 )
 
 // storeFlags are the flags of the commands that work on a store offline
@@ -17,6 +18,7 @@ import (
 // read the same KCK_* variables as kck serve.
 type storeFlags struct {
 	cfg backend.Config
+	bus app.BusConfig
 }
 
 func addStoreFlags(f *flags) *storeFlags {
@@ -25,6 +27,7 @@ func addStoreFlags(f *flags) *storeFlags {
 	f.str(&s.cfg.Kind, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
 	f.str(&s.cfg.DataDir, "data-dir", "KCK_DATA_DIR", d.DataDir, "directory of the embedded store")
 	cassandraFlags(f, &s.cfg.Cassandra)
+	busFlags(f, &s.bus)
 	return s
 }
 
@@ -81,6 +84,7 @@ func addProductFlags(f *flags) *productFlags {
 type offlineCache struct {
 	c       *cache.Cache
 	backend backend.Backend
+	bus     *natsbus.Bus // nil without --bus-url
 	prods   *app.Products
 }
 
@@ -94,17 +98,46 @@ func openOfflineCache(ctx context.Context, sf *storeFlags, pf *productFlags, log
 		_ = b.Close()
 		return nil, err
 	}
-	c, err := cache.New(cache.Options{Registry: prods.Registry(), Store: b.Store(), Logger: log})
-	if err != nil {
-		prods.Close()
-		_ = b.Close()
+	oc := &offlineCache{backend: b, prods: prods}
+	opts := cache.Options{Registry: prods.Registry(), Store: b.Store(), Logger: log, Owner: cache.NewOwner(), BusInlineBytes: sf.bus.InlineBytes}
+	if sf.bus.URL != "" {
+		cluster := sf.bus.Cluster
+		if cluster == "" {
+			cluster = b.Name()
+		}
+		oc.bus, err = natsbus.Open(natsbus.Config{URL: sf.bus.URL, Cluster: cluster, Name: opts.Owner, Logger: log,
+			CredsFile: sf.bus.CredsFile, TLSCAFile: sf.bus.TLSCAFile, TLSCertFile: sf.bus.TLSCertFile, TLSKeyFile: sf.bus.TLSKeyFile})
+		if err != nil {
+			oc.close()
+			return nil, fmt.Errorf("--bus-url: %w", err)
+		}
+		opts.Bus = oc.bus
+	}
+	if oc.c, err = cache.New(opts); err != nil {
+		oc.close()
 		return nil, err
 	}
-	return &offlineCache{c: c, backend: b, prods: prods}, nil
+	return oc, nil
+}
+
+// announced refuses to write to a shared store with no bus: the running
+// gateways would keep serving their in-process copies.
+func (o *offlineCache) announced(name string, stderr io.Writer) bool {
+	if o.bus == nil && o.backend.Shared() {
+		fmt.Fprintf(stderr, "kck %s: the gateways sharing this store hear of changes over the cluster's change bus: set --bus-url (KCK_BUS_URL)\n", name)
+		return false
+	}
+	return true
 }
 
 func (o *offlineCache) close() {
-	_ = o.c.Close()
+	if o.c != nil {
+		_ = o.c.Close()
+	}
+	if o.bus != nil {
+		// Announcements wait in the client's buffer: send them first.
+		_ = o.bus.Close()
+	}
 	o.prods.Close()
 	_ = o.backend.Close()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/source"
 )
 
@@ -30,7 +31,7 @@ func gatewayPair(t *testing.T) (a, b, pgURL string) {
 	var bases []string
 	for range 2 {
 		cfg := testConfig(t, t.TempDir())
-		cfg.Store, cfg.Cassandra, cfg.PostgresURL = "cassandra", ks, pgURL
+		cfg.Store, cfg.Cassandra, cfg.PostgresURL, cfg.Bus.URL = "cassandra", ks, pgURL, natstest.URL(t)
 		base, stop := startServe(t, cfg)
 		t.Cleanup(func() { require.NoError(t, stop()) })
 		bases = append(bases, base)

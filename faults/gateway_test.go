@@ -87,7 +87,8 @@ func startGateway(t *testing.T, name string, c gatewayConfig) *gateway {
 			"KCK_CASSANDRA_KEYSPACE="+c.keyspace,
 			"KCK_CASSANDRA_CONSISTENCY=QUORUM",
 			"KCK_MIGRATE=true",
-			"KCK_CASSANDRA_REPLICATION_FACTOR=3")
+			"KCK_CASSANDRA_REPLICATION_FACTOR=3",
+			"KCK_BUS_URL="+suite.busURL)
 	}
 	if c.sqlDir != "" {
 		g.env = append(g.env, "KCK_SQL_DIR="+c.sqlDir)

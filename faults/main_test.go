@@ -28,7 +28,11 @@ var suite struct {
 	// pgAdmin is the DSN of the suite's PostgreSQL (database kck); each
 	// scenario creates its own database there.
 	pgAdmin string
-	soak    time.Duration
+	// busURL is the suite's own NATS server (the change bus), which a
+	// scenario may stop; busEnv are the variables its script gets.
+	busURL string
+	busEnv []string
+	soak   time.Duration
 	// ciForm (KCK_FAULTS_CI=1, make faults-ci) halves the scenarios' fixed
 	// phases: the same assertions in less of CI's time.
 	ciForm  bool
@@ -106,6 +110,19 @@ func run(m *testing.M) int {
 	}
 	suite.pgAdmin = strings.TrimSpace(out)
 
+	suite.busEnv = []string{
+		"KCK_NATS_PORT=" + envOr("KCK_FAULTS_NATS_PORT", "4232"),
+		"KCK_NATS_MONITOR_PORT=" + envOr("KCK_FAULTS_NATS_MONITOR_PORT", "8232"),
+		"KCK_NATS_DIR=" + filepath.Join(suite.repo, ".cache", "faults", "nats"),
+	}
+	out, err = busScript("ensure.sh")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faults: start the suite's NATS server: %v\n", err)
+		return 1
+	}
+	suite.busURL = strings.TrimSpace(out)
+	defer func() { _, _ = busScript("down.sh") }()
+
 	code := m.Run()
 	if suite.report != "" {
 		if err := writeReport(suite.report); err != nil {
@@ -114,6 +131,15 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// busScript runs scripts/nats/<name> on the suite's NATS server.
+func busScript(name string) (string, error) {
+	cmd := exec.Command(filepath.Join(suite.repo, "scripts", "nats", name))
+	cmd.Env = append(os.Environ(), suite.busEnv...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	return string(out), err
 }
 
 // script runs one of scripts/<name> with the suite's cluster variables and

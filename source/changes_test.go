@@ -2,45 +2,67 @@ package source_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/source"
 )
 
-// feed records what a listener saw.
-type feed struct {
+// seen records the keys a follower handed out: thing/<id> for each row.
+type seen struct {
 	mu      sync.Mutex
-	changes []source.Change
+	keys    []string
 	resyncs int
 }
 
-func (f *feed) opts(url string) source.ListenerOptions {
-	return source.ListenerOptions{URL: url,
-		OnChange: func(_ context.Context, c source.Change) { f.mu.Lock(); f.changes = append(f.changes, c); f.mu.Unlock() },
-		OnResync: func(context.Context) { f.mu.Lock(); f.resyncs++; f.mu.Unlock() },
+func (s *seen) opts(url, name string) source.FollowOptions {
+	return source.FollowOptions{URL: url, Name: name, Poll: 50 * time.Millisecond, CleanupEvery: 100 * time.Millisecond,
+		Affected: func(c source.Change) []string {
+			var out []string
+			for _, row := range []map[string]any{c.Old, c.New} {
+				if row != nil {
+					out = append(out, fmt.Sprintf("thing/%v", row["id"]))
+				}
+			}
+			return out
+		},
+		Resync: func(context.Context) []string { s.mu.Lock(); s.resyncs++; s.mu.Unlock(); return []string{"thing/all"} },
+		Refresh: func(key string, _ time.Time, done func(error)) {
+			s.mu.Lock()
+			s.keys = append(s.keys, key)
+			s.mu.Unlock()
+			done(nil)
+		},
 	}
 }
 
-func (f *feed) sawID(id int64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.changes {
-		if n, ok := c.New["id"].(interface{ Int64() (int64, error) }); ok {
-			if v, _ := n.Int64(); v == id {
-				return true
+func (s *seen) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.keys)
+}
+
+func (s *seen) has(keys ...string) func() bool {
+	return func() bool {
+		got := s.got()
+		for _, k := range keys {
+			if !slices.Contains(got, k) {
+				return false
 			}
 		}
+		return true
 	}
-	return false
 }
-
-func (f *feed) resynced() int { f.mu.Lock(); defer f.mu.Unlock(); return f.resyncs }
 
 func setup(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
@@ -52,6 +74,7 @@ func setup(t *testing.T, url string) *pgxpool.Pool {
 	_, err = p.Exec(ctx, `CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY, name text)`)
 	require.NoError(t, err)
 	require.NoError(t, source.Migrate(ctx, p, map[string][]string{"things": {"id"}}))
+	require.NoError(t, source.Migrate(ctx, p, map[string][]string{"things": {"id"}}), "idempotent")
 	return p
 }
 
@@ -68,69 +91,213 @@ func exec(t *testing.T, p *pgxpool.Pool, sql string, args ...any) {
 	require.NoError(t, err)
 }
 
-// PostgreSQL stopped and started again (its own throwaway server): the
-// listener reports itself disconnected, reconnects with no help, asks for a
-// resync (what its user refreshes: changes made while it was away were not
-// notified) and receives changes again.
-func TestListenerReconnectsAfterServerRestart(t *testing.T) {
-	t.Parallel()
-	srv := pgtest.NewServer(t)
-	p := setup(t, srv.URL())
-	f := &feed{}
-	l, err := source.Listen(context.Background(), f.opts(srv.URL()))
+// follow runs a follower until the returned stop is called (or the test
+// ends).
+func follow(t *testing.T, s *seen, url, name string) (*source.Follower, func()) {
+	t.Helper()
+	f, err := source.NewFollower(s.opts(url, name))
 	require.NoError(t, err)
-	defer l.Close()
-	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
-	require.Eventually(t, func() bool { return f.sawID(1) }, time.Minute, 10*time.Millisecond)
-
-	srv.Stop()
-	require.Eventually(t, func() bool { return !l.Connected() }, time.Minute, 10*time.Millisecond)
-	srv.Start()
-	require.Eventually(t, func() bool { return l.Connected() && f.resynced() == 1 }, 2*time.Minute, 10*time.Millisecond,
-		"reconnected and resynced")
-	exec(t, p, `INSERT INTO things VALUES (2, 'two')`)
-	require.Eventually(t, func() bool { return f.sawID(2) }, time.Minute, 10*time.Millisecond, "changes flow after the restart")
-}
-
-// The LISTEN connection alone is cut (its backend terminated) and a row
-// changes while it cannot come back (new connections refused): that
-// change is never notified to it, and the resync after its reconnection is
-// what lets its user catch up.
-func TestListenerResyncsAfterMissedChange(t *testing.T) {
-	t.Parallel()
-	srv := pgtest.NewServer(t)
-	p := setup(t, srv.URL())
-	f := &feed{}
-	l, err := source.Listen(context.Background(), f.opts(srv.URL()))
-	require.NoError(t, err)
-	defer l.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	// Connected to another database: it stays connected while new
-	// connections to kck are refused.
-	admin, err := source.Open(ctx, srv.AdminURL())
-	require.NoError(t, err)
-	defer admin.Close()
-	_, err = admin.Exec(ctx, `ALTER DATABASE kck WITH ALLOW_CONNECTIONS false`)
-	require.NoError(t, err)
-	pid := l.BackendPID()
-	_, err = admin.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(pid))
-	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
 	require.Eventually(t, func() bool {
 		var n int
-		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, int32(pid)).Scan(&n)
-		return err == nil && n == 0 && !l.Connected()
-	}, time.Minute, 10*time.Millisecond, "the listening backend is gone")
-	// p's connection was open before, so it may still write to kck.
-	exec(t, p, `INSERT INTO things VALUES (3, 'missed')`)
-	require.Zero(t, f.resynced())
-	_, err = admin.Exec(ctx, `ALTER DATABASE kck WITH ALLOW_CONNECTIONS true`)
-	require.NoError(t, err)
+		err := pgxQueryInt(url, `SELECT count(*) FROM kck_source_position WHERE follower = $1`, name, &n)
+		return err == nil && n == 1 && f.Following() && f.Connected()
+	}, time.Minute, 5*time.Millisecond, "following, from a position")
+	return f, sync.OnceFunc(stop)
+}
 
-	require.Eventually(t, func() bool { return l.Connected() && f.resynced() == 1 }, 2*time.Minute, 10*time.Millisecond,
-		"reconnected and resynced")
-	require.False(t, f.sawID(3), "the change made while away was not notified: the resync is what covers it")
-	exec(t, p, `INSERT INTO things VALUES (4, 'after')`)
-	require.Eventually(t, func() bool { return f.sawID(4) }, time.Minute, 10*time.Millisecond)
+func pgxQueryInt(url, sql string, arg any, n *int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql, arg).Scan(n)
+}
+
+// positionAt waits until the follower's position has passed every row in
+// the log now.
+func positionAt(t *testing.T, p *pgxpool.Pool, name string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var caught bool
+		err := p.QueryRow(context.Background(), `SELECT coalesce((SELECT (xid, id) >= ALL (SELECT xid, id FROM kck_source_changes)
+			FROM kck_source_position WHERE follower = $1), false)`, name).Scan(&caught)
+		return err == nil && caught
+	}, time.Minute, 10*time.Millisecond, "the position passed the log's end")
+}
+
+// looped waits until the follower has gone round its loop since now (it
+// says it is alive every CleanupEvery, after reading what it could).
+func looped(t *testing.T, p *pgxpool.Pool, name string) {
+	t.Helper()
+	var since time.Time
+	require.NoError(t, p.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&since))
+	require.Eventually(t, func() bool {
+		var n int
+		err := p.QueryRow(context.Background(), `SELECT count(*) FROM kck_source_position WHERE follower = $1 AND updated > $2::timestamptz + interval '300 milliseconds'`,
+			name, since).Scan(&n)
+		return err == nil && n == 1
+	}, time.Minute, 10*time.Millisecond, "the follower went round its loop")
+}
+
+// A URL carrying the pool's own settings (pool_max_conns) is followed: the
+// follower's connection does not send them to the server.
+func TestFollowerTakesAPoolURL(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s := &seen{}
+	follow(t, s, url+sep+"pool_max_conns=3", "c1")
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	require.Eventually(t, s.has("thing/1"), time.Minute, 5*time.Millisecond)
+}
+
+// Each committed row change reaches the follower once, old and new row
+// alike; a rolled-back one never does.
+func TestFollowerReadsEveryChange(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	s := &seen{}
+	follow(t, s, url, "c1")
+	exec(t, p, `INSERT INTO things VALUES (1, 'one'), (2, 'two')`)
+	exec(t, p, `UPDATE things SET id = 3 WHERE id = 2`)
+	tx, err := p.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = tx.Exec(t.Context(), `INSERT INTO things VALUES (9, 'never')`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback(t.Context()))
+	exec(t, p, `DELETE FROM things WHERE id = 1`)
+	require.Eventually(t, s.has("thing/1", "thing/2", "thing/3"), time.Minute, 5*time.Millisecond)
+	positionAt(t, p, "c1")
+	assert.ElementsMatch(t, []string{"thing/1", "thing/2", "thing/2", "thing/3", "thing/1"}, s.got(), "once each: insert, insert, update (old, new), delete")
+}
+
+// A transaction that began first and commits last is not skipped: the
+// follower reads past no row an open transaction could still precede.
+func TestFollowerWaitsForAnOlderTransaction(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	s := &seen{}
+	follow(t, s, url, "c1")
+	older, err := p.Begin(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = older.Rollback(context.Background()) })
+	_, err = older.Exec(t.Context(), `INSERT INTO things VALUES (10, 'older')`)
+	require.NoError(t, err)
+	exec(t, p, `INSERT INTO things VALUES (11, 'newer')`)
+	looped(t, p, "c1") // and read what it could: the newer row is behind the open older one
+	assert.NotContains(t, s.got(), "thing/11", "held back behind the open transaction")
+	require.NoError(t, older.Commit(t.Context()))
+	require.Eventually(t, s.has("thing/10", "thing/11"), time.Minute, 5*time.Millisecond)
+}
+
+// A follower that stops (its gateway dies, another takes over) goes on
+// from its position: the changes made while nobody followed arrive, and
+// what was read before does not again.
+func TestFollowerGoesOnFromItsPosition(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	first := &seen{}
+	_, stop := follow(t, first, url, "c1")
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	require.Eventually(t, first.has("thing/1"), time.Minute, 5*time.Millisecond)
+	positionAt(t, p, "c1")
+	stop()
+	exec(t, p, `INSERT INTO things VALUES (2, 'two'), (3, 'three')`)
+
+	next := &seen{}
+	follow(t, next, url, "c1")
+	require.Eventually(t, next.has("thing/2", "thing/3"), time.Minute, 5*time.Millisecond)
+	positionAt(t, p, "c1")
+	assert.ElementsMatch(t, []string{"thing/2", "thing/3"}, next.got())
+
+	empty := func() bool {
+		var n int
+		return p.QueryRow(t.Context(), `SELECT count(*) FROM kck_source_changes`).Scan(&n) == nil && n == 0
+	}
+	require.Eventually(t, empty, time.Minute, 10*time.Millisecond, "the log keeps nothing its one follower read")
+
+	other := &seen{}
+	follow(t, other, url, "c2") // another cluster: its own position
+	exec(t, p, `INSERT INTO things VALUES (4, 'four')`)
+	require.Eventually(t, other.has("thing/4"), time.Minute, 5*time.Millisecond)
+	require.Eventually(t, next.has("thing/4"), time.Minute, 5*time.Millisecond)
+	assert.Equal(t, []string{"thing/4"}, other.got())
+	positionAt(t, p, "c1")
+	positionAt(t, p, "c2")
+	require.Eventually(t, empty, time.Minute, 10*time.Millisecond, "the log keeps nothing every follower read")
+}
+
+// A cluster's first follower starts a minute before the log's head: a
+// change made just before it started is not lost.
+func TestFirstFollowerLooksBack(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	exec(t, p, `INSERT INTO things VALUES (1, 'before')`)
+	s := &seen{}
+	follow(t, s, url, "c1")
+	require.Eventually(t, s.has("thing/1"), time.Minute, 5*time.Millisecond)
+}
+
+// A position older than the log keeps has lost changes: the follower asks
+// for a resync and goes on from the head.
+func TestFollowerResyncsAStalePosition(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	s := &seen{}
+	_, stop := follow(t, s, url, "c1")
+	stop()
+	exec(t, p, `UPDATE kck_source_position SET updated = now() - interval '25 hours' WHERE follower = 'c1'`)
+	follow(t, s, url, "c1")
+	require.Eventually(t, s.has("thing/all"), time.Minute, 5*time.Millisecond)
+	s.mu.Lock()
+	assert.Equal(t, 1, s.resyncs)
+	s.mu.Unlock()
+}
+
+// The follower's connection is cut and PostgreSQL restarted: it
+// reconnects with no help and the changes made meanwhile arrive (the log
+// keeps them: nothing to resync).
+func TestFollowerReconnects(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.NewServer(t)
+	p := setup(t, srv.URL())
+	s := &seen{}
+	f, _ := follow(t, s, srv.URL(), "c1")
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	require.Eventually(t, s.has("thing/1"), time.Minute, 5*time.Millisecond)
+
+	exec(t, p, `SELECT pg_terminate_backend($1)`, int32(f.BackendPID()))
+	exec(t, p, `INSERT INTO things VALUES (2, 'while cut')`)
+	require.Eventually(t, s.has("thing/2"), time.Minute, 5*time.Millisecond)
+
+	srv.Stop()
+	require.Eventually(t, func() bool { return !f.Connected() }, time.Minute, 10*time.Millisecond)
+	srv.Start()
+	exec(t, p, `INSERT INTO things VALUES (3, 'after')`)
+	require.Eventually(t, s.has("thing/3"), 2*time.Minute, 10*time.Millisecond)
+	require.True(t, f.Connected())
+	s.mu.Lock()
+	assert.Zero(t, s.resyncs)
+	s.mu.Unlock()
 }

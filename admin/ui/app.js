@@ -222,7 +222,21 @@ function renderFreshness(o) {
   $('#freshness').replaceChildren(
     el('p', {}, 'Refreshes per minute: ', el('strong', { id: 'refresh-rate' }, perMin), ' (', num(o.totals.refreshes), ' since start)'),
     histogram(o.freshness.sourceToFresh, 'Source change to fresh value (Postgres products)'),
-    histogram(o.freshness.feed, 'Change from another gateway to dropped copy (change feed)'));
+    histogram(o.freshness.bus, 'Change on another gateway to applied here (change bus)'));
+  renderCost(o);
+}
+
+// The cost of changes: this gateway's store round trips by kind and its
+// messages on the change bus, since it started.
+function renderCost(o) {
+  const c = o.cost;
+  const rows = [['primer runs', c.primerRuns]];
+  for (const k of ['read', 'write', 'lwt']) rows.push(['store ' + (k === 'lwt' ? 'lightweight transactions' : k + 's'), (c.storeOps || {})[k] || 0]);
+  for (const [k, v] of Object.entries(c.busMessages || {}).sort()) rows.push(['bus: ' + k, v]);
+  $('#cost tbody').replaceChildren(...rows.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'num' }, num(v)))));
+  $('#cost-note').textContent = c.following
+    ? 'This gateway follows the source tables for the cluster (backlog ' + num(c.backlog) + ' rows).'
+    : 'Another gateway follows the source tables, or none has SQL products.';
 }
 
 function renderCluster(c) {
@@ -231,7 +245,7 @@ function renderCluster(c) {
     el('td', {}, new Date(g.upSince).toISOString().replace('T', ' ').slice(0, 19) + 'Z'),
     el('td', { class: 'num' }, num(g.entries) + ' entries, ' + bytes(g.bytes) + ' of ' + bytes(g.maxBytes)),
     el('td', { class: 'num' }, g.hitsPerSecond.toFixed(1)))));
-  $('#cluster-note').textContent = c.sharedStore ? 'Gateways sharing this store, from their heartbeats (every few seconds).' : 'This store is not shared: this gateway only.';
+  $('#cluster-note').textContent = c.sharedStore ? 'Gateways sharing this store, as they answered over the change bus just now.' : 'No change bus: this gateway only.';
 }
 
 // ---- the dependency graph: sources, then products by depth ----

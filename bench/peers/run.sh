@@ -10,6 +10,7 @@ cd "$(dirname "$0")/../.."
 ./bench/peers/setup.sh
 export KCK_POSTGRES_URL=${KCK_POSTGRES_URL:-$(./scripts/postgres/up.sh)}
 export KCK_CASSANDRA_HOSTS=${KCK_CASSANDRA_HOSTS:-$(./scripts/cassandra/ensure.sh 1)}
+export KCK_BUS_URL=${KCK_BUS_URL:-$(./scripts/nats/ensure.sh)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/kck" .

@@ -1,8 +1,9 @@
 // Package backend opens where products are stored: the embedded bbolt file
 // or an Apache Cassandra cluster. A Backend gives the store the cache reads
-// and writes, the change feed gateways follow, the scanner that lists
-// entries (dump, key prefixes) and the refresh queue, so that no caller
-// asks which kind it has.
+// and writes, the scanner that lists entries (dump, key prefixes) and the
+// refresh queue, so that no caller asks which kind it has. (Gateways
+// sharing a store keep coherent over a change bus, cache.Bus, which the
+// caller opens beside it.)
 package backend
 
 import (
@@ -10,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,11 +30,15 @@ const (
 
 // Backend is an opened store with everything that lives in it.
 type Backend interface {
-	// Store is what the cache reads and writes; it also implements
-	// cache.ChangeFeed, which cache.New follows.
+	// Store is what the cache reads and writes.
 	Store() cache.Store
-	Feed() cache.ChangeFeed
 	Scanner() cache.Scanner
+	// Shared reports whether other gateways may use the store (they need
+	// a change bus to stay coherent).
+	Shared() bool
+	// Name names the store's data for a cluster's bus subjects: the
+	// keyspace (or schema) the gateways sharing it share.
+	Name() string
 	// Queue is the refresh queue in the store, shared by every gateway on
 	// it.
 	Queue(cfg queue.Config) (queue.Store, error)
@@ -94,7 +101,7 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &backend[*bolt.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+		return &backend[*bolt.Store]{s: s, name: embeddedName(cfg.DataDir), queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
 	}
 	var prepare func(context.Context) error
 	if cfg.Migrate {
@@ -111,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if err == nil {
 		var s *cassandra.Store
 		if s, err = cassandra.Open(ctx, cfg.Cassandra); err == nil {
-			return &backend[*cassandra.Store]{s: s, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
+			return &backend[*cassandra.Store]{s: s, shared: true, name: cfg.Cassandra.WithDefaults().Keyspace, queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }}, nil
 		}
 	}
 	if !cfg.Late || errors.Is(err, cassandra.ErrNotMigrated) || errors.Is(err, cassandra.ErrConfig) {
@@ -124,22 +131,34 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 	log.Error("cassandra unreachable at start: serving without a store until it answers; /readyz fails meanwhile",
 		"hosts", strings.Join(cfg.Cassandra.Hosts, ","), "err", err)
 	l := cassandra.OpenLate(cfg.Cassandra, log, prepare)
-	return &backend[*cassandra.Late]{s: l, queue: func(q queue.Config) (queue.Store, error) { return l.Queue(q), nil }}, nil
+	return &backend[*cassandra.Late]{s: l, shared: true, name: cfg.Cassandra.WithDefaults().Keyspace, queue: func(q queue.Config) (queue.Store, error) { return l.Queue(q), nil }}, nil
+}
+
+// embeddedName names an embedded store: its host and directory, since each
+// is its own one-gateway cluster.
+func embeddedName(dir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return "embedded:" + host + ":" + dir
 }
 
 type store interface {
 	cache.Store
-	cache.ChangeFeed
 	cache.Scanner
 }
 
 type backend[S store] struct {
-	s     S
-	queue func(queue.Config) (queue.Store, error)
+	s      S
+	shared bool
+	name   string
+	queue  func(queue.Config) (queue.Store, error)
 }
 
 func (b *backend[S]) Store() cache.Store                        { return b.s }
-func (b *backend[S]) Feed() cache.ChangeFeed                    { return b.s }
 func (b *backend[S]) Scanner() cache.Scanner                    { return b.s }
+func (b *backend[S]) Shared() bool                              { return b.shared }
+func (b *backend[S]) Name() string                              { return b.name }
 func (b *backend[S]) Queue(c queue.Config) (queue.Store, error) { return b.queue(c) }
 func (b *backend[S]) Close() error                              { return b.s.Close() }

@@ -76,7 +76,7 @@ type Store struct {
 	leaseMu sync.Mutex
 	leases  map[string]lease
 
-	feed changeLog
+	ops *cache.OpCounts // shared with the queue
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -87,7 +87,11 @@ type lease struct {
 	expires time.Time
 }
 
-var _ cache.Store = (*Store)(nil)
+var (
+	_ cache.Store     = (*Store)(nil)
+	_ cache.Scanner   = (*Store)(nil)
+	_ cache.OpCounter = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -115,7 +119,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: init %s: %w", path, err)
 	}
-	s := &Store{db: db, commit: &groupCommit{db: db}, opts: opts, leases: map[string]lease{}, stop: make(chan struct{})}
+	s := &Store{db: db, commit: &groupCommit{db: db}, opts: opts, leases: map[string]lease{}, stop: make(chan struct{}), ops: &cache.OpCounts{}}
 	s.wg.Add(1)
 	go s.sweepLoop()
 	return s, nil
@@ -139,6 +143,7 @@ func (s *Store) Get(ctx context.Context, key string) (cache.Entry, error) {
 		return cache.Entry{}, err
 	}
 	var e cache.Entry
+	s.ops.Read(1)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketEntries).Get([]byte(key))
 		if raw == nil {
@@ -167,6 +172,7 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 	}
 	k := []byte(e.Key)
 	val := encode(e)
+	s.ops.Write(1)
 	err := s.commit.do(func(tx *bbolt.Tx) error {
 		if ts := tx.Bucket(bucketTombstones).Get(k); ts != nil && binary.BigEndian.Uint64(ts) >= e.Version {
 			return nil
@@ -187,6 +193,7 @@ func (s *Store) Delete(ctx context.Context, key string, version uint64) error {
 		return err
 	}
 	k := []byte(key)
+	s.ops.Write(1)
 	err := s.commit.do(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if cur := b.Get(k); len(cur) >= 8 && binary.BigEndian.Uint64(cur) > version {
@@ -213,6 +220,7 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 		return false, err
 	}
 	now := time.Now()
+	s.ops.LWT(1)
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	if l, ok := s.leases[name]; ok && l.owner != owner && now.Before(l.expires) {
@@ -224,6 +232,7 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 
 // Release frees a lease held by owner.
 func (s *Store) Release(ctx context.Context, name, owner string) error {
+	s.ops.LWT(1)
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	if l, ok := s.leases[name]; ok && l.owner == owner {
@@ -245,6 +254,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Scan calls fn for every live entry, in key order, for dump and backup.
 func (s *Store) Scan(ctx context.Context, fn func(cache.Entry) error) error {
 	now := time.Now()
+	s.ops.Read(1)
 	return s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
@@ -374,3 +384,6 @@ func wrap(op, key string, err error) error {
 	}
 	return fmt.Errorf("bolt %s %q: %w", op, key, err)
 }
+
+// Ops counts the store's operations and its queue's (cache.OpCounter).
+func (s *Store) Ops() cache.StoreOps { return s.ops.Ops() }

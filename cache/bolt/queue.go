@@ -9,6 +9,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -26,6 +27,7 @@ type Queue struct {
 	db     *bbolt.DB
 	commit *groupCommit // the store's: queue and cache writes share transactions
 	cfg    queue.Config
+	ops    *cache.OpCounts // the store's
 }
 
 var _ queue.Store = (*Queue)(nil)
@@ -44,7 +46,7 @@ func (s *Store) Queue(cfg queue.Config) (*Queue, error) {
 	if err != nil {
 		return nil, wrap("queue init", "", err)
 	}
-	return &Queue{db: s.db, commit: s.commit, cfg: cfg}, nil
+	return &Queue{db: s.db, commit: s.commit, cfg: cfg, ops: s.ops}, nil
 }
 
 // Enqueue merges a request for key at time at.
@@ -65,6 +67,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 	if len(keys) == 0 {
 		return nil
 	}
+	q.ops.Write(1)
 	err := q.commit.do(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketQueue)
 		for _, k := range keys {
@@ -93,6 +96,7 @@ func (q *Queue) Claim(ctx context.Context, worker string, batch int, leaseTTL ti
 		return nil, errors.New("bolt queue: claim needs a worker name, a positive batch and a positive lease")
 	}
 	var out []queue.Item
+	q.ops.LWT(1)
 	err := q.db.Update(func(tx *bbolt.Tx) error {
 		out = out[:0]
 		b := tx.Bucket(bucketQueue)
@@ -169,6 +173,7 @@ func (q *Queue) change(ctx context.Context, op, key string, fn func(*bbolt.Bucke
 	// function of it fails; the rule's error is kept apart from the
 	// transaction's so that it does not fail the others.
 	var ruleErr error
+	q.ops.LWT(1)
 	err := q.commit.do(func(tx *bbolt.Tx) error {
 		ruleErr = nil
 		b := tx.Bucket(bucketQueue)
@@ -202,6 +207,7 @@ func (q *Queue) Get(ctx context.Context, key string) (queue.Item, error) {
 		return queue.Item{}, err
 	}
 	var it queue.Item
+	q.ops.Read(1)
 	err := q.db.View(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketQueue).Get([]byte(key))
 		if raw == nil {
@@ -220,6 +226,7 @@ func (q *Queue) Remove(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	q.ops.Write(1)
 	return wrap("queue remove", key, q.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketQueue).Delete([]byte(key))
 	}))
@@ -232,6 +239,7 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	}
 	var s queue.Stats
 	now := q.cfg.Clock.Now()
+	q.ops.Read(1)
 	err := q.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 			var it queue.Item

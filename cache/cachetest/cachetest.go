@@ -43,7 +43,6 @@ func Run(t *testing.T, open Open) {
 		{"LeaseExpires", testLeaseExpires},
 		{"LeaseRace", testLeaseRace},
 		{"Ping", testPing},
-		{"ChangeFeed", testChangeFeed},
 		{"PutNew", testPutNew},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,39 +51,6 @@ func Run(t *testing.T, open Open) {
 			tc.fn(t, s)
 		})
 	}
-}
-
-// testChangeFeed runs for stores that implement cache.ChangeFeed: a
-// published change is returned by Changes from any earlier time, and not by
-// Changes from a later one.
-func testChangeFeed(t *testing.T, s cache.Store) {
-	feed, ok := s.(cache.ChangeFeed)
-	if !ok {
-		t.Skip("store has no change feed (it is not shared between processes)")
-	}
-	at := time.Now().UTC().Truncate(time.Millisecond)
-	want := []cache.Change{
-		{Key: uniq(t, "feed"), Version: 7, Origin: "gw-1", At: at},
-		{Key: uniq(t, "feed/with%2Fslash"), Version: 1<<62 + 3, Origin: "gw-2", At: at.Add(time.Millisecond)},
-	}
-	for _, ch := range want {
-		require.NoError(t, feed.Publish(ctx(t), ch))
-	}
-	mine := func(since time.Time) []cache.Change {
-		got, err := feed.Changes(ctx(t), since)
-		require.NoError(t, err)
-		var out []cache.Change
-		for _, ch := range got {
-			if ch.Key == want[0].Key || ch.Key == want[1].Key {
-				ch.At = ch.At.UTC()
-				out = append(out, ch)
-			}
-		}
-		return out
-	}
-	require.ElementsMatch(t, want, mine(at.Add(-time.Second)))
-	require.ElementsMatch(t, want[1:], mine(at.Add(time.Millisecond)))
-	require.Empty(t, mine(at.Add(time.Minute)))
 }
 
 // uniq makes keys distinct per test, so that backends sharing one database

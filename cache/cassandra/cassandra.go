@@ -5,7 +5,6 @@
 //
 //	cache_entries (key PRIMARY KEY, value, codec, version, computed_at, stale_at, expires_at)
 //	leases  (name PRIMARY KEY, owner)                 lightweight transactions only
-//	changes ((bucket), at_us, key, version; origin)   the cross-gateway change feed
 //	refresh_queue ((queue, shard), key; version, item) the refresh queue (queue.go), lightweight transactions only
 //
 // Choices, and why:
@@ -104,8 +103,6 @@ type Config struct {
 	// CompressAbove is the value size from which values are compressed.
 	// Default 1 KiB; negative disables compression.
 	CompressAbove int
-	// FeedBucket is the width of a change-feed partition. Default 10 s.
-	FeedBucket time.Duration
 }
 
 // ConfigFromEnv reads KCK_CASSANDRA_HOSTS (comma-separated), _KEYSPACE,
@@ -154,9 +151,6 @@ func (c Config) WithDefaults() Config {
 	if c.CompressAbove == 0 {
 		c.CompressAbove = 1 << 10
 	}
-	if c.FeedBucket == 0 {
-		c.FeedBucket = 10 * time.Second
-	}
 	return c
 }
 
@@ -173,9 +167,6 @@ func (c Config) validate() error {
 	}
 	if s, err := parseConsistency(c.SerialConsistency); err != nil || (s != gocql.Serial && s != gocql.LocalSerial) {
 		errs = append(errs, fmt.Errorf("serial consistency must be SERIAL or LOCAL_SERIAL, not %q", c.SerialConsistency))
-	}
-	if c.FeedBucket < time.Second {
-		errs = append(errs, errors.New("feed bucket must be at least 1 s"))
 	}
 	if _, err := ParseAddressMap(c.AddressMap); err != nil {
 		errs = append(errs, fmt.Errorf("address map: %w", err))
@@ -241,10 +232,14 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 	return cl, nil
 }
 
-func connect(ctx context.Context, c Config, keyspace string) (*gocql.Session, error) {
+// connect opens a session; ops, when set, counts its requests.
+func connect(ctx context.Context, c Config, keyspace string, ops *opCounter) (*gocql.Session, error) {
 	cl, err := c.cluster(keyspace)
 	if err != nil {
 		return nil, err
+	}
+	if ops != nil {
+		cl.QueryObserver, cl.BatchObserver = ops, ops
 	}
 	type result struct {
 		s   *gocql.Session
@@ -278,14 +273,14 @@ type Store struct {
 	spec gocql.SpeculativeExecutionPolicy
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
-	pub  publisher
+	ops  *opCounter
 }
 
 var (
-	_ cache.Store      = (*Store)(nil)
-	_ cache.NewPutter  = (*Store)(nil)
-	_ cache.ChangeFeed = (*Store)(nil)
-	_ cache.Scanner    = (*Store)(nil)
+	_ cache.Store     = (*Store)(nil)
+	_ cache.NewPutter = (*Store)(nil)
+	_ cache.Scanner   = (*Store)(nil)
+	_ cache.OpCounter = (*Store)(nil)
 )
 
 // Errors Open returns that waiting would not cure: callers tell them apart
@@ -305,10 +300,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s, err := connect(ctx, cfg, cfg.Keyspace)
+	ops := &opCounter{}
+	s, err := connect(ctx, cfg, cfg.Keyspace, ops)
 	if err != nil {
 		// Tell a missing keyspace from an unreachable cluster.
-		if bare, err2 := connect(ctx, cfg, ""); err2 == nil {
+		if bare, err2 := connect(ctx, cfg, "", nil); err2 == nil {
 			defer bare.Close()
 			var n int
 			q := bare.Query(`SELECT count(*) FROM system_schema.keyspaces WHERE keyspace_name = ?`, cfg.Keyspace)
@@ -320,7 +316,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
-	st := &Store{s: s, cfg: cfg, enc: enc, dec: dec}
+	st := &Store{s: s, cfg: cfg, enc: enc, dec: dec, ops: ops}
 	st.spec = &gocql.NonSpeculativeExecution{}
 	if cfg.SpeculativeDelay > 0 {
 		st.spec = &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: cfg.SpeculativeDelay}
@@ -573,6 +569,22 @@ func (s *Store) Release(ctx context.Context, name, owner string) error {
 		return fmt.Errorf("cassandra release %q: %w", name, err)
 	}
 	return nil
+}
+
+// LeaseHolder reads who holds a lease with a plain read (no Paxos round):
+// the gateways that do not lead an election look with it (see
+// cluster.HolderReader). It may miss a lease taken a moment ago; the
+// election's lightweight transaction decides.
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var owner string
+	err := s.read(`SELECT owner FROM leases WHERE name = ?`, name).ScanContext(ctx, &owner)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("cassandra lease %q: %w", name, unavailable(err))
+	}
+	return owner, nil
 }
 
 // leaseHolder reads a lease's owner at serial consistency, which completes

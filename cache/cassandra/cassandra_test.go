@@ -184,7 +184,7 @@ func TestCacheKeepsServingWhenCassandraIsLost(t *testing.T) {
 	reg.MustRegister(primers.Product{Name: "sq", Params: []primers.Param{{Name: "n", Kind: primers.Int}},
 		Primer: primers.Func1(func(_ context.Context, n int64) (int64, error) { runs.Add(1); return n * n, nil })})
 	metrics := prometheus.NewRegistry()
-	c, err := cache.New(cache.Options{Registry: reg, Store: s, Registerer: metrics, FeedInterval: -1})
+	c, err := cache.New(cache.Options{Registry: reg, Store: s, Registerer: metrics})
 	require.NoError(t, err)
 	defer c.Close()
 	hot, err := c.Get(ctx(t), "sq/7")
@@ -205,38 +205,41 @@ func TestCacheKeepsServingWhenCassandraIsLost(t *testing.T) {
 	assert.Error(t, s.Ping(ctx(t)), "and /readyz would fail")
 }
 
-// Many changes published at once (a bulk write) share batched requests;
-// every one is acknowledged only once written, and every one is in the
-// feed.
-func TestPublishManyAtOnce(t *testing.T) {
+// The store counts its requests by kind: a Put reads the stored version
+// and writes, a PutNew only writes, a lease is a lightweight transaction,
+// and LeaseHolder a plain read. (A read may count twice: a speculative
+// second attempt after 50 ms costs the cluster as much.)
+func TestStoreCountsItsRequests(t *testing.T) {
 	cfg := keyspace(t)
 	s := open(t, cfg)
 	defer s.Close()
-	since := time.Now().Add(-time.Second)
-	prefix := fmt.Sprintf("pubmany/%d/", time.Now().UnixNano())
-	const n = 300
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			errs <- s.Publish(ctx(t), cache.Change{Key: fmt.Sprintf("%s%d", prefix, i), Version: uint64(i + 1), Origin: "gw"})
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	changes, err := s.Changes(ctx(t), since)
-	require.NoError(t, err)
-	seen := map[string]uint64{}
-	for _, ch := range changes {
-		if strings.HasPrefix(ch.Key, prefix) {
-			seen[ch.Key] = ch.Version
+	key := fmt.Sprintf("ops/%d", time.Now().UnixNano())
+	check := func(what string, reads, writes, lwts uint64, f func()) {
+		t.Helper()
+		before := s.Ops()
+		f()
+		after := s.Ops()
+		if reads == 0 {
+			assert.Equal(t, before.Reads, after.Reads, "%s: reads", what)
+		} else {
+			assert.Contains(t, []uint64{reads, reads + 1}, after.Reads-before.Reads, "%s: reads", what)
 		}
+		assert.Equal(t, writes, after.Writes-before.Writes, "%s: writes", what)
+		assert.Equal(t, lwts, after.LWTs-before.LWTs, "%s: lightweight transactions", what)
 	}
-	require.Len(t, seen, n)
-	for i := range n {
-		require.Equal(t, uint64(i+1), seen[fmt.Sprintf("%s%d", prefix, i)])
-	}
+	e := cache.Entry{Key: key, Value: []byte(`1`), Version: 10, ComputedAt: time.Now()}
+	check("put", 1, 1, 0, func() { require.NoError(t, s.Put(ctx(t), e)) })
+	e.Version = 11
+	check("put new", 0, 1, 0, func() { require.NoError(t, s.PutNew(ctx(t), e)) })
+	check("get", 1, 0, 0, func() { _, err := s.Get(ctx(t), key); require.NoError(t, err) })
+	check("acquire", 0, 0, 1, func() {
+		ok, err := s.Acquire(ctx(t), "lease/"+key, "me", time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+	})
+	check("lease holder", 1, 0, 0, func() {
+		holder, err := s.LeaseHolder(ctx(t), "lease/"+key)
+		require.NoError(t, err)
+		require.Equal(t, "me", holder)
+	})
 }

@@ -27,10 +27,10 @@ type Late struct {
 }
 
 var (
-	_ cache.Store      = (*Late)(nil)
-	_ cache.NewPutter  = (*Late)(nil)
-	_ cache.ChangeFeed = (*Late)(nil)
-	_ cache.Scanner    = (*Late)(nil)
+	_ cache.Store     = (*Late)(nil)
+	_ cache.NewPutter = (*Late)(nil)
+	_ cache.OpCounter = (*Late)(nil)
+	_ cache.Scanner   = (*Late)(nil)
 )
 
 // OpenLate starts connecting: once a second at first, backing off to every
@@ -131,20 +131,22 @@ func (l *Late) Ping(ctx context.Context) error {
 	return s.Ping(ctx)
 }
 
-func (l *Late) Publish(ctx context.Context, ch cache.Change) error {
+// LeaseHolder is Store.LeaseHolder.
+func (l *Late) LeaseHolder(ctx context.Context, name string) (string, error) {
 	s, err := l.get()
 	if err != nil {
-		return err
+		return "", err
 	}
-	return s.Publish(ctx, ch)
+	return s.LeaseHolder(ctx, name)
 }
 
-func (l *Late) Changes(ctx context.Context, since time.Time) ([]cache.Change, error) {
+// Ops counts the store's requests once it is connected.
+func (l *Late) Ops() cache.StoreOps {
 	s, err := l.get()
 	if err != nil {
-		return nil, err
+		return cache.StoreOps{}
 	}
-	return s.Changes(ctx, since)
+	return s.Ops()
 }
 
 func (l *Late) Scan(ctx context.Context, fn func(cache.Entry) error) error {

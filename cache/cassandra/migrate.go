@@ -37,8 +37,10 @@ func (r Replication) cql() string {
 // gc_grace_seconds of cache_entries is 3 hours: a deletion's tombstone must outlive
 // any primer run that started before it, and a node down longer than that
 // must be repaired before it rejoins (the usual Cassandra rule, shortened
-// because cache rows are cheap to recompute). The changes table expires rows
-// after 10 minutes and compacts by time window. refresh_queue (queue.go)
+// because cache rows are cheap to recompute). (Keyspaces made before the
+// change bus also hold a `changes` table, the polled feed it replaced;
+// nothing reads it, and it empties itself within 10 minutes.)
+// refresh_queue (queue.go)
 // deletes a row for every refresh done, and a claim reads whole partitions:
 // its 3-hour gc_grace_seconds keeps the tombstones those reads step over
 // few. The same repair rule holds; a row done while an unrepaired node was
@@ -59,16 +61,6 @@ func schema(keyspace string, r Replication) []string {
 			name text PRIMARY KEY,
 			owner text
 		) WITH gc_grace_seconds = 3600`, keyspace),
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.changes (
-			bucket bigint,
-			at_us bigint,
-			key text,
-			version bigint,
-			origin text,
-			PRIMARY KEY ((bucket), at_us, key, version)
-		) WITH default_time_to_live = 600
-		AND gc_grace_seconds = 600
-		AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', 'compaction_window_size': 10}`, keyspace),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.refresh_queue (
 			queue text,
 			shard int,
@@ -94,7 +86,7 @@ func Migrate(ctx context.Context, cfg Config, r Replication) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	s, err := connect(ctx, cfg, "")
+	s, err := connect(ctx, cfg, "", nil)
 	if err != nil {
 		return err
 	}
@@ -117,7 +109,7 @@ func DropKeyspace(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	s, err := connect(ctx, cfg, "")
+	s, err := connect(ctx, cfg, "", nil)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func (d *Declarations) Affected(reg *primers.Registry, c source.Change, cached f
 			if s.Table != c.Table {
 				continue
 			}
-			if s.All || c.Overflow {
+			if s.All {
 				for _, k := range cached(p.Name) {
 					add(k)
 				}

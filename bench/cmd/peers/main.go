@@ -48,6 +48,7 @@ type config struct {
 	kck, gqlpeer, nodeDir string
 	pgURL, database       string
 	cassHosts, keyspace   string
+	busURL                string
 	only                  map[string]bool
 	dur, openDur          time.Duration
 	conns, wrkThreads     int
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&c.pgURL, "postgres-url", os.Getenv("KCK_POSTGRES_URL"), "a PostgreSQL URL whose user may create databases")
 	flag.StringVar(&c.database, "database", "kck_peers", "the database the demo is loaded into (created when absent, its demo tables replaced)")
 	flag.StringVar(&c.cassHosts, "cassandra-hosts", os.Getenv("KCK_CASSANDRA_HOSTS"), "Cassandra contact points; empty: no Cassandra rows")
+	flag.StringVar(&c.busURL, "bus-url", os.Getenv("KCK_BUS_URL"), "the change bus (NATS) of the Cassandra gateway")
 	flag.StringVar(&c.keyspace, "cassandra-keyspace", "kck_peers", "keyspace of the Cassandra gateway and miss path (created when absent)")
 	flag.StringVar(&only, "only", "", "comma-separated servers to run (default all): static,yoga,apollo,postgraphile,gqlgen,kck-embedded,kck-cassandra")
 	flag.DurationVar(&c.dur, "d", 5*time.Second, "duration of each closed-loop point")
@@ -189,7 +191,7 @@ func run(c config) (*report, error) {
 			return nil, err
 		}
 		s, err := kckServer("kck-cassandra", "KCK, Cassandra store (GraphQL hit)", "--store", "cassandra", "--cassandra-hosts", c.cassHosts,
-			"--cassandra-keyspace", c.keyspace)
+			"--cassandra-keyspace", c.keyspace, "--bus-url", c.busURL)
 		if err != nil {
 			return nil, err
 		}

@@ -71,7 +71,7 @@ func measure(ctx context.Context, cfg Config, kind string, n int) ([]row, error)
 		return nil, err
 	}
 	defer closeStore()
-	st := &counted{inner: inner, feed: inner.(cache.ChangeFeed)}
+	st := &counted{inner: inner}
 
 	var runs atomic.Int64
 	pad := strings.Repeat("x", max(0, cfg.ValueBytes-40))
@@ -210,11 +210,10 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// counted is a cache.Store (and ChangeFeed) that counts each call by
+// counted is a cache.Store that counts each call by
 // operation, with its time, so that a run can say where a key's time goes.
 type counted struct {
 	inner cache.Store
-	feed  cache.ChangeFeed
 	mu    sync.Mutex
 	ops   map[string]*opStat
 }
@@ -299,15 +298,6 @@ func (c *counted) Release(ctx context.Context, lease, owner string) error {
 
 func (c *counted) Ping(ctx context.Context) error { return c.inner.Ping(ctx) }
 func (c *counted) Close() error                   { return nil }
-
-func (c *counted) Publish(ctx context.Context, ch cache.Change) error {
-	defer c.track("publish", time.Now())
-	return c.feed.Publish(ctx, ch)
-}
-
-func (c *counted) Changes(ctx context.Context, since time.Time) ([]cache.Change, error) {
-	return c.feed.Changes(ctx, since)
-}
 
 // PutNew counts as a put: it is one, with one round trip less on stores
 // that implement it.

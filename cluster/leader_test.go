@@ -1,0 +1,123 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cluster"
+	"github.com/kck-go/kck/internal/cassandratest"
+)
+
+// cutStore fails every lease call while cut: a gateway cut off from the
+// store.
+type cutStore struct {
+	cluster.LeaseStore
+	cut atomic.Bool
+}
+
+var errCut = errors.New("cut off")
+
+func (s *cutStore) Acquire(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if s.cut.Load() {
+		return false, errCut
+	}
+	return s.LeaseStore.Acquire(ctx, name, owner, ttl)
+}
+
+func (s *cutStore) Release(ctx context.Context, name, owner string) error {
+	if s.cut.Load() {
+		return errCut
+	}
+	return s.LeaseStore.Release(ctx, name, owner)
+}
+
+type candidate struct {
+	*cluster.Leader
+	store *cutStore
+	terms atomic.Int64 // Lead calls
+	in    atomic.Int64 // Lead calls running
+}
+
+func start(t *testing.T, store cluster.LeaseStore, owner string, ttl time.Duration, both *atomic.Int64) *candidate {
+	t.Helper()
+	c := &candidate{store: &cutStore{LeaseStore: store}}
+	l, err := cluster.Start(cluster.Options{Store: c.store, Name: "follow/test", Owner: owner, TTL: ttl,
+		Lead: func(ctx context.Context) {
+			c.terms.Add(1)
+			c.in.Add(1)
+			if both.Add(1) > 1 {
+				t.Errorf("%s leads while another does", owner)
+			}
+			<-ctx.Done()
+			both.Add(-1)
+			c.in.Add(-1)
+		}})
+	require.NoError(t, err)
+	c.Leader = l
+	t.Cleanup(l.Close)
+	return c
+}
+
+func leaders(cs ...*candidate) int {
+	n := 0
+	for _, c := range cs {
+		if c.Leading() {
+			n++
+		}
+	}
+	return n
+}
+
+// One of two gateways leads; when it closes, the other takes over at once
+// (the lease is given back); when the leader is cut off from the store, it
+// stops before its lease runs out and the other takes over after it has.
+func TestOneLeaderAndTakeover(t *testing.T) {
+	t.Parallel()
+	s, err := bolt.Open(t.TempDir(), bolt.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	takeover(t, s, 600*time.Millisecond)
+}
+
+// The same on Cassandra, where the gateways that do not lead look with a
+// plain read.
+func TestOneLeaderOnCassandra(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	s, err := cassandra.Open(t.Context(), ks)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	var _ cluster.HolderReader = s
+	takeover(t, s, 3*time.Second)
+}
+
+func takeover(t *testing.T, s cache.Store, ttl time.Duration) {
+	var both atomic.Int64
+	a := start(t, s, "a", ttl, &both)
+	require.Eventually(t, func() bool { return leaders(a) == 1 }, time.Minute, 5*time.Millisecond)
+	b := start(t, s, "b", ttl, &both)
+	c := start(t, s, "c", ttl, &both)
+	time.Sleep(ttl) // three renewals: the others stay out
+	assert.Equal(t, 1, leaders(a, b, c))
+	assert.True(t, a.Leading())
+
+	a.Close()
+	require.Eventually(t, func() bool { return leaders(b, c) == 1 }, time.Minute, 5*time.Millisecond, "another took over")
+	next, other := b, c
+	if c.Leading() {
+		next, other = c, b
+	}
+	next.store.cut.Store(true)
+	require.Eventually(t, func() bool { return !next.Leading() && next.in.Load() == 0 }, time.Minute, 5*time.Millisecond, "the cut-off leader stopped")
+	require.Eventually(t, func() bool { return other.Leading() }, time.Minute, 5*time.Millisecond, "the other took over once the lease ran out")
+	assert.Equal(t, int64(1), other.terms.Load())
+}
