@@ -19,7 +19,6 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
-	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
@@ -59,8 +58,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	a.backend, err = backend.Open(ctx, backend.Config{Kind: cfg.Store, DataDir: cfg.DataDir, Cassandra: cfg.Cassandra, Late: true,
-		Migrate: cfg.Migrate, Replication: cassandra.Replication{Factor: cfg.ReplicationFactor}, Logger: log})
+	a.backend, err = backend.Open(ctx, cfg.backend(log))
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +171,12 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 		return err
 	}
 	a.closeLater(func() { _ = s.Close() })
+	if sw, ok := a.backend.(backend.Sweeper); ok {
+		// One gateway of the cluster per slot deletes what ran out.
+		if err := s.Process("store/sweep", primers.Every(sw.SweepInterval()), sw.Sweep); err != nil {
+			return err
+		}
+	}
 	if err := s.Start(); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kck-go/kck/app"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 )
 
 // serveOptions are kck serve's flags: the gateway's app.Config, and what
@@ -35,9 +36,10 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Compression, "compression", "KCK_COMPRESSION", d.Compression, "serve GraphQL responses kept in the response cache in zstd or gzip, as Accept-Encoding prefers; compressed once per response version")
 	f.int(&c.CompressMinBytes, "compress-min-bytes", "KCK_COMPRESS_MIN_BYTES", d.CompressMinBytes, "smallest response body served compressed; -1: every size")
 	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
-	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
+	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded, cassandra or postgres")
 	cassandraFlags(f, &c.Cassandra)
-	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database")
+	storePostgresFlags(f, &c.StorePostgres)
+	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database (and hold the postgres store's schema, unless --store-postgres-url)")
 	sqlDirFlag(f, &c.SQLDir)
 	f.bool(&c.Scheduler, "scheduler", "KCK_SCHEDULER", d.Scheduler, "run periodic refresh, boot warming, domains and the refresh-queue worker")
 	f.bool(&c.ReadyAfterWarm, "ready-after-warm", "KCK_READY_AFTER_WARM", d.ReadyAfterWarm, "report /readyz only once boot warming is done")
@@ -48,7 +50,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.dur(&c.ComputeLease, "compute-lease", "KCK_COMPUTE_LEASE", d.ComputeLease, "how long a gateway holds one key's computation against the others; at least --primer-timeout")
 	f.dur(&c.PrimerTimeout, "primer-timeout", "KCK_PRIMER_TIMEOUT", d.PrimerTimeout, "longest one primer run may take before it is cancelled; at most --compute-lease")
 	f.int(&c.ReplicationFactor, "replication-factor", "KCK_CASSANDRA_REPLICATION_FACTOR", d.ReplicationFactor, "with --migrate: replication factor of a new keyspace")
-	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra: create the keyspace and tables first")
+	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra or postgres: create the keyspace or schema and its tables first (what kck migrate does)")
 	limitFlags(f, &c.Limits, &o.production)
 	browserFlags(f, &c.Browser)
 	authFlags(f, &c.Auth)
@@ -65,6 +67,14 @@ func cassandraFlags(f *flags, c *cassandra.Config) {
 	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
 	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
 	f.str(&c.AddressMap, "cassandra-address-map", "KCK_CASSANDRA_ADDRESS_MAP", "", "dial nodes at other addresses than they announce (NAT, proxy): announced=dialled pairs of IP:port, comma-separated")
+}
+
+// storePostgresFlags add the PostgreSQL store's flags.
+func storePostgresFlags(f *flags, c *postgres.Config) {
+	d := app.Defaults().StorePostgres
+	f.str(&c.URL, "store-postgres-url", "KCK_STORE_POSTGRES_URL", "", "with --store postgres: the store's database; default --postgres-url's")
+	f.str(&c.Schema, "store-postgres-schema", "KCK_STORE_POSTGRES_SCHEMA", d.Schema, "with --store postgres: the schema of the store's tables")
+	f.int(&c.MaxValueBytes, "store-postgres-max-value-bytes", "KCK_STORE_POSTGRES_MAX_VALUE_BYTES", d.MaxValueBytes, "with --store postgres: a product value larger than this (its JSON) is not stored (an error is logged; the gateway still serves it from memory)")
 }
 
 // postgresFlag and sqlDirFlag are the database and the SQL products of

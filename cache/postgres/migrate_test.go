@@ -86,7 +86,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no url", postgres.Config{}, "no database URL"},
 		{"bad url", postgres.Config{URL: "postgres://x:y@host:notaport/db"}, "bad database URL"},
 		{"bad schema", postgres.Config{URL: "postgres://localhost/db", Schema: "Kck; DROP"}, `bad schema name "Kck; DROP"`},
-		{"huge values", postgres.Config{URL: "postgres://localhost/db", MaxValueBytes: 1 << 30}, "below 1 GiB"},
+		{"huge values", postgres.Config{URL: "postgres://localhost/db", MaxValueBytes: 1 << 30}, "between 1 byte and 1 GiB"},
 		{"negative batch", postgres.Config{URL: "postgres://localhost/db", SweepBatch: -1}, "must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,11 +169,11 @@ func (c Config) Validate() error {
 	if !validSchema.MatchString(c.Schema) {
 		errs = append(errs, fmt.Errorf("bad schema name %q (lower-case letters, digits, underscore; not starting with a digit)", c.Schema))
 	}
-	if c.MaxConns < 1 || c.MaxValueBytes < 1 || c.SweepBatch < 1 || c.SweepMaxRows < 1 {
-		errs = append(errs, errors.New("MaxConns, MaxValueBytes, SweepBatch and SweepMaxRows must be positive"))
+	if c.MaxValueBytes < 1 || c.MaxValueBytes > 1<<30-1 {
+		errs = append(errs, fmt.Errorf("the largest value (%d bytes) must be between 1 byte and 1 GiB, PostgreSQL's bound on one value", c.MaxValueBytes))
 	}
-	if c.MaxValueBytes > 1<<30-1 {
-		errs = append(errs, errors.New("MaxValueBytes must be below 1 GiB, PostgreSQL's bound on one value"))
+	if c.MaxConns < 1 || c.SweepBatch < 1 || c.SweepMaxRows < 1 {
+		errs = append(errs, errors.New("MaxConns, SweepBatch and SweepMaxRows must be positive"))
 	}
 	if c.TombstoneTTL <= 0 || c.SweepInterval <= 0 {
 		errs = append(errs, errors.New("TombstoneTTL and SweepInterval must be positive"))
