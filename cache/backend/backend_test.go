@@ -78,4 +78,3 @@ func TestOpenPostgres(t *testing.T) {
 	require.Equal(t, time.Minute, sw.SweepInterval())
 	require.NoError(t, sw.Sweep(t.Context()))
 }
-
