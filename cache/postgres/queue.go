@@ -81,7 +81,7 @@ func (s *Store) QueueNamed(name string, cfg queue.Config) (*Queue, error) {
 }
 
 type queueStatements struct {
-	load, loadMany, claimable, all, del, write, claim string
+	load, loadMany, claimable, all, del, update, insert, write, claim string
 }
 
 // itemCols are the columns of a queue.Item, in scanItem's order.
@@ -112,16 +112,26 @@ func newQueueStatements(schema string) queueStatements {
 			AND (worker = '' AND (not_before IS NULL OR not_before <= $2) OR worker <> '' AND lease_until <= $2)`,
 		all: `SELECT ` + itemCols + ` FROM ` + t + ` WHERE queue = $1 ORDER BY key`,
 		del: `DELETE FROM ` + t + ` WHERE queue = $1 AND key = $2 AND version = $3`,
-		// Rows changed (prev: the version read) or new (prev 0). Rows to
-		// change are locked in key order, so that two writers of the same
-		// keys never deadlock; a row whose version moved is left out, and
-		// so is a new row another writer inserted first. It returns the
-		// keys written.
+		// One row, changed if still at the version read ($17), or new.
+		update: `UPDATE ` + t + ` SET (version, requests, first_requested, last_requested, worker, claimed_at, lease_until,
+				claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
+				= ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			WHERE queue = $1 AND key = $2 AND version = $17`,
+		insert: `INSERT INTO ` + t + ` (queue, key, version, requests, first_requested, last_requested, worker, claimed_at,
+				lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			ON CONFLICT (queue, key) DO NOTHING`,
+		// Rows changed (prev: the version read) or new (prev 0); $3 lists
+		// their keys, so that the rows are found through the primary key
+		// whatever the planner guesses of the JSON. Rows to change are
+		// locked in key order, so that two writers of the same keys never
+		// deadlock; a row whose version moved is left out, and so is a new
+		// row another writer inserted first. It returns the keys written.
 		write: `WITH u AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS u` + rowType + `),
 			l AS (SELECT q.key FROM ` + t + ` q JOIN u ON q.key = u.key
-				WHERE q.queue = $1 AND u.prev <> 0 AND q.version = u.prev ORDER BY q.key FOR UPDATE OF q),
+				WHERE q.queue = $1 AND q.key = ANY($3) AND u.prev <> 0 AND q.version = u.prev ORDER BY q.key FOR UPDATE OF q),
 			upd AS (UPDATE ` + t + ` q SET ` + setCols + ` FROM l JOIN u ON u.key = l.key
-				WHERE q.queue = $1 AND q.key = l.key RETURNING q.key),
+				WHERE q.queue = $1 AND q.key = ANY($3) AND q.key = l.key RETURNING q.key),
 			ins AS (INSERT INTO ` + t + ` (queue, key, version, requests, first_requested, last_requested, worker, claimed_at,
 					lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
 				SELECT $1, key, version, requests, first_requested, last_requested, worker, claimed_at,
@@ -130,19 +140,20 @@ func newQueueStatements(schema string) queueStatements {
 				ON CONFLICT (queue, key) DO NOTHING RETURNING key)
 			SELECT key FROM upd UNION ALL SELECT key FROM ins`,
 		// A claim: the rows to claim (claim true), in Select's order (ord),
-		// at most $3 of them, and the rows whose lease ran out as Expire
-		// left them (claim false). Rows locked by another claim, or changed
-		// since they were read, are skipped, never waited for. It returns
-		// the keys written and whether each was claimed.
+		// at most $4 of them, and the rows whose lease ran out as Expire
+		// left them (claim false); $3 lists their keys. Rows locked by
+		// another claim, or changed since they were read, are skipped, never
+		// waited for. It returns the keys written and whether each was
+		// claimed.
 		claim: `WITH u AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS u` + rowType + `),
 			c AS (SELECT q.key FROM ` + t + ` q JOIN u ON q.key = u.key
-				WHERE q.queue = $1 AND u.claim AND q.version = u.prev
-				ORDER BY u.ord LIMIT $3 FOR UPDATE OF q SKIP LOCKED),
+				WHERE q.queue = $1 AND q.key = ANY($3) AND u.claim AND q.version = u.prev
+				ORDER BY u.ord LIMIT $4 FOR UPDATE OF q SKIP LOCKED),
 			x AS (SELECT q.key FROM ` + t + ` q JOIN u ON q.key = u.key
-				WHERE q.queue = $1 AND NOT u.claim AND q.version = u.prev FOR UPDATE OF q SKIP LOCKED),
+				WHERE q.queue = $1 AND q.key = ANY($3) AND NOT u.claim AND q.version = u.prev FOR UPDATE OF q SKIP LOCKED),
 			w AS (SELECT key FROM c UNION ALL SELECT key FROM x)
 			UPDATE ` + t + ` q SET ` + setCols + ` FROM w JOIN u ON u.key = w.key
-			WHERE q.queue = $1 AND q.key = w.key RETURNING q.key, u.claim`,
+			WHERE q.queue = $1 AND q.key = ANY($3) AND q.key = w.key RETURNING q.key, u.claim`,
 	}
 }
 
@@ -250,6 +261,15 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 		}
 		count[k]++
 	}
+	if len(distinct) == 1 {
+		k := distinct[0]
+		return q.update(ctx, "enqueue", k, func(it *queue.Item, _ bool) (action, error) {
+			for range count[k] {
+				q.cfg.Merge(it, k, at)
+			}
+			return put, nil
+		})
+	}
 	for chunk := range slices.Chunk(distinct, writeChunk) {
 		err := q.changeMany(ctx, "enqueue", chunk, func(it *queue.Item, key string) bool {
 			for range count[key] {
@@ -322,7 +342,7 @@ func (q *Queue) write(ctx context.Context, rows []row) (map[string]bool, error) 
 		return nil, err
 	}
 	q.s.lwts.Add(1)
-	res, err := q.s.pool.Query(ctx, q.sql.write, q.name, raw)
+	res, err := q.s.pool.Query(ctx, q.sql.write, q.name, raw, rowKeys(rows))
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -338,6 +358,14 @@ func (q *Queue) write(ctx context.Context, rows []row) (map[string]bool, error) 
 		written[k] = true
 	}
 	return written, nil
+}
+
+func rowKeys(rows []row) []string {
+	keys := make([]string, len(rows))
+	for i, r := range rows {
+		keys[i] = r.Key
+	}
+	return keys
 }
 
 func deadlock(err error) bool {
@@ -431,7 +459,7 @@ func (q *Queue) claimRound(ctx context.Context, worker string, batch, claims int
 		return nil, false, err
 	}
 	q.s.lwts.Add(1)
-	res, err := q.s.pool.Query(ctx, q.sql.claim, q.name, raw, batch)
+	res, err := q.s.pool.Query(ctx, q.sql.claim, q.name, raw, rowKeys(rows), batch)
 	if err != nil {
 		return nil, false, unavailable(err)
 	}
@@ -585,12 +613,7 @@ func (q *Queue) update(ctx context.Context, op, key string, decide func(it *queu
 			ok = err == nil && tag.RowsAffected() == 1
 			err = unavailable(err)
 		} else {
-			if !found {
-				prev = 0
-			}
-			var written map[string]bool
-			written, err = q.write(ctx, []row{toRow(change{prev: prev, it: &it}, 0, false)})
-			ok = written[key]
+			ok, err = q.writeOne(ctx, prev, found, &it)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres queue %s %q: %w", op, key, err)
@@ -605,6 +628,28 @@ func (q *Queue) update(ctx context.Context, op, key string, decide func(it *queu
 			return fmt.Errorf("postgres queue %s %q: %w", op, key, err)
 		}
 	}
+}
+
+// writeOne writes it in place of its row as read (found, at version
+// prev), or as a new row, and reports whether it was written: false when
+// another writer changed the row, or inserted it, first.
+func (q *Queue) writeOne(ctx context.Context, prev uint64, found bool, it *queue.Item) (bool, error) {
+	if !found {
+		prev = 0
+	}
+	r := toRow(change{prev: prev, it: it}, 0, false)
+	args := []any{q.name, r.Key, r.Version, r.Requests, r.FirstRequested, r.LastRequested, r.Worker, r.ClaimedAt, r.LeaseUntil,
+		r.ClaimedRequests, r.FirstSinceClaim, r.Attempts, r.Unavailable, r.NotBefore, r.Poisoned, r.LastError}
+	stmt := q.sql.insert
+	if found {
+		stmt, args = q.sql.update, append(args, int64(prev))
+	}
+	q.s.lwts.Add(1)
+	tag, err := q.s.pool.Exec(ctx, stmt, args...)
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // load reads key's row.

@@ -18,6 +18,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/scheduler"
 )
@@ -71,7 +72,12 @@ func measure(ctx context.Context, cfg Config, kind string, n int) ([]row, error)
 		return nil, err
 	}
 	defer closeStore()
-	st := &counted{inner: inner, feed: inner.(cache.ChangeFeed)}
+	st := &counted{inner: inner}
+	// The cache follows a change feed only where the store has one.
+	var store cache.Store = st
+	if feed, ok := inner.(cache.ChangeFeed); ok {
+		store = &countedFeed{counted: st, feed: feed}
+	}
 
 	var runs atomic.Int64
 	pad := strings.Repeat("x", max(0, cfg.ValueBytes-40))
@@ -95,7 +101,7 @@ func measure(ctx context.Context, cfg Config, kind string, n int) ([]row, error)
 	phase := func(name string, fn func(c *cache.Cache) error) error {
 		// A fresh cache per phase: a gateway booting (its in-process tier
 		// empty), with room for every key.
-		c, err := cache.New(cache.Options{Registry: reg, Store: st, MaxMemoryBytes: uint64(n) * uint64(cfg.ValueBytes+512)})
+		c, err := cache.New(cache.Options{Registry: reg, Store: store, MaxMemoryBytes: uint64(n) * uint64(cfg.ValueBytes+512)})
 		if err != nil {
 			return err
 		}
@@ -194,8 +200,34 @@ func openStore(ctx context.Context, cfg Config, kind string) (cache.Store, func(
 			return nil, nil, err
 		}
 		return s, func() { s.Close(); drop() }, nil
+	case "postgres":
+		url := cfg.PostgresURL
+		if url == "" {
+			url = os.Getenv("KCK_POSTGRES_URL")
+		}
+		if url == "" {
+			return nil, nil, errors.New("set KCK_POSTGRES_URL")
+		}
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		pc := postgres.Config{URL: url, Schema: "kck_warmrate_" + hex.EncodeToString(b[:])}
+		drop := func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = postgres.DropSchema(dctx, pc)
+		}
+		if _, _, err := postgres.Migrate(ctx, pc); err != nil {
+			drop()
+			return nil, nil, err
+		}
+		s, err := postgres.Open(ctx, pc)
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
+		return s, func() { s.Close(); drop() }, nil
 	}
-	return nil, nil, fmt.Errorf("unknown store %q (embedded or cassandra)", kind)
+	return nil, nil, fmt.Errorf("unknown store %q (embedded, cassandra or postgres)", kind)
 }
 
 func loadAvg() string {
@@ -210,11 +242,11 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// counted is a cache.Store (and ChangeFeed) that counts each call by
-// operation, with its time, so that a run can say where a key's time goes.
+// counted is a cache.Store that counts each call by operation, with its
+// time, so that a run can say where a key's time goes; countedFeed is one
+// whose store has a change feed.
 type counted struct {
 	inner cache.Store
-	feed  cache.ChangeFeed
 	mu    sync.Mutex
 	ops   map[string]*opStat
 }
@@ -300,12 +332,17 @@ func (c *counted) Release(ctx context.Context, lease, owner string) error {
 func (c *counted) Ping(ctx context.Context) error { return c.inner.Ping(ctx) }
 func (c *counted) Close() error                   { return nil }
 
-func (c *counted) Publish(ctx context.Context, ch cache.Change) error {
+type countedFeed struct {
+	*counted
+	feed cache.ChangeFeed
+}
+
+func (c *countedFeed) Publish(ctx context.Context, ch cache.Change) error {
 	defer c.track("publish", time.Now())
 	return c.feed.Publish(ctx, ch)
 }
 
-func (c *counted) Changes(ctx context.Context, since time.Time) ([]cache.Change, error) {
+func (c *countedFeed) Changes(ctx context.Context, since time.Time) ([]cache.Change, error) {
 	return c.feed.Changes(ctx, since)
 }
 
