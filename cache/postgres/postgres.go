@@ -1,8 +1,8 @@
 // Package postgres is the cache.Store on PostgreSQL (Django KCK's store):
 // the gateways of a cluster share one database, usually the one that
 // already holds their source data, with no other server to run. It holds
-// the values, the compute leases and the refresh queue (queue.go), and
-// deletes what ran out in bounded batches (sweep.go).
+// the values, the compute and job leases and the refresh queue (queue.go),
+// and deletes what ran out in bounded batches (sweep.go).
 //
 // Tables, in a schema of their own (Config.Schema, default "kck"), created
 // only by Migrate (`kck migrate`, or `kck serve --migrate`) from numbered
@@ -11,7 +11,7 @@
 //
 //	cache_entries (key PRIMARY KEY, version, computed_at, stale_at, expires_at, codec, value)
 //	leases        (name PRIMARY KEY, owner, expires_at)
-//	refresh_queue ((queue, key) PRIMARY KEY, version, requests, ..., poisoned)
+//	refresh_queue ((queue, key) PRIMARY KEY, version, requests, ..., poisoned, done_at)
 //	schema_migrations (version PRIMARY KEY, name, applied_at)
 //
 // Choices, and why:
@@ -27,6 +27,10 @@
 //     gateways whose clocks differ still agree on when a lease ran out:
 //     Acquire is one INSERT ... ON CONFLICT DO UPDATE ... WHERE the holder
 //     is the same owner or the lease ran out, RETURNING the row when taken.
+//     Release marks the row run out rather than deleting it, and Done marks
+//     a queue row finished: a key refreshed again soon reuses its rows
+//     (heap-only updates, nothing for vacuum to index-clean); the sweep
+//     deletes them once KeepDone has passed.
 //   - Only the primary keys are indexed. A refresh rewrites a row without
 //     changing its key, so with free room on its page (fillfactor 70) the
 //     new version is a heap-only tuple (HOT): no index entry is written,
@@ -102,12 +106,17 @@ type Config struct {
 	// TombstoneTTL is how long a deletion's version is kept. It must
 	// exceed the longest primer run. Default 10 minutes.
 	TombstoneTTL time.Duration
+	// KeepDone is how long a released lease and a finished queue row are
+	// kept before the sweep deletes them: a key refreshed again within it
+	// reuses its rows with heap-only updates instead of inserting new ones
+	// (and leaving dead ones to vacuum). Default 10 minutes.
+	KeepDone time.Duration
 	// SweepInterval is how often one gateway of the cluster deletes what
 	// ran out (see Sweep). Default 1 minute.
 	SweepInterval time.Duration
 	// SweepBatch is the rows one sweep statement examines; SweepMaxRows
-	// bounds the rows one Sweep examines (it goes on where it stopped the
-	// next time). Defaults 1,000 and 100,000.
+	// bounds the rows of each table one Sweep examines (it goes on where it
+	// stopped the next time). Defaults 1,000 and 100,000.
 	SweepBatch, SweepMaxRows int
 }
 
@@ -127,6 +136,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = 10 * time.Minute
+	}
+	if c.KeepDone == 0 {
+		c.KeepDone = 10 * time.Minute
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Minute
@@ -175,8 +187,8 @@ func (c Config) Validate() error {
 	if c.MaxConns < 1 || c.SweepBatch < 1 || c.SweepMaxRows < 1 {
 		errs = append(errs, errors.New("MaxConns, SweepBatch and SweepMaxRows must be positive"))
 	}
-	if c.TombstoneTTL <= 0 || c.SweepInterval <= 0 {
-		errs = append(errs, errors.New("TombstoneTTL and SweepInterval must be positive"))
+	if c.TombstoneTTL <= 0 || c.KeepDone <= 0 || c.SweepInterval <= 0 {
+		errs = append(errs, errors.New("TombstoneTTL, KeepDone and SweepInterval must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -214,8 +226,10 @@ type Store struct {
 	reads, writes, lwts atomic.Uint64
 	closeOnce           sync.Once
 
-	// sweepAfter is the key the next Sweep starts after (sweep.go).
-	sweepAfter atomic.Pointer[string]
+	// sweepAt holds, by table, the key the next Sweep starts after
+	// (sweep.go).
+	sweepMu sync.Mutex
+	sweepAt map[string][]string
 }
 
 var (
@@ -252,7 +266,10 @@ func newStatements(schema string) statements {
 			ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 			WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()
 			RETURNING true`,
-		release: `DELETE FROM ` + leases + ` WHERE name = $1 AND owner = $2`,
+		// A released lease stays as a row that ran out, so that the next
+		// Acquire of the name (the key's next refresh) is a heap-only
+		// update rather than an insert; the sweep deletes it after KeepDone.
+		release: `UPDATE ` + leases + ` SET owner = '', expires_at = clock_timestamp() WHERE name = $1 AND owner = $2`,
 	}
 }
 

@@ -19,15 +19,23 @@ import (
 
 // The refresh queue on PostgreSQL (see docs/refresh-queue.md):
 //
-//	refresh_queue ((queue, key) PRIMARY KEY, version, requests, ..., poisoned)
+//	refresh_queue ((queue, key) PRIMARY KEY, version, requests, ..., poisoned, done_at)
 //
 // A row's columns are a queue.Item's; version is a random 63-bit number
 // written with every change. Every change reads the row, applies the queue
 // package's rule to it (Config.Merge, Expire, Claim, Done, Release) and
 // writes the outcome with a statement conditioned on the version read, in
-// one round trip each: a change that lost a race to another writer is
-// decided again on the row as it now is. Several keys go in one statement
-// (jsonb_to_recordset), so EnqueueMany of 500 keys is two round trips.
+// two round trips (the read, the write): a change that lost a race to
+// another writer is decided again on the row as it now is. Several keys go
+// in one statement (jsonb_to_recordset), so EnqueueMany of 500 keys is two
+// round trips too.
+//
+// A row that leaves the queue (Done, Remove) is marked finished (done_at)
+// rather than deleted, and the key's next request writes over it: a key
+// refreshed again and again through the queue updates one row in place
+// (heap-only updates) instead of inserting and deleting one each time,
+// which left a dead row and its index entries for vacuum per refresh. The
+// sweep deletes rows finished KeepDone ago. Readers skip finished rows.
 //
 // Claims are river's: the claim statement locks the rows it takes with
 // FOR UPDATE SKIP LOCKED, in Select's order, up to the batch, so that
@@ -81,12 +89,13 @@ func (s *Store) QueueNamed(name string, cfg queue.Config) (*Queue, error) {
 }
 
 type queueStatements struct {
-	load, loadMany, claimable, all, del, update, insert, write, claim string
+	load, loadMany, claimable, all, finish, update, insert, write, claim string
 }
 
-// itemCols are the columns of a queue.Item, in scanItem's order.
+// itemCols are the columns of a queue.Item and whether the row is
+// finished, in scanItem's order.
 const itemCols = `key, version, requests, first_requested, last_requested, worker, claimed_at, lease_until,
-	claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error`
+	claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, done_at IS NOT NULL`
 
 // rowType is jsonb_to_recordset's record of a written row (see row).
 const rowType = `(ord int, key text, prev bigint, claim boolean, version bigint, requests bigint,
@@ -94,7 +103,7 @@ const rowType = `(ord int, key text, prev bigint, claim boolean, version bigint,
 	lease_until timestamptz, claimed_requests bigint, first_since_claim timestamptz, attempts int,
 	unavailable int, not_before timestamptz, poisoned boolean, last_error text)`
 
-const setCols = `version = u.version, requests = u.requests, first_requested = u.first_requested,
+const setCols = `done_at = NULL, version = u.version, requests = u.requests, first_requested = u.first_requested,
 	last_requested = u.last_requested, worker = u.worker, claimed_at = u.claimed_at, lease_until = u.lease_until,
 	claimed_requests = u.claimed_requests, first_since_claim = u.first_since_claim, attempts = u.attempts,
 	unavailable = u.unavailable, not_before = u.not_before, poisoned = u.poisoned, last_error = u.last_error`
@@ -108,20 +117,25 @@ func newQueueStatements(schema string) queueStatements {
 		// either unclaimed and past its backoff, or claimed by a lease
 		// that ran out. The rules are applied again in Go on what this
 		// returns; the filter only spares reading the rest.
-		claimable: `SELECT ` + itemCols + ` FROM ` + t + ` WHERE queue = $1 AND NOT poisoned
+		claimable: `SELECT ` + itemCols + ` FROM ` + t + ` WHERE queue = $1 AND done_at IS NULL AND NOT poisoned
 			AND (worker = '' AND (not_before IS NULL OR not_before <= $2) OR worker <> '' AND lease_until <= $2)`,
-		all: `SELECT ` + itemCols + ` FROM ` + t + ` WHERE queue = $1 ORDER BY key`,
-		del: `DELETE FROM ` + t + ` WHERE queue = $1 AND key = $2 AND version = $3`,
-		// One row, changed if still at the version read ($17), or new.
+		all: `SELECT ` + itemCols + ` FROM ` + t + ` WHERE queue = $1 AND done_at IS NULL ORDER BY key`,
+		// A row leaves the queue by being marked finished (a new version,
+		// so that no claim of it is current); the sweep deletes it later.
+		finish: `UPDATE ` + t + ` SET done_at = now(), version = $4, worker = ''
+			WHERE queue = $1 AND key = $2 AND version = $3 AND done_at IS NULL`,
+		// One row, changed if still at the version read ($17; a finished
+		// row is queued again), or new.
 		update: `UPDATE ` + t + ` SET (version, requests, first_requested, last_requested, worker, claimed_at, lease_until,
-				claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
-				= ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+				claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, done_at)
+				= ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL)
 			WHERE queue = $1 AND key = $2 AND version = $17`,
 		insert: `INSERT INTO ` + t + ` (queue, key, version, requests, first_requested, last_requested, worker, claimed_at,
 				lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 			ON CONFLICT (queue, key) DO NOTHING`,
-		// Rows changed (prev: the version read) or new (prev 0); $3 lists
+		// Rows changed (prev: the version read, of a queued row or a
+		// finished one) or new (prev 0); $3 lists
 		// their keys, so that the rows are found through the primary key
 		// whatever the planner guesses of the JSON. Rows to change are
 		// locked in key order, so that two writers of the same keys never
@@ -212,17 +226,24 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
+// stored is a row as read: the item, and whether it is finished (its
+// refresh done, kept for reuse until the sweep deletes it; not queued).
+type stored struct {
+	queue.Item
+	finished bool
+}
+
 // scanItem reads a row in itemCols' order.
-func scanItem(r pgx.Row) (queue.Item, error) {
+func scanItem(r pgx.Row) (stored, error) {
 	var (
-		it                                           queue.Item
+		it                                           stored
 		version                                      int64
 		first, last, claimed, lease, since, notBefor pgtype.Timestamptz
 	)
 	err := r.Scan(&it.Key, &version, &it.Requests, &first, &last, &it.Worker, &claimed, &lease,
-		&it.ClaimedRequests, &since, &it.Attempts, &it.Unavailable, &notBefor, &it.Poisoned, &it.LastError)
+		&it.ClaimedRequests, &since, &it.Attempts, &it.Unavailable, &notBefor, &it.Poisoned, &it.LastError, &it.finished)
 	if err != nil {
-		return queue.Item{}, err
+		return stored{}, err
 	}
 	it.Version = uint64(version)
 	it.FirstRequested, it.LastRequested, it.ClaimedAt = fromTS(first), fromTS(last), fromTS(claimed)
@@ -230,13 +251,13 @@ func scanItem(r pgx.Row) (queue.Item, error) {
 	return it, nil
 }
 
-func (q *Queue) query(ctx context.Context, stmt string, args ...any) ([]queue.Item, error) {
+func (q *Queue) query(ctx context.Context, stmt string, args ...any) ([]stored, error) {
 	q.s.reads.Add(1)
 	rows, err := q.s.pool.Query(ctx, stmt, args...)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Item, error) { return scanItem(r) })
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) { return scanItem(r) })
 	return items, unavailable(err)
 }
 
@@ -293,14 +314,19 @@ func (q *Queue) changeMany(ctx context.Context, op string, keys []string, apply 
 		if err != nil {
 			return fmt.Errorf("postgres queue %s: %w", op, err)
 		}
-		byKey := make(map[string]queue.Item, len(found))
+		byKey := make(map[string]stored, len(found))
 		for _, it := range found {
 			byKey[it.Key] = it
 		}
 		var rows []row
 		for _, k := range keys {
-			it := byKey[k]
-			prev := it.Version
+			st := byKey[k]
+			// A finished row is written over as a new one (Merge of a zero
+			// item), at the version read.
+			it, prev := st.Item, st.Version
+			if st.finished {
+				it = queue.Item{}
+			}
 			if !apply(&it, k) {
 				continue
 			}
@@ -423,7 +449,8 @@ func (q *Queue) claimRound(ctx context.Context, worker string, batch, claims int
 	prev := make(map[string]uint64, len(read))
 	expired := map[string]bool{}
 	var claimable, poisoned []queue.Item
-	for _, it := range read {
+	for _, st := range read {
+		it := st.Item
 		prev[it.Key] = it.Version
 		exp := q.cfg.Expire(&it, now)
 		switch {
@@ -506,8 +533,10 @@ func nextClaims(cands []queue.Item, batch, claims int) []queue.Item {
 }
 
 // Done ends worker's successful refresh of key, claimed at version: the row
-// is removed, or kept for the requests merged since the claim
-// (Config.Done). A row gone, or held by another worker, is ErrNotClaimed.
+// leaves the queue (it is kept finished, for the key's next request to
+// reuse, until the sweep deletes it), or stays for the requests merged
+// since the claim (Config.Done). A row gone, or held by another worker, is
+// ErrNotClaimed.
 func (q *Queue) Done(ctx context.Context, worker, key string, version uint64) error {
 	// It reads the row first: a delete conditioned on the version alone
 	// would let a worker that names another's claim version end that claim.
@@ -543,17 +572,18 @@ func (q *Queue) Release(ctx context.Context, worker, key string, version uint64,
 
 // Get returns key's row, or an error wrapping queue.ErrNotFound.
 func (q *Queue) Get(ctx context.Context, key string) (queue.Item, error) {
-	it, found, err := q.load(ctx, key)
+	st, found, err := q.load(ctx, key)
 	if err != nil {
 		return queue.Item{}, fmt.Errorf("postgres queue get %q: %w", key, err)
 	}
-	if !found {
+	if !found || st.finished {
 		return queue.Item{}, fmt.Errorf("postgres queue get %q: %w", key, queue.ErrNotFound)
 	}
-	return it, nil
+	return st.Item, nil
 }
 
-// Remove deletes key's row whatever its state; a missing row is fine.
+// Remove takes key's row out of the queue whatever its state (it is kept
+// finished until the sweep deletes it); a missing row is fine.
 func (q *Queue) Remove(ctx context.Context, key string) error {
 	return q.update(ctx, "remove", key, func(_ *queue.Item, found bool) (action, error) {
 		if !found {
@@ -572,7 +602,7 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	var s queue.Stats
 	now := q.cfg.Clock.Now()
 	for i := range rows {
-		queue.AddToStats(&s, &rows[i], now)
+		queue.AddToStats(&s, &rows[i].Item, now)
 	}
 	return s, nil
 }
@@ -593,11 +623,16 @@ const (
 // returned wrapped.
 func (q *Queue) update(ctx context.Context, op, key string, decide func(it *queue.Item, found bool) (action, error)) error {
 	for race := 0; ; race++ {
-		it, found, err := q.load(ctx, key)
+		st, exists, err := q.load(ctx, key)
 		if err != nil {
 			return fmt.Errorf("postgres queue %s %q: %w", op, key, err)
 		}
-		prev := it.Version
+		// A finished row is no row to the rules, but it is the row the
+		// write replaces, at its version.
+		it, prev, found := st.Item, st.Version, exists && !st.finished
+		if !found {
+			it = queue.Item{}
+		}
 		act, err := decide(&it, found)
 		if err != nil {
 			return fmt.Errorf("postgres queue %s %q: %w", op, key, err)
@@ -609,11 +644,11 @@ func (q *Queue) update(ctx context.Context, op, key string, decide func(it *queu
 		if act == del {
 			q.s.lwts.Add(1)
 			var tag pgconn.CommandTag
-			tag, err = q.s.pool.Exec(ctx, q.sql.del, q.name, key, int64(prev))
+			tag, err = q.s.pool.Exec(ctx, q.sql.finish, q.name, key, int64(prev), int64(newVersion(prev)))
 			ok = err == nil && tag.RowsAffected() == 1
 			err = unavailable(err)
 		} else {
-			ok, err = q.writeOne(ctx, prev, found, &it)
+			ok, err = q.writeOne(ctx, prev, exists, &it)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres queue %s %q: %w", op, key, err)
@@ -630,10 +665,12 @@ func (q *Queue) update(ctx context.Context, op, key string, decide func(it *queu
 	}
 }
 
-// writeOne writes it in place of its row as read (found, at version
-// prev), or as a new row, and reports whether it was written: false when
-// another writer changed the row, or inserted it, first.
-func (q *Queue) writeOne(ctx context.Context, prev uint64, found bool, it *queue.Item) (bool, error) {
+// writeOne writes it in place of its row as read (exists, at version
+// prev, queued or finished), or as a new row, and reports whether it was
+// written: false when another writer changed the row, or inserted it,
+// first.
+func (q *Queue) writeOne(ctx context.Context, prev uint64, exists bool, it *queue.Item) (bool, error) {
+	found := exists
 	if !found {
 		prev = 0
 	}
@@ -652,15 +689,15 @@ func (q *Queue) writeOne(ctx context.Context, prev uint64, found bool, it *queue
 	return tag.RowsAffected() == 1, nil
 }
 
-// load reads key's row.
-func (q *Queue) load(ctx context.Context, key string) (queue.Item, bool, error) {
+// load reads key's row, queued or finished; false when there is none.
+func (q *Queue) load(ctx context.Context, key string) (stored, bool, error) {
 	q.s.reads.Add(1)
 	it, err := scanItem(q.s.pool.QueryRow(ctx, q.sql.load, q.name, key))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return queue.Item{}, false, nil
+		return stored{}, false, nil
 	}
 	if err != nil {
-		return queue.Item{}, false, unavailable(err)
+		return stored{}, false, unavailable(err)
 	}
 	return it, true, nil
 }

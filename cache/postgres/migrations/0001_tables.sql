@@ -23,7 +23,8 @@ ALTER TABLE cache_entries ALTER COLUMN value SET STORAGE EXTERNAL;
 COMMENT ON TABLE cache_entries IS 'kck: product values by key (version: microseconds; value NULL: deleted at version; codec 1: zstd)';
 
 -- Compute and job leases: held by owner until expires_at (the database's
--- clock).
+-- clock). A released lease stays, run out and with no owner, until the
+-- sweep deletes it: the key's next refresh reuses the row.
 CREATE TABLE leases (
     name       text COLLATE "C" NOT NULL,
     owner      text NOT NULL,
@@ -33,7 +34,8 @@ CREATE TABLE leases (
 COMMENT ON TABLE leases IS 'kck: leases (a key''s computation, a scheduled slot) held by owner until expires_at';
 
 -- The refresh queue: one row per queued key and queue name (the columns
--- are queue.Item's). A row is deleted when its refresh is done.
+-- are queue.Item's). A row whose refresh is done is kept finished (done_at
+-- set) until the sweep deletes it: the key's next request reuses the row.
 CREATE TABLE refresh_queue (
     queue             text COLLATE "C" NOT NULL,
     key               text COLLATE "C" NOT NULL,
@@ -51,6 +53,7 @@ CREATE TABLE refresh_queue (
     not_before        timestamptz,
     poisoned          boolean NOT NULL DEFAULT false,
     last_error        text NOT NULL DEFAULT '',
+    done_at           timestamptz,
     CONSTRAINT refresh_queue_pkey PRIMARY KEY (queue, key)
 ) WITH (fillfactor = 70);
-COMMENT ON TABLE refresh_queue IS 'kck: the refresh queue, one row per queued key; worker holds a claim until lease_until';
+COMMENT ON TABLE refresh_queue IS 'kck: the refresh queue, one row per queued key; worker holds a claim until lease_until; done_at set: finished, not queued';
