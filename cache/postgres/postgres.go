@@ -439,6 +439,9 @@ func (s *Store) Put(ctx context.Context, e cache.Entry) error {
 			e.Key, ErrValueTooLarge, len(e.Value), s.cfg.MaxValueBytes)
 	}
 	value, codec := e.Value, int16(codecRaw)
+	if value == nil {
+		value = []byte{} // NULL is a deletion's mark
+	}
 	if s.cfg.CompressAbove >= 0 && len(value) >= s.cfg.CompressAbove {
 		value, codec = s.enc.EncodeAll(value, make([]byte, 0, len(value)/4)), codecZstd
 	}
