@@ -20,7 +20,6 @@ import (
 	"github.com/kck-go/kck/admin"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
-	"github.com/kck-go/kck/cache/cassandra"
 	natsbus "github.com/kck-go/kck/cache/nats"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/primers"
@@ -33,7 +32,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	backend backend.Backend
-	bus     *natsbus.Bus // nil without --bus-url
+	bus     *natsbus.Bus // nil without --bus-url (the admin roster needs it)
 	prods   *Products
 	cache   *cache.Cache
 	sched   *scheduler.Scheduler
@@ -62,8 +61,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	a.backend, err = backend.Open(ctx, backend.Config{Kind: cfg.Store, DataDir: cfg.DataDir, Cassandra: cfg.Cassandra, Late: true,
-		Migrate: cfg.Migrate, Replication: cassandra.Replication{Factor: cfg.ReplicationFactor}, Logger: log})
+	a.backend, err = backend.Open(ctx, cfg.backend(log))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +178,19 @@ func (a *App) clusterName() string {
 // It is closed after the cache (closers run last opened first).
 func (a *App) openBus(owner string, mem MemoryBudget, reg prometheus.Registerer) (cache.Bus, error) {
 	c := a.cfg.Bus
-	if c.URL == "" || !a.backend.Shared() {
+	if !a.backend.Shared() {
+		return nil, nil
+	}
+	if c.URL == "" {
+		// A store that carries a bus of its own (PostgreSQL's
+		// LISTEN/NOTIFY) serves a few gateways without NATS.
+		if ob, ok := a.backend.(interface{ OpenBus(*slog.Logger) cache.Bus }); ok {
+			b := ob.OpenBus(a.log)
+			if c, ok := b.(interface{ Close() error }); ok {
+				a.closeLater(func() { _ = c.Close() })
+			}
+			return b, nil
+		}
 		return nil, nil
 	}
 	b, err := natsbus.Open(natsbus.Config{URL: c.URL, Cluster: a.clusterName(), Name: owner, PendingBytes: int(max(mem.Bus, 1<<20)),
@@ -247,6 +257,12 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 		return err
 	}
 	a.closeLater(func() { _ = s.Close() })
+	if sw, ok := a.backend.(backend.Sweeper); ok {
+		// One gateway of the cluster per slot deletes what ran out.
+		if err := s.Process("store/sweep", primers.Every(sw.SweepInterval()), sw.Sweep); err != nil {
+			return err
+		}
+	}
 	if err := s.Start(); err != nil {
 		return err
 	}

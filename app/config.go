@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kck-go/kck/auth"
+	"github.com/kck-go/kck/cache/backend"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 )
@@ -40,14 +42,19 @@ type Config struct {
 	// ShutdownAfter is how long in-flight requests get at shutdown
 	// (--shutdown-timeout, 15s).
 	ShutdownAfter time.Duration
-	// Store is "embedded" or "cassandra" (--store, "embedded"); Cassandra
-	// is the cluster's connection (--cassandra-*), needed with "cassandra".
-	Store     string
-	Cassandra cassandra.Config
+	// Store is "embedded", "cassandra" or "postgres" (--store,
+	// "embedded"); Cassandra is the cluster's connection (--cassandra-*),
+	// needed with "cassandra"; StorePostgres the database and schema of the
+	// PostgreSQL store (--store-postgres-*), whose URL defaults to
+	// PostgresURL.
+	Store         string
+	Cassandra     cassandra.Config
+	StorePostgres postgres.Config
 	// Bus is the cluster's change bus, which gateways sharing a store need.
 	Bus BusConfig
-	// Migrate creates the keyspace and tables first, with a new keyspace's
-	// ReplicationFactor (--migrate, false; --replication-factor, 1).
+	// Migrate creates the keyspace or schema and its tables first, with a
+	// new keyspace's ReplicationFactor (--migrate, false;
+	// --replication-factor, 1).
 	Migrate           bool
 	ReplicationFactor int
 	// PostgresURL, when set, serves SQL products from that database
@@ -183,6 +190,7 @@ func Defaults() Config {
 		CompressMinBytes:   512,
 		ShutdownAfter:      15 * time.Second,
 		Store:              "embedded",
+		StorePostgres:      postgres.Config{Schema: "kck", MaxValueBytes: 16 << 20},
 		Bus:                BusConfig{InlineBytes: 64 << 10, FollowLease: 10 * time.Second},
 		ReplicationFactor:  1,
 		Scheduler:          true,
@@ -214,14 +222,8 @@ func Defaults() Config {
 // Validate reports the first setting no gateway can run with, naming its
 // flag.
 func (c Config) Validate() error {
-	if c.Store != "embedded" && c.Store != "cassandra" {
-		return fmt.Errorf("serve: --store must be embedded or cassandra, not %q", c.Store)
-	}
-	if c.Store == "cassandra" && len(c.Cassandra.Hosts) == 0 {
-		return errors.New("serve: --store cassandra needs --cassandra-hosts or KCK_CASSANDRA_HOSTS")
-	}
-	if _, err := cassandra.ParseAddressMap(c.Cassandra.AddressMap); c.Store == "cassandra" && err != nil {
-		return fmt.Errorf("serve: --cassandra-address-map (KCK_CASSANDRA_ADDRESS_MAP): %w", err)
+	if err := c.backend(nil).Check(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if c.Store == "cassandra" && c.Bus.URL == "" {
 		return errors.New("serve: --store cassandra is shared by every gateway on the keyspace, which keep coherent over a change bus: set --bus-url (KCK_BUS_URL) to the NATS servers (scripts/nats/ensure.sh starts one and prints its URL)")
@@ -254,6 +256,17 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.Limits.validate()
+}
+
+// backend is the store's configuration: the PostgreSQL store's database
+// defaults to the source database.
+func (c Config) backend(log *slog.Logger) backend.Config {
+	pg := c.StorePostgres
+	if pg.URL == "" {
+		pg.URL = c.PostgresURL
+	}
+	return backend.Config{Kind: c.Store, DataDir: c.DataDir, Cassandra: c.Cassandra, Postgres: pg, Late: true,
+		Migrate: c.Migrate, Replication: cassandra.Replication{Factor: c.ReplicationFactor}, Logger: log}
 }
 
 func (c Config) primerTimeout() time.Duration {

@@ -21,6 +21,7 @@ import (
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -54,12 +55,18 @@ const query = `{"query":"query($a: Int!) { titleList(authorId: $a) { id title ye
 
 func newRig(b testing.TB, mod ...func(*gateway.Options)) *rig {
 	b.Helper()
-	r := &rig{}
 	s, err := bolt.Open(b.TempDir(), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close() })
+	return newRigOn(b, s, mod...)
+}
+
+// newRigOn is newRig over store s.
+func newRigOn(b testing.TB, s cache.Store, mod ...func(*gateway.Options)) *rig {
+	b.Helper()
+	r := &rig{}
 	r.store = &countingStore{Store: s}
 	reg := primers.NewRegistry()
 	if err := demo.Register(reg, demo.NewDataset()); err != nil {
@@ -199,9 +206,14 @@ func BenchmarkHit(b *testing.B) {
 }
 
 // TestHitTouchesNothing is the always-run form of the benchmark's assertion:
-// warm queries are answered with the same bytes, without the store or a primer.
+// warm queries are answered with the same bytes, without the store or a primer,
+// on the embedded store and on the PostgreSQL store.
 func TestHitTouchesNothing(t *testing.T) {
-	r := newRig(t)
+	t.Run("embedded", func(t *testing.T) { hitTouchesNothing(t, newRig(t)) })
+	t.Run("postgres", func(t *testing.T) { hitTouchesNothing(t, newRigOn(t, pgstoretest.Open(t))) })
+}
+
+func hitTouchesNothing(t *testing.T, r *rig) {
 	calls, primes := r.store.calls.Load(), r.primes.Load()
 	for range 3 {
 		for j, body := range r.bodies {

@@ -8,21 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.etcd.io/bbolt"
 
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/queue"
 )
 
 // BenchmarkQueue measures one refresh's way through the refresh queue,
 // Enqueue then Claim (a batch of one) then Done, on each store, beside the
 // raw write that makes one change of a row atomic on that store (a bbolt
-// read-write transaction; a Cassandra lightweight transaction on the queue's
-// table), in the same run. A cycle is three changes of the row, so three
-// raw writes is its floor; Claim on Cassandra also reads the queue's 16
-// shards.
+// read-write transaction; an UPDATE conditioned on the row's version in
+// PostgreSQL; a Cassandra lightweight transaction on the queue's table), in
+// the same run. A cycle is three changes of the row, so three raw writes is
+// its floor; each change on PostgreSQL and Cassandra also reads the row (a
+// claim, the queue) first.
 func BenchmarkQueue(b *testing.B) {
 	ctx := context.Background()
 	item := make([]byte, 250) // about the JSON of a queue.Item
@@ -66,6 +69,39 @@ func BenchmarkQueue(b *testing.B) {
 		}
 		defer s.Close()
 		q, err := s.Queue(queue.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cycle(b, q)
+	})
+
+	pgs := pgstoretest.Open(b)
+	b.Run("postgres/raw-write", func(b *testing.B) {
+		table := pgx.Identifier{pgs.Config().Schema, "refresh_queue"}.Sanitize()
+		const key = "raw/1"
+		if _, err := pgs.Pool().Exec(ctx, `INSERT INTO `+table+` (queue, key, version, requests, first_requested, last_requested)
+			VALUES ('raw', $1, 1, 1, now(), now()) ON CONFLICT DO NOTHING`, key); err != nil {
+			b.Fatal(err)
+		}
+		var version int64
+		if err := pgs.Pool().QueryRow(ctx, `SELECT version FROM `+table+` WHERE queue = 'raw' AND key = $1`, key).Scan(&version); err != nil {
+			b.Fatal(err)
+		}
+		measure(b, func(int) error {
+			tag, err := pgs.Pool().Exec(ctx, `UPDATE `+table+` SET version = $1, requests = requests + 1, last_requested = now()
+				WHERE queue = 'raw' AND key = $2 AND version = $3`, version+1, key, version)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("conditional update not applied at version %d", version)
+			}
+			version++
+			return nil
+		})
+	})
+	b.Run("postgres/cycle", func(b *testing.B) {
+		q, err := pgs.QueueNamed(fmt.Sprintf("bench_%d", b.N), queue.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

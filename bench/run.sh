@@ -2,11 +2,14 @@
 # Reproduces the figures in bench/README.md: the Go benchmarks (in-process
 # hit path of Get and of the gateway against a plain handler), then the load
 # comparison over loopback between a running gateway and a plain net/http
-# server writing the same bytes, for the gateway on the embedded store and on
-# Cassandra; then the Cassandra store's latency against raw gocql statements.
-# Then the freshness lag and database pressure of SQL products on PostgreSQL,
-# and the refresh queue's cycle against one raw atomic write on each store.
-# Starts a local Cassandra and PostgreSQL when none runs. Takes about five minutes.
+# server writing the same bytes, for the gateway on the embedded store, on
+# Cassandra and on PostgreSQL; then each shared store's latency against raw
+# statements on its table. Then the freshness lag and database pressure of SQL
+# products on PostgreSQL, the refresh queue's cycle against one raw atomic
+# write on each store, the miss path and warming 10,000 keys on each store,
+# and the PostgreSQL store's table sizes after 1,000,000 refreshes.
+# Starts a local Cassandra and PostgreSQL when none runs. Takes about fifteen
+# minutes (PGSIZE_REFRESHES=100000 shortens the last step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHTIME=${BENCHTIME:-2s}
@@ -98,14 +101,29 @@ start_gateway "$port" --postgres-url "$pg_url"
 "$work/pushlag" -gateway "http://127.0.0.1:$port" -postgres-url "$pg_url"
 kill "${pids[-1]}"
 
-echo "== Cassandra store against raw gocql statements, same table, same run"
-go test -run '^$' -bench 'BenchmarkCassandraStore' -benchtime 2000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+echo "== load over loopback, PostgreSQL store (schema kck_bench of the demo database; $LOAD_CONNS connections, $LOAD_DURATION per run)"
+port=$(free_port)
+start_gateway "$port" --postgres-url "$pg_url" --store postgres --store-postgres-schema kck_bench --migrate
+"$work/hitload" -gateway "http://127.0.0.1:$port" -c "$LOAD_CONNS" -d "$LOAD_DURATION"
+kill "${pids[-1]}"
+
+echo "== each shared store against raw statements on its table, same run"
+go test -run '^$' -bench 'BenchmarkStore' -benchtime 2000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
 
 echo "== boot warming on Cassandra: three gateways, new keys, a lease per key against a lease per bucket"
 WARM_KEYS=${WARM_KEYS:-2000} go test -run '^$' -bench 'BenchmarkWarmCassandra' -benchtime 1x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
 
 echo "== the refresh queue: enqueue, claim, done against one raw atomic write, each store"
 go test -run '^$' -bench 'BenchmarkQueue' -benchtime 1000x ./bench/ | grep -E '^(Benchmark|--- FAIL|FAIL|panic)|_test.go:'
+
+echo "== the miss path on each store: the first read of title_list against its primer's SQL (database kck_peers)"
+go run ./bench/cmd/peers -miss-only -postgres-url "$(./scripts/postgres/up.sh)" -only kck-embedded,kck-postgres,kck-cassandra -miss 300
+
+echo "== warming and bulk refresh of 10,000 keys on each store"
+KCK_POSTGRES_URL="$(./scripts/postgres/up.sh)" go run ./bench/cmd/warmrate -stores embedded,postgres,cassandra -keys 10000
+
+echo "== the PostgreSQL store's tables after ${PGSIZE_REFRESHES:-1000000} refreshes of 1,000 keys through the queue"
+go run ./bench/cmd/pgsize -queue -refreshes "${PGSIZE_REFRESHES:-1000000}" -postgres-url "$(./scripts/postgres/up.sh)"
 
 echo "== the cost curve: 1,000 to 1,000,000 cached products of ~1 KB on the embedded store"
 go run ./bench/cmd/costcurve -keys "${COST_KEYS:-1000,100000,1000000}"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kck-go/kck/app"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 )
 
 // serveOptions are kck serve's flags: the gateway's app.Config, and what
@@ -35,10 +36,11 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Compression, "compression", "KCK_COMPRESSION", d.Compression, "serve GraphQL responses kept in the response cache in zstd or gzip, as Accept-Encoding prefers; compressed once per response version")
 	f.int(&c.CompressMinBytes, "compress-min-bytes", "KCK_COMPRESS_MIN_BYTES", d.CompressMinBytes, "smallest response body served compressed; -1: every size")
 	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
-	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
+	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded, cassandra or postgres")
 	cassandraFlags(f, &c.Cassandra)
 	busFlags(f, &c.Bus)
-	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database")
+	storePostgresFlags(f, &c.StorePostgres)
+	postgresFlag(f, &c.PostgresURL, "serve SQL products from this PostgreSQL database (and hold the postgres store's schema, unless --store-postgres-url)")
 	sqlDirFlag(f, &c.SQLDir)
 	f.bool(&c.Scheduler, "scheduler", "KCK_SCHEDULER", d.Scheduler, "run periodic refresh, boot warming, domains and the refresh-queue worker")
 	f.bool(&c.ReadyAfterWarm, "ready-after-warm", "KCK_READY_AFTER_WARM", d.ReadyAfterWarm, "report /readyz only once boot warming is done")
@@ -49,7 +51,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.dur(&c.ComputeLease, "compute-lease", "KCK_COMPUTE_LEASE", d.ComputeLease, "how long a gateway holds one key's computation against the others; at least --primer-timeout")
 	f.dur(&c.PrimerTimeout, "primer-timeout", "KCK_PRIMER_TIMEOUT", d.PrimerTimeout, "longest one primer run may take before it is cancelled; at most --compute-lease")
 	f.int(&c.ReplicationFactor, "replication-factor", "KCK_CASSANDRA_REPLICATION_FACTOR", d.ReplicationFactor, "with --migrate: replication factor of a new keyspace")
-	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra: create the keyspace and tables first")
+	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra or postgres: create the keyspace or schema and its tables first (what kck migrate does)")
 	limitFlags(f, &c.Limits, &o.production)
 	browserFlags(f, &c.Browser)
 	authFlags(f, &c.Auth)
@@ -72,13 +74,21 @@ func cassandraFlags(f *flags, c *cassandra.Config) {
 func busFlags(f *flags, b *app.BusConfig) {
 	d := app.Defaults().Bus
 	f.str(&b.URL, "bus-url", "KCK_BUS_URL", "", "NATS servers of the cluster's change bus, comma-separated (nats://host:4222); needed with a shared store")
-	f.str(&b.Cluster, "cluster", "KCK_CLUSTER", "", "name of the gateways sharing a store on the bus; default: the store's keyspace")
+	f.str(&b.Cluster, "cluster", "KCK_CLUSTER", "", "name of the gateways sharing a store on the bus; default: the store's keyspace (Cassandra) or database and schema (PostgreSQL)")
 	f.int(&b.InlineBytes, "bus-inline-bytes", "KCK_BUS_INLINE_BYTES", d.InlineBytes, "largest value announced on the bus with its change (other gateways then need not read the store); -1: versions only")
 	f.str(&b.CredsFile, "bus-creds", "KCK_BUS_CREDS", "", "NATS credentials file")
 	f.str(&b.TLSCAFile, "bus-tls-ca", "KCK_BUS_TLS_CA", "", "CA file to verify the NATS servers")
 	f.str(&b.TLSCertFile, "bus-tls-cert", "KCK_BUS_TLS_CERT", "", "client certificate for the NATS servers")
 	f.str(&b.TLSKeyFile, "bus-tls-key", "KCK_BUS_TLS_KEY", "", "client key for the NATS servers")
 	f.dur(&b.FollowLease, "follow-lease", "KCK_FOLLOW_LEASE", d.FollowLease, "lease of the one gateway that follows the source tables; another takes over within about 4/3 of it")
+}
+
+// storePostgresFlags add the PostgreSQL store's flags.
+func storePostgresFlags(f *flags, c *postgres.Config) {
+	d := app.Defaults().StorePostgres
+	f.str(&c.URL, "store-postgres-url", "KCK_STORE_POSTGRES_URL", "", "with --store postgres: the store's database; default --postgres-url's")
+	f.str(&c.Schema, "store-postgres-schema", "KCK_STORE_POSTGRES_SCHEMA", d.Schema, "with --store postgres: the schema of the store's tables")
+	f.int(&c.MaxValueBytes, "store-postgres-max-value-bytes", "KCK_STORE_POSTGRES_MAX_VALUE_BYTES", d.MaxValueBytes, "with --store postgres: a product value larger than this (its JSON) is not stored (an error is logged; the gateway still serves it from memory)")
 }
 
 // postgresFlag and sqlDirFlag are the database and the SQL products of

@@ -252,7 +252,7 @@ func TestServeFlagsForCassandra(t *testing.T) {
 	_, err := parseServe([]string{"--store", "cassandra"}, io.Discard)
 	assert.ErrorContains(t, err, "KCK_CASSANDRA_HOSTS")
 	_, err = parseServe([]string{"--store", "redis"}, io.Discard)
-	assert.ErrorContains(t, err, "embedded or cassandra")
+	assert.ErrorContains(t, err, "embedded, cassandra or postgres")
 	t.Setenv("KCK_STORE", "cassandra")
 	t.Setenv("KCK_CASSANDRA_HOSTS", "10.0.0.1,10.0.0.2")
 	t.Setenv("KCK_BUS_URL", "")

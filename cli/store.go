@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/kck-go/kck/app"
@@ -24,10 +25,11 @@ type storeFlags struct {
 func addStoreFlags(f *flags) *storeFlags {
 	s := &storeFlags{}
 	d := app.Defaults()
-	f.str(&s.cfg.Kind, "store", "KCK_STORE", d.Store, "store: embedded or cassandra")
+	f.str(&s.cfg.Kind, "store", "KCK_STORE", d.Store, "store: embedded, cassandra or postgres")
 	f.str(&s.cfg.DataDir, "data-dir", "KCK_DATA_DIR", d.DataDir, "directory of the embedded store")
 	cassandraFlags(f, &s.cfg.Cassandra)
 	busFlags(f, &s.bus)
+	storePostgresFlags(f, &s.cfg.Postgres)
 	return s
 }
 
@@ -49,6 +51,14 @@ func (s *storeFlags) parse(f *flags, args []string, stderr io.Writer) (code int,
 	if err := f.parse(args); err != nil {
 		return parseCode(err), false
 	}
+	if s.cfg.Postgres.URL == "" {
+		// As kck serve: the postgres store's database defaults to the
+		// source database, the command's --postgres-url when it has one.
+		s.cfg.Postgres.URL = os.Getenv("KCK_POSTGRES_URL")
+		if pg := f.Lookup("postgres-url"); pg != nil {
+			s.cfg.Postgres.URL = pg.Value.String()
+		}
+	}
 	if err := s.cfg.Check(); err != nil {
 		fmt.Fprintf(stderr, "kck %s: %v\n", f.Name(), err)
 		return 2, false
@@ -58,7 +68,7 @@ func (s *storeFlags) parse(f *flags, args []string, stderr io.Writer) (code int,
 
 // storeUsage is the sentence every such command's --help carries.
 const storeUsage = `With the embedded store the gateway must be stopped (it holds the store's
-file); with Cassandra it works beside running gateways.`
+file); with Cassandra or PostgreSQL it works beside running gateways.`
 
 // open opens the backend. The embedded store is given one second: a
 // running gateway holds its lock, and saying so beats hanging.

@@ -15,6 +15,7 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/cluster"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/pgstoretest"
 )
 
 // cutStore fails every lease call while cut: a gateway cut off from the
@@ -98,6 +99,14 @@ func TestOneLeaderOnCassandra(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	var _ cluster.HolderReader = s
 	takeover(t, s, 3*time.Second)
+}
+
+// And on PostgreSQL.
+func TestOneLeaderOnPostgres(t *testing.T) {
+	t.Parallel()
+	s := pgstoretest.Open(t)
+	var _ cluster.HolderReader = s
+	takeover(t, s, 2*time.Second)
 }
 
 func takeover(t *testing.T, s cache.Store, ttl time.Duration) {

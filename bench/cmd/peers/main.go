@@ -7,7 +7,8 @@
 //   - apollo: Apollo Server with its response-cache plugin;
 //   - postgraphile: PostGraphile v4, no cache;
 //   - gqlgen: plain gqlgen resolvers over pgx, no cache;
-//   - kck-embedded, kck-cassandra: the kck binary on each store.
+//   - kck-embedded, kck-postgres, kck-cassandra: the kck binary on each
+//     store (PostgreSQL: the store in the demo database's kck schema).
 //
 // It loads the demo into its own database, starts every server (and stops
 // them), checks that each answers the same data for every author, then
@@ -16,9 +17,11 @@
 // 75% of the ceiling's maximum (p50, p99, p99.9). Then the miss path: the
 // first read of the SQL product title_list against its primer's raw SQL
 // through pgx, on each store. It prints Markdown tables and, with -readme,
-// writes them into that file between the peers markers.
+// writes them into that file between the peers markers. With -miss-only it
+// measures the miss path alone (make bench does, for every store).
 //
 //	peers -kck ./kck -gqlpeer ./gqlpeer -node-dir bench/peers -postgres-url URL [-d 5s] [-readme bench/README.md]
+//	peers -miss-only -postgres-url URL [-only kck-embedded,kck-postgres,kck-cassandra]
 package main
 
 import (
@@ -55,7 +58,7 @@ type config struct {
 	keys                  []int
 	missN                 int
 	readme                string
-	smoke                 bool
+	smoke, missOnly       bool
 }
 
 func main() {
@@ -73,7 +76,7 @@ func main() {
 	flag.StringVar(&c.cassHosts, "cassandra-hosts", os.Getenv("KCK_CASSANDRA_HOSTS"), "Cassandra contact points; empty: no Cassandra rows")
 	flag.StringVar(&c.busURL, "bus-url", os.Getenv("KCK_BUS_URL"), "the change bus (NATS) of the Cassandra gateway")
 	flag.StringVar(&c.keyspace, "cassandra-keyspace", "kck_peers", "keyspace of the Cassandra gateway and miss path (created when absent)")
-	flag.StringVar(&only, "only", "", "comma-separated servers to run (default all): static,yoga,apollo,postgraphile,gqlgen,kck-embedded,kck-cassandra")
+	flag.StringVar(&only, "only", "", "comma-separated servers to run (default all): static,yoga,apollo,postgraphile,gqlgen,kck-embedded,kck-postgres,kck-cassandra")
 	flag.DurationVar(&c.dur, "d", 5*time.Second, "duration of each closed-loop point")
 	flag.DurationVar(&c.openDur, "open-d", 0, "duration of each open-loop point (default -d)")
 	flag.IntVar(&c.conns, "c", 64, "closed-loop connections")
@@ -82,6 +85,7 @@ func main() {
 	flag.IntVar(&c.missN, "miss", 300, "first reads measured per store on the miss path (0: skip)")
 	flag.StringVar(&c.readme, "readme", "", "write the tables into this file between the peers markers")
 	flag.BoolVar(&c.smoke, "smoke", false, "a smoke run: fail on any error or mismatch, targets are not judged")
+	flag.BoolVar(&c.missOnly, "miss-only", false, "measure the miss path only (no server, no load; -kck not needed)")
 	flag.Parse()
 	if c.openDur == 0 {
 		c.openDur = c.dur
@@ -99,7 +103,7 @@ func main() {
 			c.only[strings.TrimSpace(s)] = true
 		}
 	}
-	if c.kck == "" || c.pgURL == "" {
+	if c.kck == "" && !c.missOnly || c.pgURL == "" {
 		fail("-kck and -postgres-url are needed")
 	}
 	rep, err := run(c)
@@ -137,6 +141,15 @@ func run(c config) (*report, error) {
 	}
 	defer os.RemoveAll(work)
 
+	if c.missOnly {
+		rep.miss, err = missPath(ctx, dbURL, c.cassHosts, c.keyspace, max(c.missN, 1), c.wants)
+		if err != nil {
+			return nil, fmt.Errorf("miss path: %w", err)
+		}
+		rep.loadAfter = loadavg()
+		rep.took = time.Since(rep.started)
+		return rep, nil
+	}
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -185,6 +198,13 @@ func run(c config) (*report, error) {
 	list := []*server{static}
 	if c.wants("kck-embedded") {
 		list = append(list, ref)
+	}
+	if c.wants("kck-postgres") {
+		s, err := kckServer("kck-postgres", "KCK, PostgreSQL store (GraphQL hit)", "--store", "postgres", "--migrate")
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, s)
 	}
 	if c.wants("kck-cassandra") && c.cassHosts != "" {
 		if err := migrate(ctx, c.cassHosts, c.keyspace); err != nil {

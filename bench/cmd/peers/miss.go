@@ -15,6 +15,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/source"
@@ -71,6 +72,24 @@ func missPath(ctx context.Context, dbURL, cassHosts, keyspace string, n int, wan
 		}
 		out = append(out, r)
 	}
+	if wants("kck-postgres") {
+		// The store in the demo database's kck schema, as the kck-postgres
+		// gateway has it.
+		cfg := postgres.Config{URL: dbURL}
+		if _, _, err := postgres.Migrate(ctx, cfg); err != nil {
+			return nil, err
+		}
+		s, err := postgres.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r, err := firstReads(ctx, "PostgreSQL", s, pool, decls, raw, n, true)
+		_ = s.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
 	if wants("kck-cassandra") && cassHosts != "" {
 		cfg := cassandra.Config{Hosts: splitHosts(cassHosts), Keyspace: keyspace}
 		if err := migrate(ctx, cassHosts, keyspace); err != nil {
@@ -104,7 +123,7 @@ func firstReads(ctx context.Context, name string, store cache.Store, pool *pgxpo
 	for i := range keys {
 		keys[i] = fmt.Sprintf("title_list/%d", keyAuthor(i, authors))
 	}
-	// On a store that outlives the run (Cassandra), earlier runs' values
+	// On a store that outlives the run (Cassandra, PostgreSQL), earlier runs' values
 	// are removed first: each read below is then a miss.
 	if shared {
 		for _, k := range keys {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestMain lets the test binary serve the ceiling too: startStatic runs
@@ -77,5 +80,34 @@ func TestSmoke(t *testing.T) {
 	got, _ := os.ReadFile(readme)
 	if !strings.HasPrefix(string(got), "before\n"+beginMarker+"\n"+md) || !strings.HasSuffix(string(got), endMarker+"\nafter\n") || strings.Contains(string(got), "\nold\n") {
 		t.Errorf("splice: %s", got)
+	}
+}
+
+// TestMissOnly measures the miss path alone (make bench's form), on the
+// embedded store and the PostgreSQL store: one row each, and no load tables.
+func TestMissOnly(t *testing.T) {
+	pgURL := os.Getenv("KCK_POSTGRES_URL")
+	if pgURL == "" {
+		t.Skip("KCK_POSTGRES_URL is not set")
+	}
+	c := config{pgURL: pgURL, database: "kck_peers_miss_test", missOnly: true, missN: 10,
+		only: map[string]bool{"kck-embedded": true, "kck-postgres": true}}
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(context.Background(), pgURL)
+		if err == nil {
+			_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS kck_peers_miss_test WITH (FORCE)")
+			_ = admin.Close(context.Background())
+		}
+	})
+	rep, err := run(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.miss) != 2 || rep.miss[0].store != "embedded" || rep.miss[1].store != "PostgreSQL" || rep.miss[1].firstP50 <= 0 {
+		t.Fatalf("miss path: %+v, want an embedded and a PostgreSQL row", rep.miss)
+	}
+	md := rep.markdown(c)
+	if !strings.Contains(md, "| PostgreSQL |") || !strings.Contains(md, "miss path, PostgreSQL store: p50 overhead") || strings.Contains(md, "Closed loop") {
+		t.Errorf("report:\n%s", md)
 	}
 }

@@ -1,9 +1,9 @@
 // Command warmrate measures boot warming and bulk refresh at scale: keys per
-// second for N keys on the embedded store and on Cassandra, and where the
+// second for N keys on the embedded store, on PostgreSQL and on Cassandra, and where the
 // time per key goes (store calls per key, by operation, with their mean
 // latency).
 //
-//	warmrate [-stores embedded,cassandra] [-keys 10000,100000] [-concurrency 32]
+//	warmrate [-stores embedded,postgres,cassandra] [-keys 10000,100000] [-concurrency 32]
 //
 // For each store and key count it warms N keys that no gateway has computed
 // (cold: every key is read, computed under its bucket's lease and stored),
@@ -12,7 +12,8 @@
 // periodic refresh of the product). The primer is a cheap function returning
 // a value of about -value-bytes, so the figures are the cache's and the
 // store's, not a database's. Cassandra comes from KCK_CASSANDRA_HOSTS, in a
-// keyspace of its own that is dropped afterwards.
+// keyspace of its own that is dropped afterwards; PostgreSQL from
+// KCK_POSTGRES_URL, in a schema of its own, dropped afterwards.
 package main
 
 import (
@@ -27,7 +28,7 @@ import (
 )
 
 func main() {
-	stores := flag.String("stores", "embedded,cassandra", "stores to measure, comma-separated")
+	stores := flag.String("stores", "embedded,cassandra", "stores to measure, comma-separated: embedded, postgres, cassandra")
 	keys := flag.String("keys", "10000,100000", "key counts, comma-separated")
 	conc := flag.Int("concurrency", 0, "warm concurrency (0: cache.WarmOptions' default)")
 	refreshConc := flag.Int("refresh-concurrency", 0, "refresh concurrency (0: scheduler.Options' default)")
@@ -56,7 +57,7 @@ func main() {
 
 // Config is what Run measures.
 type Config struct {
-	Stores      []string // "embedded", "cassandra"
+	Stores      []string // "embedded", "postgres", "cassandra"
 	Keys        []int
 	Concurrency int
 	// RefreshConcurrency is scheduler.Options.Concurrency (0: its default).
@@ -66,6 +67,8 @@ type Config struct {
 	NoRefresh bool
 	// CassandraHosts overrides KCK_CASSANDRA_HOSTS (tests).
 	CassandraHosts []string
+	// PostgresURL overrides KCK_POSTGRES_URL (tests).
+	PostgresURL string
 	// Log, when set, receives progress lines.
 	Log io.Writer
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/scheduler"
 )
@@ -194,8 +195,34 @@ func openStore(ctx context.Context, cfg Config, kind string) (cache.Store, func(
 			return nil, nil, err
 		}
 		return s, func() { s.Close(); drop() }, nil
+	case "postgres":
+		url := cfg.PostgresURL
+		if url == "" {
+			url = os.Getenv("KCK_POSTGRES_URL")
+		}
+		if url == "" {
+			return nil, nil, errors.New("set KCK_POSTGRES_URL")
+		}
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		pc := postgres.Config{URL: url, Schema: "kck_warmrate_" + hex.EncodeToString(b[:])}
+		drop := func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = postgres.DropSchema(dctx, pc)
+		}
+		if _, _, err := postgres.Migrate(ctx, pc); err != nil {
+			drop()
+			return nil, nil, err
+		}
+		s, err := postgres.Open(ctx, pc)
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
+		return s, func() { s.Close(); drop() }, nil
 	}
-	return nil, nil, fmt.Errorf("unknown store %q (embedded or cassandra)", kind)
+	return nil, nil, fmt.Errorf("unknown store %q (embedded, cassandra or postgres)", kind)
 }
 
 func loadAvg() string {

@@ -1,0 +1,73 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/pgstoretest"
+	"github.com/kck-go/kck/primers"
+)
+
+// Two gateways on one PostgreSQL store with no NATS: the store's
+// LISTEN/NOTIFY bus keeps them coherent. A refresh on one replaces the
+// other's copy (the value travels in the notification); a value too large
+// for a notification travels without it, and the other reads the store.
+func TestStoreBusKeepsGatewaysCoherent(t *testing.T) {
+	t.Parallel()
+	cfg := pgstoretest.Config(t)
+	reg := primers.NewRegistry()
+	reg.MustRegister(primers.Product{Name: "p", Params: []primers.Param{{Name: "n", Kind: primers.Int}},
+		Primer: primers.Func1(func(_ context.Context, n int64) (string, error) {
+			return strings.Repeat("x", int(n)) + time.Now().Format(time.RFC3339Nano), nil
+		})})
+	gateway := func() *cache.Cache {
+		s := open(t, cfg)
+		b := s.Bus(nil)
+		c, err := cache.New(cache.Options{Registry: reg, Store: s, Bus: b})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close(); _ = b.Close() })
+		require.Eventually(t, b.Connected, time.Minute, 5*time.Millisecond)
+		return c
+	}
+	a, b := gateway(), gateway()
+	for _, key := range []string{"p/10", "p/9000"} {
+		_, err := a.Get(ctx(t), key)
+		require.NoError(t, err)
+		_, err = b.Get(ctx(t), key)
+		require.NoError(t, err)
+		r, err := a.Refresh(ctx(t), key)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			got, err := b.Get(ctx(t), key)
+			return err == nil && got.Version == r.Version
+		}, time.Minute, 5*time.Millisecond, "b serves a's refresh of %s", key)
+	}
+	r, err := b.Get(ctx(t), "p/10")
+	require.NoError(t, err)
+	assert.Equal(t, cache.TierMemory, r.Tier, "the small value came with its notification")
+}
+
+// The store answers who holds a lease with a plain read.
+func TestLeaseHolder(t *testing.T) {
+	t.Parallel()
+	s := pgstoretest.Open(t)
+	holder, err := s.LeaseHolder(ctx(t), "follow/source")
+	require.NoError(t, err)
+	assert.Empty(t, holder)
+	ok, err := s.Acquire(ctx(t), "follow/source", "me", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	holder, err = s.LeaseHolder(ctx(t), "follow/source")
+	require.NoError(t, err)
+	assert.Equal(t, "me", holder)
+	require.NoError(t, s.Release(ctx(t), "follow/source", "me"))
+	holder, err = s.LeaseHolder(ctx(t), "follow/source")
+	require.NoError(t, err)
+	assert.Empty(t, holder, "released")
+}
