@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,13 @@ func TestOwnModule(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build in examples/own-module:\n%s", out)
 	t.Logf("built examples/own-module in %s", time.Since(start).Round(time.Millisecond))
+
+	// titles schema: the module's schema, its subscription fields too.
+	sdl, err := exec.Command(bin, "schema").Output()
+	require.NoError(t, err)
+	for _, want := range []string{"  shelfBooks(shelfId: Int!): [Book!]", "type Subscription {", "type ShelfStats {"} {
+		require.Contains(t, strings.Split(string(sdl), "\n"), want, "titles schema:\n%s", sdl)
+	}
 
 	db := pgtest.Database(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -66,13 +66,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
-	var es graphql.ExecutableSchema
-	if o.Schema != nil {
-		es = o.Schema(r)
-	} else {
-		es = NewExecutableSchema(Config{Resolvers: r})
-	}
+	es := executable(o.Schema, &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs})
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
@@ -137,6 +131,20 @@ func NewHandler(o Options) (http.Handler, error) {
 		}
 		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
 	}), nil
+}
+
+// executable is the schema served with Options.Schema s over r.
+func executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql.ExecutableSchema {
+	if s != nil {
+		return s(r)
+	}
+	return NewExecutableSchema(Config{Resolvers: r})
+}
+
+// Served is the schema NewHandler serves with Options.Schema s (nil:
+// KCK's own): what introspection shows, SDL prints.
+func Served(s func(*Resolver) graphql.ExecutableSchema) *ast.Schema {
+	return executable(s, &Resolver{}).Schema()
 }
 
 // errorPresenter gives every error an extensions.code and keeps internal
