@@ -52,7 +52,7 @@ func TestOwnModule(t *testing.T) {
 	logFile, err := os.Create(filepath.Join(t.ArtifactDir(), "titles.log"))
 	require.NoError(t, err)
 	cmd := exec.Command(bin, "--addr", addr, "--data-dir", t.TempDir(), "--postgres-url", db, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "KCK_STORE=embedded")
+	cmd.Env = append(os.Environ(), "KCK_STORE=embedded", "KCK_DRAIN_DELAY=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
