@@ -22,7 +22,7 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate check-codegen examples wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
+test: lint check-generate check-codegen examples image-test wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
 		mkdir -p .test-artifacts && \
@@ -94,6 +94,20 @@ codegen: ## Regenerate examples/angular-apollo's schema.graphql (kck schema) and
 .PHONY: check-codegen
 check-codegen: codegen ## Fail when the example's schema or typed documents are out of date
 	@if [ -n "$$(git status --porcelain -- $(CODEGEN_OUT))" ]; then echo "typed documents are out of date: run make codegen and commit"; git status --porcelain -- $(CODEGEN_OUT); git diff -- $(CODEGEN_OUT) | head -50; exit 1; fi
+
+# The container image (Containerfile): built with Debian's buildah, its build
+# stage on this machine's Go (scripts/image/build.sh); image-test checks what
+# it holds and runs the gateway from it with podman (deploy/image, build tag
+# "image"). A warm build (Go's caches are cache mounts, kept between builds)
+# takes seconds; a cold one, on a new machine, a few minutes.
+IMAGE ?= localhost/kck:dev
+.PHONY: image
+image: ## Build the container image $(IMAGE) from the Containerfile (buildah; installed when absent)
+	KCK_IMAGE=$(IMAGE) ./scripts/image/build.sh
+
+.PHONY: image-test
+image-test: image ## Test the image: its contents and defaults, and the gateway run from it with podman
+	KCK_IMAGE=$(IMAGE) $(GO) test -tags image -count=1 ./deploy/image/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
