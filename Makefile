@@ -22,7 +22,7 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate check-codegen examples image-test wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
+test: lint check-generate check-codegen check-manifests examples image-test wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass && \
 		mkdir -p .test-artifacts && \
@@ -94,6 +94,15 @@ codegen: ## Regenerate examples/angular-apollo's schema.graphql (kck schema) and
 .PHONY: check-codegen
 check-codegen: codegen ## Fail when the example's schema or typed documents are out of date
 	@if [ -n "$$(git status --porcelain -- $(CODEGEN_OUT))" ]; then echo "typed documents are out of date: run make codegen and commit"; git status --porcelain -- $(CODEGEN_OUT); git diff -- $(CODEGEN_OUT) | head -50; exit 1; fi
+
+# The Kubernetes manifests (deploy/kubernetes), validated strictly against the
+# Kubernetes API's schemas, offline: kubeconform built from its Go module, the
+# schemas made from the OpenAPI document of the k8s.io/kubernetes module (both
+# pinned in the script; cached in .cache/). Their consistency with the gateway
+# (probes, drain, memory, variables) is tested by go test ./deploy/kubernetes/.
+.PHONY: check-manifests
+check-manifests: ## Validate deploy/kubernetes against the Kubernetes schemas (kubeconform, strict, offline)
+	./deploy/kubernetes/validate.sh
 
 # The container image (Containerfile): built with Debian's buildah, its build
 # stage on this machine's Go (scripts/image/build.sh); image-test checks what

@@ -170,7 +170,7 @@ func TestImageRunsTheGateway(t *testing.T) {
 		t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", name).Run() })
 		base = "http://" + addr
 		return base, func() (string, string) {
-			podman(t, "stop", "--time", "60", name) // SIGTERM, then SIGKILL after 60 s
+			podman(t, "stop", "--time", "60", name)                            // SIGTERM, then SIGKILL after 60 s
 			logs, err := exec.Command("podman", "logs", name).CombinedOutput() // the gateway logs to stderr
 			require.NoError(t, err)
 			return podman(t, "inspect", "--format", "{{.State.ExitCode}}", name), string(logs)
