@@ -5,25 +5,35 @@ package image_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"debug/elf"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/gatewaytest"
+	"github.com/kck-go/kck/internal/pgtest"
 )
 
 // tag is the image under test (make image-test sets it).
@@ -208,4 +218,116 @@ func post(t *testing.T, url, body string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
 	return string(b)
+}
+
+// The Kubernetes manifests' configuration runs: the image, with the
+// ConfigMap kck-config's variables, the SQL products of kck-sql mounted
+// read-only at KCK_SQL_DIR, the Secrets' variables (a JWT key, PGPASSWORD)
+// and a read-only root filesystem, first as the migrate Job (kck migrate:
+// the keyspace, the change triggers), then as a gateway, on the real
+// Cassandra cluster and PostgreSQL; only the external services' addresses
+// are this machine's. The gateway serves the SQL products, follows a row
+// inserted in PostgreSQL, keeps introspection and the playground off
+// (KCK_PRODUCTION), and drains on SIGTERM.
+func TestManifestConfigRuns(t *testing.T) {
+	config := configMap(t, "configmap.yaml")
+	sql := configMap(t, "configmap-sql.yaml")
+	sqlDir := t.TempDir()
+	for name, body := range sql {
+		require.NoError(t, os.WriteFile(filepath.Join(sqlDir, name), []byte(body), 0o644))
+	}
+	require.NoError(t, os.Chmod(sqlDir, 0o755))
+	data := t.TempDir()
+	require.NoError(t, os.Chmod(data, 0o777))
+
+	// The external services, here: the URL's password goes to PGPASSWORD,
+	// as the Secret kck-postgres gives it.
+	db, err := url.Parse(pgtest.Database(t))
+	require.NoError(t, err)
+	password, _ := db.User.Password()
+	db.User = url.User(db.User.Username())
+	ks := cassandratest.Keyspace(t)
+	config["KCK_CASSANDRA_HOSTS"] = strings.Join(ks.Hosts, ",")
+	config["KCK_CASSANDRA_KEYSPACE"] = ks.Keyspace
+	config["KCK_CASSANDRA_REPLICATION_FACTOR"] = strconv.Itoa(len(ks.Hosts))
+	config["KCK_POSTGRES_URL"] = db.String()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	args := func(name string) []string {
+		a := []string{"run", "--name", name, "--runtime", "runc",
+			"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "--network", "host",
+			"--read-only", "-v", sqlDir + ":/etc/kck/sql:ro", "-v", data + ":/data",
+			"-e", "PGPASSWORD=" + password, "-e", "KCK_AUTH_JWT_SECRET=" + base64.StdEncoding.EncodeToString(secret),
+			"-e", "KCK_HTTP_ADDR=" + addr}
+		for k, v := range config {
+			a = append(a, "-e", k+"="+v)
+		}
+		t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", name).Run() })
+		return a
+	}
+	prefix := fmt.Sprintf("kck-manifest-test-%d", os.Getpid())
+	// The demo's tables, then the migrate Job's command.
+	out, err := exec.Command("podman", append(args(prefix+"-demo"), tag, "demo", "load")...).CombinedOutput()
+	require.NoError(t, err, "kck demo load: %s", out)
+	out, err = exec.Command("podman", append(args(prefix+"-migrate"), tag, "migrate")...).CombinedOutput()
+	require.NoError(t, err, "kck migrate: %s", out)
+
+	podman(t, append(append(args(prefix), "-d"), tag)...)
+	base := "http://" + addr
+	gatewaytest.WaitReady(t, nil, base)
+	body := post(t, base+"/graphql", `{"query":"{ titleList(authorId: 7) { title } }"}`)
+	assert.Contains(t, body, `"titleList":[`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgtestURL(db, password))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO titles (author_id, title, year) VALUES (7, 'From the manifests', 2026)`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(post(t, base+"/graphql", `{"query":"{ titleList(authorId: 7) { title } }"}`), "From the manifests")
+	}, time.Minute, 50*time.Millisecond, "the change trigger kck migrate installed, heard on the LISTEN connection")
+
+	resp, err := http.Post(base+"/graphql", "application/json", strings.NewReader(`{"query":"{ __schema { types { name } } }"}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), `"errors"`, "introspection is off (KCK_PRODUCTION)")
+	resp, err = http.Get(base + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "no playground (KCK_PRODUCTION)")
+
+	podman(t, "stop", "--time", "60", prefix)
+	logs, err := exec.Command("podman", "logs", prefix).CombinedOutput()
+	require.NoError(t, err)
+	assert.Equal(t, "0", podman(t, "inspect", "--format", "{{.State.ExitCode}}", prefix), "%s", logs)
+	assert.Contains(t, string(logs), `"msg":"stopped cleanly"`)
+}
+
+// configMap reads the data of the ConfigMap in deploy/kubernetes/file.
+func configMap(t *testing.T, file string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(), "deploy", "kubernetes", file))
+	require.NoError(t, err)
+	var cm struct {
+		Kind string
+		Data map[string]string
+	}
+	require.NoError(t, yaml.Unmarshal(b, &cm))
+	require.Equal(t, "ConfigMap", cm.Kind)
+	require.NotEmpty(t, cm.Data)
+	return cm.Data
+}
+
+func pgtestURL(u *url.URL, password string) string {
+	c := *u
+	c.User = url.UserPassword(u.User.Username(), password)
+	return c.String()
 }
