@@ -111,7 +111,7 @@ check-manifests: ## Validate deploy/kubernetes against the Kubernetes schemas (k
 # takes seconds; a cold one, on a new machine, a few minutes.
 IMAGE ?= localhost/kck:dev
 .PHONY: image
-image: ## Build the container image $(IMAGE) from the Containerfile (buildah; installed when absent)
+image: ## Build the container image (IMAGE, default localhost/kck:dev) from the Containerfile with buildah (installed when absent)
 	KCK_IMAGE=$(IMAGE) ./scripts/image/build.sh
 
 .PHONY: image-test
