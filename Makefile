@@ -24,7 +24,7 @@ run: ## Start the gateway with the demo products on the embedded store (go run .
 # which would reset the connections of tests running beside it. Test artefacts
 # (the browser tests' screenshots, t.ArtifactDir) are kept in .test-artifacts/.
 .PHONY: test
-test: lint check-generate examples wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
+test: lint check-generate check-codegen check-manifests examples image-test wrk ## The whole suite: lint, generated code, go test -race ./... (e2e last), benchmarks once, the fault suite (CI form)
 	pg=$$(./scripts/postgres/up.sh) && cass=$$(./scripts/cassandra/ensure.sh 3) && bus=$$(./scripts/nats/ensure.sh) && \
 		export KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass KCK_BUS_URL=$$bus && \
 		mkdir -p .test-artifacts && \
@@ -82,6 +82,43 @@ check-generate: ## Fail when go generate would change the generated code
 	$(GO) generate ./...
 	cd examples/own-module && $(GO) generate ./...
 	@if [ -n "$$(git status --porcelain -- graph bench/cmd/gqlpeer/graph examples/own-module)" ]; then echo "generated code is out of date: run make generate and commit"; git status --porcelain -- graph bench/cmd/gqlpeer/graph examples/own-module; git diff -- graph bench/cmd/gqlpeer/graph examples/own-module | head -50; exit 1; fi
+
+# examples/angular-apollo types its operations with GraphQL Code Generator's
+# client preset, fed by `kck schema` (the schema the gateway serves, which a
+# gateway run with --production does not show by introspection): the schema
+# and the generated documents are committed, and check-codegen fails when
+# either is out of date. Before `examples`: the app's build type-checks them.
+CODEGEN_OUT = examples/angular-apollo/schema.graphql examples/angular-apollo/src/gql
+.PHONY: codegen
+codegen: ## Regenerate examples/angular-apollo's schema.graphql (kck schema) and typed documents (GraphQL Code Generator)
+	./examples/codegen.sh
+
+.PHONY: check-codegen
+check-codegen: codegen ## Fail when the example's schema or typed documents are out of date
+	@if [ -n "$$(git status --porcelain -- $(CODEGEN_OUT))" ]; then echo "typed documents are out of date: run make codegen and commit"; git status --porcelain -- $(CODEGEN_OUT); git diff -- $(CODEGEN_OUT) | head -50; exit 1; fi
+
+# The Kubernetes manifests (deploy/kubernetes), validated strictly against the
+# Kubernetes API's schemas, offline: kubeconform built from its Go module, the
+# schemas made from the OpenAPI document of the k8s.io/kubernetes module (both
+# pinned in the script; cached in .cache/). Their consistency with the gateway
+# (probes, drain, memory, variables) is tested by go test ./deploy/kubernetes/.
+.PHONY: check-manifests
+check-manifests: ## Validate deploy/kubernetes against the Kubernetes schemas (kubeconform, strict, offline)
+	./deploy/kubernetes/validate.sh
+
+# The container image (Containerfile): built with Debian's buildah, its build
+# stage on this machine's Go (scripts/image/build.sh); image-test checks what
+# it holds and runs the gateway from it with podman (deploy/image, build tag
+# "image"). A warm build (Go's caches are cache mounts, kept between builds)
+# takes seconds; a cold one, on a new machine, a few minutes.
+IMAGE ?= localhost/kck:dev
+.PHONY: image
+image: ## Build the container image (IMAGE, default localhost/kck:dev) from the Containerfile with buildah (installed when absent)
+	KCK_IMAGE=$(IMAGE) ./scripts/image/build.sh
+
+.PHONY: image-test
+image-test: image ## Test the image: its contents and defaults, and the gateway run from it with podman
+	KCK_IMAGE=$(IMAGE) $(GO) test -tags image -count=1 ./deploy/image/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -37,8 +39,18 @@ type App struct {
 	cache   *cache.Cache
 	sched   *scheduler.Scheduler
 	ln      net.Listener
+	gw      *gateway.Server
 	srv     *http.Server
 	closers []func() // in the order to run them
+
+	// skip ends the drain delay early (SkipDrainDelay).
+	skip     chan struct{}
+	skipOnce sync.Once
+	// flushers run once in-flight requests are done, before anything
+	// closes, within what is left of the shutdown timeout: the place for
+	// exporters that must send what they hold (OpenTelemetry's tracer
+	// provider, issue 26).
+	flushers []func(context.Context) error
 }
 
 // Open validates cfg and opens everything a gateway runs, in order: the
@@ -54,7 +66,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, skip: make(chan struct{})}
 	// The error returns below return a nil App: close what was opened.
 	defer func() {
 		if err != nil {
@@ -157,11 +169,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.closeLater(func() { _ = console.Close() })
 		gopts.Admin = console
 	}
-	gw, err := gateway.New(gopts)
-	if err != nil {
+	if a.gw, err = gateway.New(gopts); err != nil {
 		return nil, err
 	}
-	a.srv = gateway.NewHTTPServer(cfg.Addr, gw)
+	a.srv = gateway.NewHTTPServer(cfg.Addr, a.gw)
 	return a, nil
 }
 
@@ -288,8 +299,9 @@ func (a *App) Cache() *cache.Cache { return a.cache }
 // Registry is the products the gateway serves.
 func (a *App) Registry() *primers.Registry { return a.prods.reg }
 
-// Serve serves HTTP until ctx ends, then shuts down gracefully, giving
-// in-flight requests ShutdownAfter. It does not Close.
+// Serve serves HTTP until ctx ends, then drains: it returns once the
+// gateway has stopped serving (see drain), nil when every request in
+// flight was answered. It does not Close.
 func (a *App) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
@@ -300,16 +312,81 @@ func (a *App) Serve(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownAfter.String())
+	return a.drain(errc)
+}
+
+// SkipDrainDelay ends the drain delay now, or skips it if the drain has
+// not begun: what a second signal, or Ctrl-C at a terminal, asks for.
+func (a *App) SkipDrainDelay() { a.skipOnce.Do(func() { close(a.skip) }) }
+
+// drain stops the gateway without failing a request that reached it, in
+// this order:
+//
+//  1. /readyz answers 503 (and responses say Connection: close), the
+//     scheduler starts no more work (its runs under way go on), while
+//     requests are served for DrainDelay, so that load balancers stop
+//     sending here;
+//  2. the listener closes (connections are refused from then on), the
+//     requests in flight get ShutdownAfter to finish, and the WebSockets
+//     are closed with 1001 (going away): clients reconnect elsewhere and
+//     resume with sinceVersion;
+//  3. the scheduler's runs under way get what is left of ShutdownAfter;
+//     then the flushers run (traces).
+//
+// Close then cancels what still runs (a refresh cancelled gives its
+// compute lease back) and closes the store. errc is the HTTP server's.
+func (a *App) drain(errc <-chan error) error {
+	start := time.Now()
+	a.gw.Drain()
+	schedDone := make(chan error, 1)
+	// The scheduler's deadline is the whole drain's: its runs under way
+	// carry on beside the requests.
+	schedCtx, cancelSched := context.WithTimeout(context.Background(), a.cfg.DrainDelay+a.cfg.ShutdownAfter)
+	defer cancelSched()
+	if a.sched != nil {
+		go func() { schedDone <- a.sched.Stop(schedCtx) }()
+	} else {
+		schedDone <- nil
+	}
+	a.log.Info("draining: /readyz answers 503, requests are still served", "drain_delay", a.cfg.DrainDelay.String(), "shutdown_timeout", a.cfg.ShutdownAfter.String())
+	delay := time.NewTimer(a.cfg.DrainDelay)
+	select {
+	case <-delay.C:
+	case <-a.skip:
+		delay.Stop()
+		a.log.Info("drain delay skipped")
+	}
+
+	a.log.Info("closing the listener: finishing the requests in flight, closing WebSockets with 1001")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownAfter)
 	defer cancel()
-	if err := a.srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shut := make(chan error, 1)
+	go func() { shut <- a.srv.Shutdown(sctx) }() // closes the listener at once
+	ws, wsErr := a.gw.CloseWebSockets(sctx)
+	err := <-shut
+	if err != nil {
+		// Past the shutdown timeout: what is still in flight is cut.
+		_ = a.srv.Close()
+		err = fmt.Errorf("shutdown: requests still in flight after --shutdown-timeout %v: %w", a.cfg.ShutdownAfter, err)
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if wsErr != nil {
+		a.log.Warn("WebSockets still open after --shutdown-timeout; closed when the gateway closes", "closed", ws, "err", wsErr)
+	}
+	if serr := <-schedDone; serr != nil {
+		a.log.Warn("scheduled refreshes still running after the drain; cancelled (their leases are given back)", "err", serr)
+	}
+	for _, f := range a.flushers {
+		if ferr := f(sctx); ferr != nil {
+			a.log.Warn("flushing at shutdown", "err", ferr)
+		}
+	}
+	if err != nil {
 		return err
 	}
-	a.log.Info("stopped cleanly")
+	a.log.Info("stopped cleanly", "took", time.Since(start).Round(time.Millisecond).String(), "websockets_closed", ws)
 	return nil
 }
 

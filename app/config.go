@@ -39,8 +39,14 @@ type Config struct {
 	// compressed (--compress-min-bytes, 512; negative: every size).
 	Compression      bool
 	CompressMinBytes int
-	// ShutdownAfter is how long in-flight requests get at shutdown
-	// (--shutdown-timeout, 15s).
+	// DrainDelay is how long a gateway told to stop keeps serving, with
+	// /readyz answering 503, before it closes its listener, so that load
+	// balancers stop sending it requests first (--drain-delay, 5s: about
+	// what Kubernetes' endpoint updates take to reach kube-proxy and
+	// ingress controllers, and two failed probes of a load balancer
+	// polling every 2 s). ShutdownAfter is how long the requests in flight
+	// then get (--shutdown-timeout, 15s). See App.Serve.
+	DrainDelay    time.Duration
 	ShutdownAfter time.Duration
 	// Store is "embedded", "cassandra" or "postgres" (--store,
 	// "embedded"); Cassandra is the cluster's connection (--cassandra-*),
@@ -188,6 +194,7 @@ func Defaults() Config {
 		Introspection:      true,
 		Compression:        true,
 		CompressMinBytes:   512,
+		DrainDelay:         5 * time.Second,
 		ShutdownAfter:      15 * time.Second,
 		Store:              "embedded",
 		StorePostgres:      postgres.Config{Schema: "kck", MaxValueBytes: 16 << 20},
@@ -233,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainInterval <= 0 || c.QueueLease <= 0 || c.ComputeLease <= 0 {
 		return errors.New("serve: --drain-interval, --queue-lease and --compute-lease must be positive")
+	}
+	if c.DrainDelay < 0 || c.ShutdownAfter < 0 {
+		return errors.New("serve: --drain-delay and --shutdown-timeout must not be negative")
 	}
 	if c.PrimerTimeout < 0 {
 		return errors.New("serve: --primer-timeout must not be negative")

@@ -31,6 +31,7 @@ func commands() []command {
 		{"queue", "the refresh queue: depth, next keys, poisoned keys; retry, remove, enqueue", runQueue, func(f *flags) { queueFlags(f) }},
 		{"dump", "write every stored product entry as JSON lines", runDump, func(f *flags) { dumpFlags(f) }},
 		{"load", "put the entries of a dump back into a store", runLoad, func(f *flags) { loadFlags(f) }},
+		{"schema", "print the GraphQL schema the gateway serves (SDL), for client code generators", runSchema, func(*flags) {}},
 		{"token", "mint an HS256 token with the configured secret, for trying auth", runToken, func(f *flags) { tokenFlags(f) }},
 	}
 }

@@ -35,7 +35,8 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Introspection, "introspection", "KCK_INTROSPECTION", d.Introspection, "allow GraphQL introspection")
 	f.bool(&c.Compression, "compression", "KCK_COMPRESSION", d.Compression, "serve GraphQL responses kept in the response cache in zstd or gzip, as Accept-Encoding prefers; compressed once per response version")
 	f.int(&c.CompressMinBytes, "compress-min-bytes", "KCK_COMPRESS_MIN_BYTES", d.CompressMinBytes, "smallest response body served compressed; -1: every size")
-	f.dur(&c.ShutdownAfter, "shutdown-timeout", "", d.ShutdownAfter, "how long in-flight requests get at shutdown")
+	f.dur(&c.DrainDelay, "drain-delay", "KCK_DRAIN_DELAY", d.DrainDelay, "on SIGTERM: how long the gateway keeps serving, /readyz answering 503, before it closes its listener (load balancers stop sending meanwhile); SIGINT or a second signal skips it")
+	f.dur(&c.ShutdownAfter, "shutdown-timeout", "KCK_SHUTDOWN_TIMEOUT", d.ShutdownAfter, "then, how long the requests in flight (and scheduled refreshes under way) get to finish")
 	f.str(&c.Store, "store", "KCK_STORE", d.Store, "store: embedded, cassandra or postgres")
 	cassandraFlags(f, &c.Cassandra)
 	busFlags(f, &c.Bus)
@@ -169,12 +170,66 @@ func Serve(args []string, stdout, stderr io.Writer, with func(*app.Config)) int 
 		fmt.Fprintln(stderr, "kck:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, skip, stop := stopSignals()
 	defer stop()
 	o.Logger = log
-	if err := app.Run(ctx, o.Config); err != nil {
+	if err := runGateway(ctx, skip, o.Config); err != nil {
 		log.Error("gateway stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// runGateway is app.Run, with the drain delay skipped when skip is closed.
+func runGateway(ctx context.Context, skip <-chan struct{}, cfg app.Config) error {
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-skip:
+			a.SkipDrainDelay()
+		case <-served:
+		}
+	}()
+	return a.Serve(ctx)
+}
+
+// stopSignals ends ctx at the first SIGTERM or SIGINT: the gateway drains
+// (see app.App.Serve). SIGTERM is what orchestrators send, and the drain
+// delay is served; SIGINT (Ctrl-C at a terminal) or a second signal
+// closes skip too: the delay is skipped, the requests in flight still
+// finish.
+func stopSignals() (ctx context.Context, skip <-chan struct{}, stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	skipc := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case sig := <-sigs:
+				if sig == os.Interrupt || n > 1 {
+					select {
+					case <-skipc:
+					default:
+						close(skipc)
+					}
+				}
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, skipc, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }

@@ -37,6 +37,7 @@ func testConfig(t *testing.T, dir string) serveConfig {
 	require.NoError(t, err)
 	// make test exports the service URLs; a test opts in to them.
 	cfg.Store, cfg.PostgresURL = "embedded", ""
+	cfg.DrainDelay = 0 // stop() waits for the drain
 	return cfg
 }
 
@@ -144,6 +145,35 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	assert.Error(t, err, "no longer listening")
 }
 
+// The drain delay: once told to stop, the gateway answers /readyz with 503
+// at once and serves on for the delay; then it stops listening.
+func TestServeDrainDelay(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, t.TempDir())
+	cfg.DrainDelay = 2 * time.Second
+	base, stop := startServe(t, cfg)
+	waitReady(t, base)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- stop() }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, time.Minute, 10*time.Millisecond)
+	resp, err := http.Get(base + "/fetch?key=title_list/42")
+	require.NoError(t, err, "still serving during the delay")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, <-done)
+	assert.GreaterOrEqual(t, time.Since(start), cfg.DrainDelay)
+	_, err = http.Get(base + "/healthz")
+	assert.Error(t, err, "no longer listening")
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -161,13 +191,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// The real entry point stops cleanly on SIGTERM (delivered to this test
-// process, which runServe catches).
+// The real entry point drains on SIGTERM (delivered to this test process,
+// which runServe catches): /readyz answers 503 at once while requests are
+// still served for the drain delay, which a second signal cuts short; then
+// it stops cleanly.
 func TestRunServeStopsOnSIGTERM(t *testing.T) {
 	var stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "json"}, io.Discard, &stderr)
+		code <- run([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "json", "--drain-delay", "10m"}, io.Discard, &stderr)
 	}()
 	addr := regexp.MustCompile(`"addr":"([^"]+)"`)
 	var base string
@@ -181,12 +213,28 @@ func TestRunServeStopsOnSIGTERM(t *testing.T) {
 	waitReady(t, base)
 
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGTERM))
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false // not listening: the healthz check below fails
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, time.Minute, 10*time.Millisecond)
+	resp, err := http.Get(base + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "still serving")
+	assert.True(t, resp.Close, "asking clients to close their connections")
+
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGTERM)) // cuts the 10-minute delay short
 	select {
 	case c := <-code:
 		assert.Equal(t, 0, c, stderr.String())
+		assert.Contains(t, stderr.String(), "drain delay skipped")
 		assert.Contains(t, stderr.String(), "stopped cleanly")
 	case <-time.After(time.Minute): // shutdown itself may take its 15 s
-		t.Fatal("no shutdown after SIGTERM")
+		t.Fatal("no shutdown after the second SIGTERM")
 	}
 }
 

@@ -67,6 +67,8 @@ func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*g
 			// The Go demo, whatever database make test exports (the last
 			// value of a variable wins).
 			"KCK_POSTGRES_URL=",
+			// Cleanup stops them by SIGTERM: no drain delay to wait out.
+			"KCK_DRAIN_DELAY=0s",
 		)
 		cmd.Env = append(cmd.Env, env...)
 		logs, err := cmd.StderrPipe()

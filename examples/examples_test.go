@@ -101,7 +101,7 @@ func startGateway(t *testing.T, db, origin string) string {
 	cmd := exec.Command(binary, "serve", "--addr", addr, "--data-dir", t.TempDir(),
 		"--postgres-url", db, "--cors-origins", origin, "--log-level", "warn")
 	// The embedded store: whatever make test exports for Cassandra.
-	cmd.Env = append(os.Environ(), "KCK_STORE=embedded")
+	cmd.Env = append(os.Environ(), "KCK_STORE=embedded", "KCK_DRAIN_DELAY=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,13 @@ func TestOwnModule(t *testing.T) {
 	require.NoError(t, err, "go build in examples/own-module:\n%s", out)
 	t.Logf("built examples/own-module in %s", time.Since(start).Round(time.Millisecond))
 
+	// titles schema: the module's schema, its subscription fields too.
+	sdl, err := exec.Command(bin, "schema").Output()
+	require.NoError(t, err)
+	for _, want := range []string{"  shelfBooks(shelfId: Int!): [Book!]", "type Subscription {", "type ShelfStats {"} {
+		require.Contains(t, strings.Split(string(sdl), "\n"), want, "titles schema:\n%s", sdl)
+	}
+
 	db := pgtest.Database(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -44,7 +52,7 @@ func TestOwnModule(t *testing.T) {
 	logFile, err := os.Create(filepath.Join(t.ArtifactDir(), "titles.log"))
 	require.NoError(t, err)
 	cmd := exec.Command(bin, "--addr", addr, "--data-dir", t.TempDir(), "--postgres-url", db, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "KCK_STORE=embedded")
+	cmd.Env = append(os.Environ(), "KCK_STORE=embedded", "KCK_DRAIN_DELAY=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

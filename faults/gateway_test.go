@@ -80,7 +80,8 @@ func startGateway(t *testing.T, name string, c gatewayConfig) *gateway {
 	}
 	g := &gateway{t: t, name: name, base: "http://" + addr,
 		args: []string{"serve", "--addr", addr, "--data-dir", c.dataDir, "--log-level", "info"}}
-	g.env = append(os.Environ(), "KCK_STORE="+c.store, "KCK_POSTGRES_URL="+c.postgres)
+	// No drain delay: the suite stops gateways by SIGTERM and waits for them.
+	g.env = append(os.Environ(), "KCK_STORE="+c.store, "KCK_POSTGRES_URL="+c.postgres, "KCK_DRAIN_DELAY=0s")
 	if c.store == "cassandra" {
 		g.env = append(g.env,
 			"KCK_CASSANDRA_HOSTS="+strings.Join(c.hosts, ","),

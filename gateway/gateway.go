@@ -121,7 +121,7 @@ type Server struct {
 	opts  Options
 	cache *cache.Cache
 	log   *slog.Logger
-	gql   http.Handler
+	gql   *graph.Handler
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
 	mux   *http.ServeMux
@@ -141,6 +141,28 @@ type Server struct {
 	// so that a probe polling /readyz logs a change, not every poll.
 	readyMu  sync.Mutex
 	notReady map[string]string
+
+	// draining: the gateway is shutting down (see Drain).
+	draining atomic.Bool
+}
+
+// WebSocketGoingAway is the close code of the WebSockets a gateway closes
+// when it shuts down (RFC 6455's 1001, going away): graphql-ws's client
+// retries on it, and a client resumes elsewhere with sinceVersion.
+const WebSocketGoingAway = 1001
+
+// Drain starts a shutdown's drain: from now on /readyz answers 503 without
+// running its checks, so that load balancers stop sending here, while
+// every request is still served; each response but a WebSocket upgrade
+// carries "Connection: close", so that clients move their keep-alive
+// connections away one response at a time, never one idle under them.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// CloseWebSockets refuses new WebSocket connections (503) and closes the
+// open ones with 1001 (going away), then waits until every one has ended
+// or ctx ends. It returns how many it closed.
+func (s *Server) CloseWebSockets(ctx context.Context) (int, error) {
+	return s.gql.CloseWebSockets(ctx, WebSocketGoingAway, "the gateway is shutting down")
 }
 
 // New builds the gateway's handlers.
@@ -252,8 +274,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
+	if s.draining.Load() && !graph.IsWebSocket(r) {
+		w.Header()["Connection"] = connectionClose
+	}
 	s.authd.ServeHTTP(w, r)
 }
+
+var connectionClose = []string{"close"}
 
 // NewHTTPServer returns an http.Server for h with timeouts set, so that slow
 // or idle clients cannot hold connections forever.
@@ -270,6 +297,12 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("draining: the gateway is shutting down\n"))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	var failed []string

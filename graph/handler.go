@@ -53,9 +53,25 @@ type Options struct {
 	Schema func(*Resolver) graphql.ExecutableSchema
 }
 
-// NewHandler returns the /graphql handler (POST and GET). It checks first
-// that every @product field fits its product's declaration.
-func NewHandler(o Options) (http.Handler, error) {
+// Handler is the /graphql handler: POST, GET and WebSocket.
+type Handler struct {
+	http.Handler
+	conns *connSet
+}
+
+// CloseWebSockets refuses new WebSocket connections from now on (503,
+// UNAVAILABLE) and closes the open ones with code, as a gateway that shuts
+// down does with 1001 (going away): their clients reconnect, to another
+// gateway, and resume with sinceVersion. It returns how many it closed,
+// once every one of them has ended, or with ctx's error when ctx ends
+// first.
+func (h *Handler) CloseWebSockets(ctx context.Context, code int, reason string) (int, error) {
+	return h.conns.closeAll(ctx, code, reason)
+}
+
+// NewHandler returns the /graphql handler (POST, GET and WebSocket). It
+// checks first that every @product field fits its product's declaration.
+func NewHandler(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -66,13 +82,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
-	var es graphql.ExecutableSchema
-	if o.Schema != nil {
-		es = o.Schema(r)
-	} else {
-		es = NewExecutableSchema(Config{Resolvers: r})
-	}
+	es := executable(o.Schema, &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs})
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
@@ -121,9 +131,17 @@ func NewHandler(o Options) (http.Handler, error) {
 		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	conns := newConnSet()
+	return &Handler{conns: conns, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if IsWebSocket(r) {
-			srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, &connState{})))
+			c := &connState{}
+			if !conns.add(c) {
+				w.Header().Set("Retry-After", "1")
+				writeGraphQLError(w, http.StatusServiceUnavailable, apierror.Unavailable, "", "this gateway is shutting down: connect to another")
+				return
+			}
+			defer conns.remove(c)
+			srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
 			return
 		}
 		ok, batch := checkBody(w, r, o.OnRefused, o.Limits.MaxBatch)
@@ -136,7 +154,21 @@ func NewHandler(o Options) (http.Handler, error) {
 			return
 		}
 		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
-	}), nil
+	})}, nil
+}
+
+// executable is the schema served with Options.Schema s over r.
+func executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql.ExecutableSchema {
+	if s != nil {
+		return s(r)
+	}
+	return NewExecutableSchema(Config{Resolvers: r})
+}
+
+// Served is the schema NewHandler serves with Options.Schema s (nil:
+// KCK's own): what introspection shows, SDL prints.
+func Served(s func(*Resolver) graphql.ExecutableSchema) *ast.Schema {
+	return executable(s, &Resolver{}).Schema()
 }
 
 // errorPresenter gives every error an extensions.code and keeps internal

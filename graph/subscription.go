@@ -201,6 +201,14 @@ type connState struct {
 	conn   transport.WebsocketConn
 	count  int
 	expiry *time.Timer
+	// closing is a close asked for before the socket was accepted: done
+	// as soon as it is.
+	closing *closeFrame
+}
+
+type closeFrame struct {
+	code   int
+	reason string
 }
 
 type connKey struct{}
@@ -212,15 +220,101 @@ func connFrom(ctx context.Context) *connState {
 
 // closeWith closes the connection with a close code (the transport only
 // closes with 1000 or 1002 itself).
+// A connection that is still being accepted is closed once it is.
 func (c *connState) closeWith(code int, reason string) {
 	c.mu.Lock()
 	conn := c.conn
+	if conn == nil && c.closing == nil {
+		c.closing = &closeFrame{code, reason}
+	}
 	c.mu.Unlock()
 	if conn == nil {
 		return
 	}
+	// The close handshake runs in the background (gqlgen's adapter): the
+	// transport's read loop ends when the client answers it, or when the
+	// handshake gives up on a client that does not (10 s at most).
 	_ = conn.WriteClose(code, reason)
 	_ = conn.Close()
+}
+
+// setConn records the accepted socket, and closes it at once when a close
+// was asked for meanwhile.
+func (c *connState) setConn(conn transport.WebsocketConn) {
+	c.mu.Lock()
+	c.conn = conn
+	f := c.closing
+	c.mu.Unlock()
+	if f != nil {
+		c.closeWith(f.code, f.reason)
+	}
+}
+
+// connSet is the gateway's open WebSocket connections, so that a gateway
+// shutting down can close them (they are hijacked: http.Server.Shutdown
+// neither waits for them nor closes them).
+type connSet struct {
+	mu      sync.Mutex
+	conns   map[*connState]struct{}
+	closing bool
+	empty   chan struct{} // closed once closing and no connection is left
+}
+
+func newConnSet() *connSet {
+	return &connSet{conns: map[*connState]struct{}{}, empty: make(chan struct{})}
+}
+
+// add records c; false once closeAll was called: the connection is refused.
+func (s *connSet) add(c *connState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// remove forgets c, whose connection ended.
+func (s *connSet) remove(c *connState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.closing && len(s.conns) == 0 {
+		s.closeEmpty()
+	}
+}
+
+func (s *connSet) closeEmpty() {
+	select {
+	case <-s.empty:
+	default:
+		close(s.empty)
+	}
+}
+
+// closeAll refuses connections from now on, closes the open ones with
+// code and waits until they have all ended or ctx ends.
+func (s *connSet) closeAll(ctx context.Context, code int, reason string) (int, error) {
+	s.mu.Lock()
+	s.closing = true
+	open := make([]*connState, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	if len(open) == 0 {
+		s.closeEmpty()
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.closeWith(code, reason)
+	}
+	select {
+	case <-s.empty:
+		return len(open), nil
+	case <-ctx.Done():
+		return len(open), fmt.Errorf("closing WebSockets: %w", ctx.Err())
+	}
 }
 
 func (c *connState) stop() {
@@ -521,9 +615,7 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, o trans
 	}
 	wc := &timedConn{WebsocketConn: conn, timeout: i.timeout}
 	if c := connFrom(r.Context()); c != nil {
-		c.mu.Lock()
-		c.conn = wc
-		c.mu.Unlock()
+		c.setConn(wc)
 	}
 	return wc, nil
 }

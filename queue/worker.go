@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,7 +111,17 @@ func (o WorkerOptions) validate() error {
 type Worker struct {
 	opts WorkerOptions
 	m    *workerMetrics
+	// stopped: claim nothing more (see Stop).
+	stopped atomic.Bool
 }
+
+// Stop makes the worker claim nothing more, for a gateway that shuts
+// down: a Drain under way finishes the batch it holds (its refreshes run
+// on, under its context) and returns instead of claiming the next, so the
+// keys it claimed are marked done rather than left to their lease (a
+// worker cancelled mid-batch leaves them for LeaseTTL, as a dead one
+// does). Drain and Run return at once from then on.
+func (w *Worker) Stop() { w.stopped.Store(true) }
 
 // NewWorker returns a worker. It starts nothing: call Drain or Run.
 func NewWorker(opts WorkerOptions) (*Worker, error) {
@@ -168,6 +179,9 @@ func (w *Worker) Drain(ctx context.Context) (Report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
+		if w.stopped.Load() {
+			return rep, nil
+		}
 		items, err := w.opts.Queue.Claim(ctx, w.opts.Name, w.opts.Batch, w.opts.LeaseTTL)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -207,6 +221,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if w.stopped.Load() {
+			return nil
 		}
 		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
 			w.opts.Logger.Error("refresh queue drain failed", "worker", w.opts.Name, "err", err)

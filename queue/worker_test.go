@@ -223,6 +223,54 @@ func testKilledWorker(t *testing.T, f *fixture) {
 	require.Zero(t, st.Depth)
 }
 
+// A stopped worker (a gateway shutting down) finishes the batch it holds
+// and claims no more: its keys are marked done, none is left to its lease,
+// and another worker takes the rest at once.
+func TestStoppedWorkerFinishesItsBatch(t *testing.T) {
+	t.Parallel()
+	stores(t, queue.Config{}, func(t *testing.T, f *fixture) {
+		keys := keysN(10)
+		require.NoError(t, f.q.EnqueueMany(t.Context(), keys, time.Now()))
+		started := make(chan int64, 10)
+		unblock := make(chan struct{})
+		gwA := f.gateway(t, "gw-a", func(ctx context.Context, id int64) (any, error) {
+			started <- id
+			<-unblock
+			return map[string]any{"id": id, "by": "gw-a"}, nil
+		})
+		wA := f.worker(t, gwA, queue.WorkerOptions{Batch: 6, Concurrency: 2, LeaseTTL: time.Minute})
+		type drained struct {
+			rep queue.Report
+			err error
+		}
+		doneA := make(chan drained)
+		go func() {
+			rep, err := wA.Drain(t.Context())
+			doneA <- drained{rep, err}
+		}()
+		<-started
+		<-started // two refreshes in flight, four more keys claimed, waiting
+		wA.Stop()
+		close(unblock)
+		d := <-doneA
+		require.NoError(t, d.err)
+		require.Equal(t, 6, d.rep.Claimed, "the batch it held, and no other")
+		require.Equal(t, 6, d.rep.Outcomes[queue.Refreshed])
+		st, err := f.q.Stats(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, st.Claimed, "no claim is left to its lease")
+		require.Equal(t, 4, st.Depth)
+
+		rep, err := wA.Drain(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, rep.Claimed, "a stopped worker claims nothing")
+		gwB := f.gateway(t, "gw-b", nil)
+		rep, err = f.worker(t, gwB, queue.WorkerOptions{Batch: 6}).Drain(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, 4, rep.Claimed, "the rest, without waiting for a lease")
+	})
+}
+
 // A key whose stored value was computed after the request is not computed
 // again; one requested after its value was computed is.
 func TestSkipWhenAFresherValueIsStored(t *testing.T) {

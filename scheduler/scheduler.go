@@ -16,7 +16,8 @@
 //     that /readyz can wait for it.
 //   - A run never overlaps the previous run of the same job in a gateway.
 //
-// Register everything, then Start; Close stops the jobs and waits for them.
+// Register everything, then Start; Stop lets the runs under way finish and
+// starts no more (a gateway draining), Close cancels them and waits.
 package scheduler
 
 import (
@@ -146,9 +147,21 @@ type Scheduler struct {
 	// warmDone and warmTotal are boot warming's progress, for Progress.
 	warmDone, warmTotal atomic.Int64
 
-	ctx    context.Context // cancelled by Close; parent of warming
+	ctx    context.Context // cancelled by Stop and Close; parent of warming
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// runCtx is every job run's context, cancelled by Close. Not gocron's:
+	// gocron cancels the runs under way as it stops, and Stop lets them
+	// finish.
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	// runMu guards running, the job runs under way, and idle, closed when
+	// none is left once stopping.
+	runMu    sync.Mutex
+	running  int
+	stopping bool
+	idle     chan struct{}
 }
 
 // jobSpec is a job waiting for Start.
@@ -194,18 +207,22 @@ func New(opts Options) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, runCancel := context.WithCancel(context.Background())
 	s := &Scheduler{
-		opts:   opts,
-		cache:  opts.Cache,
-		gs:     gs,
-		locker: locker,
-		m:      m,
-		fails:  newFailLog(opts.Logger),
-		names:  map[string]bool{},
-		warmed: map[string][]string{},
-		ready:  make(chan struct{}),
-		ctx:    ctx,
-		cancel: cancel,
+		runCtx:    runCtx,
+		runCancel: runCancel,
+		idle:      make(chan struct{}),
+		opts:      opts,
+		cache:     opts.Cache,
+		gs:        gs,
+		locker:    locker,
+		m:         m,
+		fails:     newFailLog(opts.Logger),
+		names:     map[string]bool{},
+		warmed:    map[string][]string{},
+		ready:     make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	if opts.Worker != nil {
 		w := opts.Worker
@@ -233,6 +250,7 @@ func New(opts Options) (*Scheduler, error) {
 // discard releases what New made, for a scheduler New does not return.
 func (s *Scheduler) discard() {
 	s.cancel()
+	s.runCancel()
 	_ = s.gs.Shutdown()
 }
 
@@ -355,8 +373,11 @@ func (s *Scheduler) Start() error {
 }
 
 // task wraps a job's run with its slot, metrics, logging and panic recovery.
-func (s *Scheduler) task(j jobSpec) func(ctx context.Context) error {
-	return func(ctx context.Context) (err error) {
+func (s *Scheduler) task(j jobSpec) func() error {
+	return func() (err error) {
+		s.enter()
+		defer s.leave()
+		ctx := s.runCtx
 		slot, period := j.schedule.slot(s.opts.Clock.Now())
 		start := time.Now()
 		defer func() {
@@ -425,12 +446,78 @@ func Slot(ctx context.Context) time.Time {
 	return t
 }
 
-// Close stops the jobs and warming and waits for running jobs. It does not
-// close the cache, the queue or the store.
+// enter and leave count a job run under way.
+func (s *Scheduler) enter() {
+	s.runMu.Lock()
+	s.running++
+	s.runMu.Unlock()
+}
+
+func (s *Scheduler) leave() {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	s.running--
+	if s.stopping && s.running == 0 {
+		s.closeIdle()
+	}
+}
+
+func (s *Scheduler) closeIdle() {
+	select {
+	case <-s.idle:
+	default:
+		close(s.idle)
+	}
+}
+
+// Stop stops the scheduler taking on work, for a gateway that shuts down:
+// no job run starts from now on (gocron stops scheduling them; a slot a
+// cluster-wide job did not take is taken by another gateway), the queue
+// worker claims no more (see queue.Worker.Stop) and boot warming ends.
+// The runs under way go on until they finish or ctx ends; Stop returns
+// then, with ctx's error if some still run. Close cancels those. Stop
+// before Start does nothing.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.runMu.Lock()
+	if !s.stopping {
+		s.stopping = true
+		s.cancel() // warming
+		if s.opts.Worker != nil {
+			s.opts.Worker.Stop()
+		}
+		// StopJobs waits for the runs under way (which its cancelling
+		// does not reach: they run on runCtx), so not here.
+		s.wg.Go(func() {
+			if err := s.gs.StopJobs(); err != nil && s.runCtx.Err() == nil {
+				s.opts.Logger.Warn("scheduler: stopping the jobs", "err", err)
+			}
+		})
+		if s.running == 0 {
+			s.closeIdle()
+		}
+	}
+	s.runMu.Unlock()
+	select {
+	case <-s.idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("scheduler: job runs still under way: %w", ctx.Err())
+	}
+}
+
+// Close stops the jobs and warming, cancels the runs under way and waits
+// for them. It does not close the cache, the queue or the store.
 func (s *Scheduler) Close() error {
 	s.cancel()
+	s.runCancel()
+	s.wg.Wait() // warming, and Stop's StopJobs
 	err := s.gs.Shutdown()
-	s.wg.Wait()
 	s.markReady()
 	return err
 }

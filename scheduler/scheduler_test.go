@@ -669,3 +669,62 @@ func TestStartWarnsOfUnmetFreshnessTargets(t *testing.T) {
 	require.Contains(t, out, `msg="product is refreshed less often than its freshness target" product=slow target=10s refresh_every=1m0s`)
 	require.Equal(t, 2, strings.Count(out, "freshness target"), "met, hourly and untargeted are fine: %s", out)
 }
+
+// Stop (a gateway draining) starts no run and lets the one under way
+// finish: its context is not cancelled, and Stop waits for it (here until
+// its own deadline, then says so). Close cancels a run still under way.
+func TestStopLetsTheRunUnderWayFinish(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		release bool // the run finishes before Close
+	}{{"finishes", true}, {"cancelled by Close", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			s, err := scheduler.New(scheduler.Options{Cache: f.gateway(t, "gw")})
+			require.NoError(t, err)
+			started := make(chan struct{}, 1)
+			release := make(chan struct{})
+			var runs, cancelled atomic.Int64
+			require.NoError(t, s.Process("slow", primers.Every(20*time.Millisecond), func(ctx context.Context) error {
+				runs.Add(1)
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+				select {
+				case <-release:
+				case <-ctx.Done():
+					cancelled.Add(1)
+				}
+				return nil
+			}))
+			require.NoError(t, s.Start())
+			<-started
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			require.ErrorIs(t, s.Stop(ctx), context.DeadlineExceeded, "Stop waits for the run under way")
+			require.Zero(t, cancelled.Load(), "Stop does not cancel it")
+			if tc.release {
+				close(release)
+				require.NoError(t, s.Stop(t.Context()), "once it finished, Stop returns")
+				require.Zero(t, cancelled.Load())
+				n := runs.Load()
+				require.Never(t, func() bool { return runs.Load() > n }, 200*time.Millisecond, 10*time.Millisecond,
+					"no run starts after Stop (ten periods)")
+			}
+			require.NoError(t, s.Close())
+			if !tc.release {
+				require.EqualValues(t, 1, cancelled.Load(), "Close cancels the run Stop waited for")
+			}
+		})
+	}
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.scheduler(t, scheduler.Options{Cache: f.gateway(t, "gw")})
+	require.NoError(t, s.Stop(t.Context()))
+}

@@ -49,7 +49,7 @@ func start(t *testing.T, wait bool, env []string, args ...string) *gateway {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data-dir", t.TempDir()}, args...)...)
-	cmd.Env = append(append(os.Environ(), "KCK_POSTGRES_URL=", "KCK_STORE=embedded"), env...)
+	cmd.Env = append(append(os.Environ(), "KCK_POSTGRES_URL=", "KCK_STORE=embedded", "KCK_DRAIN_DELAY=0s"), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -1,7 +1,8 @@
 // Command titles is a team's own KCK gateway: its own GraphQL schema
 // (schema.graphqls, generated into api/), one SQL product (sql/) and one Go
 // product (products.go), served with everything kck serve does: the same
-// flags (titles --help), KCK_* variables and config file.
+// flags (titles --help), KCK_* variables and config file; titles schema
+// prints its schema.
 package main
 
 import (
@@ -17,11 +18,17 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Serve(os.Args[1:], os.Stdout, os.Stderr, func(c *app.Config) {
+	with := func(c *app.Config) {
 		c.Register = register
 		c.SQL = sqlProducts()
 		c.Schema = func(r *graph.Resolver) graphql.ExecutableSchema {
 			return api.NewExecutableSchema(api.Config{Resolvers: &api.Resolver{Resolver: r}})
 		}
-	}))
+	}
+	// titles schema: the module's GraphQL schema in SDL, as kck schema
+	// prints KCK's (for client code generators).
+	if len(os.Args) > 1 && os.Args[1] == "schema" {
+		os.Exit(cli.Schema(os.Args[2:], os.Stdout, os.Stderr, with))
+	}
+	os.Exit(cli.Serve(os.Args[1:], os.Stdout, os.Stderr, with))
 }

@@ -34,14 +34,23 @@ func Chromium(t testing.TB) string {
 	return browser.Addr(t)
 }
 
-// Run runs browser/<script> with node and args, logs its output, and fails
-// the test when it exits non-zero. It returns the script's standard output.
-func Run(t testing.TB, ctx context.Context, script string, args ...string) string {
+// Command returns browser/<script> as a node command with args, not
+// started, for a test that talks with the script over stdin and stdout;
+// it installs what scripts need first, as Run does.
+func Command(t testing.TB, ctx context.Context, script string, args ...string) *exec.Cmd {
 	t.Helper()
 	exe := Chromium(t)
 	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(Root(), script)}, args...)...)
 	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), "KCK_CHROMIUM="+exe)
+	return cmd
+}
+
+// Run runs browser/<script> with node and args, logs its output, and fails
+// the test when it exits non-zero. It returns the script's standard output.
+func Run(t testing.TB, ctx context.Context, script string, args ...string) string {
+	t.Helper()
+	cmd := Command(t, ctx, script, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	e := cmd.Run()

@@ -1,27 +1,31 @@
 import { Component, DestroyRef, inject, signal } from '@angular/core';
 import { takeUntilDestroyed, toSignal } from '@angular/core/rxjs-interop';
 import { FormsModule } from '@angular/forms';
-import { Apollo, gql } from 'apollo-angular';
+import { Apollo } from 'apollo-angular';
 import { map } from 'rxjs';
 import { authorId, live } from './app.config';
+import { graphql } from '../gql';
+import type { TitlesQuery } from '../gql/graphql';
 
-interface Title { id: number; title: string; year: number }
-interface Stats { authorId: number; titleCount: number; lastYear: number }
-interface Freshness { key: string; version: string; computedAt: string; stale: boolean }
-interface TitlesData { titleList: Title[] | null; authorStats: Stats | null; freshness: Freshness | null }
-
-const TITLES = gql`
+// Typed documents: graphql() returns each operation with its result and
+// variables types, which GraphQL Code Generator writes into src/gql/ from
+// the gateway's schema (schema.graphql, printed by `kck schema`; `make
+// codegen`). A field the schema does not have, or a variable of the wrong
+// type, fails the build.
+const TITLES = graphql(`
   query Titles($authorId: Int!, $key: String!) {
     titleList(authorId: $authorId) { id title year }
     authorStats(authorId: $authorId) { authorId titleCount lastYear }
     freshness: product(key: $key) { key version computedAt stale }
   }
-`;
+`);
+
+type Title = NonNullable<TitlesQuery['titleList']>[number];
 
 // The typed mutation: its payload holds the affected products, typed. The
 // AuthorStats and the Product (freshness) it returns replace the cached ones
 // by identity; the list at the root is written into the query in update.
-const ADD_TITLE = gql`
+const ADD_TITLE = graphql(`
   mutation AddTitle($authorId: Int!, $title: String!, $year: Int!) {
     addTitle(authorId: $authorId, title: $title, year: $year) {
       title { id title year }
@@ -30,24 +34,24 @@ const ADD_TITLE = gql`
       products { key version computedAt stale }
     }
   }
-`;
+`);
 
 // Live updates: the gateway pushes each new version of these products.
-const LIVE_TITLES = gql`
+const LIVE_TITLES = graphql(`
   subscription LiveTitles($authorId: Int!) {
     titleList(authorId: $authorId) { id title year }
   }
-`;
-const LIVE_STATS = gql`
+`);
+const LIVE_STATS = graphql(`
   subscription LiveStats($authorId: Int!) {
     authorStats(authorId: $authorId) { authorId titleCount lastYear }
   }
-`;
-const LIVE_FRESHNESS = gql`
+`);
+const LIVE_FRESHNESS = graphql(`
   subscription LiveFreshness($key: String!) {
     product(key: $key) { key version computedAt stale }
   }
-`;
+`);
 
 @Component({
   selector: 'app-root',
@@ -91,7 +95,7 @@ export class App {
   private readonly variables = { authorId, key: `title_list/${authorId}` };
 
   readonly data = toSignal(
-    this.apollo.watchQuery<TitlesData>({ query: TITLES, variables: this.variables }).valueChanges.pipe(
+    this.apollo.watchQuery({ query: TITLES, variables: this.variables }).valueChanges.pipe(
       map((r) => (r.dataState === 'complete' ? r.data : undefined)),
     ),
   );
@@ -107,7 +111,7 @@ export class App {
       return;
     }
     this.apollo
-      .subscribe<{ titleList: Title[] | null }>({ query: LIVE_TITLES, variables: { authorId } })
+      .subscribe({ query: LIVE_TITLES, variables: { authorId } })
       .pipe(takeUntilDestroyed(this.destroyRef))
       .subscribe({
         next: ({ data }) => {
@@ -125,14 +129,14 @@ export class App {
 
   // A list is a field of the query at the root, not an entity: write it in.
   private writeTitles(titleList: Title[]) {
-    this.apollo.client.cache.updateQuery<TitlesData>({ query: TITLES, variables: this.variables }, (q) => q && { ...q, titleList });
+    this.apollo.client.cache.updateQuery({ query: TITLES, variables: this.variables }, (q) => q && { ...q, titleList });
   }
 
   add() {
     this.adding.set(true);
     this.error.set(null);
     this.apollo
-      .mutate<{ addTitle: { titleList: Title[] | null } }>({
+      .mutate({
         mutation: ADD_TITLE,
         variables: { authorId, title: this.title, year: Number(this.year) },
         // Read-your-writes without a refetch: the payload's list is the fresh one.
