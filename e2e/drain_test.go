@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/internal/browsertest"
-	"github.com/kck-go/kck/internal/cassandratest"
 )
 
 // A gateway told to stop (SIGTERM) under load loses no request, and its
@@ -43,10 +42,10 @@ import (
 //     on B's store reads, not on how versions travel between gateways.
 func TestDrainUnderLoad(t *testing.T) {
 	t.Parallel()
-	ks := cassandratest.Keyspace(t)
+	cl := cassandraCluster(t)
 	// A drains for long (startGateways' default is no delay).
-	a := startGateways(t, 1, ks, "KCK_DRAIN_DELAY=10m")[0]
-	b := startGateways(t, 1, ks)[0]
+	a := startGateways(t, 1, cl, "KCK_DRAIN_DELAY=10m")[0]
+	b := startGateways(t, 1, cl)[0]
 
 	node := browsertest.Command(t, t.Context(), "drain.mjs", a.base, b.base)
 	stdin, err := node.StdinPipe()

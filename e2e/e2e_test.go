@@ -1,6 +1,8 @@
 // Package e2e runs several real gateway processes (the kck binary) against a
-// real Cassandra cluster, and checks what only shows across processes:
-// stampede protection, coherence of the in-process tiers, node loss.
+// real shared store -- a Cassandra cluster with the NATS change bus, and a
+// PostgreSQL store with its own LISTEN/NOTIFY bus -- and checks what only
+// shows across processes: stampede protection, coherence of the in-process
+// tiers, the shared refresh queue, source changes followed once, node loss.
 package e2e
 
 import (
@@ -28,9 +30,11 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/gatewaytest"
 	"github.com/kck-go/kck/internal/natstest"
+	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/internal/pgtest"
 	"github.com/kck-go/kck/queue"
 )
@@ -48,9 +52,66 @@ type gateway struct {
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 200}, Timeout: 30 * time.Second}
 
-// startGateways starts n gateway processes on one keyspace; env adds
+// shared is a store several gateways share in one test, with how to reach
+// it from a gateway, from the kck command and from the test.
+type shared struct {
+	kind string
+	// env are the gateways' KCK_* variables for it (and its bus).
+	env []string
+	// args are kck's store flags for it (commands beside the gateways).
+	args []string
+	// open opens it from the test, to look inside.
+	open func(t *testing.T) (cache.Store, queue.Store)
+}
+
+// cassandraCluster is a fresh keyspace on the Cassandra cluster; its
+// gateways share the NATS change bus.
+func cassandraCluster(t *testing.T) shared {
+	ks := cassandratest.Keyspace(t)
+	hosts := strings.Join(ks.Hosts, ",")
+	return shared{kind: "cassandra",
+		env:  []string{"KCK_STORE=cassandra", "KCK_CASSANDRA_HOSTS=" + hosts, "KCK_CASSANDRA_KEYSPACE=" + ks.Keyspace, "KCK_BUS_URL=" + natstest.URL(t)},
+		args: []string{"--store", "cassandra", "--cassandra-hosts", hosts, "--cassandra-keyspace", ks.Keyspace},
+		open: func(t *testing.T) (cache.Store, queue.Store) {
+			s, err := cassandra.Open(context.Background(), ks)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			q, err := s.Queue(queue.Config{})
+			require.NoError(t, err)
+			return s, q
+		}}
+}
+
+// postgresCluster is a fresh schema of a PostgreSQL store; its gateways
+// keep coherent over the store's own LISTEN/NOTIFY bus (no NATS).
+func postgresCluster(t *testing.T) shared {
+	cfg := pgstoretest.Config(t)
+	return shared{kind: "postgres",
+		env:  []string{"KCK_STORE=postgres", "KCK_STORE_POSTGRES_URL=" + cfg.URL, "KCK_STORE_POSTGRES_SCHEMA=" + cfg.Schema, "KCK_BUS_URL="},
+		args: []string{"--store", "postgres", "--store-postgres-url", cfg.URL, "--store-postgres-schema", cfg.Schema},
+		open: func(t *testing.T) (cache.Store, queue.Store) {
+			s, err := postgres.Open(context.Background(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			q, err := s.Queue(queue.Config{})
+			require.NoError(t, err)
+			return s, q
+		}}
+}
+
+// onEachStore runs test on a Cassandra cluster and on a PostgreSQL store.
+func onEachStore(t *testing.T, test func(t *testing.T, s shared)) {
+	for _, c := range []struct {
+		name string
+		make func(*testing.T) shared
+	}{{"cassandra", cassandraCluster}, {"postgres", postgresCluster}} {
+		t.Run(c.name, func(t *testing.T) { test(t, c.make(t)) })
+	}
+}
+
+// startGateways starts n gateway processes on one shared store; env adds
 // KCK_* variables (the last value of a variable wins).
-func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*gateway {
+func startGateways(t *testing.T, n int, s shared, env ...string) []*gateway {
 	t.Helper()
 	gws := make([]*gateway, n)
 	for i := range gws {
@@ -59,17 +120,11 @@ func startGateways(t *testing.T, n int, ks cassandra.Config, env ...string) []*g
 		addr := ln.Addr().String()
 		ln.Close()
 		cmd := exec.Command(binary, "serve", "--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn")
-		cmd.Env = append(os.Environ(),
-			"KCK_STORE=cassandra",
-			"KCK_CASSANDRA_HOSTS="+strings.Join(ks.Hosts, ","),
-			"KCK_CASSANDRA_KEYSPACE="+ks.Keyspace,
-			"KCK_BUS_URL="+natstest.URL(t),
-			// The Go demo, whatever database make test exports (the last
-			// value of a variable wins).
-			"KCK_POSTGRES_URL=",
-			// Cleanup stops them by SIGTERM: no drain delay to wait out.
-			"KCK_DRAIN_DELAY=0s",
-		)
+		cmd.Env = append(os.Environ(), s.env...)
+		// The Go demo, whatever database make test exports (the last value
+		// of a variable wins); cleanup stops them by SIGTERM: no drain
+		// delay to wait out.
+		cmd.Env = append(cmd.Env, "KCK_POSTGRES_URL=", "KCK_DRAIN_DELAY=0s")
 		cmd.Env = append(cmd.Env, env...)
 		logs, err := cmd.StderrPipe()
 		require.NoError(t, err)
@@ -149,9 +204,10 @@ func (g *gateway) metric(t *testing.T, series string) float64 {
 
 // (a) 1,000 concurrent misses on one key, spread over 3 gateways, run the
 // primer exactly once in the whole cluster.
-func TestStampedeAcrossGateways(t *testing.T) {
-	ks := cassandratest.Keyspace(t)
-	gws := startGateways(t, 3, ks)
+func TestStampedeAcrossGateways(t *testing.T) { onEachStore(t, testStampede) }
+
+func testStampede(t *testing.T, s shared) {
+	gws := startGateways(t, 3, s)
 	const callers = 1000
 	var (
 		wg       sync.WaitGroup
@@ -192,10 +248,11 @@ func TestStampedeAcrossGateways(t *testing.T) {
 // (b) When one gateway refreshes or invalidates a key, the others stop
 // serving their in-process copy within the stated bound: the change bus
 // pushes the new version (with the value) at once. We assert 1 s.
-func TestGatewaysStayCoherent(t *testing.T) {
+func TestGatewaysStayCoherent(t *testing.T) { onEachStore(t, testCoherent) }
+
+func testCoherent(t *testing.T, s shared) {
 	const bound = time.Second
-	ks := cassandratest.Keyspace(t)
-	gws := startGateways(t, 3, ks)
+	gws := startGateways(t, 3, s)
 	a, others := gws[0], gws[1:]
 	key := "author_stats/3"
 	first, err := a.fetch(key)
@@ -301,9 +358,10 @@ func TestNodeLossLosesNoReads(t *testing.T) {
 // gateways' workers, each refreshed once for the cluster, and every gateway
 // serves the new values. Warming already put every title list in Cassandra
 // at boot, computed once for the three gateways.
-func TestQueueSharedByGateways(t *testing.T) {
-	ks := cassandratest.Keyspace(t)
-	gws := startGateways(t, 3, ks)
+func TestQueueSharedByGateways(t *testing.T) { onEachStore(t, testQueueShared) }
+
+func testQueueShared(t *testing.T, s shared) {
+	gws := startGateways(t, 3, s)
 	sum := func(series string) (n float64) {
 		for _, g := range gws {
 			n += g.metric(t, series)
@@ -325,8 +383,7 @@ func TestQueueSharedByGateways(t *testing.T) {
 	// title_list is refreshed by nothing else (top_authors' minutely
 	// refresh goes through the queue too, under its own label).
 	refreshed := sum(`kck_queue_refreshes_total{outcome="refreshed",product="title_list"}`)
-	cli := exec.Command(binary, append([]string{"refresh", "--queue", "--store", "cassandra",
-		"--cassandra-hosts", strings.Join(ks.Hosts, ","), "--cassandra-keyspace", ks.Keyspace, "--postgres-url="}, keys...)...)
+	cli := exec.Command(binary, append(append(append([]string{"refresh", "--queue"}, s.args...), "--postgres-url="), keys...)...)
 	out, err := cli.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "20 keys queued")
@@ -359,7 +416,7 @@ func TestQueueSharedByGateways(t *testing.T) {
 	t.Logf("20 keys queued: %v refreshes, claims per gateway %v", n, claims)
 	require.LessOrEqual(t, n, 20.0, "no lease ran out, so no key was refreshed twice")
 
-	cli = exec.Command(binary, "queue", "--store", "cassandra", "--cassandra-hosts", strings.Join(ks.Hosts, ","), "--cassandra-keyspace", ks.Keyspace)
+	cli = exec.Command(binary, append([]string{"queue"}, s.args...)...)
 	out, err = cli.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "depth 0")
@@ -369,8 +426,9 @@ func TestQueueSharedByGateways(t *testing.T) {
 // holds them until its lease runs out; then the other gateways claim and
 // refresh every one: nothing queued is lost with the gateway. The product
 // is SQL on Postgres that takes 1.5 s, so the kill lands mid-batch.
-func TestGatewayKilledMidRefresh(t *testing.T) {
-	ks := cassandratest.Keyspace(t)
+func TestGatewayKilledMidRefresh(t *testing.T) { onEachStore(t, testGatewayKilled) }
+
+func testGatewayKilled(t *testing.T, s shared) {
 	pg := pgtest.Database(t)
 	out, err := exec.Command(binary, "demo", "load", "--postgres-url", pg).CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -390,14 +448,13 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 	// keys within its own claim (4 at a time: 4.5 s), so that none is
 	// refreshed twice unless the machine stalls for seconds.
 	const lease = 8 * time.Second
-	gws := startGateways(t, 3, ks, "KCK_POSTGRES_URL="+pg, "KCK_SQL_DIR="+sqlDir,
+	gws := startGateways(t, 3, s, "KCK_POSTGRES_URL="+pg, "KCK_SQL_DIR="+sqlDir,
 		"KCK_QUEUE_LEASE="+lease.String(), "KCK_COMPUTE_LEASE="+lease.String(), "KCK_PRIMER_TIMEOUT="+lease.String())
 	keys := make([]string, 12)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("slow/%d", i+1)
 	}
-	cli := exec.Command(binary, append([]string{"refresh", "--queue", "--store", "cassandra", "--cassandra-hosts", strings.Join(ks.Hosts, ","),
-		"--cassandra-keyspace", ks.Keyspace, "--postgres-url", pg, "--sql-dir", sqlDir}, keys...)...)
+	cli := exec.Command(binary, append(append(append([]string{"refresh", "--queue"}, s.args...), "--postgres-url", pg, "--sql-dir", sqlDir), keys...)...)
 	out, err = cli.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
@@ -419,11 +476,7 @@ func TestGatewayKilledMidRefresh(t *testing.T) {
 	killed := time.Now()
 	t.Logf("killed gateway %d while it refreshed the %d keys it claimed", victim+1, len(keys))
 
-	store, err := cassandra.Open(context.Background(), ks)
-	require.NoError(t, err)
-	defer store.Close()
-	q, err := store.Queue(queue.Config{})
-	require.NoError(t, err)
+	store, q := s.open(t)
 	require.Eventually(t, func() bool {
 		st, err := q.Stats(context.Background())
 		return err == nil && st.Depth == 0

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/pgtest"
 )
 
@@ -32,13 +31,14 @@ func sum(t *testing.T, gws []*gateway, series string) float64 {
 // gateway serves the new value. When the following gateway is killed,
 // another follows within the lease, and a change made while none followed
 // is not lost.
-func TestSourceChangesOncePerCluster(t *testing.T) {
-	ks := cassandratest.Keyspace(t)
+func TestSourceChangesOncePerCluster(t *testing.T) { onEachStore(t, testSourceChangesOnce) }
+
+func testSourceChangesOnce(t *testing.T, s shared) {
 	pg := pgtest.Database(t)
 	out, err := exec.Command(binary, "demo", "load", "--postgres-url", pg).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	const lease = 2 * time.Second
-	gws := startGateways(t, 3, ks, "KCK_POSTGRES_URL="+pg, "KCK_FOLLOW_LEASE="+lease.String())
+	gws := startGateways(t, 3, s, "KCK_POSTGRES_URL="+pg, "KCK_FOLLOW_LEASE="+lease.String())
 	const leader = `kck_leader{job="follow/source"}`
 	require.Eventually(t, func() bool { return sum(t, gws, leader) == 1 }, time.Minute, 10*time.Millisecond, "one gateway follows")
 
