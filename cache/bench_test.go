@@ -141,3 +141,58 @@ func BenchmarkScrape(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyAnnouncement is what one announcement from another gateway
+// costs a gateway: decode its wire form and apply it, for a key it holds
+// (the 1 KiB value replaces its copy) and for one it does not (dropped).
+// docs/scaling.md multiplies it by the announcements a gateway receives.
+func BenchmarkApplyAnnouncement(b *testing.B) {
+	s, err := bolt.Open(b.TempDir(), bolt.Options{})
+	require.NoError(b, err)
+	defer s.Close()
+	reg := primers.NewRegistry()
+	require.NoError(b, reg.Register(primers.Product{Name: "square", Params: intParam, Primer: squarePrimer()}))
+	bus := &fakeBus{}
+	c, err := cache.New(cache.Options{Registry: reg, Store: s, Bus: bus, Owner: "me"})
+	require.NoError(b, err)
+	defer c.Close()
+	const held = 1000
+	for i := range held {
+		_, err := c.Get(context.Background(), fmt.Sprintf("square/%d", i))
+		require.NoError(b, err)
+	}
+	value := []byte(`"` + string(make([]byte, 1000)) + `"`)
+	for i := range value[1 : len(value)-1] {
+		value[1+i] = 'x'
+	}
+	for _, tc := range []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"held", func(i int) string { return fmt.Sprintf("square/%d", i%held) }},
+		{"not_held", func(i int) string { return fmt.Sprintf("square/%d", held+i%held) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			msgs := make([][]byte, 1024)
+			seq := uint64(0)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%len(msgs) == 0 {
+					b.StopTimer()
+					for j := range msgs {
+						seq++
+						ch := cache.Change{Key: tc.key(i + j), Version: uint64(time.Now().UnixMicro()) + seq, Origin: "peer", Seq: seq, At: time.Now()}
+						ch.Entry = &cache.Entry{Key: ch.Key, Version: ch.Version, Value: value, ComputedAt: time.Now()}
+						msgs[j] = ch.AppendBinary(nil)
+					}
+					b.StartTimer()
+				}
+				ch, err := cache.ParseChange(msgs[i%len(msgs)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				bus.deliver(ch)
+			}
+		})
+	}
+}
