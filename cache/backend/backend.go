@@ -216,7 +216,7 @@ func openPostgres(ctx context.Context, cfg Config) (Backend, error) {
 	return &pgBackend{
 		backend: backend[*postgres.Store]{s: s, shared: true, name: pgName(cfg.Postgres),
 			queue: func(q queue.Config) (queue.Store, error) { return s.Queue(q) }},
-		log:     log,
+		log: log,
 	}, nil
 }
 

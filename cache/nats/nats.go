@@ -333,7 +333,9 @@ func (b *Bus) Assign(ctx context.Context, key string, asked time.Time) error {
 // RemoteError is a refresh that failed on the gateway that took it.
 type RemoteError struct{ Key, Msg string }
 
-func (e *RemoteError) Error() string { return "refresh of " + e.Key + " failed on another gateway: " + e.Msg }
+func (e *RemoteError) Error() string {
+	return "refresh of " + e.Key + " failed on another gateway: " + e.Msg
+}
 
 // ServeAssignments takes this gateway's share of the assignments.
 func (b *Bus) ServeAssignments(fn func(key string, asked time.Time, done func(error))) error {
