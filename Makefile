@@ -57,9 +57,14 @@ wrk:
 examples: ## Build the example apps in examples/ (npm ci + production build; skipped when up to date)
 	for p in examples/*/package.json; do ./examples/build.sh $$(basename $$(dirname $$p)) >/dev/null || exit 1; done
 
-.PHONY: test-short
-test-short: ## go test -race ./... without lint
-	$(GO) test -race ./...
+# The fast tier: lint and every test that needs no service -- no PostgreSQL,
+# Cassandra, NATS server of the machine's, or browser: the tests that need one
+# are skipped (KCK_TEST_FAST=1, internal/scriptrun), and the service
+# variables are unset so that none is used. The cache, the resolvers and the
+# gateway run on the in-process store (cache/memory) and an in-process NATS.
+.PHONY: check
+check: lint ## The fast tier: lint and every test that needs no service (a few minutes; make test is the whole suite)
+	env -u KCK_POSTGRES_URL -u KCK_CASSANDRA_HOSTS -u KCK_BUS_URL KCK_TEST_FAST=1 $(GO) test -race -count=1 ./...
 
 .PHONY: lint
 lint: staticcheck ## go vet, gofmt and staticcheck
@@ -120,21 +125,34 @@ image: ## Build the container image (IMAGE, default localhost/kck:dev) from the 
 image-test: image ## Test the image: its contents and defaults, and the gateway run from it with podman
 	KCK_IMAGE=$(IMAGE) $(GO) test -tags image -count=1 ./deploy/image/
 
+# Every fuzz target, as package:name. `make fuzz` fails on one that matches
+# no fuzz test (go test -fuzz alone would fuzz nothing without a word).
+FUZZ_TARGETS = \
+	./primers/:FuzzParseKey \
+	./primers/:FuzzParseSchedule \
+	./gateway/:FuzzGraphQLRequest \
+	./gateway/:FuzzUpdate \
+	./gateway/:FuzzFetch \
+	./gateway/:FuzzGraphQLGet \
+	./gateway/:FuzzAcceptEncoding \
+	./scheduler/:FuzzDomainMembers \
+	./source/sqlproduct/:FuzzLoad \
+	./cli/:FuzzParseConfig \
+	./auth/:FuzzVerify \
+	./cache/cassandra/:FuzzParseAddressMap \
+	./cache/:FuzzParseChange
+
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
-	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) ./primers/
-	$(GO) test -run '^$$' -fuzz '^FuzzGraphQLRequest$$' -fuzztime $(FUZZTIME) ./gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzFetch$$' -fuzztime $(FUZZTIME) ./gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzGraphQLGet$$' -fuzztime $(FUZZTIME) ./gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime $(FUZZTIME) ./gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime $(FUZZTIME) ./scheduler/
-	$(GO) test -run '^$$' -fuzz '^FuzzDomainMembers$$' -fuzztime $(FUZZTIME) ./scheduler/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./source/sqlproduct/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAddressMap$$' -fuzztime $(FUZZTIME) ./cache/cassandra/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseChange$$' -fuzztime $(FUZZTIME) ./cache/
+fuzz: check-fuzz ## Run every fuzz target for FUZZTIME each (default 30s)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t"; $(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
+
+.PHONY: check-fuzz
+check-fuzz: ## Fail when a fuzz target of make fuzz names no fuzz test in its package
+	@for t in $(FUZZ_TARGETS); do \
+		$(GO) test -list "^$${t##*:}$$" $${t%%:*} | grep -qx "$${t##*:}" || { echo "make fuzz: $${t%%:*} has no fuzz test $${t##*:}"; exit 1; }; \
+	done
 
 .PHONY: bench
 bench: ## Benchmarks and the load comparison; figures in bench/README.md

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/primers"
 )
@@ -44,8 +44,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	s, err := bolt.Open(t.TempDir(), bolt.Options{})
-	require.NoError(t, err)
+	s := memory.New() // the contract's store, in memory: the fast tier's
 	t.Cleanup(func() { _ = s.Close() })
 	return &fixture{
 		reg:   primers.NewRegistry(),

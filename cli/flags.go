@@ -22,6 +22,9 @@ import (
 type flags struct {
 	*flag.FlagSet
 	env map[string]string // flag name: its variable
+	// envErrs are KCK_* variables whose value the flag cannot take: parse
+	// fails with them, as with a bad flag (never a silent default).
+	envErrs []error
 }
 
 func newFlags(name string, out io.Writer) *flags {
@@ -44,15 +47,31 @@ func (f *flags) str(p *string, name, env, def, usage string) {
 }
 
 func (f *flags) int(p *int, name, env string, def int, usage string) {
-	f.IntVar(p, name, envInt(env, def), f.usage(name, env, usage))
+	f.IntVar(p, name, envParsed(f, env, def, strconv.Atoi, "a whole number"), f.usage(name, env, usage))
 }
 
 func (f *flags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
-	f.DurationVar(p, name, envDuration(env, def), f.usage(name, env, usage))
+	f.DurationVar(p, name, envParsed(f, env, def, time.ParseDuration, "a duration such as 30s or 2m"), f.usage(name, env, usage))
 }
 
 func (f *flags) bool(p *bool, name, env string, def bool, usage string) {
-	f.BoolVar(p, name, envBool(env, def), f.usage(name, env, usage))
+	f.BoolVar(p, name, envParsed(f, env, def, strconv.ParseBool, "true or false"), f.usage(name, env, usage))
+}
+
+// envParsed is the variable env parsed by parse, or def when it is unset;
+// a value parse refuses is recorded for flags.parse to report, saying
+// what was wanted.
+func envParsed[T any](f *flags, env string, def T, parse func(string) (T, error), want string) T {
+	raw := envOr(env, "")
+	if raw == "" {
+		return def
+	}
+	v, err := parse(raw)
+	if err != nil {
+		f.envErrs = append(f.envErrs, fmt.Errorf("%s=%q: want %s", env, raw, want))
+		return def
+	}
+	return v
 }
 
 // value declares a flag whose value already holds what its variable says.
@@ -65,27 +84,6 @@ func envOr(name, def string) string {
 		return def
 	}
 	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(envOr(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(envOr(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, err := strconv.ParseBool(envOr(name, "")); err == nil {
 		return v
 	}
 	return def
@@ -159,6 +157,10 @@ func (f *flags) parse(args []string) error {
 	}
 	// Help needs no settings.
 	help := slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" })
+	if err := errors.Join(f.envErrs...); err != nil && !help {
+		fmt.Fprintf(f.Output(), "kck %s: %v\n", f.Name(), err)
+		return saidError{err}
+	}
 	if path := configPath(args); path != "" && !help {
 		if err := f.applyConfig(path); err != nil {
 			// Said here, as the flag package says a bad flag.

@@ -63,12 +63,18 @@ func serveFlags(f *flags) *serveOptions {
 // cassandraFlags adds the Cassandra connection flags over the values read
 // from the environment.
 func cassandraFlags(f *flags, c *cassandra.Config) {
-	*c = cassandra.ConfigFromEnv()
+	*c = cassandra.Config{Hosts: envList("KCK_CASSANDRA_HOSTS")}
 	f.value((*hostList)(&c.Hosts), "cassandra-hosts", "KCK_CASSANDRA_HOSTS", "Cassandra contact points, comma-separated")
 	f.str(&c.Keyspace, "cassandra-keyspace", "KCK_CASSANDRA_KEYSPACE", "kck", "keyspace")
 	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
 	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
 	f.str(&c.AddressMap, "cassandra-address-map", "KCK_CASSANDRA_ADDRESS_MAP", "", "dial nodes at other addresses than they announce (NAT, proxy): announced=dialled pairs of IP:port, comma-separated")
+	f.str(&c.Username, "cassandra-username", "KCK_CASSANDRA_USERNAME", "", "user for Cassandra's PasswordAuthenticator")
+	f.str(&c.Password, "cassandra-password", "KCK_CASSANDRA_PASSWORD", "", "its password (prefer the variable or the config file: a flag shows in the process list)")
+	f.str(&c.TLSCAFile, "cassandra-tls-ca", "KCK_CASSANDRA_TLS_CA", "", "CA file to verify the nodes (turns TLS on)")
+	f.str(&c.TLSCertFile, "cassandra-tls-cert", "KCK_CASSANDRA_TLS_CERT", "", "client certificate for the nodes")
+	f.str(&c.TLSKeyFile, "cassandra-tls-key", "KCK_CASSANDRA_TLS_KEY", "", "client key for the nodes")
+	f.bool(&c.TLSInsecureSkipVerify, "cassandra-tls-insecure", "KCK_CASSANDRA_TLS_INSECURE", false, "TLS without verifying the nodes' certificates (tests only)")
 }
 
 // busFlags add the change bus's flags.

@@ -32,7 +32,7 @@ import (
 
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
@@ -146,8 +146,7 @@ func newAuthEnv(t *testing.T, mod ...func(*gateway.Options)) *authEnv {
 		mineWant: 2, mineAll: make(chan struct{})}
 	e.jwks = newKeyServer(t, jwksBody(map[string]*rsa.PublicKey{"a": &k.jwksA.PublicKey}))
 	var err error
-	e.store, err = bolt.Open(t.TempDir(), bolt.Options{})
-	require.NoError(t, err)
+	e.store = memory.New()
 	t.Cleanup(func() { _ = e.store.Close() })
 	reg := primers.NewRegistry()
 	require.NoError(t, demo.Register(reg, e.ds))

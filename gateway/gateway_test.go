@@ -32,7 +32,7 @@ import (
 type env struct {
 	url      string
 	srv      *gateway.Server
-	store    *bolt.Store
+	store    cache.Store // the embedded store (limits_test weighs its file); memory for the auth tests
 	storeDir string
 	cache    *cache.Cache
 	ds       *demo.Dataset

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
@@ -63,13 +63,12 @@ type env struct {
 	runs    atomic.Int64 // runs of the "counted" product
 }
 
-// newEnv is the real GraphQL handler over a real cache on a real embedded
+// newEnv is the real GraphQL handler over a real cache on the in-memory
 // store, with the demo products and a few test products.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{ds: demo.NewDataset()}
-	store, err := bolt.Open(t.TempDir(), bolt.Options{})
-	require.NoError(t, err)
+	store := memory.New()
 	t.Cleanup(func() { _ = store.Close() })
 	reg := primers.NewRegistry()
 	require.NoError(t, demo.Register(reg, e.ds))
@@ -89,6 +88,7 @@ func newEnv(t *testing.T) *env {
 			return n + 1000*e.runs.Add(1), nil
 		})},
 	)
+	var err error
 	e.cache, err = cache.New(cache.Options{Registry: reg, Store: store})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/bolt"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
@@ -119,8 +119,7 @@ func TestTypedMutationRefusesBadInput(t *testing.T) {
 // as a @product field whose product is not.
 func TestTypedMutationNeedsItsUpdater(t *testing.T) {
 	t.Parallel()
-	store, err := bolt.Open(t.TempDir(), bolt.Options{})
-	require.NoError(t, err)
+	store := memory.New()
 	t.Cleanup(func() { _ = store.Close() })
 	full := primers.NewRegistry()
 	require.NoError(t, demo.Register(full, demo.NewDataset()))

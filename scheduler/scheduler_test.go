@@ -22,14 +22,18 @@ import (
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
 )
 
 // fixture: one embedded store shared by the gateways of a test, or one
-// Cassandra keyspace that each gateway reaches with its own session.
+// Cassandra keyspace that each gateway reaches with its own session; the
+// gateways of a test share a change bus (a NATS server in the process).
 type fixture struct {
 	store *bolt.Store
+	bus   *natstest.Server
+	name  string // the cluster's, on the bus
 	// open gives each gateway its store; default the embedded one.
 	open func(t *testing.T) cache.Store
 	runs sync.Map // key -> *atomic.Int64, primer runs over all gateways
@@ -103,6 +107,10 @@ func (f *fixture) gateway(t *testing.T, owner string, metrics ...prometheus.Regi
 	})
 	reg.MustRegister(p, primers.Product{Name: "ids"})
 	o := cache.Options{Registry: reg, Store: f.open(t), Owner: owner, PollInterval: 5 * time.Millisecond}
+	if f.bus == nil {
+		f.bus, f.name = natstest.Start(t), natstest.Cluster(t)
+	}
+	o.Bus = natstest.Bus(t, f.bus, f.name, owner)
 	if len(metrics) > 0 {
 		o.Registerer = metrics[0]
 	}
@@ -474,7 +482,7 @@ func TestDomainKeepsMembersPrimed(t *testing.T) {
 	_, err = c.Set(t.Context(), "ids", []int{2, 3, 4})
 	require.NoError(t, err)
 	// Wait until every gateway sees the new domain (the other one through
-	// the change feed) and no run that read the old one is still going.
+	// the change bus) and no run that read the old one is still going.
 	require.Eventually(t, func() bool {
 		for _, c := range caches {
 			r, err := c.Get(t.Context(), "ids")

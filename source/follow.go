@@ -60,6 +60,7 @@ type Follower struct {
 
 	mu        sync.Mutex
 	connected bool
+	failed    bool // a connection failed or was lost since Run started
 	running   bool
 	pid       uint32
 }
@@ -112,13 +113,14 @@ func NewFollower(opts FollowOptions) (*Follower, error) {
 	return f, nil
 }
 
-// Connected reports whether the follower is not following, or follows
-// and is connected (for /readyz: a gateway that does not follow is not
-// less ready for it).
+// Connected reports whether the follower is not known to be cut off: not
+// following, connected, or still making its first connection (for
+// /readyz: a gateway that does not follow is not less ready for it, and one
+// that starts is ready as soon as the rest of it is).
 func (f *Follower) Connected() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.running || f.connected
+	return !f.running || f.connected || !f.failed
 }
 
 // Following reports whether Run runs.
@@ -139,6 +141,7 @@ func (f *Follower) BackendPID() uint32 {
 func (f *Follower) setConn(c *pgx.Conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.failed = f.failed || c == nil
 	f.connected = c != nil
 	f.pid = 0
 	if c != nil {
@@ -150,7 +153,7 @@ func (f *Follower) setConn(c *pgx.Conn) {
 // connection and going on from its position.
 func (f *Follower) Run(ctx context.Context) {
 	f.mu.Lock()
-	f.running = true
+	f.running, f.failed = true, false
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -161,7 +164,9 @@ func (f *Follower) Run(ctx context.Context) {
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		conn, err := connectListen(ctx, f.opts.URL)
-		if err == nil {
+		if err != nil {
+			f.setConn(nil)
+		} else {
 			wait = 100 * time.Millisecond
 			f.setConn(conn)
 			err = f.follow(ctx, conn)
@@ -190,6 +195,8 @@ func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("change log: bad URL: %w", err)
 	}
+	// Named, so that an operator (and pg_stat_activity) can tell it.
+	pcfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
 	conn, err := pgx.ConnectConfig(cctx, pcfg.ConnConfig)
 	if err != nil {
 		return nil, fmt.Errorf("change log: connect: %w", err)
@@ -200,6 +207,10 @@ func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	}
 	return conn, nil
 }
+
+// ApplicationName names the follower's connection in pg_stat_activity:
+// there is one per cluster.
+const ApplicationName = "kck change-log follower"
 
 // pos is a place in the log: the (xid, id) of a row. xid is the text of
 // an xid8.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/kck-go/kck/internal/scriptrun"
 )
 
 // RepoRoot is the module root's directory.
@@ -32,6 +34,11 @@ func BuildKCK(dir string) (string, error) {
 // process: it builds it into a temporary directory, sets *binary, runs the
 // tests and removes the directory. It returns the exit code.
 func MainWithKCK(m *testing.M, name string, binary *string) int {
+	if scriptrun.FastTier() {
+		// Every test of these packages runs gateways on real services.
+		fmt.Println(name + ": skipped in the fast tier (KCK_TEST_FAST=1); make test runs it")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "kck-"+name+"-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)

@@ -33,6 +33,7 @@ type Server struct {
 // loopback only.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
+	scriptrun.Require(t, "a PostgreSQL server of its own")
 	bin, err := binDir()
 	if err != nil {
 		t.Fatalf("postgres: %v", err)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -68,9 +69,10 @@ type Service struct {
 
 // Addr returns the service's address, found or started on the first call
 // of the process. It fails t when the service cannot be had: tests are
-// never skipped for want of it.
+// never skipped for want of it, except in the fast tier (FastTier).
 func (s *Service) Addr(t testing.TB) string {
 	t.Helper()
+	Require(t, s.Name)
 	s.once.Do(func() {
 		if s.Find != nil {
 			if s.addr = s.Find(); s.addr != "" {
@@ -83,6 +85,19 @@ func (s *Service) Addr(t testing.TB) string {
 		t.Fatalf("%s: %v", s.Name, s.err)
 	}
 	return s.addr
+}
+
+// FastTier reports whether the tests run as the fast tier (KCK_TEST_FAST=1,
+// `make check`): no service is installed, started or used, and a test that
+// needs one is skipped, saying which. `make test` runs every test.
+func FastTier() bool { return os.Getenv("KCK_TEST_FAST") == "1" }
+
+// Require skips t in the fast tier: it needs what (a service, chromium).
+func Require(t testing.TB, what string) {
+	t.Helper()
+	if FastTier() {
+		t.Skip("fast tier (KCK_TEST_FAST=1): needs " + what + "; make test runs it")
+	}
 }
 
 // UniqueName returns prefix and 8 random hex digits: the name of a
