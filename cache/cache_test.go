@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/cache/cachetest"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/primers"
 )
 

@@ -32,8 +32,8 @@ import (
 
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/cache/cachetest"
+	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/internal/metrictest"

@@ -21,8 +21,8 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/metrictest"
-	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/internal/natstest"
+	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
 )
