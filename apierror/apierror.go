@@ -9,6 +9,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/kck-go/kck/auth"
@@ -99,7 +100,20 @@ func Classify(err error) Class {
 // can make a browser send a form or text/plain POST without asking (no CORS
 // preflight), but not an application/json one, so this keeps other sites
 // from acting through a visitor's browser on a gateway with auth off.
+// A charset other than UTF-8 is refused too: JSON is UTF-8 (RFC 8259), and
+// a body the client says is another encoding is not what it meant.
 func IsJSON(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && mt == "application/json"
+	ct := r.Header["Content-Type"]
+	if len(ct) == 1 && ct[0] == "application/json" {
+		return true // the common spelling, without parsing (a hit's path)
+	}
+	if len(ct) != 1 {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(ct[0])
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }

@@ -72,13 +72,19 @@ func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err erro
 		writeError(w, cls.Status, cls.Code, cls.Message)
 		return
 	}
+	writeGraphQLStatus(w, cls.Status, cls.Code, cls.Message)
+}
+
+// writeGraphQLStatus answers a GraphQL request refused before gqlgen: a
+// GraphQL response with no data entry (it never ran) and status.
+func writeGraphQLStatus(w http.ResponseWriter, status int, code, msg string) {
 	out := []byte(`{"errors":[{"message":`)
-	out = appendJSONString(out, cls.Message)
+	out = appendJSONString(out, msg)
 	out = append(out, `,"extensions":{"code":`...)
-	out = appendJSONString(out, cls.Code)
-	out = append(out, "}}],\"data\":null}\n"...)
+	out = appendJSONString(out, code)
+	out = append(out, "}}]}\n"...)
 	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(cls.Status)
+	w.WriteHeader(status)
 	_, _ = w.Write(out)
 }
 

@@ -57,6 +57,10 @@ type Options struct {
 	DisableIntrospection bool
 	// DisablePlayground turns off the playground at /.
 	DisablePlayground bool
+	// PlaygroundQuery is the query the playground opens with; empty: an
+	// example on the demo's products with KCK's own schema (Schema nil),
+	// else { __typename }.
+	PlaygroundQuery string
 	// Limits bound what one GraphQL document may cost; QueryCacheBytes and
 	// APQCacheBytes bound gqlgen's caches (see graph.Options).
 	Limits                         graph.Limits
@@ -183,7 +187,7 @@ func New(o Options) (*Server, error) {
 	if c := newCORS(o.CORSOrigins); c != nil {
 		// Before auth: a refused token's 401 must still be readable by
 		// the page that sent it.
-		s.authd = c.Handler(s.authd)
+		s.authd = newPreflights(c, s.authd, o.Logger)
 	}
 	compressions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_graphql_response_compressions_total",
@@ -218,9 +222,21 @@ func New(o Options) (*Server, error) {
 
 	// /graphql is served by serveAuthenticated itself, ahead of the mux.
 	if !o.DisablePlayground {
-		s.mux.Handle("GET /{$}", playgroundPage())
+		q := o.PlaygroundQuery
+		if q == "" {
+			q = schemaQuery
+			if o.Schema == nil {
+				q = demoQuery
+			}
+		}
+		page, err := playgroundPage(q)
+		if err != nil {
+			return nil, err
+		}
+		s.mux.Handle("GET /{$}", page)
 		s.mux.Handle("GET "+playgroundPrefix+"{file}", playgroundFiles())
 	}
+	s.mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	s.mux.HandleFunc("GET /fetch", s.handleFetch)
 	s.mux.HandleFunc("GET /fetch/{key...}", s.handleFetch)
 	s.mux.HandleFunc("POST /update", s.handleUpdate)
@@ -348,6 +364,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		r = r.WithContext(r.Context())
 		r.Method = http.MethodGet
 	}
+	if r.Method == http.MethodPost && !apierror.IsJSON(r) {
+		// Before the response cache: a POST it may not run gets the same
+		// answer whatever is cached (the cache's identity has no media
+		// type, as every body it keeps was application/json).
+		writeGraphQLStatus(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, graph.UnsupportedMediaMessage)
+		return
+	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
 		s.execute(w, r, p, nil, nil, 0)
 		return
@@ -366,8 +389,11 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	// on who asks, the caller (see callerIdentity).
 	buf.WriteString(r.Method)
 	buf.WriteByte(0)
-	if a := r.Header["Accept"]; len(a) > 0 {
-		buf.WriteString(a[0])
+	for i, a := range r.Header["Accept"] {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(a)
 	}
 	buf.WriteByte(0)
 	var body []byte

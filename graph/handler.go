@@ -79,8 +79,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	srv := handler.New(es)
 	srv.AddTransport(subs.transport())
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{})
 	o.Limits = o.Limits.WithDefaults()
 	if o.QueryCacheBytes == 0 {
 		o.QueryCacheBytes = 16 << 20
@@ -135,7 +134,7 @@ func NewHandler(o Options) (http.Handler, error) {
 			serveBatch(w, r.WithContext(ctx), batch, srv, col)
 			return
 		}
-		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
+		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col}, r.WithContext(ctx))
 	}), nil
 }
 
