@@ -15,6 +15,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // The codes clients see.
@@ -42,6 +43,9 @@ const (
 	// a full disk does not clear itself, an operator must free space, and
 	// reads (and cached products) go on meanwhile.
 	StorageFull = "STORAGE_FULL"
+	// RateLimited: the client's budget over time is spent (package
+	// ratelimit; HTTP 429 with Retry-After); extensions.limit names it.
+	RateLimited = "RATE_LIMITED"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -66,6 +70,13 @@ func Classify(err error) Class {
 		return Class{Code: Unauthenticated, Status: http.StatusUnauthorized, Message: err.Error()}
 	case errors.Is(err, auth.ErrForbidden):
 		return Class{Code: Forbidden, Status: http.StatusForbidden, Message: err.Error()}
+	case errors.Is(err, ratelimit.ErrRateLimited):
+		limit := ""
+		var re *ratelimit.Error
+		if errors.As(err, &re) {
+			limit = re.Kind.Limit()
+		}
+		return Class{RateLimited, http.StatusTooManyRequests, err.Error(), limit}
 	case errors.Is(err, cache.ErrTooManyMisses):
 		// 429: the same request later, when more of its keys are warm, may pass.
 		return Class{LimitExceeded, http.StatusTooManyRequests, err.Error(), LimitMisses}

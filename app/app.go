@@ -74,6 +74,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mem := SplitMemory(cfg.MemoryMB, cfg.Auth.Enabled())
+	if cfg.RateLimit.On() {
+		mem = mem.WithRateLimit()
+	}
 	negativeTTL := cfg.Limits.NegativeTTL
 	if negativeTTL == 0 {
 		negativeTTL = -1 // 0 turns it off, as a negative value does
@@ -121,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Schema:               cfg.Schema,
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
+	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {
+		return nil, err
+	}
 	cfg.Browser.gatewayOptions(&gopts)
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,6 +15,7 @@ import (
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // Config is a gateway's configuration. Start from Defaults: a zero Config
@@ -91,6 +93,9 @@ type Config struct {
 	Limits LimitsConfig
 	// Browser: subscriptions and CORS.
 	Browser BrowserConfig
+	// RateLimit: per-client budgets over time; off unless a rate is given
+	// (--production gives them all).
+	RateLimit RateLimitConfig
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given.
 	Auth AuthConfig
@@ -128,6 +133,71 @@ type BrowserConfig struct {
 	// CORSOrigins are the origins allowed to call the gateway from a
 	// browser (and to open its WebSocket); empty: same origin only.
 	CORSOrigins []string
+}
+
+// RateLimitConfig is what each client may ask over time (package
+// ratelimit): a token bucket per client for requests (--client-rate,
+// --client-burst), primer runs its reads cause (--client-miss-rate,
+// --client-miss-burst), subscriptions started (--client-subscription-rate,
+// --client-subscription-burst) and WebSocket connections opened
+// (--client-connection-rate, --client-connection-burst). A rate of 0 turns
+// its budget off. A client is its token's Claim (--client-claim, sub),
+// else its address, read from X-Forwarded-For only behind TrustedProxies
+// (--trusted-proxies, CIDRs).
+type RateLimitConfig struct {
+	Requests, Misses, Subscriptions, Connections ratelimit.Rate
+	Claim                                        string
+	TrustedProxies                               []string
+}
+
+// On reports whether any budget is limited.
+func (c RateLimitConfig) On() bool {
+	return c.Requests.PerSecond > 0 || c.Misses.PerSecond > 0 || c.Subscriptions.PerSecond > 0 || c.Connections.PerSecond > 0
+}
+
+// ProductionRates are the budgets --production gives a client unless
+// flags say otherwise: generous for an app's own traffic (a page that
+// loads issues a few requests, each of a few misses at most), tight for a
+// script that floods.
+func ProductionRates() RateLimitConfig {
+	return RateLimitConfig{
+		Requests:      ratelimit.Rate{PerSecond: 50, Burst: 100},
+		Misses:        ratelimit.Rate{PerSecond: 10, Burst: 50},
+		Subscriptions: ratelimit.Rate{PerSecond: 2, Burst: 20},
+		Connections:   ratelimit.Rate{PerSecond: 1, Burst: 10},
+		Claim:         "sub",
+	}
+}
+
+func (c RateLimitConfig) limiter(maxBytes uint64) (*ratelimit.Limiter, error) {
+	for _, r := range []ratelimit.Rate{c.Requests, c.Misses, c.Subscriptions, c.Connections} {
+		if r.PerSecond < 0 || r.Burst < 0 {
+			return nil, errors.New("serve: --client-*-rate and --client-*-burst must not be negative (0 turns a budget off)")
+		}
+	}
+	if !c.On() {
+		return nil, nil
+	}
+	var proxies []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("serve: --trusted-proxies: %q is neither a CIDR nor an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	l, err := ratelimit.New(ratelimit.Config{
+		Requests: c.Requests, Misses: c.Misses, Subscriptions: c.Subscriptions, Connections: c.Connections,
+		Claim: c.Claim, TrustedProxies: proxies, MaxBytes: maxBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: --client-*: %w", err)
+	}
+	return l, nil
 }
 
 // AuthConfig is the gateway's token verification: off unless a key is
@@ -181,8 +251,9 @@ func Defaults() Config {
 			MaxSubscriptions: 10000, MaxSubscriptionsPerConnection: 100, MaxConnections: 10000,
 			KeepAlive: 15 * time.Second,
 		},
-		Auth:  AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
-		Admin: true,
+		Auth:      AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
+		RateLimit: RateLimitConfig{Claim: "sub"},
+		Admin:     true,
 	}
 }
 
@@ -220,6 +291,9 @@ func (c Config) Validate() error {
 		return errors.New("serve: --refresh-concurrency must be positive")
 	}
 	if err := c.Browser.validate(); err != nil {
+		return err
+	}
+	if _, err := c.RateLimit.limiter(4 << 20); err != nil {
 		return err
 	}
 	return c.Limits.validate()

@@ -47,6 +47,10 @@ func (f *flags) int(p *int, name, env string, def int, usage string) {
 	f.IntVar(p, name, envInt(env, def), f.usage(name, env, usage))
 }
 
+func (f *flags) float(p *float64, name, env string, def float64, usage string) {
+	f.Float64Var(p, name, envFloat(env, def), f.usage(name, env, usage))
+}
+
 func (f *flags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
 	f.DurationVar(p, name, envDuration(env, def), f.usage(name, env, usage))
 }
@@ -72,6 +76,13 @@ func envOr(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(envOr(name, ""), 64); err == nil {
 		return v
 	}
 	return def

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/kck-go/kck/app"
 	"github.com/kck-go/kck/cache/cassandra"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // serveOptions are kck serve's flags: the gateway's app.Config, and what
@@ -51,6 +53,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra: create the keyspace and tables first")
 	limitFlags(f, &c.Limits, &o.production)
 	browserFlags(f, &c.Browser)
+	rateLimitFlags(f, &c.RateLimit)
 	authFlags(f, &c.Auth)
 	f.bool(&c.Admin, "admin", "KCK_ADMIN", d.Admin, "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for")
 	return o
@@ -97,6 +100,11 @@ func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (se
 	}
 	if o.production {
 		productionDefaults(f, &o.Config)
+	}
+	for _, r := range []*ratelimit.Rate{&o.RateLimit.Requests, &o.RateLimit.Misses, &o.RateLimit.Subscriptions, &o.RateLimit.Connections} {
+		if r.PerSecond > 0 && r.Burst == 0 {
+			r.Burst = max(1, int(math.Ceil(2*r.PerSecond)))
+		}
 	}
 	if o.Limits.NegativeTTL == 0 {
 		o.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does

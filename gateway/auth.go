@@ -24,6 +24,9 @@ import (
 // caller in its context only when the operation runs (see execute).
 func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Auth == nil {
+		if s.rl != nil && !s.allowRequest(w, r, auth.PrincipalFrom(r.Context())) {
+			return
+		}
 		if r.URL.Path == "/graphql" {
 			s.serveGraphQL(w, r, auth.PrincipalFrom(r.Context()))
 			return
@@ -39,6 +42,9 @@ func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 	}
 	if p == nil {
 		p = auth.PrincipalFrom(r.Context())
+	}
+	if s.rl != nil && !s.allowRequest(w, r, p) {
+		return
 	}
 	if r.URL.Path == "/graphql" {
 		s.serveGraphQL(w, r, p)

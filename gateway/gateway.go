@@ -24,6 +24,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // Options configure a Server.
@@ -90,6 +91,11 @@ type Options struct {
 	// https://*.example.com, * for any) allowed to call the gateway and to
 	// open subscriptions; empty: same origin only.
 	CORSOrigins []string
+	// RateLimit, when set, bounds what each client may ask over time (see
+	// package ratelimit and ratelimit.go): requests to /graphql, /fetch and
+	// /update, the primer runs its reads cause, subscriptions started and
+	// WebSocket connections opened. Nil: no per-client limit.
+	RateLimit *ratelimit.Limiter
 }
 
 func (o Options) withDefaults() Options {
@@ -139,6 +145,8 @@ type Server struct {
 	wsOpen atomic.Int64
 	wsMax  int
 
+	rl *ratelimit.Limiter // nil: no per-client limits
+
 	bufs sync.Pool // *reqBuf
 
 	// readyMu guards notReady: each failing readiness check's last error,
@@ -181,7 +189,15 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
-		wsMax: subs.MaxConnections}
+		wsMax: subs.MaxConnections, rl: o.RateLimit}
+	if s.rl != nil {
+		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kck_rate_limit_clients",
+			Help: "Clients the per-client rate limiter holds buckets for (bounded by its share of --memory-mb).",
+		}, func() float64 { return float64(s.rl.Clients()) })); err != nil {
+			return nil, err
+		}
+	}
 	s.bufs.New = func() any { return new(reqBuf) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
@@ -461,6 +477,14 @@ func (rb *reqBuf) readBody(w http.ResponseWriter, body io.Reader, max int64) err
 // serveWebSocket runs one subscription connection, unless as many as
 // allowed are open already: then 503 before the upgrade, LIMIT_EXCEEDED.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if s.rl != nil {
+		addr := s.rl.Address(r)
+		if err := s.rl.Allow(s.rl.Client(auth.PrincipalFrom(r.Context()), addr), ratelimit.Connections); err != nil {
+			s.refuseRate(w, r, err)
+			return
+		}
+		r = r.WithContext(ratelimit.WithClient(r.Context(), s.rl, addr))
+	}
 	if n := s.wsOpen.Add(1); s.wsMax >= 0 && n > int64(s.wsMax) {
 		s.wsOpen.Add(-1)
 		s.limits.onRefused(graph.LimitConnections)
@@ -533,7 +557,7 @@ func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Con
 	if p != nil {
 		ctx = auth.WithPrincipal(ctx, p)
 	}
-	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
+	ctx = s.missBudget(ctx, r, p)
 	ctx, col := graph.WithCollector(ctx)
 	return ctx, cancel, col
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph/model"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // Subscriptions over WebSocket at /graphql. gqlgen's transport speaks both
@@ -353,6 +354,10 @@ func initToken(payload transport.InitPayload) (string, error) {
 
 // acquire takes a subscription slot of the connection and of the gateway.
 func (s *subscriptions) acquire(ctx context.Context) (release func(), err error) {
+	// The client's budget over time first: a refused start takes no slot.
+	if err := ratelimit.AllowFrom(ctx, ratelimit.Subscriptions); err != nil {
+		return nil, err
+	}
 	c := connFrom(ctx)
 	if c != nil && s.opts.MaxPerConnection > 0 {
 		c.mu.Lock()

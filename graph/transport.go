@@ -167,7 +167,10 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 // with them.
 func requestParams(r *http.Request) (*graphql.RawParams, string) {
 	var raw struct {
-		Query, OperationName, Variables, Extensions json.RawMessage
+		Query         json.RawMessage `json:"query"`
+		OperationName json.RawMessage `json:"operationName"`
+		Variables     json.RawMessage `json:"variables"`
+		Extensions    json.RawMessage `json:"extensions"`
 	}
 	if r.Method == http.MethodGet {
 		q, err := url.ParseQuery(r.URL.RawQuery)
@@ -195,12 +198,9 @@ func requestParams(r *http.Request) (*graphql.RawParams, string) {
 				return nil, "could not read request body"
 			}
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(body.Bytes(), &fields); err != nil || fields == nil {
+		if b := bytes.TrimSpace(body.Bytes()); len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &raw) != nil {
 			return nil, `the body must be one JSON object: {"query": "...", "variables": {...}}`
 		}
-		raw.Query, raw.OperationName = fields["query"], fields["operationName"]
-		raw.Variables, raw.Extensions = fields["variables"], fields["extensions"]
 	}
 	p := &graphql.RawParams{}
 	if !isNull(raw.Query) {
