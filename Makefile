@@ -95,6 +95,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAddressMap$$' -fuzztime $(FUZZTIME) ./cache/cassandra/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./trusted/
 
 .PHONY: bench
 bench: ## Benchmarks and the load comparison; figures in bench/README.md

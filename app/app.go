@@ -12,7 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +27,7 @@ import (
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
+	"github.com/kck-go/kck/trusted"
 )
 
 // App is an open gateway: listening, not yet serving.
@@ -127,6 +131,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {
 		return nil, err
 	}
+	if gopts.Trusted, err = a.openTrusted(cfg.Trusted, log, promReg); err != nil {
+		return nil, err
+	}
 	cfg.Browser.gatewayOptions(&gopts)
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err
@@ -147,6 +154,40 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.srv = gateway.NewHTTPServer(cfg.Addr, gw)
 	return a, nil
+}
+
+// openTrusted opens the trusted documents manifest, polls it for changes
+// and reloads it on SIGHUP, until Close; nil when the mode is off.
+func (a *App) openTrusted(c TrustedConfig, log *slog.Logger, reg prometheus.Registerer) (*trusted.Store, error) {
+	mode, err := c.mode()
+	if err != nil || mode == trusted.Off {
+		return nil, err
+	}
+	st, err := trusted.Open(trusted.Options{Path: c.Path, Mode: mode, AdminAdHoc: c.AdminAdHoc, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	st.Start()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = st.Reload() // logged and counted; the manifest in force stays
+			case <-done:
+				return
+			}
+		}
+	}()
+	a.closeLater(func() {
+		signal.Stop(hup)
+		close(done)
+		st.Stop()
+	})
+	log.Info("trusted documents", "path", c.Path, "mode", mode.String(), "documents", st.Current().Len(), "admin_adhoc", c.AdminAdHoc)
+	return st, nil
 }
 
 // closeLater runs f at Close, before what was opened earlier.

@@ -16,6 +16,7 @@ import (
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/ratelimit"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Config is a gateway's configuration. Start from Defaults: a zero Config
@@ -96,6 +97,8 @@ type Config struct {
 	// RateLimit: per-client budgets over time; off unless a rate is given
 	// (--production gives them all).
 	RateLimit RateLimitConfig
+	// Trusted: the trusted documents, off unless a manifest is given.
+	Trusted TrustedConfig
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given.
 	Auth AuthConfig
@@ -200,6 +203,32 @@ func (c RateLimitConfig) limiter(maxBytes uint64) (*ratelimit.Limiter, error) {
 	return l, nil
 }
 
+// TrustedConfig is the gateway's trusted documents (package trusted): the
+// manifest (--trusted-documents FILE: Apollo's persisted query manifest or
+// GraphQL Code Generator's persisted documents), its mode
+// (--trusted-documents-mode off, log or enforce; "" is enforce with a
+// manifest, off without) and whether kck:admin may run other documents in
+// enforce mode (--trusted-documents-admin-adhoc).
+type TrustedConfig struct {
+	Path       string
+	Mode       string
+	AdminAdHoc bool
+}
+
+func (c TrustedConfig) mode() (trusted.Mode, error) {
+	if c.Mode == "" && c.Path != "" {
+		return trusted.Enforce, nil
+	}
+	m, err := trusted.ParseMode(c.Mode)
+	if err != nil {
+		return m, fmt.Errorf("serve: --trusted-documents-mode: %w", err)
+	}
+	if m != trusted.Off && c.Path == "" {
+		return m, fmt.Errorf("serve: --trusted-documents-mode %s needs --trusted-documents FILE", m)
+	}
+	return m, nil
+}
+
 // AuthConfig is the gateway's token verification: off unless a key is
 // given (an HS256 secret, PEM public key files or a JWKS URL).
 type AuthConfig struct {
@@ -294,6 +323,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, err := c.RateLimit.limiter(4 << 20); err != nil {
+		return err
+	}
+	if _, err := c.Trusted.mode(); err != nil {
 		return err
 	}
 	return c.Limits.validate()

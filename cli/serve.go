@@ -54,6 +54,9 @@ func serveFlags(f *flags) *serveOptions {
 	limitFlags(f, &c.Limits, &o.production)
 	browserFlags(f, &c.Browser)
 	rateLimitFlags(f, &c.RateLimit)
+	f.str(&c.Trusted.Path, "trusted-documents", "KCK_TRUSTED_DOCUMENTS", "", "manifest of the trusted documents (Apollo's persisted query manifest or GraphQL Code Generator's persisted documents JSON), validated against the schema at start, reloaded when it changes or on SIGHUP")
+	f.str(&c.Trusted.Mode, "trusted-documents-mode", "KCK_TRUSTED_DOCUMENTS_MODE", "", "off, log (other documents run, counted and logged once each) or enforce (only trusted documents run: others are refused with PERSISTED_QUERY_NOT_ALLOWED); default: enforce with --trusted-documents, off without")
+	f.bool(&c.Trusted.AdminAdHoc, "trusted-documents-admin-adhoc", "KCK_TRUSTED_DOCUMENTS_ADMIN_ADHOC", false, "in enforce mode, let callers with scope kck:admin run documents that are not trusted")
 	authFlags(f, &c.Auth)
 	f.bool(&c.Admin, "admin", "KCK_ADMIN", d.Admin, "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for")
 	return o

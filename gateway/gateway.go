@@ -25,6 +25,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/ratelimit"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Options configure a Server.
@@ -91,6 +92,11 @@ type Options struct {
 	// https://*.example.com, * for any) allowed to call the gateway and to
 	// open subscriptions; empty: same origin only.
 	CORSOrigins []string
+	// Trusted, when set, holds the trusted documents, in log or enforce
+	// mode (see package trusted and graph's trusted.go). When its manifest
+	// changes, the response cache is emptied: it may hold a response of a
+	// document no longer trusted.
+	Trusted *trusted.Store
 	// RateLimit, when set, bounds what each client may ask over time (see
 	// package ratelimit and ratelimit.go): requests to /graphql, /fetch and
 	// /update, the primer runs its reads cause, subscriptions started and
@@ -183,7 +189,7 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard, Schema: o.Schema,
+		Guard: guard, Schema: o.Schema, Trusted: o.Trusted,
 	})
 	if err != nil {
 		return nil, err
@@ -226,6 +232,9 @@ func New(o Options) (*Server, error) {
 		if s.rc, err = newResponseCache(o.Cache, uint64(o.ResponseCacheBytes), comp, max(o.CompressMinBytes, 0), counts); err != nil {
 			return nil, err
 		}
+	}
+	if o.Trusted != nil && s.rc != nil {
+		o.Trusted.OnChange(s.rc.clear)
 	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_graphql_response_cache_total",

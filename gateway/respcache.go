@@ -137,6 +137,9 @@ func newResponseCache(c versions, maxBytes uint64, comp *compressor, minComp int
 	return &responseCache{seed: maphash.MakeSeed(), entries: entries, c: c, comp: comp, minComp: minComp, compressions: compressions}, nil
 }
 
+// clear drops every entry (the trusted documents changed).
+func (rc *responseCache) clear() { rc.entries.InvalidateAll() }
+
 func (rc *responseCache) hash(ident []byte) uint64 {
 	return maphash.Bytes(rc.seed, ident)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Options configure the GraphQL handler.
@@ -51,6 +52,10 @@ type Options struct {
 	// application's own gqlgen package, generated with the productfield
 	// plugin (see examples/own-module). Nil: KCK's schema.graphqls.
 	Schema func(*Resolver) graphql.ExecutableSchema
+	// Trusted, when set, holds the trusted documents (see trusted.go); its
+	// manifest is validated against the schema here. Nil: every document
+	// may run.
+	Trusted *trusted.Store
 }
 
 // NewHandler returns the /graphql handler (POST and GET). It checks first
@@ -75,6 +80,11 @@ func NewHandler(o Options) (http.Handler, error) {
 	}
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
+	}
+	if o.Trusted != nil {
+		if err := o.Trusted.Bind(es.Schema()); err != nil {
+			return nil, err
+		}
 	}
 	srv := handler.New(es)
 	srv.AddTransport(subs.transport())
@@ -112,7 +122,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	// keeps it.
 	srv.Use(&limiter{
 		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
-		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused,
+		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused, trusted: o.Trusted,
 	})
 	srv.Use(freshness{subs: subs})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))

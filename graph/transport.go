@@ -171,6 +171,7 @@ func requestParams(r *http.Request) (*graphql.RawParams, string) {
 		OperationName json.RawMessage `json:"operationName"`
 		Variables     json.RawMessage `json:"variables"`
 		Extensions    json.RawMessage `json:"extensions"`
+		DocumentID    json.RawMessage `json:"documentId"`
 	}
 	if r.Method == http.MethodGet {
 		q, err := url.ParseQuery(r.URL.RawQuery)
@@ -183,6 +184,9 @@ func requestParams(r *http.Request) (*graphql.RawParams, string) {
 		}
 		if v, ok := q["operationName"]; ok {
 			raw.OperationName = quote(v[0])
+		}
+		if v, ok := q["documentId"]; ok {
+			raw.DocumentID = quote(v[0])
 		}
 		// variables and extensions are JSON in the URL.
 		if v, ok := q["variables"]; ok && v[0] != "" {
@@ -223,9 +227,23 @@ func requestParams(r *http.Request) (*graphql.RawParams, string) {
 			return nil, "extensions must be a JSON object"
 		}
 	}
+	if !isNull(raw.DocumentID) {
+		// A trusted document's id (the GraphQL over HTTP persisted
+		// documents appendix); the trusted documents look it up.
+		var id string
+		if json.Unmarshal(raw.DocumentID, &id) != nil || id == "" {
+			return nil, "documentId must be a string"
+		}
+		if p.Extensions == nil {
+			p.Extensions = map[string]any{}
+		}
+		p.Extensions[DocumentIDKey] = id
+	}
 	if p.Query == "" {
-		if _, pq := p.Extensions["persistedQuery"]; !pq {
-			return nil, `no query: send {"query": "..."} (or a persisted query's hash in extensions)`
+		_, pq := p.Extensions["persistedQuery"]
+		_, doc := p.Extensions[DocumentIDKey]
+		if !pq && !doc {
+			return nil, `no query: send {"query": "..."} (or a persisted query's hash in extensions, or a documentId)`
 		}
 	}
 	return p, ""
