@@ -37,6 +37,11 @@ func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 	adminToken(r)
 	p, err := s.opts.Auth.Authenticate(r)
 	if err != nil {
+		// A refused token spends its address's request budget: bad tokens
+		// are not a way around the limit.
+		if s.rl != nil && !s.allowRequest(w, r, nil) {
+			return
+		}
 		s.writeAuthError(w, r, err)
 		return
 	}

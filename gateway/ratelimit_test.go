@@ -94,6 +94,10 @@ func TestRateLimitedByToken(t *testing.T) {
 	assert.Equal(t, 429, r.status, "sub 5 from another address is the same client: %s", r.body)
 	assert.Equal(t, 200, e.do(t, "POST", "/graphql", q, append(six, from("203.0.113.1")...)...).status, "sub 6 is another")
 	assert.Equal(t, 200, e.do(t, "POST", "/graphql", q, from("203.0.113.1")...).status, "no token: the address")
+	// A refused token spends its address's budget: 401, then 429.
+	bad := append(bearer("not.a.jwt"), from("203.0.113.1")...)
+	assert.Equal(t, 401, e.do(t, "POST", "/graphql", q, bad...).status)
+	assert.Equal(t, 429, e.do(t, "POST", "/graphql", q, bad...).status)
 }
 
 // The miss budget: each primer run a client's reads cause spends a token;
