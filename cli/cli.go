@@ -32,6 +32,7 @@ func commands() []command {
 		{"dump", "write every stored product entry as JSON lines", runDump, func(f *flags) { dumpFlags(f) }},
 		{"load", "put the entries of a dump back into a store", runLoad, func(f *flags) { loadFlags(f) }},
 		{"token", "mint an HS256 token with the configured secret, for trying auth", runToken, func(f *flags) { tokenFlags(f) }},
+		{"schema", "print the GraphQL schema the gateway serves, as SDL", runSchema, func(*flags) {}},
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 func writeManifest(t *testing.T, path string, docs ...string) {
@@ -80,4 +82,16 @@ func TestServeTrustedDocuments(t *testing.T) {
 	err := serve(t.Context(), cfg2, nil, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `trusted document "Stale" (id `)
+}
+
+// kck schema prints the served schema as SDL, which parses again.
+func TestSchemaCommand(t *testing.T) {
+	var out, errOut strings.Builder
+	require.Equal(t, 0, run([]string{"schema"}, &out, &errOut), errOut.String())
+	for _, want := range []string{"type Query {", "titleList(authorId: Int!): [Title!]", "type Subscription {", "addTitle(", "directive @product"} {
+		assert.Contains(t, out.String(), want)
+	}
+	_, err := gqlparser.LoadSchema(&ast.Source{Name: "printed", Input: out.String()})
+	require.NoError(t, err, "the printed schema loads")
+	assert.Equal(t, 2, run([]string{"schema", "extra"}, &out, &errOut))
 }
