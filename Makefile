@@ -93,7 +93,7 @@ check-generate: ## Fail when go generate would change the generated code
 # gateway run with --production does not show by introspection): the schema
 # and the generated documents are committed, and check-codegen fails when
 # either is out of date. Before `examples`: the app's build type-checks them.
-CODEGEN_OUT = examples/angular-apollo/schema.graphql examples/angular-apollo/src/gql
+CODEGEN_OUT = examples/angular-apollo/schema.graphql examples/angular-apollo/src/gql examples/react-codegen/schema.graphql
 .PHONY: codegen
 codegen: ## Regenerate examples/angular-apollo's schema.graphql (kck schema) and typed documents (GraphQL Code Generator)
 	./examples/codegen.sh
@@ -140,7 +140,8 @@ FUZZ_TARGETS = \
 	./cli/:FuzzParseConfig \
 	./auth/:FuzzVerify \
 	./cache/cassandra/:FuzzParseAddressMap \
-	./cache/:FuzzParseChange
+	./cache/:FuzzParseChange \
+	./trusted/:FuzzParse
 
 .PHONY: fuzz
 fuzz: check-fuzz ## Run every fuzz target for FUZZTIME each (default 30s)

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // The codes clients see.
@@ -41,6 +43,9 @@ const (
 	// a full disk does not clear itself, an operator must free space, and
 	// reads (and cached products) go on meanwhile.
 	StorageFull = "STORAGE_FULL"
+	// RateLimited: the client's budget over time is spent (package
+	// ratelimit; HTTP 429 with Retry-After); extensions.limit names it.
+	RateLimited = "RATE_LIMITED"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -65,6 +70,13 @@ func Classify(err error) Class {
 		return Class{Code: Unauthenticated, Status: http.StatusUnauthorized, Message: err.Error()}
 	case errors.Is(err, auth.ErrForbidden):
 		return Class{Code: Forbidden, Status: http.StatusForbidden, Message: err.Error()}
+	case errors.Is(err, ratelimit.ErrRateLimited):
+		limit := ""
+		var re *ratelimit.Error
+		if errors.As(err, &re) {
+			limit = re.Kind.Limit()
+		}
+		return Class{RateLimited, http.StatusTooManyRequests, err.Error(), limit}
 	case errors.Is(err, cache.ErrTooManyMisses):
 		// 429: the same request later, when more of its keys are warm, may pass.
 		return Class{LimitExceeded, http.StatusTooManyRequests, err.Error(), LimitMisses}
@@ -99,7 +111,20 @@ func Classify(err error) Class {
 // can make a browser send a form or text/plain POST without asking (no CORS
 // preflight), but not an application/json one, so this keeps other sites
 // from acting through a visitor's browser on a gateway with auth off.
+// A charset other than UTF-8 is refused too: JSON is UTF-8 (RFC 8259), and
+// a body the client says is another encoding is not what it meant.
 func IsJSON(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && mt == "application/json"
+	ct := r.Header["Content-Type"]
+	if len(ct) == 1 && ct[0] == "application/json" {
+		return true // the common spelling, without parsing (a hit's path)
+	}
+	if len(ct) != 1 {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(ct[0])
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }

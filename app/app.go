@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +30,7 @@ import (
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
+	"github.com/kck-go/kck/trusted"
 )
 
 // App is an open gateway: listening, not yet serving.
@@ -87,6 +91,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mem := SplitMemory(cfg.MemoryMB, cfg.Auth.Enabled())
+	if cfg.RateLimit.On() {
+		mem = mem.WithRateLimit()
+	}
 	negativeTTL := cfg.Limits.NegativeTTL
 	if negativeTTL == 0 {
 		negativeTTL = -1 // 0 turns it off, as a negative value does
@@ -149,6 +156,12 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Schema:               cfg.Schema,
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
+	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {
+		return nil, err
+	}
+	if gopts.Trusted, err = a.openTrusted(cfg.Trusted, log, promReg); err != nil {
+		return nil, err
+	}
 	cfg.Browser.gatewayOptions(&gopts)
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err
@@ -236,6 +249,40 @@ func registerStoreOps(reg prometheus.Registerer, s cache.Store) {
 			ConstLabels: prometheus.Labels{"kind": k.kind},
 		}, func() float64 { return float64(k.get(oc.Ops())) }))
 	}
+}
+
+// openTrusted opens the trusted documents manifest, polls it for changes
+// and reloads it on SIGHUP, until Close; nil when the mode is off.
+func (a *App) openTrusted(c TrustedConfig, log *slog.Logger, reg prometheus.Registerer) (*trusted.Store, error) {
+	mode, err := c.mode()
+	if err != nil || mode == trusted.Off {
+		return nil, err
+	}
+	st, err := trusted.Open(trusted.Options{Path: c.Path, Mode: mode, AdminAdHoc: c.AdminAdHoc, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	st.Start()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = st.Reload() // logged and counted; the manifest in force stays
+			case <-done:
+				return
+			}
+		}
+	}()
+	a.closeLater(func() {
+		signal.Stop(hup)
+		close(done)
+		st.Stop()
+	})
+	log.Info("trusted documents", "path", c.Path, "mode", mode.String(), "documents", st.Current().Len(), "admin_adhoc", c.AdminAdHoc)
+	return st, nil
 }
 
 // closeLater runs f at Close, before what was opened earlier.

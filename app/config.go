@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -16,6 +17,8 @@ import (
 	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/ratelimit"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Config is a gateway's configuration. Start from Defaults: a zero Config
@@ -106,6 +109,11 @@ type Config struct {
 	Limits LimitsConfig
 	// Browser: subscriptions and CORS.
 	Browser BrowserConfig
+	// RateLimit: per-client budgets over time; off unless a rate is given
+	// (--production gives them all).
+	RateLimit RateLimitConfig
+	// Trusted: the trusted documents, off unless a manifest is given.
+	Trusted TrustedConfig
 	// Auth verifies bearer tokens and enforces the products' policies;
 	// off unless a key is given.
 	Auth AuthConfig
@@ -167,6 +175,97 @@ type BrowserConfig struct {
 	CORSOrigins []string
 }
 
+// RateLimitConfig is what each client may ask over time (package
+// ratelimit): a token bucket per client for requests (--client-rate,
+// --client-burst), primer runs its reads cause (--client-miss-rate,
+// --client-miss-burst), subscriptions started (--client-subscription-rate,
+// --client-subscription-burst) and WebSocket connections opened
+// (--client-connection-rate, --client-connection-burst). A rate of 0 turns
+// its budget off. A client is its token's Claim (--client-claim, sub),
+// else its address, read from X-Forwarded-For only behind TrustedProxies
+// (--trusted-proxies, CIDRs).
+type RateLimitConfig struct {
+	Requests, Misses, Subscriptions, Connections ratelimit.Rate
+	Claim                                        string
+	TrustedProxies                               []string
+}
+
+// On reports whether any budget is limited.
+func (c RateLimitConfig) On() bool {
+	return c.Requests.PerSecond > 0 || c.Misses.PerSecond > 0 || c.Subscriptions.PerSecond > 0 || c.Connections.PerSecond > 0
+}
+
+// ProductionRates are the budgets --production gives a client unless
+// flags say otherwise: generous for an app's own traffic (a page that
+// loads issues a few requests, each of a few misses at most), tight for a
+// script that floods.
+func ProductionRates() RateLimitConfig {
+	return RateLimitConfig{
+		Requests:      ratelimit.Rate{PerSecond: 50, Burst: 100},
+		Misses:        ratelimit.Rate{PerSecond: 10, Burst: 50},
+		Subscriptions: ratelimit.Rate{PerSecond: 2, Burst: 20},
+		Connections:   ratelimit.Rate{PerSecond: 1, Burst: 10},
+		Claim:         "sub",
+	}
+}
+
+func (c RateLimitConfig) limiter(maxBytes uint64) (*ratelimit.Limiter, error) {
+	for _, r := range []ratelimit.Rate{c.Requests, c.Misses, c.Subscriptions, c.Connections} {
+		if r.PerSecond < 0 || r.Burst < 0 {
+			return nil, errors.New("serve: --client-*-rate and --client-*-burst must not be negative (0 turns a budget off)")
+		}
+	}
+	if !c.On() {
+		return nil, nil
+	}
+	var proxies []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("serve: --trusted-proxies: %q is neither a CIDR nor an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	l, err := ratelimit.New(ratelimit.Config{
+		Requests: c.Requests, Misses: c.Misses, Subscriptions: c.Subscriptions, Connections: c.Connections,
+		Claim: c.Claim, TrustedProxies: proxies, MaxBytes: maxBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: --client-*: %w", err)
+	}
+	return l, nil
+}
+
+// TrustedConfig is the gateway's trusted documents (package trusted): the
+// manifest (--trusted-documents FILE: Apollo's persisted query manifest or
+// GraphQL Code Generator's persisted documents), its mode
+// (--trusted-documents-mode off, log or enforce; "" is enforce with a
+// manifest, off without) and whether kck:admin may run other documents in
+// enforce mode (--trusted-documents-admin-adhoc).
+type TrustedConfig struct {
+	Path       string
+	Mode       string
+	AdminAdHoc bool
+}
+
+func (c TrustedConfig) mode() (trusted.Mode, error) {
+	if c.Mode == "" && c.Path != "" {
+		return trusted.Enforce, nil
+	}
+	m, err := trusted.ParseMode(c.Mode)
+	if err != nil {
+		return m, fmt.Errorf("serve: --trusted-documents-mode: %w", err)
+	}
+	if m != trusted.Off && c.Path == "" {
+		return m, fmt.Errorf("serve: --trusted-documents-mode %s needs --trusted-documents FILE", m)
+	}
+	return m, nil
+}
+
 // AuthConfig is the gateway's token verification: off unless a key is
 // given (an HS256 secret, PEM public key files or a JWKS URL).
 type AuthConfig struct {
@@ -221,8 +320,9 @@ func Defaults() Config {
 			MaxSubscriptions: 10000, MaxSubscriptionsPerConnection: 100, MaxConnections: 10000,
 			KeepAlive: 15 * time.Second,
 		},
-		Auth:  AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
-		Admin: true,
+		Auth:      AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
+		RateLimit: RateLimitConfig{Claim: "sub"},
+		Admin:     true,
 	}
 }
 
@@ -263,6 +363,12 @@ func (c Config) Validate() error {
 		return errors.New("serve: --refresh-concurrency must be positive")
 	}
 	if err := c.Browser.validate(); err != nil {
+		return err
+	}
+	if _, err := c.RateLimit.limiter(4 << 20); err != nil {
+		return err
+	}
+	if _, err := c.Trusted.mode(); err != nil {
 		return err
 	}
 	return c.Limits.validate()

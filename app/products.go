@@ -106,7 +106,18 @@ func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*P
 		p.Close()
 		return nil, err
 	}
-	if p.rules, err = sqlproduct.Register(p.reg, pool, p.decls); err != nil {
+	// The placeholders' types, so that a value they cannot take is the
+	// caller's error before any query (see sqlproduct.Types).
+	if err := pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+		for _, e := range sqlproduct.Types(ctx, c.Conn(), p.decls) {
+			log.Warn("SQL statement does not prepare; its parameters are checked by the database alone (kck check says more)", "err", e)
+		}
+		return nil
+	}); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if p.rules, err = sqlproduct.Register(p.reg, pool, p.decls, log); err != nil {
 		p.Close()
 		return nil, err
 	}

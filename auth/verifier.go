@@ -350,6 +350,9 @@ func (v *Verifier) forgetTokens() {
 // Leeway is the clock skew allowed on exp, nbf and iat.
 func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
 
+// Now is the time on the verifier's clock (Config.Clock).
+func (v *Verifier) Now() time.Time { return v.cfg.Clock() }
+
 // ScopeClaims returns the claims scopes are read from.
 func (v *Verifier) ScopeClaims() []string { return v.cfg.ScopeClaims }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // countingStore counts the store calls a hit must not make.
@@ -195,6 +196,10 @@ func BenchmarkHit(b *testing.B) {
 	}
 	b.Run("static", func(b *testing.B) { run(b, r, static) })
 	b.Run("gateway", func(b *testing.B) { run(b, r, r.h) })
+	// With per-client rate limits on (every budget, none reached): a hit
+	// pays the client's address and a bucket's map lookup.
+	limited := newRig(b, rateLimited(b))
+	b.Run("gateway-ratelimited", func(b *testing.B) { run(b, limited, limited.h) })
 	// The same hits served compressed (stored bytes; below 512 bytes,
 	// identity).
 	b.Run("gateway-gzip", func(b *testing.B) { run(b, r, r.h, "gzip") })
@@ -286,7 +291,21 @@ func BenchmarkHitHTTP(b *testing.B) {
 	}
 	b.Run("static", func(b *testing.B) { run(b, static, nil) })
 	b.Run("gateway", func(b *testing.B) { run(b, r.h, nil) })
+	limited := newRig(b, rateLimited(b))
+	b.Run("gateway-ratelimited", func(b *testing.B) { run(b, limited.h, nil) })
 	b.Run("gateway-zstd", func(b *testing.B) { run(b, r.h, []string{"zstd"}) })
+}
+
+// rateLimited turns every per-client budget on, too large to be reached.
+func rateLimited(b testing.TB) func(*gateway.Options) {
+	return func(o *gateway.Options) {
+		big := ratelimit.Rate{PerSecond: 1e9, Burst: 1 << 30}
+		l, err := ratelimit.New(ratelimit.Config{Requests: big, Misses: big, Subscriptions: big, Connections: big})
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.RateLimit = l
+	}
 }
 
 // manyKeys is the 300-key query of bench/README.md: one request reading

@@ -31,7 +31,7 @@ const reads = (async () => {
   }
 })();
 
-const { browser, page, outside, consoleErrors } = await open();
+const { browser, page, outside, consoleErrors, failed } = await open();
 try {
   await page.setViewportSize({ width: 1400, height: 900 });
   await page.goto(a + '/admin', { waitUntil: 'load' });
@@ -108,6 +108,7 @@ try {
   }
   check(outside.length === 0, 'no request left the machine: ' + JSON.stringify(outside));
   check(consoleErrors.length === 0, 'no console error: ' + JSON.stringify(consoleErrors));
+  check(failed.length === 0, 'nothing the page loaded failed (a favicon included): ' + JSON.stringify(failed));
 } finally {
   reading = false;
   await browser.close();

@@ -5,8 +5,9 @@ import { chromium } from 'playwright-core';
 
 const local = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-// open launches chromium and returns {browser, page, outside, consoleErrors}.
-// outside lists URLs the page tried to load from another host (refused).
+// open launches chromium and returns {browser, page, outside, consoleErrors,
+// failed}. outside lists URLs the page tried to load from another host
+// (refused); failed, what the page loaded that answered 4xx or 5xx.
 export async function open() {
   const browser = await chromium.launch({
     executablePath: process.env.KCK_CHROMIUM || '/usr/bin/chromium',
@@ -27,7 +28,15 @@ export async function open() {
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  return { browser, context, page, outside, consoleErrors };
+  // Answers of 4xx or 5xx to what the page loaded itself (a favicon's 404
+  // is a console error in a visible browser, not always in a headless one).
+  const failed = [];
+  page.on('response', (r) => {
+    if (r.status() >= 400 && r.request().resourceType() !== 'fetch' && r.request().resourceType() !== 'xhr') {
+      failed.push(r.status() + ' ' + r.url());
+    }
+  });
+  return { browser, context, page, outside, consoleErrors, failed };
 }
 
 // check throws when cond is false, so the script exits non-zero.

@@ -154,7 +154,12 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 			err = fmt.Errorf("primer panicked: %v", rec)
 		}
 		c.m.primerSeconds.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
-		if err != nil {
+		// No data for these parameters, or parameters the primer refuses,
+		// are its answers (NOT_FOUND, BAD_USER_INPUT), not its failures:
+		// counted as errors, any client could set off a product's error
+		// alert (and the console's error count) by asking for ids that do
+		// not exist.
+		if err != nil && !errors.Is(err, primers.ErrNoData) && !errors.Is(err, primers.ErrBadInput) {
 			c.m.primerErrors.WithLabelValues(p.Name).Inc()
 			c.logPrimerFailure(p.Name, key, err)
 		}

@@ -37,9 +37,19 @@ type budgetKey struct{}
 // charged once however many of the request's fields read it.
 type missBudget struct {
 	mu   sync.Mutex
-	left int
+	left int // with max <= 0: no bound
 	max  int
 	keys map[string]bool // charged keys
+	gate MissGate        // the client's budget over time, or nil
+}
+
+// MissGate is a budget of misses beyond one request's: a client's, over
+// time (package ratelimit). Take spends one miss or returns why not (an
+// error shown to the client as it is); Refund gives back one that no
+// primer run used.
+type MissGate interface {
+	Take() error
+	Refund()
 }
 
 // WithMissBudget returns a context in which reads through the cache may run
@@ -47,10 +57,18 @@ type missBudget struct {
 // means no bound. The budget is the request's: the reads a primer makes of
 // other products are not counted against it.
 func WithMissBudget(ctx context.Context, n int) context.Context {
-	if n <= 0 {
+	return WithMissBudgetGate(ctx, n, nil)
+}
+
+// WithMissBudgetGate is WithMissBudget with gate spent too, once for each
+// key charged to the request (and refunded with it): a key the request may
+// run but gate refuses is served from the store or refused with gate's
+// error.
+func WithMissBudgetGate(ctx context.Context, n int, gate MissGate) context.Context {
+	if n <= 0 && gate == nil {
 		return context.WithValue(ctx, budgetKey{}, (*missBudget)(nil))
 	}
-	return context.WithValue(ctx, budgetKey{}, &missBudget{left: n, max: n, keys: map[string]bool{}})
+	return context.WithValue(ctx, budgetKey{}, &missBudget{left: n, max: n, keys: map[string]bool{}, gate: gate})
 }
 
 func budgetFrom(ctx context.Context) *missBudget {
@@ -58,24 +76,29 @@ func budgetFrom(ctx context.Context) *missBudget {
 	return b
 }
 
-// take spends one miss on key: ok is false when none is left; charged
-// says this call spent it (false for a key already charged, and with no
-// budget).
-func (b *missBudget) take(key string) (ok, charged bool) {
+// take spends one miss on key: ok is false when none is left, and refused
+// then says why; charged says this call spent it (false for a key already
+// charged, and with no budget).
+func (b *missBudget) take(key string) (ok, charged bool, refused error) {
 	if b == nil {
-		return true, false
+		return true, false, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case b.keys[key]:
-		return true, false
-	case b.left <= 0:
-		return false, false
+		return true, false, nil
+	case b.max > 0 && b.left <= 0:
+		return false, false, fmt.Errorf("%w: this request already caused %d misses, the most one may", ErrTooManyMisses, b.max)
+	}
+	if b.gate != nil {
+		if err := b.gate.Take(); err != nil {
+			return false, false, err
+		}
 	}
 	b.left--
 	b.keys[key] = true
-	return true, true
+	return true, true, nil
 }
 
 // refund gives back the miss a take charged on key: no primer ran for it.
@@ -85,6 +108,9 @@ func (b *missBudget) refund(key string) {
 	if b.keys[key] {
 		delete(b.keys, key)
 		b.left++
+		if b.gate != nil {
+			b.gate.Refund()
+		}
 	}
 }
 
@@ -146,12 +172,12 @@ func (c *Cache) forgetNegative(key string) {
 
 // loadStored serves key from the store only, for a request whose miss budget
 // is spent.
-func (c *Cache) loadStored(ctx context.Context, key string, b *missBudget) (Result, error) {
+func (c *Cache) loadStored(ctx context.Context, key string, refused error) (Result, error) {
 	if r, ok := c.stored(ctx, key); ok {
 		return r, nil
 	}
 	c.m.missRefused.Inc()
-	return Result{}, fmt.Errorf("%w: %s was not computed: this request already caused %d misses, the most one may", ErrTooManyMisses, key, b.max)
+	return Result{}, fmt.Errorf("%s was not computed: %w", key, refused)
 }
 
 // logPrimerFailure logs a primer failure, at most once per

@@ -189,9 +189,9 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 	}
 	// A request whose miss budget is spent gets only what is stored.
 	b := budgetFrom(ctx)
-	ok, charged := b.take(key)
+	ok, charged, refused := b.take(key)
 	if !ok {
-		return c.loadStored(ctx, key, b)
+		return c.loadStored(ctx, key, refused)
 	}
 	// Only the caller whose function the flight runs may have run a
 	// primer; the channel receive below orders this write before the read.

@@ -161,7 +161,7 @@ func productNames(reg *primers.Registry) []string {
 }
 
 func takeOK(b *missBudget, key string) bool {
-	ok, _ := b.take(key)
+	ok, _, _ := b.take(key)
 	return ok
 }
 

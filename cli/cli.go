@@ -33,6 +33,7 @@ func commands() []command {
 		{"load", "put the entries of a dump back into a store", runLoad, func(f *flags) { loadFlags(f) }},
 		{"schema", "print the GraphQL schema the gateway serves (SDL), for client code generators", runSchema, func(*flags) {}},
 		{"token", "mint an HS256 token with the configured secret, for trying auth", runToken, func(f *flags) { tokenFlags(f) }},
+		{"schema", "print the GraphQL schema the gateway serves, as SDL", runSchema, func(*flags) {}},
 	}
 }
 

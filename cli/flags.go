@@ -50,6 +50,10 @@ func (f *flags) int(p *int, name, env string, def int, usage string) {
 	f.IntVar(p, name, envParsed(f, env, def, strconv.Atoi, "a whole number"), f.usage(name, env, usage))
 }
 
+func (f *flags) float(p *float64, name, env string, def float64, usage string) {
+	f.Float64Var(p, name, envParsed(f, env, def, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number"), f.usage(name, env, usage))
+}
+
 func (f *flags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
 	f.DurationVar(p, name, envParsed(f, env, def, time.ParseDuration, "a duration such as 30s or 2m"), f.usage(name, env, usage))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/kck-go/kck/app"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/cache/postgres"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // serveOptions are kck serve's flags: the gateway's app.Config, and what
@@ -55,6 +57,10 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Migrate, "migrate", "KCK_MIGRATE", d.Migrate, "with --store cassandra or postgres: create the keyspace or schema and its tables first (what kck migrate does)")
 	limitFlags(f, &c.Limits, &o.production)
 	browserFlags(f, &c.Browser)
+	rateLimitFlags(f, &c.RateLimit)
+	f.str(&c.Trusted.Path, "trusted-documents", "KCK_TRUSTED_DOCUMENTS", "", "manifest of the trusted documents (Apollo's persisted query manifest or GraphQL Code Generator's persisted documents JSON), validated against the schema at start, reloaded when it changes or on SIGHUP")
+	f.str(&c.Trusted.Mode, "trusted-documents-mode", "KCK_TRUSTED_DOCUMENTS_MODE", "", "off, log (other documents run, counted and logged once each) or enforce (only trusted documents run: others are refused with PERSISTED_QUERY_NOT_ALLOWED); default: enforce with --trusted-documents, off without")
+	f.bool(&c.Trusted.AdminAdHoc, "trusted-documents-admin-adhoc", "KCK_TRUSTED_DOCUMENTS_ADMIN_ADHOC", false, "in enforce mode, let callers with scope kck:admin run documents that are not trusted")
 	authFlags(f, &c.Auth)
 	f.bool(&c.Admin, "admin", "KCK_ADMIN", d.Admin, "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for")
 	return o
@@ -128,6 +134,11 @@ func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (se
 	}
 	if o.production {
 		productionDefaults(f, &o.Config)
+	}
+	for _, r := range []*ratelimit.Rate{&o.RateLimit.Requests, &o.RateLimit.Misses, &o.RateLimit.Subscriptions, &o.RateLimit.Connections} {
+		if r.PerSecond > 0 && r.Burst == 0 {
+			r.Burst = max(1, int(math.Ceil(2*r.PerSecond)))
+		}
 	}
 	if o.Limits.NegativeTTL == 0 {
 		o.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/kck-go/kck/app"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 func limitFlags(f *flags, c *app.LimitsConfig, production *bool) {
@@ -44,6 +45,42 @@ func productionDefaults(f *flags, c *app.Config) {
 	if !asked("admin") {
 		c.Admin = false
 	}
+	// Per-client budgets: each rate and burst the operator did not give.
+	p := app.ProductionRates()
+	for _, b := range []struct {
+		name      string
+		cur, prod *ratelimit.Rate
+	}{
+		{"client", &c.RateLimit.Requests, &p.Requests},
+		{"client-miss", &c.RateLimit.Misses, &p.Misses},
+		{"client-subscription", &c.RateLimit.Subscriptions, &p.Subscriptions},
+		{"client-connection", &c.RateLimit.Connections, &p.Connections},
+	} {
+		if !asked(b.name + "-rate") {
+			b.cur.PerSecond = b.prod.PerSecond
+		}
+		if !asked(b.name + "-burst") {
+			b.cur.Burst = b.prod.Burst
+		}
+	}
+}
+
+func rateLimitFlags(f *flags, c *app.RateLimitConfig) {
+	for _, b := range []struct {
+		name, env, what string
+		r               *ratelimit.Rate
+	}{
+		{"client", "KCK_CLIENT", "requests to /graphql, /fetch and /update", &c.Requests},
+		{"client-miss", "KCK_CLIENT_MISS", "primer runs (reads of values not cached)", &c.Misses},
+		{"client-subscription", "KCK_CLIENT_SUBSCRIPTION", "subscriptions started", &c.Subscriptions},
+		{"client-connection", "KCK_CLIENT_CONNECTION", "WebSocket connections opened", &c.Connections},
+	} {
+		f.float(&b.r.PerSecond, b.name+"-rate", b.env+"_RATE", 0, b.what+" per second per client (a token bucket; 429 RATE_LIMITED with Retry-After past it); 0: no limit; --production: see the README")
+		f.int(&b.r.Burst, b.name+"-burst", b.env+"_BURST", 0, "burst of --"+b.name+"-rate (the bucket's size); 0: twice the rate, at least 1")
+	}
+	f.str(&c.Claim, "client-claim", "KCK_CLIENT_CLAIM", app.Defaults().RateLimit.Claim, "token claim that names a client for the rate limits (else its address)")
+	c.TrustedProxies = envList("KCK_TRUSTED_PROXIES")
+	f.value((*hostList)(&c.TrustedProxies), "trusted-proxies", "KCK_TRUSTED_PROXIES", "proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names a request's client for the rate limits; empty: the peer's address")
 }
 
 func browserFlags(f *flags, c *app.BrowserConfig) {

@@ -11,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kck-go/kck/app"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 func TestLimitFlags(t *testing.T) {
@@ -93,10 +96,10 @@ func TestServeProductionLimits(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	code, body := post(`{ __schema { queryType { name } } }`)
-	assert.Equal(t, 422, code)
+	assert.Equal(t, 200, code)
 	assert.Contains(t, body, `"limit":"introspection"`)
 	code, body = post(`{ a { b { c { d } } } }`)
-	assert.Equal(t, 422, code)
+	assert.Equal(t, 200, code)
 	assert.Contains(t, body, `"limit":"depth"`)
 	code, _ = post(`{ author(authorId: 1) { name } }`)
 	assert.Equal(t, 200, code)
@@ -161,4 +164,66 @@ func TestServeLeaseAtLeastPrimerTimeout(t *testing.T) {
 	cfg, err := parseServe([]string{"--compute-lease", "4s", "--primer-timeout", "4s"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, 4*time.Second, cfg.PrimerTimeout)
+}
+
+// The per-client rate limits' flags: off by default, on at the documented
+// defaults with --production (each flag overriding its own), from
+// variables too; a burst defaults to twice the rate.
+func TestRateLimitFlags(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, cfg.RateLimit.On(), "off by default")
+	assert.Equal(t, "sub", cfg.RateLimit.Claim)
+
+	cfg, err = parseServe([]string{"--production"}, io.Discard)
+	require.NoError(t, err)
+	p := app.ProductionRates()
+	assert.Equal(t, p.Requests, cfg.RateLimit.Requests)
+	assert.Equal(t, p.Misses, cfg.RateLimit.Misses)
+	assert.Equal(t, p.Subscriptions, cfg.RateLimit.Subscriptions)
+	assert.Equal(t, p.Connections, cfg.RateLimit.Connections)
+
+	cfg, err = parseServe([]string{"--production", "--client-rate", "7", "--client-miss-burst", "3", "--client-claim", "client_id",
+		"--trusted-proxies", "10.0.0.0/8, 192.0.2.1"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ratelimit.Rate{PerSecond: 7, Burst: p.Requests.Burst}, cfg.RateLimit.Requests)
+	assert.Equal(t, ratelimit.Rate{PerSecond: p.Misses.PerSecond, Burst: 3}, cfg.RateLimit.Misses)
+	assert.Equal(t, "client_id", cfg.RateLimit.Claim)
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.1"}, cfg.RateLimit.TrustedProxies)
+
+	t.Setenv("KCK_CLIENT_RATE", "2.5")
+	cfg, err = parseServe(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ratelimit.Rate{PerSecond: 2.5, Burst: 5}, cfg.RateLimit.Requests, "a burst of twice the rate")
+
+	for _, bad := range [][]string{{"--client-rate", "-1"}, {"--client-rate", "1", "--trusted-proxies", "not-an-address"}} {
+		_, err = parseServe(bad, io.Discard)
+		assert.Error(t, err, "%v", bad)
+	}
+}
+
+// The whole gateway with a per-client rate: the third request of a client
+// with a burst of two is 429 with Retry-After; /healthz is not counted.
+func TestServeRateLimits(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg2, err := parseServe([]string{"--client-rate", "0.001", "--client-burst", "2"}, io.Discard)
+	require.NoError(t, err)
+	cfg.RateLimit = cfg2.RateLimit
+	base, stop := startServe(t, cfg)
+	defer func() { require.NoError(t, stop()) }()
+	for i, want := range []int{200, 200, 429} {
+		resp, err := http.Get(base + "/fetch?key=author/7")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, "request %d: %s", i+1, b)
+		if want == 429 {
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			assert.Contains(t, string(b), "RATE_LIMITED")
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
 }

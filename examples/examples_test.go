@@ -57,7 +57,15 @@ func TestExamplesInChromium(t *testing.T) {
 			app := httptest.NewServer(http.FileServer(http.Dir(dist)))
 			t.Cleanup(app.Close)
 			db := pgtest.Database(t)
-			gw := startGateway(t, db, app.URL)
+			// An app that ships a trusted documents manifest (GraphQL Code
+			// Generator's, written by its build) gets a gateway that runs
+			// nothing else.
+			manifest := filepath.Join(here(), name, "src", "gql", "persisted-documents.json")
+			var extra []string
+			if _, err := os.Stat(manifest); err == nil {
+				extra = []string{"--trusted-documents", manifest, "--trusted-documents-mode", "enforce"}
+			}
+			gw := startGateway(t, db, app.URL, extra...)
 			insert := insertServer(t, db)
 			shots := t.ArtifactDir()
 			page := app.URL + "/index.html?" + url.Values{"gateway": {gw}, "author": {fmt.Sprint(author)}}.Encode()
@@ -65,6 +73,9 @@ func TestExamplesInChromium(t *testing.T) {
 			defer cancel()
 			browsertest.Run(t, ctx, "example.mjs", page, insert, shots)
 			t.Logf("screenshots in %s", shots)
+			if extra != nil {
+				browsertest.Run(t, ctx, "trusted-console.mjs", page)
+			}
 		})
 	}
 }
@@ -88,7 +99,7 @@ func buildExample(t *testing.T, name string) string {
 // startGateway loads the demo tables into db and starts a gateway process
 // serving them, allowing the origin the app is served from. Its log goes to
 // the test's artefacts.
-func startGateway(t *testing.T, db, origin string) string {
+func startGateway(t *testing.T, db, origin string, extra ...string) string {
 	t.Helper()
 	out, err := exec.Command(binary, "demo", "load", "--postgres-url", db).CombinedOutput()
 	require.NoError(t, err, "demo load: %s", out)
@@ -98,8 +109,8 @@ func startGateway(t *testing.T, db, origin string) string {
 	require.NoError(t, ln.Close())
 	logFile, err := os.Create(filepath.Join(t.ArtifactDir(), "gateway.log"))
 	require.NoError(t, err)
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--data-dir", t.TempDir(),
-		"--postgres-url", db, "--cors-origins", origin, "--log-level", "warn")
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data-dir", t.TempDir(),
+		"--postgres-url", db, "--cors-origins", origin, "--log-level", "warn"}, extra...)...)
 	// The embedded store: whatever make test exports for Cassandra.
 	cmd.Env = append(os.Environ(), "KCK_STORE=embedded", "KCK_DRAIN_DELAY=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -140,4 +151,15 @@ func insertServer(t *testing.T, db string) string {
 	}))
 	t.Cleanup(s.Close)
 	return s.URL
+}
+
+// The schema examples/react-codegen generates its typed documents against
+// is the one `kck schema` prints: regenerate it with
+// go run . schema > examples/react-codegen/schema.graphql
+func TestCodegenSchemaIsCurrent(t *testing.T) {
+	out, err := exec.Command(binary, "schema").Output()
+	require.NoError(t, err)
+	committed, err := os.ReadFile(filepath.Join(here(), "react-codegen", "schema.graphql"))
+	require.NoError(t, err)
+	require.Equal(t, string(out), string(committed), "run: go run . schema > examples/react-codegen/schema.graphql")
 }

@@ -24,6 +24,9 @@ import (
 // caller in its context only when the operation runs (see execute).
 func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Auth == nil {
+		if s.rl != nil && !s.allowRequest(w, r, auth.PrincipalFrom(r.Context())) {
+			return
+		}
 		if r.URL.Path == "/graphql" {
 			s.serveGraphQL(w, r, auth.PrincipalFrom(r.Context()))
 			return
@@ -34,11 +37,19 @@ func (s *Server) serveAuthenticated(w http.ResponseWriter, r *http.Request) {
 	adminToken(r)
 	p, err := s.opts.Auth.Authenticate(r)
 	if err != nil {
+		// A refused token spends its address's request budget: bad tokens
+		// are not a way around the limit.
+		if s.rl != nil && !s.allowRequest(w, r, nil) {
+			return
+		}
 		s.writeAuthError(w, r, err)
 		return
 	}
 	if p == nil {
 		p = auth.PrincipalFrom(r.Context())
+	}
+	if s.rl != nil && !s.allowRequest(w, r, p) {
+		return
 	}
 	if r.URL.Path == "/graphql" {
 		s.serveGraphQL(w, r, p)
@@ -72,13 +83,19 @@ func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err erro
 		writeError(w, cls.Status, cls.Code, cls.Message)
 		return
 	}
+	writeGraphQLStatus(w, cls.Status, cls.Code, cls.Message)
+}
+
+// writeGraphQLStatus answers a GraphQL request refused before gqlgen: a
+// GraphQL response with no data entry (it never ran) and status.
+func writeGraphQLStatus(w http.ResponseWriter, status int, code, msg string) {
 	out := []byte(`{"errors":[{"message":`)
-	out = appendJSONString(out, cls.Message)
+	out = appendJSONString(out, msg)
 	out = append(out, `,"extensions":{"code":`...)
-	out = appendJSONString(out, cls.Code)
-	out = append(out, "}}],\"data\":null}\n"...)
+	out = appendJSONString(out, code)
+	out = append(out, "}}]}\n"...)
 	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(cls.Status)
+	w.WriteHeader(status)
 	_, _ = w.Write(out)
 }
 

@@ -31,6 +31,36 @@ func TestCORS(t *testing.T) {
 	assert.Contains(t, pre.header.Get("Access-Control-Allow-Methods"), "POST")
 	assert.Contains(t, pre.header.Get("Vary"), "Origin")
 
+	// The same headers as others spell them: any case, any order, spaces,
+	// several header lines, a name twice.
+	for _, hdrs := range [][]string{
+		{"Content-Type, Authorization"},
+		{"authorization ,  CONTENT-TYPE,content-type"},
+		{"Content-Type", "Authorization, Apollographql-Client-Name"},
+	} {
+		req, err := http.NewRequest("OPTIONS", e.url+"/graphql", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", "http://localhost:5173")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header["Access-Control-Request-Headers"] = hdrs
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+		assert.Equal(t, "http://localhost:5173", resp.Header.Get("Access-Control-Allow-Origin"), "%q", hdrs)
+		assert.Contains(t, strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization", "%q", hdrs)
+	}
+	assert.Zero(t, e.logs.Count("CORS preflight refused"))
+	// A header no one allowed is refused, and the refusal is logged (once
+	// per interval).
+	for range 3 {
+		pre = e.do(t, "OPTIONS", "/graphql", "", "Origin", "http://localhost:5173",
+			"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type, x-secret")
+		assert.Empty(t, pre.header.Get("Access-Control-Allow-Origin"))
+	}
+	assert.Equal(t, 1, e.logs.Count("CORS preflight refused"))
+	assert.Equal(t, 1, e.logs.Count("x-secret"))
+
 	// The request itself.
 	r := e.do(t, "POST", "/graphql", gqlBody(`{ author(authorId: 42) { name } }`), "Origin", "https://app.example.com")
 	require.Equal(t, http.StatusOK, r.status, r.body)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
+	ctx = s.missBudget(ctx, r, auth.PrincipalFrom(r.Context()))
 	if len(keys) == 1 {
 		key, err := s.guard.ReadKey(ctx, keys[0])
 		if err != nil {
@@ -193,6 +194,7 @@ func (s *Server) classify(err error) apierror.Class {
 
 func (s *Server) writeClassified(w http.ResponseWriter, err error) {
 	challenge(w, err)
+	retryAfter(w, err)
 	cls := s.classify(err)
 	writeError(w, cls.Status, cls.Code, cls.Message)
 }

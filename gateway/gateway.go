@@ -24,6 +24,8 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/ratelimit"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Options configure a Server.
@@ -57,6 +59,10 @@ type Options struct {
 	DisableIntrospection bool
 	// DisablePlayground turns off the playground at /.
 	DisablePlayground bool
+	// PlaygroundQuery is the query the playground opens with; empty: an
+	// example on the demo's products with KCK's own schema (Schema nil),
+	// else { __typename }.
+	PlaygroundQuery string
 	// Limits bound what one GraphQL document may cost; QueryCacheBytes and
 	// APQCacheBytes bound gqlgen's caches (see graph.Options).
 	Limits                         graph.Limits
@@ -86,6 +92,16 @@ type Options struct {
 	// https://*.example.com, * for any) allowed to call the gateway and to
 	// open subscriptions; empty: same origin only.
 	CORSOrigins []string
+	// Trusted, when set, holds the trusted documents, in log or enforce
+	// mode (see package trusted and graph's trusted.go). When its manifest
+	// changes, the response cache is emptied: it may hold a response of a
+	// document no longer trusted.
+	Trusted *trusted.Store
+	// RateLimit, when set, bounds what each client may ask over time (see
+	// package ratelimit and ratelimit.go): requests to /graphql, /fetch and
+	// /update, the primer runs its reads cause, subscriptions started and
+	// WebSocket connections opened. Nil: no per-client limit.
+	RateLimit *ratelimit.Limiter
 }
 
 func (o Options) withDefaults() Options {
@@ -134,6 +150,8 @@ type Server struct {
 	// (negative: no bound).
 	wsOpen atomic.Int64
 	wsMax  int
+
+	rl *ratelimit.Limiter // nil: no per-client limits
 
 	bufs sync.Pool // *reqBuf
 
@@ -193,19 +211,27 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard, Schema: o.Schema,
+		Guard: guard, Schema: o.Schema, Trusted: o.Trusted,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
-		wsMax: subs.MaxConnections}
+		wsMax: subs.MaxConnections, rl: o.RateLimit}
+	if s.rl != nil {
+		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kck_rate_limit_clients",
+			Help: "Clients the per-client rate limiter holds buckets for (bounded by its share of --memory-mb).",
+		}, func() float64 { return float64(s.rl.Clients()) })); err != nil {
+			return nil, err
+		}
+	}
 	s.bufs.New = func() any { return new(reqBuf) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
 		// Before auth: a refused token's 401 must still be readable by
 		// the page that sent it.
-		s.authd = c.Handler(s.authd)
+		s.authd = newPreflights(c, s.authd, o.Logger)
 	}
 	compressions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_graphql_response_compressions_total",
@@ -229,6 +255,9 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if o.Trusted != nil && s.rc != nil {
+		o.Trusted.OnChange(s.rc.clear)
+	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kck_graphql_response_cache_total",
 		Help: "GraphQL requests by response-cache outcome: hit (replayed), miss (executed), store (executed and kept).",
@@ -240,9 +269,21 @@ func New(o Options) (*Server, error) {
 
 	// /graphql is served by serveAuthenticated itself, ahead of the mux.
 	if !o.DisablePlayground {
-		s.mux.Handle("GET /{$}", playgroundPage())
+		q := o.PlaygroundQuery
+		if q == "" {
+			q = schemaQuery
+			if o.Schema == nil {
+				q = demoQuery
+			}
+		}
+		page, err := playgroundPage(q)
+		if err != nil {
+			return nil, err
+		}
+		s.mux.Handle("GET /{$}", page)
 		s.mux.Handle("GET "+playgroundPrefix+"{file}", playgroundFiles())
 	}
+	s.mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	s.mux.HandleFunc("GET /fetch", s.handleFetch)
 	s.mux.HandleFunc("GET /fetch/{key...}", s.handleFetch)
 	s.mux.HandleFunc("POST /update", s.handleUpdate)
@@ -381,6 +422,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		r = r.WithContext(r.Context())
 		r.Method = http.MethodGet
 	}
+	if r.Method == http.MethodPost && !apierror.IsJSON(r) {
+		// Before the response cache: a POST it may not run gets the same
+		// answer whatever is cached (the cache's identity has no media
+		// type, as every body it keeps was application/json).
+		writeGraphQLStatus(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, graph.UnsupportedMediaMessage)
+		return
+	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
 		s.execute(w, r, p, nil, nil, 0)
 		return
@@ -399,8 +447,11 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	// on who asks, the caller (see callerIdentity).
 	buf.WriteString(r.Method)
 	buf.WriteByte(0)
-	if a := r.Header["Accept"]; len(a) > 0 {
-		buf.WriteString(a[0])
+	for i, a := range r.Header["Accept"] {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(a)
 	}
 	buf.WriteByte(0)
 	var body []byte
@@ -468,6 +519,14 @@ func (rb *reqBuf) readBody(w http.ResponseWriter, body io.Reader, max int64) err
 // serveWebSocket runs one subscription connection, unless as many as
 // allowed are open already: then 503 before the upgrade, LIMIT_EXCEEDED.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if s.rl != nil {
+		addr := s.rl.Address(r)
+		if err := s.rl.Allow(s.rl.Client(auth.PrincipalFrom(r.Context()), addr), ratelimit.Connections); err != nil {
+			s.refuseRate(w, r, err)
+			return
+		}
+		r = r.WithContext(ratelimit.WithClient(r.Context(), s.rl, addr))
+	}
 	if n := s.wsOpen.Add(1); s.wsMax >= 0 && n > int64(s.wsMax) {
 		s.wsOpen.Add(-1)
 		s.limits.onRefused(graph.LimitConnections)
@@ -540,7 +599,7 @@ func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Con
 	if p != nil {
 		ctx = auth.WithPrincipal(ctx, p)
 	}
-	ctx = cache.WithMissBudget(ctx, s.opts.MaxMissesPerRequest)
+	ctx = s.missBudget(ctx, r, p)
 	ctx, col := graph.WithCollector(ctx)
 	return ctx, cancel, col
 }

@@ -131,6 +131,25 @@ func (e *env) do(t *testing.T, method, path, body string, hdr ...string) reply {
 	return reply{resp.StatusCode, resp.Header, string(b)}
 }
 
+// doCT is do with the request's Content-Type ct (none when empty).
+func (e *env) doCT(t *testing.T, method, path, body, ct string, hdr ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return reply{resp.StatusCode, resp.Header, string(b)}
+}
+
 func decode[T any](t *testing.T, s string) T {
 	t.Helper()
 	var v T

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/kck-go/kck/cache/cachetest"
@@ -27,3 +28,5 @@ func gqlBody(query string) string {
 	b, _ := json.Marshal(map[string]string{"query": query})
 	return string(b)
 }
+
+func bytesReader(s string) *strings.Reader { return strings.NewReader(s) }

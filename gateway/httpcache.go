@@ -88,7 +88,7 @@ func (s *Server) writeGET(w http.ResponseWriter, r *http.Request, rp *rep, reads
 	hdr.Set("Cache-Control", s.cacheControl(reads))
 	etag := rp.etag
 	if etag == "" {
-		etag = etagOf(rp.body)
+		etag = etagOf(hdr.Get("Content-Type"), rp.body)
 	}
 	hdr.Set("ETag", etag)
 	if etagMatch(r.Header.Get("If-None-Match"), etag) {

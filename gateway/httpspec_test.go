@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/kck-go/kck/internal/metrictest"
 )
 
@@ -160,4 +162,126 @@ func TestGraphQLOverHTTPSpec(t *testing.T) {
 	n, errs := e.logs.Errors()
 	assert.Zero(t, n, "%v", errs)
 	assert.Zero(t, e.logs.Count("panicked"))
+}
+
+// Media types: a POST whose body is not JSON is 415 on every route, and
+// the response cache never answers it (an answer must not depend on what is
+// cached); Accept's q-values pick the response type; each type has its own
+// ETag.
+func TestGraphQLMediaTypes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	q := gqlBody(`{ product(key: "counted/1") { key } }`)
+	for range 2 { // the second time, the response cache holds the answer
+		r := e.do(t, "POST", "/graphql", q)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+			"multipart/form-data; boundary=x", "application/graphql", "application/json; charset=latin1", "nonsense"} {
+			r := e.doCT(t, "POST", "/graphql", q, ct)
+			assert.Equal(t, http.StatusUnsupportedMediaType, r.status, "%s: %s", ct, r.body)
+			assert.Contains(t, r.body, "BAD_USER_INPUT", ct)
+			assert.NotContains(t, r.body, `"data"`, ct)
+			r = e.doCT(t, "POST", "/update", `{"name":"add_title","input":{"authorId":1,"title":"x","year":2000}}`, ct)
+			assert.Equal(t, http.StatusUnsupportedMediaType, r.status, "/update %s", ct)
+		}
+		r = e.doCT(t, "POST", "/graphql", q, "")
+		assert.Equal(t, http.StatusUnsupportedMediaType, r.status, "no content type")
+		r = e.doCT(t, "POST", "/graphql", q, "application/json; charset=utf-8")
+		assert.Equal(t, http.StatusOK, r.status, r.body)
+	}
+
+	const gqlJSON = "application/graphql-response+json"
+	for _, tc := range []struct{ accept, want string }{
+		{"", "application/json"},
+		{"*/*", "application/json"},
+		{"application/*", "application/json"},
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/json"},
+		{gqlJSON + ",application/json;q=0.9", gqlJSON},                                                          // Apollo Client
+		{gqlJSON + ", application/graphql+json, application/json, text/event-stream, multipart/mixed", gqlJSON}, // urql
+		{"application/json;q=0.5, " + gqlJSON, gqlJSON},
+		{gqlJSON + ";q=0.1, application/json", "application/json"},
+		{"application/json;q=0, */*", gqlJSON},
+		{"APPLICATION/JSON", "application/json"},
+		{"text/html", ""},
+		{"application/json;q=0", ""},
+	} {
+		r := e.do(t, "POST", "/graphql", q, "Accept", tc.accept)
+		if tc.want == "" {
+			assert.Equal(t, http.StatusNotAcceptable, r.status, tc.accept)
+			continue
+		}
+		assert.Equal(t, http.StatusOK, r.status, "%s: %s", tc.accept, r.body)
+		assert.Equal(t, tc.want, r.header.Get("Content-Type"), tc.accept)
+	}
+
+	get := getQuery(`{ product(key: "soft/1") { key } }`, nil)
+	a := e.do(t, "GET", get, "", "Accept", "application/json")
+	b := e.do(t, "GET", get, "", "Accept", gqlJSON)
+	require.Equal(t, a.body, b.body)
+	assert.NotEqual(t, a.header.Get("ETag"), b.header.Get("ETag"), "two representations, two ETags")
+	r := e.do(t, "GET", get, "", "Accept", gqlJSON, "If-None-Match", a.header.Get("ETag"))
+	assert.Equal(t, http.StatusOK, r.status, "one type's ETag does not validate the other's")
+}
+
+// The request parameters the GraphQL over HTTP spec allows; anything else
+// is 400 whatever Accept says. A document that does not parse, validate or
+// coerce is 200 with application/json and 400 with
+// application/graphql-response+json.
+func TestGraphQLOverHTTPStatuses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const gqlJSON = "application/graphql-response+json"
+	for _, body := range []string{
+		`{"query": {"obj":"ect"}}`, `{"query": 0}`, `{"query": false}`, `{"query": ["array"]}`,
+		`{"query": "{ __typename }", "operationName": 0}`, `{"query": "{ __typename }", "operationName": {"a":1}}`,
+		`{"query": "{ __typename }", "variables": "string"}`, `{"query": "{ __typename }", "variables": ["array"]}`,
+		`{"query": "{ __typename }", "extensions": 0}`, `{"query": "{ __typename }", "extensions": "x"}`,
+		`{"qeury": "{ __typename }"}`, `{}`, ``, `{ "not a JSON`,
+	} {
+		for _, accept := range []string{"application/json", gqlJSON} {
+			r := e.doCT(t, "POST", "/graphql", body, "application/json", "Accept", accept)
+			assert.Equal(t, http.StatusBadRequest, r.status, "%s (%s): %s", body, accept, r.body)
+		}
+	}
+	for _, body := range []string{
+		`{"query": "{ __typename }", "variables": null, "operationName": null, "extensions": null}`,
+		`{"query": "query Q { __typename }", "operationName": "Q", "extensions": {"some": "value"}}`,
+	} {
+		r := e.do(t, "POST", "/graphql", body, "Accept", "application/json")
+		assert.Equal(t, http.StatusOK, r.status, "%s: %s", body, r.body)
+		assert.NotContains(t, r.body, "errors")
+	}
+	for _, doc := range []struct{ name, body string }{
+		{"parse", gqlBody(`{`)},
+		{"validation", gqlBody(`{ nope }`)},
+		{"coercion", `{"query": "query Q($n: Int!) { topAuthors(n: $n) { authorId } }", "variables": {"n": "three"}}`},
+	} {
+		r := e.do(t, "POST", "/graphql", doc.body, "Accept", "application/json")
+		assert.Equal(t, http.StatusOK, r.status, "%s: %s", doc.name, r.body)
+		assert.NotContains(t, r.body, `"data"`, doc.name)
+		r = e.do(t, "POST", "/graphql", doc.body, "Accept", gqlJSON)
+		assert.Equal(t, http.StatusBadRequest, r.status, "%s: %s", doc.name, r.body)
+		assert.NotContains(t, r.body, `"data"`, doc.name)
+	}
+	// GET takes variables and extensions as JSON in the URL.
+	r := e.do(t, "GET", getQuery(`query T($name: String!) { __type(name: $name) { name } }`, map[string]any{"name": "Query"}), "")
+	assert.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, `"name":"Query"`)
+	r = e.do(t, "GET", "/graphql?query=%7B+__typename+%7D&variables=%5B1%5D", "")
+	assert.Equal(t, http.StatusBadRequest, r.status, r.body)
+}
+
+// graphql-http's own audits of the GraphQL over HTTP specification
+// (serverAudits, npm graphql-http) against the real gateway: every MUST and
+// SHOULD passes, and so does every MAY (25 in graphql-http 1.23.1; each
+// audit's outcome is in the test's output).
+func TestGraphQLHTTPAudits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	out := browsertest.Run(t, t.Context(), "graphql-http-audit.mjs", e.url+"/graphql", "25")
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(line, "MUST ") {
+			t.Log(line)
+		}
+	}
 }

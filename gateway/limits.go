@@ -5,6 +5,7 @@ import (
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // limitMetrics count what the gateway refused, by limit, and the documents
@@ -21,13 +22,14 @@ var limitNames = []string{
 	graph.LimitTokens, graph.LimitDepth, graph.LimitAliases, graph.LimitRootFields, graph.LimitFields, graph.LimitRepeats,
 	graph.LimitComplexity, graph.LimitBatch, graph.LimitIntrospection, apierror.LimitMisses,
 	graph.LimitSubscriptions, graph.LimitSubscriptionsPerConnection, graph.LimitConnections,
+	ratelimit.Requests.Limit(), ratelimit.Misses.Limit(), ratelimit.Subscriptions.Limit(), ratelimit.Connections.Limit(),
 }
 
 func newLimitMetrics(reg prometheus.Registerer) (*limitMetrics, error) {
 	m := &limitMetrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kck_refused_total",
-			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, repeated_fields, complexity, batch, introspection (GraphQL documents), misses (product reads beyond a request's miss budget), subscriptions, subscriptions_per_connection and websocket_connections.",
+			Help: "Requests, documents or fields refused by a limit, by limit: tokens, depth, aliases, root_fields, fields, repeated_fields, complexity, batch, introspection (GraphQL documents), misses (product reads beyond a request's miss budget), subscriptions, subscriptions_per_connection and websocket_connections; per client over time (--client-rate and the like): client_requests, client_misses, client_subscriptions, client_connections.",
 		}, []string{"limit"}),
 		validated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kck_graphql_validations_total",

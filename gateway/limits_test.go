@@ -63,8 +63,11 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 			refused := metrictest.Value(t, e.metrics, "kck_refused_total", tc.limit)
-			r := e.do(t, "POST", "/graphql", gqlBody(tc.query))
-			assert.Equal(t, 422, r.status, r.body)
+			// 200 with application/json (the GraphQL over HTTP spec: a
+			// request error is in the body), 400 with
+			// application/graphql-response+json.
+			r := e.do(t, "POST", "/graphql", gqlBody(tc.query), "Accept", "application/graphql-response+json")
+			assert.Equal(t, 400, r.status, r.body)
 			got := decode[gqlReply](t, r.body)
 			require.Len(t, got.Errors, 1, r.body)
 			assert.Less(t, len(r.body), 1000, "the refusal does not echo the document")
@@ -80,7 +83,7 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 			// The same over GET.
 			if len(tc.query) < 32<<10 && tc.limit != "" {
 				r = e.do(t, "GET", "/graphql?query="+url.QueryEscape(tc.query), "")
-				assert.Equal(t, 422, r.status, r.body)
+				assert.Equal(t, 200, r.status, r.body)
 				assert.Contains(t, r.body, `"limit":"`+tc.limit+`"`)
 			}
 		})
@@ -105,9 +108,10 @@ func TestComplexityLimit(t *testing.T) {
 	// 5 product fields of cost 10 plus a field each: 55.
 	q := "{ " + aliased(5, `product(key: "counted/1") { key }`) + "}"
 	r := e.do(t, "POST", "/graphql", gqlBody(q))
-	assert.Equal(t, 422, r.status, r.body)
+	assert.Equal(t, 200, r.status, r.body)
 	got := decode[gqlReply](t, r.body)
 	require.Len(t, got.Errors, 1)
+	assert.NotContains(t, r.body, `"data"`)
 	assert.Equal(t, "complexity", got.Errors[0].Extensions["limit"])
 	assert.EqualValues(t, 55, got.Errors[0].Extensions["got"])
 	assert.Zero(t, e.runs.Load(), "a primer ran")
@@ -170,7 +174,7 @@ func TestProductionTurnsOffIntrospectionAndPlayground(t *testing.T) {
 	before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
 	for _, q := range []string{`{ __schema { types { name } } }`, `{ __type(name: "Query") { name } }`, `query { ...F } fragment F on Query { __schema { queryType { name } } }`} {
 		r := e.do(t, "POST", "/graphql", gqlBody(q))
-		assert.Equal(t, 422, r.status, r.body)
+		assert.Equal(t, 200, r.status, r.body)
 		assert.Contains(t, r.body, `"limit":"introspection"`)
 	}
 	assert.Equal(t, before, metrictest.Value(t, e.metrics, "kck_graphql_validations_total"))
@@ -395,4 +399,23 @@ func TestBatchWhenEnabled(t *testing.T) {
 	assert.Equal(t, first.body, again.body)
 	assert.Equal(t, hits+1, metrictest.Value(t, e.metrics, "kck_graphql_response_cache_total", "hit"))
 	assert.Contains(t, first.body, `"kck":{"products"`)
+}
+
+// "No data" is a primer's answer, not its failure: it is not counted in
+// kck_primer_errors_total (which the console shows as the product's
+// errors), so asking for ids that do not exist sets off no error alert. A
+// failing primer still counts.
+func TestNotFoundIsNotAPrimerError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i := range 3 {
+		assert.Equal(t, 404, e.do(t, "GET", fmt.Sprintf("/fetch?key=sparse/%d", i), "").status)
+	}
+	assert.Equal(t, 404, e.do(t, "GET", "/fetch?key=author/99999", "").status)
+	assert.Equal(t, 3.0, metrictest.Value(t, e.metrics, "kck_primer_runs_total", "sparse"))
+	assert.Zero(t, metrictest.Value(t, e.metrics, "kck_primer_errors_total", "sparse"))
+	assert.Zero(t, metrictest.Value(t, e.metrics, "kck_primer_errors_total", "author"))
+	assert.Zero(t, e.logs.Count("primer failed"))
+	assert.Equal(t, 502, e.do(t, "GET", "/fetch?key=failing/1", "").status)
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_primer_errors_total", "failing"))
 }

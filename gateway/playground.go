@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"embed"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 
 	"github.com/99designs/gqlgen/graphql/playground"
 )
@@ -33,11 +37,83 @@ const (
 // pinned above: no further asset); the fetcher sends the headers pane's
 // headers as connection_init's payload, which is where the gateway reads
 // a token ({"Authorization": "Bearer ..."}).
-func playgroundPage() http.Handler {
-	return playground.Handler("KCK", "/graphql",
+//
+// The page opens with query in its editor (GraphiQL's defaultQuery, used
+// when the browser has none stored): GraphiQL's own welcome text is a
+// comment, and running it is a syntax error. It names /favicon.ico, which
+// the gateway serves, so that no page of it logs a 404.
+func playgroundPage(query string) (http.Handler, error) {
+	h := playground.Handler("KCK", "/graphql",
 		playground.WithGraphiqlVersion(playgroundPrefix+"graphiql.min.js", playgroundPrefix+"graphiql.min.css", graphiqlJSSRI, graphiqlCSSSRI),
 		playground.WithGraphiqlReactVersion(playgroundPrefix+"react.production.min.js", playgroundPrefix+"react-dom.production.min.js", reactSRI, reactDOMSRI),
 	)
+	// gqlgen renders a fixed template: rendered once, with the two
+	// additions made where its text allows them.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	page := rec.Body.Bytes()
+	q, err := json.Marshal(query)
+	if err != nil {
+		return nil, err
+	}
+	for _, edit := range []struct{ at, add string }{
+		{"inputValueDeprecation: true", ",\n          defaultQuery: " + string(q)},
+		{"<title>KCK</title>", "\n    <link rel=\"icon\" href=\"/favicon.ico\">"},
+	} {
+		i := bytes.Index(page, []byte(edit.at))
+		if i < 0 {
+			return nil, errPlaygroundTemplate
+		}
+		i += len(edit.at)
+		page = append(page[:i:i], append([]byte(edit.add), page[i:]...)...)
+	}
+	hdr := rec.Header().Clone()
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for k, v := range hdr {
+			w.Header()[k] = v
+		}
+		_, _ = w.Write(page)
+	}), nil
+}
+
+// errPlaygroundTemplate says gqlgen's page changed where it is edited
+// (caught by the playground tests on an upgrade).
+var errPlaygroundTemplate = errors.New("gateway: gqlgen's playground page is not the one expected; see playground.go")
+
+// demoQuery is the playground's first query on KCK's own schema (the
+// demo's products): it runs as it is, with auth on too (public products).
+const demoQuery = `# KCK's demo: press Run (Ctrl-Enter). Each product is served from the
+# cache; extensions.kck.products tells its version and freshness.
+{
+  titleList(authorId: 42) {
+    id
+    title
+    year
+  }
+  topAuthors(n: 3) {
+    authorId
+    name
+    totalSales
+  }
+}
+`
+
+// schemaQuery is the first query on an application's own schema.
+const schemaQuery = `# Write a query, then press Run (Ctrl-Enter).
+{
+  __typename
+}
+`
+
+//go:embed favicon.ico
+var favicon []byte
+
+// serveFavicon answers /favicon.ico, which browsers ask for on every page
+// (the playground's and the console's would log a 404 otherwise).
+func serveFavicon(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "image/x-icon")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(favicon)
 }
 
 // playgroundFiles serves the embedded assets; they never change within a

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"html"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kck-go/kck/gateway"
 	"github.com/kck-go/kck/internal/browsertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,4 +60,35 @@ func TestPlaygroundSubscriptionInChromium(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Dir(shot), 0o755))
 	browsertest.Run(t, t.Context(), "playground-subscription.mjs", e.url, e.hs(t, "5", "stats:read titles:write"), shot)
 	t.Logf("screenshot: %s", shot)
+}
+
+// The playground opens with a query that runs (with auth on too: the
+// demo's public products), and names a favicon the gateway serves.
+func TestPlaygroundExampleQueryAndFavicon(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]string{"auth off": newEnv(t).url, "auth on": newAuthEnv(t).url} {
+		e := &env{url: url}
+		page := e.do(t, "GET", "/", "")
+		require.Equal(t, 200, page.status)
+		m := regexp.MustCompile(`defaultQuery: ("(?:[^"\\]|\\.)*")`).FindStringSubmatch(page.body)
+		require.NotNil(t, m, "%s: the page sets GraphiQL's defaultQuery", name)
+		var q string
+		require.NoError(t, json.Unmarshal([]byte(m[1]), &q))
+		r := e.do(t, "POST", "/graphql", gqlBody(q), "Accept", "application/graphql-response+json")
+		require.Equal(t, 200, r.status, "%s: %s", name, r.body)
+		g := decode[gqlReply](t, r.body)
+		assert.Empty(t, g.Errors, name)
+		assert.Contains(t, g.Data, "titleList", name)
+
+		assert.Contains(t, page.body, `<link rel="icon" href="/favicon.ico">`)
+		ico := e.do(t, "GET", "/favicon.ico", "")
+		assert.Equal(t, 200, ico.status, name)
+		assert.Equal(t, "image/x-icon", ico.header.Get("Content-Type"))
+		assert.True(t, strings.HasPrefix(ico.body, "\x00\x00\x01\x00"), "an ICO file")
+	}
+	// Without the playground (production), the favicon is still there: the
+	// console asks for it too.
+	e := newEnv(t, func(o *gateway.Options) { o.DisablePlayground = true })
+	assert.Equal(t, 404, e.do(t, "GET", "/", "").status)
+	assert.Equal(t, 200, e.do(t, "GET", "/favicon.ico", "").status)
 }

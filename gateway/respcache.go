@@ -96,11 +96,17 @@ func newRep(body []byte, c coding, etag string) *rep {
 	return &rep{body: body, coding: c, length: []string{strconv.Itoa(len(body))}, etag: etag}
 }
 
-// etagOf is a GET response's ETag: a hash of its identity bytes, stable
-// across gateways.
-func etagOf(body []byte) string {
-	sum := sha256.Sum256(body)
-	return `"` + hex.EncodeToString(sum[:12]) + `"`
+// etagOf is a GET response's ETag: a hash of its media type and identity
+// bytes, stable across gateways. The media type is in it because the same
+// bytes as application/json and as application/graphql-response+json are
+// two representations, which a cache must not take for one another.
+func etagOf(contentType string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(contentType))
+	h.Write([]byte{0})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return `"` + hex.EncodeToString(h.Sum(sum[:0])[:12]) + `"`
 }
 
 // weight is what an entry holds, in bytes (with an estimate of its
@@ -130,6 +136,9 @@ func newResponseCache(c versions, maxBytes uint64, comp *compressor, minComp int
 	}
 	return &responseCache{seed: maphash.MakeSeed(), entries: entries, c: c, comp: comp, minComp: minComp, compressions: compressions}, nil
 }
+
+// clear drops every entry (the trusted documents changed).
+func (rc *responseCache) clear() { rc.entries.InvalidateAll() }
 
 func (rc *responseCache) hash(ident []byte) uint64 {
 	return maphash.Bytes(rc.seed, ident)
@@ -175,7 +184,7 @@ func (rc *responseCache) put(h uint64, ident []byte, public, get bool, header ht
 	}
 	etag := ""
 	if get {
-		etag = etagOf(e.body)
+		etag = etagOf(e.contentType[0], e.body)
 	}
 	e.identity = *newRep(e.body, identity, etag)
 	for i, r := range reads {

@@ -150,8 +150,7 @@ func (c *wsClient) data(id string) map[string]json.RawMessage {
 }
 
 // failure returns the error code and limit of the next message for id,
-// which must be an error (graphql-transport-ws "error", or a result with
-// errors and no data).
+// which must be an error message.
 func (c *wsClient) failure(id string) (code, limit string) {
 	c.t.Helper()
 	typ, p := c.next(id)
@@ -159,19 +158,13 @@ func (c *wsClient) failure(id string) (code, limit string) {
 		Message    string         `json:"message"`
 		Extensions map[string]any `json:"extensions"`
 	}
-	switch typ {
-	case "error":
-		require.NoError(c.t, json.Unmarshal(p, &errs), "%s", p)
-	case "next", "data":
-		var r struct {
-			Data   map[string]json.RawMessage `json:"data"`
-			Errors json.RawMessage            `json:"errors"`
-		}
-		require.NoError(c.t, json.Unmarshal(p, &r))
-		require.NoError(c.t, json.Unmarshal(r.Errors, &errs), "%s", p)
-	default:
+	// A subscription that does not start gets the protocol's error
+	// message, on either protocol: never a result with errors and then
+	// complete, which a client reads as a value and a normal end.
+	if typ != "error" {
 		c.t.Fatalf("want an error for %s, got %s %s", id, typ, p)
 	}
+	require.NoError(c.t, json.Unmarshal(p, &errs), "%s", p)
 	require.NotEmpty(c.t, errs)
 	code, _ = errs[0].Extensions["code"].(string)
 	limit, _ = errs[0].Extensions["limit"].(string)
@@ -437,6 +430,9 @@ func TestSubscriptionBounds(t *testing.T) {
 	sub(a, "2")
 	a.data("2")
 	sub(a, "3")
+	typ, _ := a.next("3")
+	assert.Equal(t, "error", typ, "a refused subscription gets the protocol's error, not next and complete")
+	sub(a, "3")
 	code, limit := a.failure("3")
 	assert.Equal(t, "LIMIT_EXCEEDED", code)
 	assert.Equal(t, graph.LimitSubscriptionsPerConnection, limit)
@@ -456,7 +452,7 @@ func TestSubscriptionBounds(t *testing.T) {
 	}, 2*time.Minute, 5*time.Millisecond)
 	sub(b, "3")
 	b.data("3")
-	assert.Equal(t, 2.0, metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
+	assert.Equal(t, 3.0, metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitSubscriptions)+
 		metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitSubscriptionsPerConnection))
 
 	// Closing a connection frees its subscriptions.
@@ -533,14 +529,93 @@ func TestSubscriptionAuth(t *testing.T) {
 	require.ErrorContains(t, err, "connection_error")
 	assert.Equal(t, websocket.StatusCode(4403), bad.closeCode())
 
-	// A token that expires closes its connection with 4403, at exp plus
-	// the leeway (30 s): this one is past its exp but inside the leeway.
+	// A token that expires closes its connection with 4403 at exp, with no
+	// leeway (a request's leeway forgives a clock skew for the moment it
+	// takes; a connection would live on half a minute past exp).
 	claims := e.claims("5", "stats:read")
-	claims["exp"] = e.clock.Now().Add(-28 * time.Second).Unix()
+	exp := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+	claims["exp"] = exp.Unix()
 	short := dialWS(t, e.url, false, map[string]any{"Authorization": "Bearer " + sign(t, jwt.SigningMethodHS256, e.keys.secret, claims, nil)})
 	short.subscribe("own", stats, map[string]any{"a": 5})
 	short.data("own")
 	assert.Equal(t, websocket.StatusCode(4403), short.closeCode())
+	closed := time.Now()
+	assert.False(t, closed.Before(exp), "closed %v before exp %v", closed, exp)
+	assert.Less(t, closed.Sub(exp), 15*time.Second, "closed at exp, not at exp plus the leeway (30 s)")
+
+	// One past its exp but inside the leeway is refused at connection_init.
+	claims["exp"] = e.clock.Now().Add(-5 * time.Second).Unix()
+	late := sign(t, jwt.SigningMethodHS256, e.keys.secret, claims, nil)
+	_, err = tryDialWS(t, e.url, false, map[string]any{"Authorization": "Bearer " + late}, nil)
+	assert.Equal(t, websocket.StatusCode(4403), websocket.CloseStatus(err), "%v", err)
+	// (Over HTTP the leeway holds.)
+	r, _ := e.gql(t, `{"query":"{ authorStats(authorId: 5) { titleCount } }"}`, bearer(late)...)
+	assert.Equal(t, http.StatusOK, r.status, r.body)
+}
+
+// rawWS opens a graphql-transport-ws connection and sends nothing.
+func rawWS(t *testing.T, baseURL string) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	return &wsClient{t: t, conn: conn, ctx: ctx}
+}
+
+func (c *wsClient) sendRaw(s string) {
+	c.t.Helper()
+	require.NoError(c.t, c.conn.Write(c.ctx, websocket.MessageText, []byte(s)))
+}
+
+// graphql-transport-ws's close codes for a client that breaks the protocol
+// (gqlgen's transport closes with 1002 for each).
+func TestGraphQLTransportWSCloseCodes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *gateway.Options) { o.Subscriptions.InitTimeout = 300 * time.Millisecond })
+	const init = `{"type":"connection_init"}`
+	const sub = `{"id":"1","type":"subscribe","payload":{"query":"subscription { product(key: \"counted/1\") { version } }"}}`
+	for _, tc := range []struct {
+		name string
+		send []string
+		want websocket.StatusCode
+	}{
+		{"subscribe before connection_init", []string{sub}, 4401},
+		{"a second connection_init", []string{init, init}, 4429},
+		{"not JSON", []string{"garbage"}, 4400},
+		{"not JSON after init", []string{init, "{nope"}, 4400},
+		{"no type", []string{init, `{"id":"1"}`}, 4400},
+		{"a server's message", []string{init, `{"id":"1","type":"next","payload":{}}`}, 4400},
+		{"subscribe without an id", []string{init, `{"type":"subscribe","payload":{"query":"{ __typename }"}}`}, 4400},
+		{"subscribe without a query", []string{init, `{"id":"1","type":"subscribe","payload":{}}`}, 4400},
+		{"an id in use", []string{init, sub, sub}, 4409},
+		{"no connection_init in time", nil, 4408},
+	} {
+		c := rawWS(t, e.url)
+		for _, m := range tc.send {
+			c.sendRaw(m)
+		}
+		assert.Equal(t, tc.want, c.closeCode(), tc.name)
+	}
+
+	// An id may be used again once its subscription completed.
+	c := dialWS(t, e.url, false, nil)
+	c.sendRaw(`{"id":"q","type":"subscribe","payload":{"query":"subscription { product(key: \"nope/1\") { version } }"}}`)
+	typ, _ := c.next("q")
+	assert.Equal(t, "error", typ)
+	c.sendRaw(`{"id":"q","type":"subscribe","payload":{"query":"subscription { product(key: \"counted/1\") { version } }"}}`)
+	c.data("q")
+	c.send(wsMsg{ID: "q", Type: "complete"})
+	typ, _ = c.next("q") // gqlgen confirms it
+	assert.Equal(t, "complete", typ)
+	c.sendRaw(`{"id":"q","type":"subscribe","payload":{"query":"subscription { product(key: \"counted/2\") { version } }"}}`)
+	c.data("q")
+	// The older protocol is left as it was.
+	l := dialWS(t, e.url, true, nil)
+	l.subscribe("1", `subscription { product(key: "counted/1") { version } }`, nil)
+	l.data("1")
 }
 
 // Keepalive: "ka" on graphql-ws; a ping on graphql-transport-ws, and a

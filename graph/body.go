@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,8 +25,11 @@ func checkBody(w http.ResponseWriter, r *http.Request, onRefused func(string), m
 	if r.Method != http.MethodPost || r.Body == nil {
 		return true, nil
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return true, nil // not gqlgen's POST transport: it answers that itself
+	if !apierror.IsJSON(r) {
+		// A form or text/plain POST is a request a page on another site
+		// may make a browser send without a CORS preflight: never run.
+		writeGraphQLError(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, "", UnsupportedMediaMessage)
+		return false, nil
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -94,6 +96,10 @@ func writeGraphQLError(w http.ResponseWriter, status int, code, limit, msg strin
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// UnsupportedMediaMessage is the message of a 415 answer to a POST whose
+// body is not application/json.
+const UnsupportedMediaMessage = "Content-Type must be application/json (charset utf-8, or none)"
 
 // maxMessage bounds an error message: gqlgen's own messages may quote the
 // request (a body that does not decode, a huge argument).

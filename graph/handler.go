@@ -20,6 +20,7 @@ import (
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Options configure the GraphQL handler.
@@ -51,6 +52,10 @@ type Options struct {
 	// application's own gqlgen package, generated with the productfield
 	// plugin (see examples/own-module). Nil: KCK's schema.graphqls.
 	Schema func(*Resolver) graphql.ExecutableSchema
+	// Trusted, when set, holds the trusted documents (see trusted.go); its
+	// manifest is validated against the schema here. Nil: every document
+	// may run.
+	Trusted *trusted.Store
 }
 
 // Handler is the /graphql handler: POST, GET and WebSocket.
@@ -86,11 +91,15 @@ func NewHandler(o Options) (*Handler, error) {
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
+	if o.Trusted != nil {
+		if err := o.Trusted.Bind(es.Schema()); err != nil {
+			return nil, err
+		}
+	}
 	srv := handler.New(es)
 	srv.AddTransport(subs.transport())
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{})
 	o.Limits = o.Limits.WithDefaults()
 	if o.QueryCacheBytes == 0 {
 		o.QueryCacheBytes = 16 << 20
@@ -123,7 +132,7 @@ func NewHandler(o Options) (*Handler, error) {
 	// keeps it.
 	srv.Use(&limiter{
 		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
-		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused,
+		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused, trusted: o.Trusted,
 	})
 	srv.Use(freshness{subs: subs})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
@@ -153,7 +162,7 @@ func NewHandler(o Options) (*Handler, error) {
 			serveBatch(w, r.WithContext(ctx), batch, srv, col)
 			return
 		}
-		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col, get: r.Method == http.MethodGet}, r.WithContext(ctx))
+		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col}, r.WithContext(ctx))
 	})}, nil
 }
 

@@ -5,32 +5,21 @@ import (
 	"net/http"
 )
 
-// The GraphQL over HTTP specification where gqlgen departs from it:
-//
-//   - A request that fails before execution (it does not parse or validate,
-//     a persisted query is unknown, a limit refuses it) has no data entry
-//     in its response; gqlgen writes "data": null.
-//   - A mutation sent with GET is 405 Method Not Allowed with Allow: POST;
-//     gqlgen answers 406.
-//
-// specWriter corrects both on the way out. gqlgen writes a response with
-// one Write, after WriteHeader.
+// A request that fails before execution (it does not parse or validate, a
+// persisted query is unknown, a limit refuses it) has no data entry in its
+// response, as the GraphQL over HTTP specification says; gqlgen's executor
+// writes "data": null. specWriter removes it on the way out (the transport
+// writes a response with one Write, after WriteHeader; see transport.go for
+// the rest of the specification).
 type specWriter struct {
 	http.ResponseWriter
 	col    *Collector
-	get    bool
 	status int
 }
 
 func (w *specWriter) WriteHeader(code int) {
 	if w.status != 0 {
 		return
-	}
-	if w.get && code == http.StatusNotAcceptable {
-		// gqlgen's GET transport answers 406 only to an operation that is
-		// not a query.
-		w.Header().Set("Allow", http.MethodPost)
-		code = http.StatusMethodNotAllowed
 	}
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/trusted"
 )
 
 // Limits bound what one GraphQL document may cost. Tokens, depth, aliases,
@@ -121,6 +122,7 @@ type limiter struct {
 	queryCache graphql.Cache[*ast.QueryDocument] // documents that passed
 	costed     graphql.ExecutableSchema          // for complexity
 	onRefused  func(limit string)
+	trusted    *trusted.Store // nil: every document may run
 }
 
 var (
@@ -146,6 +148,11 @@ func (l *limiter) refuse(err *gqlerror.Error) *gqlerror.Error {
 // MutateOperationParameters runs before gqlgen parses and validates the
 // query.
 func (l *limiter) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	if l.trusted != nil {
+		if err := l.trust(ctx, params); err != nil {
+			return err
+		}
+	}
 	if params.Query != "" {
 		if err := l.check(ctx, params.Query, params.OperationName); err != nil {
 			return err

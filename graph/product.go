@@ -70,6 +70,9 @@ type Collector struct {
 	cacheable bool
 	ran       bool // an operation executed (not refused before)
 	errored   bool // its response has errors
+	// adHoc: a document that is not trusted ran by exception (an admin in
+	// enforce mode): its response must never be replayed to anyone else.
+	adHoc bool
 }
 
 type collectorKey struct{}
@@ -134,7 +137,7 @@ func (c *Collector) Reads() []Read {
 func (c *Collector) Cacheable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.cacheable || len(c.reads) == 0 {
+	if !c.cacheable || c.adHoc || len(c.reads) == 0 {
 		return false
 	}
 	for _, r := range c.reads {
@@ -143,6 +146,15 @@ func (c *Collector) Cacheable() bool {
 		}
 	}
 	return true
+}
+
+func (c *Collector) setAdHoc() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.adHoc = true
+	c.mu.Unlock()
 }
 
 func (c *Collector) setCacheable(v bool) {

@@ -1,12 +1,16 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +27,7 @@ import (
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph/model"
+	"github.com/kck-go/kck/ratelimit"
 )
 
 // Subscriptions over WebSocket at /graphql. gqlgen's transport speaks both
@@ -48,6 +53,16 @@ const (
 // a fresh token.
 const (
 	closeForbidden = 4403
+	// What graphql-transport-ws asks for when a client breaks it (the
+	// transport closes with 1002 for all of them): a malformed or
+	// unexpected message, subscribe before connection_init is
+	// acknowledged, a second connection_init, no connection_init in time,
+	// a subscription id that is in use.
+	closeBadRequest      = 4400
+	closeUnauthorized    = 4401
+	closeInitTimeout     = 4408
+	closeSubscriberInUse = 4409
+	closeTooManyInits    = 4429
 )
 
 // SubscriptionOptions configure subscriptions (see Options).
@@ -116,6 +131,7 @@ func (o SubscriptionOptions) WithDefaults() SubscriptionOptions {
 func newSubscriptions(o Options) (*subscriptions, error) {
 	s := &subscriptions{
 		opts: o.Subscriptions.WithDefaults(), log: o.Logger, refuse: o.OnRefused,
+		present: errorPresenter(o.Logger, o.OnRefused),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kck_subscriptions_active", Help: "GraphQL subscriptions running on this gateway.",
 		}),
@@ -139,6 +155,9 @@ type subscriptions struct {
 	log    *slog.Logger
 	total  atomic.Int64
 	refuse func(limit string)
+	// present turns a refused subscription's error into what its client
+	// is sent (the handler's error presenter).
+	present graphql.ErrorPresenterFunc
 
 	active prometheus.Gauge
 	sent   prometheus.Counter
@@ -198,7 +217,7 @@ func (s *subscriptions) popRead(op *graphql.OperationContext) (Read, bool) {
 // code of our own) and its count of subscriptions.
 type connState struct {
 	mu     sync.Mutex
-	conn   transport.WebsocketConn
+	conn   *timedConn
 	count  int
 	expiry *time.Timer
 	// closing is a close asked for before the socket was accepted: done
@@ -234,13 +253,12 @@ func (c *connState) closeWith(code int, reason string) {
 	// The close handshake runs in the background (gqlgen's adapter): the
 	// transport's read loop ends when the client answers it, or when the
 	// handshake gives up on a client that does not (10 s at most).
-	_ = conn.WriteClose(code, reason)
-	_ = conn.Close()
+	conn.closeWith(code, reason)
 }
 
 // setConn records the accepted socket, and closes it at once when a close
 // was asked for meanwhile.
-func (c *connState) setConn(conn transport.WebsocketConn) {
+func (c *connState) setConn(conn *timedConn) {
 	c.mu.Lock()
 	c.conn = conn
 	f := c.closing
@@ -386,10 +404,19 @@ func (s *subscriptions) init(ctx context.Context, payload transport.InitPayload)
 		return ctx, nil, nil
 	}
 	if c := connFrom(ctx); c != nil && !p.Expires.IsZero() {
+		// At exp, with no leeway: a request's leeway forgives a clock
+		// that runs a little ahead for the moment the request takes, but a
+		// connection lives on, and a token inside its leeway when the
+		// connection opens would be honoured half a minute past exp. One
+		// that has expired already is refused now; graphql-ws's client
+		// retries on 4403, asking connectionParams for a fresh token.
+		left := p.Expires.Sub(s.opts.Verifier.Now())
+		if left <= 0 {
+			return transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, "Forbidden: token expired"), closeForbidden),
+				nil, errors.New("token expired")
+		}
 		c.mu.Lock()
-		// At exp plus the leeway, as for a request: a token accepted
-		// inside the leeway is not dropped the moment it connects.
-		c.expiry = time.AfterFunc(time.Until(p.Expires.Add(s.opts.Verifier.Leeway())), func() {
+		c.expiry = time.AfterFunc(left, func() {
 			c.closeWith(closeForbidden, "Forbidden: token expired")
 		})
 		c.mu.Unlock()
@@ -421,6 +448,10 @@ func initToken(payload transport.InitPayload) (string, error) {
 
 // acquire takes a subscription slot of the connection and of the gateway.
 func (s *subscriptions) acquire(ctx context.Context) (release func(), err error) {
+	// The client's budget over time first: a refused start takes no slot.
+	if err := ratelimit.AllowFrom(ctx, ratelimit.Subscriptions); err != nil {
+		return nil, err
+	}
 	c := connFrom(ctx)
 	if c != nil && s.opts.MaxPerConnection > 0 {
 		c.mu.Lock()
@@ -471,15 +502,36 @@ func (s *subscriptions) refused(limit string) {
 func subscribeProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (<-chan T, error) {
 	key, err := r.Auth.FieldKey(ctx, name, args...)
 	if err != nil {
-		return nil, err
+		return refused[T](ctx, r.subs, err)
 	}
-	return follow(ctx, r, key.String(), 0, func(res cache.Result) (T, error) {
+	ch, err := follow(ctx, r, key.String(), 0, func(res cache.Result) (T, error) {
 		var out T
 		if err := json.Unmarshal(res.Value, &out); err != nil {
 			return out, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
 		}
 		return out, nil
 	})
+	if err != nil {
+		return refused[T](ctx, r.subs, err)
+	}
+	return ch, nil
+}
+
+// refused answers a subscription that does not start (a limit, access, no
+// such product, no data) over a WebSocket with the protocol's error message
+// for its id, as graphql-transport-ws (and graphql-ws) define it: the
+// transport sends errors added to the context when the stream closes,
+// instead of a next carrying them followed by complete, which a client
+// reads as a result and then a normal end. Over HTTP it is the field's
+// error, as before.
+func refused[T any](ctx context.Context, s *subscriptions, err error) (<-chan T, error) {
+	if s == nil || connFrom(ctx) == nil {
+		return nil, err
+	}
+	transport.AddSubscriptionError(ctx, s.present(ctx, err))
+	ch := make(chan T)
+	close(ch)
+	return ch, nil
 }
 
 // subscribeKey is Subscription.product.
@@ -488,16 +540,20 @@ func subscribeKey(ctx context.Context, r *Resolver, key string, sinceVersion *st
 	if sinceVersion != nil {
 		v, err := strconv.ParseUint(*sinceVersion, 10, 64)
 		if err != nil {
-			return nil, &gqlerror.Error{Message: "sinceVersion must be a version as the gateway gave it (a decimal string)",
-				Extensions: map[string]any{"code": apierror.BadUserInput}}
+			return refused[*model.Product](ctx, r.subs, &gqlerror.Error{Message: "sinceVersion must be a version as the gateway gave it (a decimal string)",
+				Extensions: map[string]any{"code": apierror.BadUserInput}})
 		}
 		since = v
 	}
 	key, err := r.Auth.ReadKey(ctx, key)
 	if err != nil {
-		return nil, err
+		return refused[*model.Product](ctx, r.subs, err)
 	}
-	return follow(ctx, r, key, since, func(res cache.Result) (*model.Product, error) { return toProduct(res), nil })
+	ch, err := follow(ctx, r, key, since, func(res cache.Result) (*model.Product, error) { return toProduct(res), nil })
+	if err != nil {
+		return refused[*model.Product](ctx, r.subs, err)
+	}
+	return ch, nil
 }
 
 // follow sends key's value, then each newer version, converted, until ctx
@@ -613,22 +669,173 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, o trans
 	if err != nil {
 		return nil, err
 	}
-	wc := &timedConn{WebsocketConn: conn, timeout: i.timeout}
+	wc := &timedConn{WebsocketConn: conn, timeout: i.timeout, strict: conn.Subprotocol() == transportWS}
 	if c := connFrom(r.Context()); c != nil {
 		c.setConn(wc)
 	}
 	return wc, nil
 }
 
+// timedConn also holds graphql-transport-ws clients to the protocol (strict),
+// which gqlgen's transport leaves to a 1002 close for every breach: it reads
+// each client message before the transport does, and closes with the
+// protocol's own code when the message breaks it (see the close codes).
 type timedConn struct {
 	transport.WebsocketConn
 	timeout time.Duration
+	strict  bool // graphql-transport-ws
+
+	mu     sync.Mutex
+	closed bool
+	inited bool                // connection_init was read
+	active map[string]struct{} // subscription ids running
 }
 
+const transportWS = "graphql-transport-ws"
+
+// maxActiveIDs bounds the ids remembered for 4409: more than any
+// connection may run at once (the per-connection limit refuses the rest).
+const maxActiveIDs = 10_000
+
 func (c *timedConn) WriteJSON(v any) error {
+	if c.strict {
+		// A subscription the server completed or refused frees its id.
+		if typ, id := messageOf(v); id != "" && (typ == "complete" || typ == "error") {
+			c.mu.Lock()
+			delete(c.active, id)
+			c.mu.Unlock()
+		}
+	}
 	t := time.AfterFunc(c.timeout, func() { _ = c.WebsocketConn.Close() })
 	defer t.Stop()
 	return c.WebsocketConn.WriteJSON(v)
+}
+
+// messageOf reads the type and id of a message gqlgen is about to send (its
+// own unexported struct, whose fields Type and ID are exported).
+func messageOf(v any) (typ, id string) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return "", ""
+	}
+	if f := rv.FieldByName("Type"); f.IsValid() && f.Kind() == reflect.String {
+		typ = f.String()
+	}
+	if f := rv.FieldByName("ID"); f.IsValid() && f.Kind() == reflect.String {
+		id = f.String()
+	}
+	return typ, id
+}
+
+// NextReader hands the transport the next client message, unless it breaks
+// graphql-transport-ws: then the connection is closed with the protocol's
+// code and the transport told it is closed.
+func (c *timedConn) NextReader() (int, io.Reader, error) {
+	typ, r, err := c.WebsocketConn.NextReader()
+	if err != nil || !c.strict {
+		return typ, r, err
+	}
+	b, err := io.ReadAll(r) // bounded by the connection's read limit
+	if err != nil {
+		return typ, nil, err
+	}
+	if code, reason := c.check(b); code != 0 {
+		c.closeWith(code, reason)
+		return 0, nil, net.ErrClosed
+	}
+	return typ, bytes.NewReader(b), nil
+}
+
+// check returns the close code for a client message that breaks
+// graphql-transport-ws, 0 for one that does not.
+func (c *timedConn) check(b []byte) (int, string) {
+	var m struct {
+		Type    *string         `json:"type"`
+		ID      *string         `json:"id"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.Type == nil {
+		return closeBadRequest, "Invalid message received"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch *m.Type {
+	case "connection_init":
+		if c.inited {
+			return closeTooManyInits, "Too many initialisation requests"
+		}
+		c.inited = true
+	case "subscribe":
+		// The transport answers connection_init before it reads another
+		// message, and closes the connection when it refuses it: a
+		// subscribe read after connection_init was acknowledged.
+		if !c.inited {
+			return closeUnauthorized, "Unauthorized"
+		}
+		var p struct {
+			Query *string `json:"query"`
+		}
+		if m.ID == nil || *m.ID == "" || json.Unmarshal(m.Payload, &p) != nil || p.Query == nil {
+			return closeBadRequest, "Invalid message received"
+		}
+		if _, dup := c.active[*m.ID]; dup {
+			return closeSubscriberInUse, "Subscriber for " + shortID(*m.ID) + " already exists"
+		}
+		if c.active == nil {
+			c.active = map[string]struct{}{}
+		}
+		if len(c.active) < maxActiveIDs {
+			c.active[*m.ID] = struct{}{}
+		}
+	case "complete":
+		if m.ID == nil {
+			return closeBadRequest, "Invalid message received"
+		}
+		delete(c.active, *m.ID)
+	case "ping", "pong":
+	default:
+		return closeBadRequest, "Invalid message received"
+	}
+	return 0, ""
+}
+
+func shortID(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
+}
+
+// closeWith closes the connection with code, once: the transport's own
+// close (1002, or 1000) after it is a no-op.
+func (c *timedConn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	_ = c.WebsocketConn.WriteClose(code, reason)
+	_ = c.WebsocketConn.Close()
+}
+
+// WriteClose is the transport's close. On graphql-transport-ws its init
+// timeout (1002) is the protocol's 4408.
+func (c *timedConn) WriteClose(code int, reason string) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if c.strict && code == transport.WebsocketCloseProtocolError && reason == "connection initialisation timeout" {
+		code, reason = closeInitTimeout, "Connection initialisation timeout"
+	}
+	return c.WebsocketConn.WriteClose(code, reason)
 }
 
 // The transport uses these optional interfaces when the conn has them.

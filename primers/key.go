@@ -52,6 +52,14 @@ type Param struct {
 	// refused with ErrBadParams when it is parsed or built, before any
 	// primer runs. Nil means any int64.
 	Range *Range
+	// Check, when set, is called with each parsed or built value of the
+	// parameter (after Range): an error refuses the key with ErrBadParams,
+	// before any primer runs, and is shown to the client. SQL products set
+	// it from the type PostgreSQL gives the parameter (an int bound to an
+	// int4 column must fit 32 bits), so that a value the database cannot
+	// take is the caller's error, not the primer's. It must be cheap and
+	// safe for concurrent use: it runs on every key parse.
+	Check func(v any) error
 }
 
 // Range is an inclusive range of an Int parameter.

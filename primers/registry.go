@@ -339,10 +339,15 @@ func (r *Registry) Key(name string, args ...any) (Key, error) {
 	return k, nil
 }
 
-// checkRange checks an Int argument against its parameter's range.
+// checkRange checks an argument against its parameter's range and check.
 func checkRange(p Param, v any) error {
 	if n, ok := v.(int64); ok {
-		return p.Range.check(n)
+		if err := p.Range.check(n); err != nil {
+			return err
+		}
+	}
+	if p.Check != nil {
+		return p.Check(v)
 	}
 	return nil
 }

@@ -103,6 +103,9 @@ type Product struct {
 	Domain primers.Domain
 	SQL    string   // with $n placeholders
 	Args   []string // parameter name of each $n
+	// ArgTypes are the PostgreSQL type OIDs of each $n, once Types has
+	// prepared the query; nil before, or when it did not prepare.
+	ArgTypes []uint32
 	// Auth is who may read the product (kck:auth).
 	Auth primers.Auth
 }
@@ -111,6 +114,8 @@ type Product struct {
 type Statement struct {
 	SQL  string
 	Args []string
+	// ArgTypes: as Product.ArgTypes.
+	ArgTypes []uint32
 }
 
 // Updater is a SQL updater declaration.
@@ -429,7 +434,7 @@ func statements(file, body string, inputs []Param) ([]Statement, error) {
 				return nil, fmt.Errorf("%s: :%s is not an input of the updater", file, a)
 			}
 		}
-		out = append(out, Statement{sql, args})
+		out = append(out, Statement{SQL: sql, Args: args})
 	}
 	return out, nil
 }

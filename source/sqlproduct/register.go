@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,7 +30,14 @@ type DB interface {
 // refresh and domain included, which the scheduler reads from reg; a
 // kck:warm_query runs on db when the scheduler warms. It fails on a name taken by another product, a rule that names
 // an unknown product or updater, or after_primes rules that form a cycle.
-func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
+// With the placeholders' types known (Types, called before), values they
+// cannot take are refused before any query. log receives what an updater's
+// refused input broke in the database (a constraint, a table), which its
+// client is not told; nil: slog.Default().
+func Register(reg *primers.Registry, db DB, d *Declarations, log *slog.Logger) (*Rules, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, p := range d.Products {
 		decl := primers.Product{
 			Name: p.Name, Primer: &primer{db: db, p: p},
@@ -53,6 +61,8 @@ func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 				// Checked when the key is parsed, before the query runs.
 				dp.Range = primers.IntRange(*prm.Min, *prm.Max)
 			}
+			// And what the query's placeholders can take (see Types).
+			dp.Check = valueCheck(prm.Kind, typesOf(prm.Name, p.Args, p.ArgTypes, nil))
 			decl.Params = append(decl.Params, dp)
 		}
 		if err := reg.Register(decl); err != nil {
@@ -61,7 +71,18 @@ func Register(reg *primers.Registry, db DB, d *Declarations) (*Rules, error) {
 	}
 	rules := &Rules{reg: reg, afterPrimes: map[string][]afterPrime{}}
 	for _, u := range d.Updaters {
-		up := &updater{db: db, u: u, reg: reg}
+		up := &updater{db: db, u: u, reg: reg, log: log, checks: map[string]func(any) error{}}
+		for _, in := range u.Inputs {
+			var oids []uint32
+			for _, sts := range [][]Statement{u.Statements, u.Insert, u.Update} {
+				for _, st := range sts {
+					oids = typesOf(in.Name, st.Args, st.ArgTypes, oids)
+				}
+			}
+			if c := valueCheck(in.Kind, oids); c != nil {
+				up.checks[in.Name] = c
+			}
+		}
 		for _, p := range d.Products {
 			for _, name := range p.AfterUpdates {
 				if name != u.Name {
@@ -207,6 +228,12 @@ func (pr *primer) Prime(ctx context.Context, k primers.Key) (any, error) {
 		// read is safe to run again on another.
 		objs, err = pr.query(ctx, args)
 	}
+	if bad := inputRefusal(err); bad != "" {
+		// A value the placeholder's type took but the query could not use
+		// (a text too long for a cast, a date out of a function's range):
+		// the key's fault, remembered like any refused key.
+		return nil, fmt.Errorf("%w: %s: %s", primers.ErrBadInput, k, bad)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pr.p.File, source.Unavailable(err))
 	}
@@ -238,10 +265,12 @@ func lostConnection(err error) bool {
 }
 
 type updater struct {
-	db    DB
-	u     *Updater
-	reg   *primers.Registry
-	extra []string // after_updates templates of products
+	db     DB
+	u      *Updater
+	reg    *primers.Registry
+	log    *slog.Logger
+	checks map[string]func(any) error // by input: what its placeholders' types take
+	extra  []string                   // after_updates templates of products
 }
 
 func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.UpdateResult, error) {
@@ -264,7 +293,7 @@ func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.U
 		tx, err = up.db.Begin(ctx)
 	}
 	if err != nil {
-		return primers.UpdateResult{}, classify(up.u, err)
+		return primers.UpdateResult{}, up.classify(err)
 	}
 	// Rolled back unless committed: a statement that fails, or a
 	// connection lost mid-way, leaves nothing of the update written.
@@ -283,11 +312,11 @@ func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.U
 			last, err = encodeRows(rows)
 		}
 		if err != nil {
-			return primers.UpdateResult{}, classify(up.u, err)
+			return primers.UpdateResult{}, up.classify(err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return primers.UpdateResult{}, classify(up.u, err)
+		return primers.UpdateResult{}, up.classify(err)
 	}
 	res := primers.UpdateResult{}
 	switch len(last) {
@@ -311,22 +340,55 @@ func (up *updater) Update(ctx context.Context, input json.RawMessage) (primers.U
 	return res, nil
 }
 
-// classify turns data and constraint errors into bad input, the message
-// naming the constraint, not the SQL; and a lost or refused connection into
-// primers.ErrUnavailable. The statements run in one transaction, so after
-// either nothing of the update is written (a connection lost while COMMIT
-// was on its way is the one case whose outcome the client cannot know, as
-// with any database).
-func classify(u *Updater, err error) error {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && (strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23")) {
-		msg := pg.Message
-		if pg.ConstraintName != "" {
-			msg += " (" + pg.ConstraintName + ")"
-		}
-		return fmt.Errorf("%w: %s: %s", primers.ErrBadInput, u.Name, msg)
+// classify turns data and constraint errors into bad input and a lost or
+// refused connection into primers.ErrUnavailable. The client's message
+// says what kind of rule the input broke, never which constraint, table or
+// column (the schema is not the client's business, and a message may quote
+// other rows' values); those go to the log, at info: the input was the
+// client's mistake, not the gateway's. The statements run in one
+// transaction, so after either nothing of the update is written (a
+// connection lost while COMMIT was on its way is the one case whose outcome
+// the client cannot know, as with any database).
+func (up *updater) classify(err error) error {
+	if bad := inputRefusal(err); bad != "" {
+		var pg *pgconn.PgError
+		errors.As(err, &pg)
+		up.log.Info("updater input refused by the database", "updater", up.u.Name, "file", up.u.File,
+			"sqlstate", pg.Code, "constraint", pg.ConstraintName, "table", pg.TableName, "column", pg.ColumnName, "err", pg.Message)
+		return fmt.Errorf("%w: %s: %s", primers.ErrBadInput, up.u.Name, bad)
 	}
-	return fmt.Errorf("%s: %w", u.File, source.Unavailable(err))
+	return fmt.Errorf("%s: %w", up.u.File, source.Unavailable(err))
+}
+
+// inputRefusal is what a client is told of a data or constraint error
+// (SQLSTATE classes 22 and 23), with its code; "" for any other error.
+func inputRefusal(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || (!strings.HasPrefix(pg.Code, "22") && !strings.HasPrefix(pg.Code, "23")) {
+		return ""
+	}
+	what := "the database refused a value"
+	switch pg.Code {
+	case "23505":
+		what = "a row with these values exists already"
+	case "23503":
+		what = "a value refers to a row that does not exist"
+	case "23502":
+		what = "a required value is missing"
+	case "23514", "23P01":
+		what = "a value breaks a rule of the data (out of range, empty or too long)"
+	case "22001":
+		what = "a value is too long"
+	case "22003":
+		what = "a number is out of range"
+	case "22P02", "22007", "22008":
+		what = "a value is malformed or out of range for its type"
+	case "22021":
+		what = "a text value is not valid UTF-8"
+	case "22012":
+		what = "a value leads to a division by zero"
+	}
+	return what + " (SQLSTATE " + pg.Code + ")"
 }
 
 // decode checks the input against the declared inputs: no unknown fields,
@@ -356,6 +418,9 @@ func (up *updater) decode(input json.RawMessage) (map[string]any, error) {
 			continue
 		}
 		v, err := decodeValue(p, r)
+		if c := up.checks[p.Name]; err == nil && c != nil {
+			err = c(v)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %s: %v", primers.ErrBadInput, up.u.Name, p.Name, err)
 		}

@@ -114,7 +114,7 @@ func demoSetup(t *testing.T) (goCache, sqlCache *cache.Cache, p *pgxpool.Pool, d
 	decls, err := sqlproduct.LoadFS(demo.SQL())
 	require.NoError(t, err)
 	reg = primers.NewRegistry()
-	_, err = sqlproduct.Register(reg, p, decls)
+	_, err = sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	return newCache(t, goReg), newCache(t, reg), p, decls, reg
 }
@@ -208,7 +208,7 @@ INSERT INTO titles (author_id, title, year) VALUES (:authorId, 'second half', 1)
 	decls, err := sqlproduct.Load(dir)
 	require.NoError(t, err)
 	reg := primers.NewRegistry()
-	_, err = sqlproduct.Register(reg, p, decls)
+	_, err = sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	u, err := reg.Updater("two")
 	require.NoError(t, err)
@@ -235,7 +235,7 @@ func TestShapesFiltersNullsAndInjection(t *testing.T) {
 	decls, err := sqlproduct.Load(dir)
 	require.NoError(t, err)
 	reg := primers.NewRegistry()
-	_, err = sqlproduct.Register(reg, p, decls)
+	_, err = sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	c := newCache(t, reg)
 	get := func(k string) string {
@@ -272,7 +272,7 @@ func TestRules(t *testing.T) {
 	decls, err := sqlproduct.Load(writeFiles(t, files))
 	require.NoError(t, err)
 	reg := primers.NewRegistry()
-	rules, err := sqlproduct.Register(reg, p, decls)
+	rules, err := sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b/7"}, rules.AfterPrime("a/7"))
 	assert.Empty(t, rules.AfterPrime("b/7"))
@@ -284,7 +284,7 @@ func TestRules(t *testing.T) {
 	files["a.sql"] = "-- kck:product a(id int)\n-- kck:after_primes b/:id\nSELECT 1 AS id"
 	decls, err = sqlproduct.Load(writeFiles(t, files))
 	require.NoError(t, err)
-	_, err = sqlproduct.Register(primers.NewRegistry(), p, decls)
+	_, err = sqlproduct.Register(primers.NewRegistry(), p, decls, nil)
 	assert.ErrorContains(t, err, "cycle")
 }
 
@@ -352,7 +352,7 @@ func TestHotReadsDoNotQuery(t *testing.T) {
 	decls, err := sqlproduct.LoadFS(demo.SQL())
 	require.NoError(t, err)
 	reg := primers.NewRegistry()
-	_, err = sqlproduct.Register(reg, p, decls)
+	_, err = sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	c := newCache(t, reg)
 	var keys []string
@@ -390,7 +390,7 @@ UPDATE notes SET body = :body WHERE id = :id RETURNING id, body;`,
 		"note.sql": "-- kck:product note(id int)\n-- kck:result row\nSELECT id, body FROM notes WHERE id = :id"}))
 	require.NoError(t, err)
 	reg := primers.NewRegistry()
-	_, err = sqlproduct.Register(reg, p, decls)
+	_, err = sqlproduct.Register(reg, p, decls, nil)
 	require.NoError(t, err)
 	u, err := reg.Updater("save_note")
 	require.NoError(t, err)
@@ -435,11 +435,85 @@ func TestScheduleHeaders(t *testing.T) {
 	bad, err := sqlproduct.Load(writeFiles(t, map[string]string{"a.sql": "-- kck:product a(id int)\n-- kck:warm_query SELECT 'x'\nSELECT :id AS id"}))
 	require.NoError(t, err)
 	reg2 := primers.NewRegistry()
-	_, err = sqlproduct.Register(reg2, p, bad)
+	_, err = sqlproduct.Register(reg2, p, bad, nil)
 	require.NoError(t, err)
 	s2, err := scheduler.New(scheduler.Options{Cache: newCache(t, reg2)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s2.Close() })
 	_, err = s2.Warm(ctx(t))
 	require.ErrorContains(t, err, "a.sql: kck:warm_query row 1")
+}
+
+// Types learns what each placeholder takes from PostgreSQL; a key or an
+// updater input that its type cannot hold is refused as the caller's error
+// when it is parsed or decoded, before any query, and one the type takes
+// but the query cannot use is the caller's error too (never the primer's).
+func TestValuesThePlaceholdersCannotTake(t *testing.T) {
+	t.Parallel()
+	p := pool(t, pgtest.Database(t))
+	_, err := p.Exec(ctx(t), `CREATE TABLE v (small int2, big int8, f4 real, name text, n int4)`)
+	require.NoError(t, err)
+	dir := writeFiles(t, map[string]string{
+		"small.sql": "-- kck:product small(n int)\nSELECT count(*) AS c FROM v WHERE small = :n",
+		"big.sql":   "-- kck:product big(n int, x float)\nSELECT count(*) AS c FROM v WHERE big = :n OR big = :x",
+		"f4.sql":    "-- kck:product f4(x float)\nSELECT count(*) AS c FROM v WHERE f4 = :x",
+		"name.sql":  "-- kck:product named(s string)\nSELECT count(*) AS c FROM v WHERE name = :s",
+		"cast.sql":  "-- kck:product cast(s string)\nSELECT count(*) AS c FROM v WHERE n = :s::int",
+		"both.sql":  "-- kck:product both(n int)\nSELECT count(*) AS c FROM v WHERE small = :n OR big = :n",
+		"put.sql":   "-- kck:updater put(n int, s string)\nINSERT INTO v (small, name) VALUES (:n, :s)",
+	})
+	decls, err := sqlproduct.Load(dir)
+	require.NoError(t, err)
+	conn, err := p.Acquire(ctx(t))
+	require.NoError(t, err)
+	require.Empty(t, sqlproduct.Types(ctx(t), conn.Conn(), decls))
+	conn.Release()
+	reg := primers.NewRegistry()
+	_, err = sqlproduct.Register(reg, p, decls, nil)
+	require.NoError(t, err)
+	c := newCache(t, reg)
+
+	for _, tc := range []struct {
+		key  string
+		want error // nil: served
+	}{
+		{"small/32767", nil},
+		{"small/32768", primers.ErrBadParams},
+		{"small/-32769", primers.ErrBadParams},
+		{"both/32768", primers.ErrBadParams},
+		{"big/9223372036854775807/1", nil},
+		{"big/1/1.5", primers.ErrBadParams},
+		{"big/1/1e19", primers.ErrBadParams},
+		{"big/1/-9e18", nil},
+		{"f4/3e38", nil},
+		{"f4/4e38", primers.ErrBadParams},
+		{"named/caf%C3%A9", nil},
+		{"named/a%00b", primers.ErrBadParams},
+		{"named/%FF", primers.ErrBadParams},
+		{"cast/12", nil},
+		{"cast/twelve", primers.ErrBadInput}, // the query's cast refuses it
+	} {
+		_, err := c.Get(ctx(t), tc.key)
+		if tc.want == nil {
+			assert.NoError(t, err, tc.key)
+			continue
+		}
+		assert.ErrorIs(t, err, tc.want, tc.key)
+		assert.NotContains(t, err.Error(), "encode", tc.key)
+	}
+
+	u, err := reg.Updater("put")
+	require.NoError(t, err)
+	for in, want := range map[string]error{
+		`{"n": 7, "s": "ok"}`:      nil,
+		`{"n": 40000, "s": "ok"}`:  primers.ErrBadInput,
+		`{"n": 7, "s": "a\u0000"}`: primers.ErrBadInput,
+	} {
+		_, err := u.Update(ctx(t), json.RawMessage(in))
+		if want == nil {
+			assert.NoError(t, err, in)
+		} else {
+			assert.ErrorIs(t, err, want, in)
+		}
+	}
 }

@@ -111,7 +111,7 @@ func missPath(ctx context.Context, dbURL, cassHosts, keyspace string, n int, wan
 
 func firstReads(ctx context.Context, name string, store cache.Store, pool *pgxpool.Pool, decls *sqlproduct.Declarations, raw *sqlproduct.Product, n int, shared bool) (missResult, error) {
 	reg := primers.NewRegistry()
-	if _, err := sqlproduct.Register(reg, pool, decls); err != nil {
+	if _, err := sqlproduct.Register(reg, pool, decls, nil); err != nil {
 		return missResult{}, err
 	}
 	c, err := cache.New(cache.Options{Registry: reg, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
