@@ -85,14 +85,14 @@ func (a *Console) action(fn actionFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !apierror.IsJSON(r) {
 			// See apierror.IsJSON: no other site acts through a browser.
-			writeError(w, http.StatusUnsupportedMediaType, "BAD_USER_INPUT", "Content-Type must be application/json")
+			writeError(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, "Content-Type must be application/json")
 			return
 		}
 		var t Target
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&t); err != nil {
-			writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", "body: a JSON object with key, product or prefix (and confirm): "+err.Error())
+			writeError(w, http.StatusBadRequest, apierror.BadUserInput, "body: a JSON object with key, product or prefix (and confirm): "+err.Error())
 			return
 		}
 		who := caller(r)
@@ -118,7 +118,7 @@ func (a *Console) action(fn actionFunc) http.HandlerFunc {
 		var nq *notQueued
 		switch {
 		case errors.As(err, &nq):
-			writeError(w, http.StatusNotFound, "NOT_FOUND", nq.Error())
+			writeError(w, http.StatusNotFound, apierror.NotFound, nq.Error())
 			return
 		case errors.As(err, &ce):
 			sample := ce.keys[:min(len(ce.keys), 20)]
@@ -128,7 +128,7 @@ func (a *Console) action(fn actionFunc) http.HandlerFunc {
 			})
 			return
 		case errors.As(err, &bad):
-			writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", bad.msg)
+			writeError(w, http.StatusBadRequest, apierror.BadUserInput, bad.msg)
 			return
 		case err != nil:
 			cls := apierror.Classify(err)
@@ -392,7 +392,7 @@ const maxValueBytes = 256 << 10
 func (a *Console) handleKey(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("key")
 	if key == "" {
-		writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", "give ?key=")
+		writeError(w, http.StatusBadRequest, apierror.BadUserInput, "give ?key=")
 		return
 	}
 	k, err := a.c.Registry().ParseKey(key)
@@ -407,7 +407,7 @@ func (a *Console) handleKey(w http.ResponseWriter, r *http.Request) {
 	e, inMem, err := a.c.Lookup(ctx, canonical)
 	if err != nil {
 		if errors.Is(err, cache.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "NOT_FOUND", canonical+" is not cached (no read computed it yet, or it was invalidated)")
+			writeError(w, http.StatusNotFound, apierror.NotFound, canonical+" is not cached (no read computed it yet, or it was invalidated)")
 			return
 		}
 		cls := apierror.Classify(err)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kck-go/kck/apierror"
 	"io"
 	"log/slog"
 	"net/http"
@@ -223,7 +224,7 @@ func (a *Console) routes() {
 	a.mux.HandleFunc("POST /admin/api/queue/retry", a.action(a.queueRetry))
 	a.mux.HandleFunc("POST /admin/api/queue/remove", a.action(a.queueRemove))
 	a.mux.HandleFunc("/admin/api/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such admin API route (GET /admin/api/ lists them)")
+		writeError(w, http.StatusNotFound, apierror.NotFound, "no such admin API route (GET /admin/api/ lists them)")
 	})
 }
 

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"github.com/kck-go/kck/apierror"
 	"net/http"
 	"slices"
 	"sort"
@@ -185,7 +186,7 @@ func (a *Console) handleOverview(w http.ResponseWriter, r *http.Request) {
 	o, err := a.overview(r.Context())
 	if err != nil {
 		a.log.Error("admin: overview", "err", err)
-		writeError(w, http.StatusInternalServerError, "INTERNAL", "could not read the metrics")
+		writeError(w, http.StatusInternalServerError, apierror.Internal, "could not read the metrics")
 		return
 	}
 	writeJSON(w, http.StatusOK, o)
@@ -194,7 +195,7 @@ func (a *Console) handleOverview(w http.ResponseWriter, r *http.Request) {
 func (a *Console) handleProducts(w http.ResponseWriter, r *http.Request) {
 	o, err := a.overview(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "INTERNAL", "could not read the metrics")
+		writeError(w, http.StatusInternalServerError, apierror.Internal, "could not read the metrics")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"products": o.Products})
@@ -203,7 +204,7 @@ func (a *Console) handleProducts(w http.ResponseWriter, r *http.Request) {
 func (a *Console) handleQueue(w http.ResponseWriter, r *http.Request) {
 	s, err := gather(a.opts.Gatherer)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "INTERNAL", "could not read the metrics")
+		writeError(w, http.StatusInternalServerError, apierror.Internal, "could not read the metrics")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"queue": a.queue(r.Context(), s)})
@@ -370,8 +371,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// writeError answers in the gateway's error shape:
-// {"error":{"code":...,"message":...}}.
+// writeError answers in the gateway's error shape (apierror.Write).
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	apierror.Write(w, status, code, msg)
 }

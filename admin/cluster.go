@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"github.com/kck-go/kck/apierror"
 	"net/http"
 	"sort"
 	"sync"
@@ -150,7 +151,7 @@ func (a *Console) cluster(ctx context.Context, s snapshot) ([]Gateway, bool) {
 func (a *Console) handleCluster(w http.ResponseWriter, r *http.Request) {
 	s, err := gather(a.opts.Gatherer)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "INTERNAL", "could not read the metrics")
+		writeError(w, http.StatusInternalServerError, apierror.Internal, "could not read the metrics")
 		return
 	}
 	gws, shared := a.cluster(r.Context(), s)

@@ -6,6 +6,7 @@ package apierror
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -46,6 +47,9 @@ const (
 	// RateLimited: the client's budget over time is spent (package
 	// ratelimit; HTTP 429 with Retry-After); extensions.limit names it.
 	RateLimited = "RATE_LIMITED"
+	// PersistedQueryNotAllowed: a document that is not trusted, in the
+	// trusted documents' enforce mode.
+	PersistedQueryNotAllowed = "PERSISTED_QUERY_NOT_ALLOWED"
 )
 
 // LimitMisses names the per-request bound on primer runs.
@@ -127,4 +131,26 @@ func IsJSON(r *http.Request) bool {
 	}
 	cs, ok := params["charset"]
 	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+// Write answers an HTTP request that is not GraphQL (/fetch, /update, the
+// console's API) in the gateway's error shape,
+// {"error":{"code":...,"message":...}}: the one writer of it.
+func Write(w http.ResponseWriter, status int, code, msg string) {
+	out := []byte(`{"error":{"code":`)
+	out = appendString(out, code)
+	out = append(out, `,"message":`...)
+	out = appendString(out, msg)
+	out = append(out, "}}\n"...)
+	w.Header()["Content-Type"] = jsonType
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+var jsonType = []string{"application/json"}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(b, q...)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kck-go/kck/auth"
+	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/cache/postgres"
@@ -156,7 +157,7 @@ type LimitsConfig struct {
 	// (--max-misses-per-request, 20; -1: no bound).
 	MaxMisses int
 	// NegativeTTL is how long a key without data stays "not found"
-	// (--negative-ttl, 5s; negative: off).
+	// (--negative-ttl, 5s; 0 or negative: off).
 	NegativeTTL time.Duration
 }
 
@@ -385,11 +386,10 @@ func (c Config) backend(log *slog.Logger) backend.Config {
 		Migrate: c.Migrate, Replication: cassandra.Replication{Factor: c.ReplicationFactor}, Logger: log}
 }
 
+// primerTimeout is the primer timeout the cache runs with (its default
+// when none is given).
 func (c Config) primerTimeout() time.Duration {
-	if c.PrimerTimeout == 0 {
-		return 30 * time.Second // the cache's default
-	}
-	return c.PrimerTimeout
+	return cache.Options{PrimerTimeout: c.PrimerTimeout}.WithDefaults().PrimerTimeout
 }
 
 func (c AuthConfig) validate() error {

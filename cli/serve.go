@@ -71,8 +71,9 @@ func serveFlags(f *flags) *serveOptions {
 func cassandraFlags(f *flags, c *cassandra.Config) {
 	*c = cassandra.Config{Hosts: envList("KCK_CASSANDRA_HOSTS")}
 	f.value((*hostList)(&c.Hosts), "cassandra-hosts", "KCK_CASSANDRA_HOSTS", "Cassandra contact points, comma-separated")
-	f.str(&c.Keyspace, "cassandra-keyspace", "KCK_CASSANDRA_KEYSPACE", "kck", "keyspace")
-	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM", "consistency of reads and writes")
+	d := cassandra.Config{}.WithDefaults()
+	f.str(&c.Keyspace, "cassandra-keyspace", "KCK_CASSANDRA_KEYSPACE", d.Keyspace, "keyspace")
+	f.str(&c.Consistency, "cassandra-consistency", "KCK_CASSANDRA_CONSISTENCY", d.Consistency, "consistency of reads and writes")
 	f.str(&c.LocalDC, "cassandra-local-dc", "KCK_CASSANDRA_LOCAL_DC", "", "local datacenter: route requests there")
 	f.str(&c.AddressMap, "cassandra-address-map", "KCK_CASSANDRA_ADDRESS_MAP", "", "dial nodes at other addresses than they announce (NAT, proxy): announced=dialled pairs of IP:port, comma-separated")
 	f.str(&c.Username, "cassandra-username", "KCK_CASSANDRA_USERNAME", "", "user for Cassandra's PasswordAuthenticator")
@@ -139,9 +140,6 @@ func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (se
 		if r.PerSecond > 0 && r.Burst == 0 {
 			r.Burst = max(1, int(math.Ceil(2*r.PerSecond)))
 		}
-	}
-	if o.Limits.NegativeTTL == 0 {
-		o.Limits.NegativeTTL = -1 // 0s turns it off, as a negative value does
 	}
 	if with != nil {
 		with(&o.Config)

@@ -57,7 +57,7 @@ func TestLimitFlags(t *testing.T) {
 	assert.Equal(t, 3, cfg.Limits.GraphQL.MaxAliases)
 	assert.Equal(t, 7, cfg.Limits.GraphQL.MaxRootFields)
 	assert.Equal(t, -1, cfg.Limits.MaxMisses)
-	assert.Negative(t, cfg.Limits.NegativeTTL, "0s turns the negative cache off")
+	assert.Zero(t, cfg.Limits.NegativeTTL, "0s: app.Open turns the negative cache off")
 
 	_, err = parseServe([]string{"--max-depth", "0"}, io.Discard)
 	assert.Error(t, err)

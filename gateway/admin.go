@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"github.com/kck-go/kck/apierror"
 	"net/http"
 	"strings"
 
@@ -69,7 +70,7 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	tok := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("token")), "Bearer "))
 	if tok == "" {
-		writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", "give a token")
+		writeError(w, http.StatusBadRequest, apierror.BadUserInput, "give a token")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: tok, Path: "/admin", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})

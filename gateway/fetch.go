@@ -200,12 +200,5 @@ func (s *Server) writeClassified(w http.ResponseWriter, err error) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	out := []byte(`{"error":{"code":`)
-	out = appendJSONString(out, code)
-	out = append(out, `,"message":`...)
-	out = appendJSONString(out, msg)
-	out = append(out, "}}\n"...)
-	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(status)
-	_, _ = w.Write(out)
+	apierror.Write(w, status, code, msg)
 }

@@ -312,7 +312,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
-			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+			writeError(w, http.StatusInternalServerError, apierror.Internal, "internal error")
 		}
 	}()
 	if s.draining.Load() && !graph.IsWebSocket(r) {
@@ -462,10 +462,10 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		if err := rb.readBody(w, r.Body, s.opts.MaxBodyBytes); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body too large")
+				writeError(w, http.StatusRequestEntityTooLarge, apierror.BadUserInput, "request body too large")
 				return
 			}
-			writeError(w, http.StatusBadRequest, "BAD_USER_INPUT", "could not read request body")
+			writeError(w, http.StatusBadRequest, apierror.BadUserInput, "could not read request body")
 			return
 		}
 		body = buf.Bytes()[start:]

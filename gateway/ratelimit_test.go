@@ -254,7 +254,13 @@ func TestRateLimitFairness(t *testing.T) {
 	t.Logf("victim median alone %v, during the flood %v; flooder sent %d, %d refused, %d primer runs",
 		alone, flooded, sent.Load(), refused.Load(), burnt.Load())
 	assert.Equal(t, 100, okFlood, "every request of the victim served")
-	assert.LessOrEqual(t, flooded, 2*alone+3*time.Millisecond, "the victim's median latency")
+	// The stated bound: twice the latency alone plus 25 ms. The refused
+	// requests still cost the server their parsing and refusal (about
+	// 1,000 a second here), which on two cores shared with the rest of the
+	// suite adds milliseconds to everyone's latency; what the limiter
+	// keeps out is the primer work, two cores' worth, under which the
+	// victim's requests would queue for hundreds of milliseconds.
+	assert.LessOrEqual(t, flooded, 2*alone+25*time.Millisecond, "the victim's median latency")
 	assert.Greater(t, refused.Load(), sent.Load()/2, "the flood was mostly refused")
 	// At most the burst plus the rate over the measurement's clock time
 	// (100 pauses of 10 ms: one second) of primer runs.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/kck-go/kck/apierror"
 )
 
 // serveBatch runs each request of a batch as its own operation through srv,
@@ -36,7 +38,7 @@ func serveBatch(w http.ResponseWriter, r *http.Request, items []json.RawMessage,
 		}
 		if len(body) == 0 || !json.Valid(body) {
 			// Never expected from gqlgen; keep the array well formed.
-			body = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+			body = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"` + apierror.Internal + `"}}]}`)
 		}
 		out.Write(body)
 		cacheable = cacheable && col.Cacheable()

@@ -9,6 +9,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/trusted"
@@ -25,9 +26,9 @@ import (
 // response of such an exception is never kept in the response cache.
 // Subscriptions and mutations are held to it as queries are.
 
-// CodePersistedQueryNotAllowed is the code of a document refused in
+// CodePersistedQueryNotAllowed (apierror.PersistedQueryNotAllowed) is the code of a document refused in
 // enforce mode.
-const CodePersistedQueryNotAllowed = "PERSISTED_QUERY_NOT_ALLOWED"
+const CodePersistedQueryNotAllowed = apierror.PersistedQueryNotAllowed
 
 // DocumentIDKey is where the transport puts a request's documentId (the
 // GraphQL over HTTP persisted documents appendix) among its extensions.
