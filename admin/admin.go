@@ -26,12 +26,12 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
@@ -151,9 +151,7 @@ type Console struct {
 	beat    *heartbeat
 	hist    history
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life *lifecycle.Group // sampling
 }
 
 // New returns a console; it writes no heartbeat before Start.
@@ -162,8 +160,7 @@ func New(o Options) (*Console, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &Console{opts: o, c: o.Cache, log: o.Logger, mux: http.NewServeMux(), started: o.Clock.Now(), ctx: ctx, cancel: cancel}
+	a := &Console{opts: o, c: o.Cache, log: o.Logger, mux: http.NewServeMux(), started: o.Clock.Now(), life: lifecycle.New()}
 	a.beat = newHeartbeat(a)
 	a.routes()
 	return a, nil
@@ -180,13 +177,13 @@ func (a *Console) Start() error {
 	if a.opts.HeartbeatInterval < 0 {
 		return nil
 	}
-	a.wg.Go(func() {
+	a.life.Go(func(ctx context.Context) {
 		a.beat.sample()
 		t := time.NewTicker(a.opts.HeartbeatInterval)
 		defer t.Stop()
 		for {
 			select {
-			case <-a.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				a.beat.sample()
@@ -198,8 +195,7 @@ func (a *Console) Start() error {
 
 // Close stops sampling.
 func (a *Console) Close() error {
-	a.cancel()
-	a.wg.Wait()
+	a.life.Close()
 	return nil
 }
 

@@ -314,6 +314,9 @@ func (v *Verifier) Close() {
 	if v.front != nil {
 		v.front.close()
 	}
+	if v.tokens != nil {
+		v.tokens.StopAllGoroutines() // its expiry's clean-up
+	}
 }
 
 // RefreshKeys fetches the JWKS now (a no-op without one). The refresh loop

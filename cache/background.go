@@ -51,7 +51,7 @@ func (c *Cache) RefreshChanged(key string, asked time.Time, done func(error)) {
 
 func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked time.Time, done func(error)) {
 	c.bgMu.Lock()
-	if c.ctx.Err() != nil {
+	if c.life.Closing() {
 		c.bgMu.Unlock()
 		if done != nil {
 			done(ErrClosed)
@@ -81,14 +81,21 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 	if done != nil {
 		j.done = append(j.done, done)
 	}
+	if !c.life.Enter() { // Close began since the check above
+		c.bgMu.Unlock()
+		if done != nil {
+			done(ErrClosed)
+		}
+		return
+	}
 	c.bgPending[key] = j
-	c.wg.Add(1)
 	c.bgMu.Unlock()
+	ctx := c.life.Context()
 	go func() {
-		defer c.wg.Done()
+		defer c.life.Leave()
 		select {
 		case c.bgSlots <- struct{}{}:
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			c.bgMu.Lock()
 			delete(c.bgPending, key)
 			c.bgMu.Unlock()
@@ -105,16 +112,16 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 		c.bgMu.Unlock()
 		var err error
 		if !sourceChanged {
-			_, err = c.RefreshAskedAt(c.ctx, key, asked)
-		} else if c.held(c.ctx, key) {
-			_, err = c.refresh(c.ctx, key, asked, true)
+			_, err = c.RefreshAskedAt(ctx, key, asked)
+		} else if c.held(ctx, key) {
+			_, err = c.refresh(ctx, key, asked, true)
 		}
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {
 			delete(c.bgRunning, key)
 		}
 		c.bgMu.Unlock()
-		if c.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			err = ErrClosed
 		} else if len(j.done) == 0 && err != nil {
 			// A source that is down fails every key's refresh: log the first

@@ -15,7 +15,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -121,9 +121,10 @@ type Cache struct {
 	bgRunning map[string]int
 	bgSlots   chan struct{}
 
-	ctx    context.Context // cancelled by Close; parent of background work
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// life owns every goroutine the cache starts (background refreshes,
+	// refresh runs, fills, dispatches): Close waits for them, so the store
+	// and the bus are never closed under them.
+	life *lifecycle.Group
 }
 
 // entryOverhead approximates the bytes an in-process entry costs beyond its
@@ -159,7 +160,6 @@ func New(opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("cache: negative cache: %w", err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
 		epoch:      epoch,
 		neg:        neg,
@@ -178,24 +178,23 @@ func New(opts Options) (*Cache, error) {
 
 		dispatching:   map[string]*dispatch{},
 		dispatchSlots: make(chan struct{}, maxDispatches),
-		ctx:           ctx,
-		cancel:        cancel,
+		life:          lifecycle.New(),
 	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newFreshnessCollector(c)); err != nil {
-			cancel()
+			c.life.Close()
 			return nil, fmt.Errorf("cache: metrics: %w", err)
 		}
 	}
 	c.instances.init(opts.Registry)
 	if opts.Bus != nil {
 		if err := c.followBus(); err != nil {
-			cancel()
+			c.life.Close()
 			return nil, fmt.Errorf("cache: change bus: %w", err)
 		}
 		if a, ok := opts.Bus.(Assigner); ok {
 			if err := a.ServeAssignments(c.RefreshChanged); err != nil {
-				cancel()
+				c.life.Close()
 				return nil, fmt.Errorf("cache: change bus: %w", err)
 			}
 		}
@@ -203,11 +202,17 @@ func New(opts Options) (*Cache, error) {
 	return c, nil
 }
 
-// Close stops background refreshes and waits for them. It does not close the
-// store, which the caller opened.
+// Close stops background work (refreshes, fills, dispatches) and waits
+// for every goroutine the cache started; what was still to run answers
+// ErrClosed. It does not close the store or the bus, which the caller
+// opened: close them after.
 func (c *Cache) Close() error {
-	c.cancel()
-	c.wg.Wait()
+	c.life.Close()
+	// The tiers' own clean-up goroutines (otter's, for expiry).
+	c.mem.StopAllGoroutines()
+	if c.neg != nil {
+		c.neg.StopAllGoroutines()
+	}
 	return nil
 }
 

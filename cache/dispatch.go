@@ -40,7 +40,7 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 		return
 	}
 	c.dispatchMu.Lock()
-	if c.ctx.Err() != nil {
+	if c.life.Closing() {
 		c.dispatchMu.Unlock()
 		if done != nil {
 			done(ErrClosed)
@@ -58,15 +58,21 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 		c.dispatchMu.Unlock()
 		return
 	}
+	if !c.life.Enter() {
+		c.dispatchMu.Unlock()
+		if done != nil {
+			done(ErrClosed)
+		}
+		return
+	}
 	d := &dispatch{}
 	if done != nil {
 		d.done = []func(error){done}
 	}
 	c.dispatching[key] = d
-	c.wg.Add(1)
 	c.dispatchMu.Unlock()
 	go func() {
-		defer c.wg.Done()
+		defer c.life.Leave()
 		for {
 			err := c.assign(a, key, asked)
 			c.dispatchMu.Lock()
@@ -93,21 +99,21 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 func (c *Cache) assign(a Assigner, key string, asked time.Time) error {
 	select {
 	case c.dispatchSlots <- struct{}{}:
-	case <-c.ctx.Done():
+	case <-c.life.Context().Done():
 		return ErrClosed
 	}
 	defer func() { <-c.dispatchSlots }()
 	if c.BusConnected() {
 		// The assignee's refresh is bounded by a lease wait and a primer
 		// run, as any refresh is; past that, nobody took it.
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
+		ctx, cancel := context.WithTimeout(c.life.Context(), c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		err := a.Assign(ctx, key, asked)
 		cancel()
 		c.m.dispatches.WithLabelValues(dispatchOutcome(err)).Inc()
 		if !errors.Is(err, ErrNoAssignee) && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		if c.ctx.Err() != nil {
+		if c.life.Closing() {
 			return ErrClosed
 		}
 	} else {

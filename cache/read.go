@@ -203,14 +203,21 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 		if r, ok := c.memFresh(key); ok {
 			return loadResult{r: r}, nil
 		}
+		if !c.life.Enter() {
+			return loadResult{err: ErrClosed}, nil
+		}
+		defer c.life.Leave()
 		// The flight outlives any one caller, so it must not die with the
-		// first caller's context; it keeps its values (the chain of reads).
+		// first caller's context (only with the cache); it keeps its values
+		// (the chain of reads).
 		// Nor does it spend the caller's miss budget: the reads a primer
 		// makes are the product's work, shared by every waiting caller.
 		// It may wait out another gateway's compute lease (a dead one
 		// holds it to its end), then run the primer, which runPrimer
 		// bounds by PrimerTimeout: the flight's bound is the sum.
-		fctx, cancel := context.WithTimeout(WithMissBudget(context.WithoutCancel(ctx), 0), c.opts.LeaseTTL+c.opts.PrimerTimeout)
+		bound, release := c.life.Bind(WithMissBudget(context.WithoutCancel(ctx), 0))
+		defer release()
+		fctx, cancel := context.WithTimeout(bound, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		defer cancel()
 		r, err := c.loadFromStoreOrCompute(fctx, k, key)
 		if err != nil {

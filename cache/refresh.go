@@ -94,8 +94,16 @@ func (c *Cache) refreshRunFor(ctx context.Context, k primers.Key, key string, as
 		return run
 	}
 	run.started = c.clock.Now()
+	if !c.life.Enter() { // closed: nothing more runs
+		run.err = ErrClosed
+		close(run.done)
+		return run
+	}
 	c.refreshes[key] = &refreshing{running: run}
-	go c.runRefreshes(k, key, run)
+	go func() {
+		defer c.life.Leave()
+		c.runRefreshes(k, key, run)
+	}()
 	return run
 }
 
@@ -126,7 +134,10 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	// those sharing this one asked (no one joins a run once it starts).
 	// Gateways that see one change at once both ask before either starts:
 	// one computes, the other takes its value.
-	ctx, cancel := context.WithTimeout(run.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
+	// Its context outlives its callers' (they share it), not the cache.
+	bound, release := c.life.Bind(run.ctx)
+	defer release()
+	ctx, cancel := context.WithTimeout(bound, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 	defer cancel()
 	if run.owned {
 		run.r, run.err = c.computeHeld(ctx, k, key, floor, false)

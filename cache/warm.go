@@ -257,7 +257,13 @@ func (c *Cache) warmKey(ctx context.Context, k primers.Key) error {
 		if r, ok := c.memFresh(key); ok {
 			return loadResult{r: r}, nil
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PrimerTimeout)
+		if !c.life.Enter() {
+			return loadResult{err: ErrClosed}, nil
+		}
+		defer c.life.Leave()
+		bound, release := c.life.Bind(context.WithoutCancel(ctx))
+		defer release()
+		fctx, cancel := context.WithTimeout(bound, c.opts.PrimerTimeout)
 		defer cancel()
 		e, err := c.store.Get(fctx, key)
 		if _, found := c.fromStore(key, e, err); found {

@@ -12,11 +12,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kck-go/kck/internal/lifecycle"
 )
 
 // LeaseStore holds the lease: cache.Store's leases.
@@ -55,8 +56,7 @@ type Options struct {
 type Leader struct {
 	opts    Options
 	leading atomic.Bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	life    *lifecycle.Group // the election's goroutine (Lead runs under it)
 }
 
 // Start starts taking part.
@@ -73,7 +73,7 @@ func Start(opts Options) (*Leader, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l := &Leader{opts: opts}
+	l := &Leader{opts: opts, life: lifecycle.New()}
 	if opts.Registerer != nil {
 		err := opts.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "kck_leader",
@@ -89,9 +89,7 @@ func Start(opts Options) (*Leader, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	l.wg.Go(func() { l.run(ctx) })
+	l.life.Go(l.run)
 	return l, nil
 }
 
@@ -101,8 +99,7 @@ func (l *Leader) Leading() bool { return l.leading.Load() }
 // Close stops taking part: it stops leading, waits for Lead to return and
 // gives the lease back, so that another gateway takes over at once.
 func (l *Leader) Close() {
-	l.cancel()
-	l.wg.Wait()
+	l.life.Close()
 }
 
 // term is one spell of leading: Lead running under its own context.

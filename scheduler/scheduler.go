@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 )
@@ -147,9 +148,9 @@ type Scheduler struct {
 	// warmDone and warmTotal are boot warming's progress, for Progress.
 	warmDone, warmTotal atomic.Int64
 
-	ctx    context.Context // cancelled by Stop and Close; parent of warming
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// life owns warming and Stop's stopping of the jobs: cancelled by Stop
+	// and Close, waited for by Close.
+	life *lifecycle.Group
 
 	// runCtx is every job run's context, cancelled by Close. Not gocron's:
 	// gocron cancels the runs under way as it stops, and Stop lets them
@@ -206,7 +207,6 @@ func New(opts Options) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	runCtx, runCancel := context.WithCancel(context.Background())
 	s := &Scheduler{
 		runCtx:    runCtx,
@@ -221,8 +221,7 @@ func New(opts Options) (*Scheduler, error) {
 		names:     map[string]bool{},
 		warmed:    map[string][]string{},
 		ready:     make(chan struct{}),
-		ctx:       ctx,
-		cancel:    cancel,
+		life:      lifecycle.New(),
 	}
 	if opts.Worker != nil {
 		w := opts.Worker
@@ -249,7 +248,7 @@ func New(opts Options) (*Scheduler, error) {
 
 // discard releases what New made, for a scheduler New does not return.
 func (s *Scheduler) discard() {
-	s.cancel()
+	s.life.Close()
 	s.runCancel()
 	_ = s.gs.Shutdown()
 }
@@ -361,14 +360,12 @@ func (s *Scheduler) Start() error {
 		}
 	}
 	s.gs.Start()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if _, err := s.Warm(s.ctx); err != nil && s.ctx.Err() == nil {
+	s.life.Go(func(ctx context.Context) {
+		if _, err := s.Warm(ctx); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Error("warming failed", "err", err)
 		}
 		s.markReady()
-	}()
+	})
 	return nil
 }
 
@@ -487,13 +484,13 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	s.runMu.Lock()
 	if !s.stopping {
 		s.stopping = true
-		s.cancel() // warming
+		s.life.Cancel() // warming
 		if s.opts.Worker != nil {
 			s.opts.Worker.Stop()
 		}
 		// StopJobs waits for the runs under way (which its cancelling
 		// does not reach: they run on runCtx), so not here.
-		s.wg.Go(func() {
+		s.life.Go(func(context.Context) {
 			if err := s.gs.StopJobs(); err != nil && s.runCtx.Err() == nil {
 				s.opts.Logger.Warn("scheduler: stopping the jobs", "err", err)
 			}
@@ -514,9 +511,8 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 // Close stops the jobs and warming, cancels the runs under way and waits
 // for them. It does not close the cache, the queue or the store.
 func (s *Scheduler) Close() error {
-	s.cancel()
 	s.runCancel()
-	s.wg.Wait() // warming, and Stop's StopJobs
+	s.life.Close() // warming, and Stop's StopJobs
 	err := s.gs.Shutdown()
 	s.markReady()
 	return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/queue"
 )
 
@@ -21,9 +22,8 @@ var ErrNotConnected = errors.New("store not connected yet")
 // serves (computing what it is asked) and reports not ready, instead of
 // failing to start.
 type Late struct {
-	cur    atomic.Pointer[Store]
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cur  atomic.Pointer[Store]
+	life *lifecycle.Group // the connecting goroutine
 }
 
 var (
@@ -37,9 +37,8 @@ var (
 // 30 s. prepare, when not nil, runs before each attempt to open (kck serve
 // --migrate: the keyspace is created once the cluster answers).
 func OpenLate(cfg Config, log *slog.Logger, prepare func(context.Context) error) *Late {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &Late{cancel: cancel}
-	l.wg.Go(func() {
+	l := &Late{life: lifecycle.New()}
+	l.life.Go(func(ctx context.Context) {
 		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 			select {
 			case <-ctx.Done():
@@ -158,8 +157,7 @@ func (l *Late) Scan(ctx context.Context, fn func(cache.Entry) error) error {
 }
 
 func (l *Late) Close() error {
-	l.cancel()
-	l.wg.Wait()
+	l.life.Close()
 	if s := l.cur.Load(); s != nil {
 		return s.Close()
 	}

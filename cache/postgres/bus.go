@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/internal/lifecycle"
 )
 
 // Bus is the change bus of the gateways sharing a PostgreSQL store when no
@@ -35,8 +36,7 @@ type Bus struct {
 	mu      sync.Mutex
 	handler *cache.BusHandler
 	up      bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life    *lifecycle.Group // the listening goroutine
 }
 
 var _ cache.Bus = (*Bus)(nil)
@@ -50,7 +50,7 @@ func (s *Store) Bus(log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{s: s, channel: "kck_bus_" + s.cfg.Schema, log: log}
+	return &Bus{s: s, channel: "kck_bus_" + s.cfg.Schema, log: log, life: lifecycle.New()}
 }
 
 // Publish notifies every listener of ch.
@@ -88,13 +88,11 @@ func (b *Bus) Subscribe(h cache.BusHandler) error {
 		return errors.New("postgres bus: Subscribe called twice")
 	}
 	b.handler = &h
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel, b.done = cancel, make(chan struct{})
-	conn, err := b.listen(ctx)
+	conn, err := b.listen(b.life.Context())
 	if err == nil {
 		b.up = true
 	}
-	go b.run(ctx, conn)
+	b.life.Go(func(ctx context.Context) { b.run(ctx, conn) })
 	return nil
 }
 
@@ -115,7 +113,6 @@ func (b *Bus) listen(ctx context.Context) (*pgx.Conn, error) {
 // run receives on conn, reconnecting after a loss; a loss and a return
 // are told to the handler (announcements made meanwhile were missed).
 func (b *Bus) run(ctx context.Context, conn *pgx.Conn) {
-	defer close(b.done)
 	wait := 100 * time.Millisecond
 	for {
 		if conn != nil {
@@ -187,13 +184,7 @@ func (b *Bus) receive(ctx context.Context, conn *pgx.Conn) error {
 
 // Close stops listening (after the cache that uses it).
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	cancel, done := b.cancel, b.done
-	b.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	b.life.Close()
 	return nil
 }
 
