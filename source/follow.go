@@ -181,6 +181,12 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
+// FollowerApplicationName is the application_name of the follower's
+// connection, unless the URL sets one: pg_stat_activity then tells the
+// connections that follow the change log (one per cluster) from the
+// gateways' pools.
+const FollowerApplicationName = "kck follower"
+
 func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -189,6 +195,9 @@ func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("change log: bad URL: %w", err)
+	}
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = FollowerApplicationName
 	}
 	conn, err := pgx.ConnectConfig(cctx, pcfg.ConnConfig)
 	if err != nil {
