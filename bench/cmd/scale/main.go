@@ -200,14 +200,12 @@ func run(ctx context.Context, c config) (*report, error) {
 	c.logf("Cassandra JVMs: %v (%s)", c.cassPIDs, rep.cassNote)
 	newCode := variant{name: "new", label: "new", bin: c.kck, bus: c.busURL}
 	today := variant{name: "today", label: "today's code", bin: c.today}
-	var plan []struct {
+	type step struct {
 		v variant
 		n int
 	}
-	add := func(v variant, n int) { plan = append(plan, struct {
-		v variant
-		n int
-	}{v, n}) }
+	var plan []step
+	add := func(v variant, n int) { plan = append(plan, step{v, n}) }
 	if len(c.todayCounts) > 0 {
 		add(today, c.todayCounts[0])
 	}

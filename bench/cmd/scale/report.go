@@ -196,8 +196,8 @@ func (r *report) markdown(c config) string {
 		}
 	}
 
-	p("\nCommit to subscriber, on every gateway (each change's push to each gateway's subscriber; \"others\": all but each change's first arrival, i.e. the gateways that learnt it from another; "+
-		"change to stored: kck_source_fresh_lag_seconds, from the trigger's clock to the keys refreshed and stored, coarse buckets (x4); "+
+	p("\nCommit to subscriber, on every gateway (each change's push to each gateway's subscriber; \"others\": all but each change's first arrival, i.e. the gateways that learnt it from another; " +
+		"change to stored: kck_source_fresh_lag_seconds, from the trigger's clock to the keys refreshed and stored, coarse buckets (x4); " +
 		"the hop: kck_bus_lag_seconds, today kck_change_feed_lag_seconds, from the announcing gateway to the applying one):\n\n")
 	p("| code | gateways | pushes | missed | p50 | p99 | max | others p50 | others p99 | worst gateway's p99 | change to stored p50 / p99 | hop p50 | hop p99 |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
