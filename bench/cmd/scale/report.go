@@ -146,8 +146,8 @@ func (r *report) markdown(c config) string {
 	}
 
 	p("\nPer change, by gateway count (x 1 gw: against the same code's 1-gateway run):\n\n")
-	p("| code | gateways | changes | primer runs | x 1 gw | store ops (read / write / lwt) | x 1 gw | lease waits | bus messages sent / received | Cassandra CPU | x 1 gw | gateway CPU | change-log connections |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| code | gateways | changes | primer runs | x 1 gw | store ops (read / write / lwt) | x 1 gw | lease waits | bus messages sent / received | Cassandra CPU | x 1 gw | Cassandra idle | gateway CPU | change-log connections |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.runs {
 		if x.err != nil {
 			continue
@@ -176,8 +176,12 @@ func (r *report) markdown(c config) string {
 		if x.v.bus != "" {
 			bus = fmt.Sprintf("%.2f / %.2f", f.sent, f.recv)
 		}
-		p("| %s | %d | %.0f | %.2f | %s | %s | %s | %.2f | %s | %s | %s | %.1f ms | %d |\n",
-			x.v.label, x.n, f.changes, f.runs, runsX, ops, opsX, f.leaseWaits, bus, cpuCell(f.cassMS, f.cassOK), cassX, f.gwMS, x.followerConns)
+		idle := "-"
+		if x.idle != nil && x.idle.cassOK {
+			idle = fmt.Sprintf("%.2f cores", x.idle.cass.Seconds()/x.idle.dur.Seconds())
+		}
+		p("| %s | %d | %.0f | %.2f | %s | %s | %s | %.2f | %s | %s | %s | %s | %.1f ms | %d |\n",
+			x.v.label, x.n, f.changes, f.runs, runsX, ops, opsX, f.leaseWaits, bus, cpuCell(f.cassMS, f.cassOK), cassX, idle, f.gwMS, x.followerConns)
 	}
 
 	if pairs := r.pairs(); len(pairs) > 0 {
@@ -198,9 +202,10 @@ func (r *report) markdown(c config) string {
 
 	p("\nCommit to subscriber, on every gateway (each change's push to each gateway's subscriber; \"others\": all but each change's first arrival, i.e. the gateways that learnt it from another; " +
 		"change to stored: kck_source_fresh_lag_seconds, from the trigger's clock to the keys refreshed and stored, coarse buckets (x4); " +
-		"the hop: kck_bus_lag_seconds, today kck_change_feed_lag_seconds, from the announcing gateway to the applying one):\n\n")
-	p("| code | gateways | pushes | missed | p50 | p99 | max | others p50 | others p99 | worst gateway's p99 | change to stored p50 / p99 | hop p50 | hop p99 |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"the hop: kck_bus_lag_seconds, today kck_change_feed_lag_seconds, from the announcing gateway to the applying one; " +
+		"the machine's 1-minute load average when the load started; write transactions open in other databases of the PostgreSQL server, sampled 4 times a second: the longest seen, and the share of samples with one open 100 ms or more):\n\n")
+	p("| code | gateways | pushes | missed | p50 | p99 | max | others p50 | others p99 | worst gateway's p99 | change to stored p50 / p99 | hop p50 | hop p99 | load average | other write transactions |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.runs {
 		if x.err != nil {
 			continue
@@ -221,13 +226,14 @@ func (r *report) markdown(c config) string {
 			q99, _ := f.fresh.quantile(0.99)
 			fresh = fmt.Sprintf("%s / %s ms", msStr(q50), msStr(q99))
 		}
-		p("| %s | %d | %d | %d | %s ms | %s ms | %s ms | %s | %s | %s ms | %s | %s | %s |\n", x.v.label, x.n, len(ps.all), ps.missed,
-			msStr(quantile(ps.all, 0.5)), msStr(quantile(ps.all, 0.99)), msStr(quantile(ps.all, 1)), others50, others99, msStr(ps.worstP99), fresh, hop50, hop99)
+		p("| %s | %d | %d | %d | %s ms | %s ms | %s ms | %s | %s | %s ms | %s | %s | %s | %s | %s ms, %.0f%% |\n", x.v.label, x.n, len(ps.all), ps.missed,
+			msStr(quantile(ps.all, 0.5)), msStr(quantile(ps.all, 0.99)), msStr(quantile(ps.all, 1)), others50, others99, msStr(ps.worstP99), fresh, hop50, hop99,
+			x.loadAvg, msStr(x.otherXact), 100*x.otherXactShare)
 	}
 
 	p("\nWhere the primer runs go (per change, by product), and the changes to rows of authors nobody reads (no gateway holds or watches their keys; top_authors/10 is held everywhere, so it is refreshed):\n\n")
-	p("| code | gateways | primer runs per change, by product | refreshes skipped per change | dispatches per change | unheld: changes | unheld: primer runs of keys nobody holds | unheld: refreshes skipped | unheld: top_authors runs |\n")
-	p("|---|---|---|---|---|---|---|---|---|\n")
+	p("| code | gateways | primer runs per change, by product | refreshes skipped per change | dispatches per change | bus resyncs | unheld: changes | unheld: primer runs of keys nobody holds | unheld: refreshes skipped | unheld: top_authors runs |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.runs {
 		if x.err != nil {
 			continue
@@ -237,7 +243,11 @@ func (r *report) markdown(c config) string {
 		if len(f.dispatches) > 0 {
 			disp = byLabel(f.dispatches, 1/f.changes)
 		}
-		p("| %s | %d | %s | %.2f | %s | %d | %.0f | %.0f | %.0f |\n", x.v.label, x.n, byLabel(f.runsBy, 1), f.skipped, disp, x.unheld, f.unheldRuns, f.unheldSkipped, f.unheldTop)
+		resyncs := "-"
+		if x.v.bus != "" {
+			resyncs = fmt.Sprintf("%.0f", delta(x.before, x.after, "kck_bus_resyncs_total", nil))
+		}
+		p("| %s | %d | %s | %.2f | %s | %s | %d | %.0f | %.0f | %.0f |\n", x.v.label, x.n, byLabel(f.runsBy, 1), f.skipped, disp, resyncs, x.unheld, f.unheldRuns, f.unheldSkipped, f.unheldTop)
 	}
 
 	p("\nTargets (issue 24), from this run:\n\n")

@@ -69,6 +69,13 @@ type result struct {
 	pushes        pushStats
 	followerConns int // most seen during the load
 	leaders       int
+	// During the load: the 1-minute load average at its start; the
+	// longest a write transaction was seen open in another database of
+	// the server (it holds back the follower's horizon), and the share of
+	// samples that saw one open for 100 ms or more.
+	loadAvg        string
+	otherXact      time.Duration
+	otherXactShare float64
 
 	unheld                    int
 	unheldBefore, unheldAfter metrics
@@ -240,19 +247,26 @@ func measure(ctx context.Context, c *config, r *result, gws []*gateway, dbURL, d
 	c0, ok0 := cpuTime(cassPIDs)
 	g0, _ := cpuTime(gwPIDs)
 	start := time.Now()
-	sampled := make(chan int, 1)
+	r.loadAvg, _, _ = strings.Cut(loadavg(), " ")
+	sampled := make(chan struct{})
 	sctx, stopSampling := context.WithCancel(ctx)
 	go func() {
-		most := 0
+		defer close(sampled)
+		samples, open := 0, 0
 		for {
-			if n, err := followerConns(sctx, mon, dbName); err == nil {
-				most = max(most, n)
+			if a, err := activity(sctx, mon, dbName); err == nil {
+				samples++
+				r.followerConns = max(r.followerConns, a.followers)
+				r.otherXact = max(r.otherXact, a.otherXact)
+				if a.otherXact >= 100*time.Millisecond {
+					open++
+				}
+				r.otherXactShare = float64(open) / float64(samples)
 			}
 			select {
 			case <-sctx.Done():
-				sampled <- most
 				return
-			case <-time.After(time.Second):
+			case <-time.After(250 * time.Millisecond):
 			}
 		}
 	}()
@@ -271,7 +285,7 @@ func measure(ctx context.Context, c *config, r *result, gws []*gateway, dbURL, d
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopSampling()
-	r.followerConns = <-sampled
+	<-sampled
 	if r.after, err = settle(ctx, gws, r.v.bus, float64(count), c.drain); err != nil {
 		return err
 	}
@@ -369,10 +383,28 @@ func applyChanges(ctx context.Context, db *pgx.Conn, authors []int, ids map[int]
 // source changes: the new code's follower names its connection (source.
 // FollowerApplicationName); today's listeners ran LISTEN last.
 func followerConns(ctx context.Context, mon *pgx.Conn, db string) (int, error) {
-	var n int
-	err := mon.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND (application_name = $2 OR query ILIKE 'LISTEN %')`,
-		db, source.FollowerApplicationName).Scan(&n)
-	return n, err
+	a, err := activity(ctx, mon, db)
+	return a.followers, err
+}
+
+// serverActivity is what pg_stat_activity shows of the server now.
+type serverActivity struct {
+	followers int
+	// otherXact is the oldest write transaction (one with an xid) open in
+	// another database: the follower reads no change committed after it
+	// started until it ends (its horizon is the server's snapshot xmin).
+	otherXact time.Duration
+}
+
+func activity(ctx context.Context, mon *pgx.Conn, db string) (serverActivity, error) {
+	var a serverActivity
+	var secs float64
+	err := mon.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE datname = $1 AND (application_name = $2 OR query ILIKE 'LISTEN %')),
+		coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM $1), 0)::float8
+		FROM pg_stat_activity`, db, source.FollowerApplicationName).Scan(&a.followers, &secs)
+	a.otherXact = seconds(secs)
+	return a, err
 }
 
 // hold reads every held key on every gateway: the first computes them,
