@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,8 @@ type config struct {
 	cassPIDs []int
 	rate     float64
 	dur      time.Duration
+	// pairs is how many times the 1-gateway runs of both codes are made.
+	pairs int
 	// baseline measures the idle rates over dur before each load.
 	baseline bool
 	// authors are held (1..authors); unheld authors are changed after the
@@ -82,6 +85,7 @@ func main() {
 	flag.StringVar(&c.busURL, "bus-url", os.Getenv("KCK_BUS_URL"), "the NATS bus of the new code's gateways")
 	flag.StringVar(&pids, "cassandra-pids", "", "the Cassandra JVMs' pids, comma-separated (default: found in /proc from the contact points)")
 	flag.Float64Var(&c.rate, "rate", 20, "row changes per second")
+	flag.IntVar(&c.pairs, "pairs", 3, "how many interleaved pairs of 1-gateway runs (today's code, then the new) are made, for the CPU comparison")
 	flag.DurationVar(&c.dur, "d", 20*time.Second, "duration of the load, and of the idle baseline before it")
 	flag.BoolVar(&c.baseline, "baseline", true, "measure the idle rates (Cassandra and gateway CPU, store operations) before each load and subtract them")
 	flag.IntVar(&c.authors, "authors", 50, "authors whose title list and stats every gateway holds and subscribes to (at most 250)")
@@ -206,18 +210,33 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	var plan []step
 	add := func(v variant, n int) { plan = append(plan, step{v, n}) }
-	if len(c.todayCounts) > 0 {
-		add(today, c.todayCounts[0])
+	// The 1-gateway runs of both codes in interleaved pairs, first: the
+	// CPU comparison is judged on their median, as the shared machine's
+	// background load drifts.
+	pairs := 0
+	if slices.Contains(c.counts, 1) && slices.Contains(c.todayCounts, 1) {
+		pairs = max(1, c.pairs)
+	}
+	for range pairs {
+		add(today, 1)
+		add(newCode, 1)
 	}
 	for _, n := range c.counts {
-		add(newCode, n)
+		if n != 1 || pairs == 0 {
+			add(newCode, n)
+		}
 	}
-	for _, n := range c.todayCounts[min(1, len(c.todayCounts)):] {
-		add(today, n)
+	for _, n := range c.todayCounts {
+		if n != 1 || pairs == 0 {
+			add(today, n)
+		}
 	}
+	reps := map[step]int{}
 	for _, p := range plan {
 		c.logf("== %s, %d gateway(s)", p.v.label, p.n)
+		reps[p]++
 		r := runOne(ctx, &c, work, p.v, p.n)
+		r.rep = reps[p]
 		if r.err != nil {
 			c.logf("%s, %d gateway(s): %v", p.v.label, p.n, r.err)
 			if c.smoke {

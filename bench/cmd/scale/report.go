@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -111,13 +112,24 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // base is v's run at one gateway, if any.
 func (r *report) base(v string) *result { return r.find(v, 1) }
 
-func (r *report) find(v string, n int) *result {
+func (r *report) find(v string, n int) *result { return r.findRep(v, n, 0) }
+
+// findRep is v's rep-th run at n (0: the first that did not fail).
+func (r *report) findRep(v string, n, rep int) *result {
 	for _, x := range r.runs {
-		if x.v.name == v && x.n == n && x.err == nil {
+		if x.v.name == v && x.n == n && x.err == nil && (rep == 0 || x.rep == rep) {
 			return x
 		}
 	}
 	return nil
+}
+
+// label names the run's code, and which repetition when there are more.
+func (x *result) label() string {
+	if x.rep > 1 {
+		return fmt.Sprintf("%s (#%d)", x.v.label, x.rep)
+	}
+	return x.v.label
 }
 
 // markdown is the run's tables and verdicts.
@@ -141,7 +153,7 @@ func (r *report) markdown(c config) string {
 		c.rate, c.dur, int(c.rate*c.dur.Seconds()), c.authors, c.unheld, c.authors, c.authors, idle, r.cassNote)
 	for _, x := range r.runs {
 		if x.err != nil {
-			p("- **%s, %d gateway(s) failed**: %s\n", x.v.label, x.n, firstLine(x.err.Error()))
+			p("- **%s, %d gateway(s) failed**: %s\n", x.label(), x.n, firstLine(x.err.Error()))
 		}
 	}
 
@@ -181,7 +193,7 @@ func (r *report) markdown(c config) string {
 			idle = fmt.Sprintf("%.2f cores", x.idle.cass.Seconds()/x.idle.dur.Seconds())
 		}
 		p("| %s | %d | %.0f | %.2f | %s | %s | %s | %.2f | %s | %s | %s | %s | %.1f ms | %d |\n",
-			x.v.label, x.n, f.changes, f.runs, runsX, ops, opsX, f.leaseWaits, bus, cpuCell(f.cassMS, f.cassOK), cassX, idle, f.gwMS, x.followerConns)
+			x.label(), x.n, f.changes, f.runs, runsX, ops, opsX, f.leaseWaits, bus, cpuCell(f.cassMS, f.cassOK), cassX, idle, f.gwMS, x.followerConns)
 	}
 
 	if pairs := r.pairs(); len(pairs) > 0 {
@@ -194,7 +206,11 @@ func (r *report) markdown(c config) string {
 			if t.cassOK && n.cassOK {
 				cassR = ratio(n.cassMS, t.cassMS)
 			}
-			p("| %d | %.2f / %.2f | %s | %.2f / %.2f | %s / %s | %s | %s / %s ms | %d / %d |\n", pr[0].n,
+			pair := strconv.Itoa(pr[0].n)
+			if pr[0].rep > 1 {
+				pair += fmt.Sprintf(" (#%d)", pr[0].rep)
+			}
+			p("| %s | %.2f / %.2f | %s | %.2f / %.2f | %s / %s | %s | %s / %s ms | %d / %d |\n", pair,
 				t.runs, n.runs, ratio(n.runs, t.runs), t.leaseWaits, n.leaseWaits, cpuCell(t.cassMS, t.cassOK), cpuCell(n.cassMS, n.cassOK), cassR,
 				msStr(quantile(pr[0].pushes.all, 0.99)), msStr(quantile(pr[1].pushes.all, 0.99)), pr[0].followerConns, pr[1].followerConns)
 		}
@@ -226,7 +242,7 @@ func (r *report) markdown(c config) string {
 			q99, _ := f.fresh.quantile(0.99)
 			fresh = fmt.Sprintf("%s / %s ms", msStr(q50), msStr(q99))
 		}
-		p("| %s | %d | %d | %d | %s ms | %s ms | %s ms | %s | %s | %s ms | %s | %s | %s | %s | %s ms, %.0f%% |\n", x.v.label, x.n, len(ps.all), ps.missed,
+		p("| %s | %d | %d | %d | %s ms | %s ms | %s ms | %s | %s | %s ms | %s | %s | %s | %s | %s ms, %.0f%% |\n", x.label(), x.n, len(ps.all), ps.missed,
 			msStr(quantile(ps.all, 0.5)), msStr(quantile(ps.all, 0.99)), msStr(quantile(ps.all, 1)), others50, others99, msStr(ps.worstP99), fresh, hop50, hop99,
 			x.loadAvg, msStr(x.otherXact), 100*x.otherXactShare)
 	}
@@ -247,7 +263,7 @@ func (r *report) markdown(c config) string {
 		if x.v.bus != "" {
 			resyncs = fmt.Sprintf("%.0f", delta(x.before, x.after, "kck_bus_resyncs_total", nil))
 		}
-		p("| %s | %d | %s | %.2f | %s | %s | %d | %.0f | %.0f | %.0f |\n", x.v.label, x.n, byLabel(f.runsBy, 1), f.skipped, disp, resyncs, x.unheld, f.unheldRuns, f.unheldSkipped, f.unheldTop)
+		p("| %s | %d | %s | %.2f | %s | %s | %d | %.0f | %.0f | %.0f |\n", x.label(), x.n, byLabel(f.runsBy, 1), f.skipped, disp, resyncs, x.unheld, f.unheldRuns, f.unheldSkipped, f.unheldTop)
 	}
 
 	p("\nTargets (issue 24), from this run:\n\n")
@@ -264,7 +280,7 @@ func (r *report) pairs() [][2]*result {
 		if t.v.name != "today" || t.err != nil {
 			continue
 		}
-		if n := r.find("new", t.n); n != nil {
+		if n := r.findRep("new", t.n, t.rep); n != nil {
 			out = append(out, [2]*result{t, n})
 		}
 	}
@@ -303,18 +319,31 @@ func (r *report) verdicts() []string {
 	} else {
 		out = append(out, "primer runs and store operations per change, 16 against 1 gateway: not measured in this run")
 	}
-	if t, n := r.find("today", 1), one; t != nil && n != nil {
-		tf, nf := t.figures(), n.figures()
-		if tf.cassOK && nf.cassOK && tf.cassMS > 0 {
-			x := nf.cassMS / tf.cassMS
-			out = append(out, fmt.Sprintf("Cassandra CPU per change at 1 gateway: %.1f ms against today's %.1f ms, %.2fx (target <= 0.5x): %s",
-				nf.cassMS, tf.cassMS, x, mark(x <= 0.5, by(x, 0.5))))
-		} else {
-			out = append(out, "Cassandra CPU per change at 1 gateway against today's: not measured (no Cassandra JVM found, or a node restarted)")
+	var cpuRatios, runRatios []float64
+	var cpuCells []string
+	for _, pr := range r.pairs() {
+		if pr[0].n != 1 {
+			continue
 		}
-		out = append(out, fmt.Sprintf("primer runs per change at 1 gateway: %.2f against today's %.2f (%s)", nf.runs, tf.runs, ratio(nf.runs, tf.runs)))
-	} else {
+		tf, nf := pr[0].figures(), pr[1].figures()
+		runRatios = append(runRatios, nf.runs/tf.runs)
+		if tf.cassOK && nf.cassOK && tf.cassMS > 0 {
+			cpuRatios = append(cpuRatios, nf.cassMS/tf.cassMS)
+			cpuCells = append(cpuCells, fmt.Sprintf("%.1f / %.1f ms = %.2fx", nf.cassMS, tf.cassMS, nf.cassMS/tf.cassMS))
+		}
+	}
+	switch {
+	case len(runRatios) == 0:
 		out = append(out, "Cassandra CPU per change at 1 gateway against today's code: not measured in this run")
+	case len(cpuRatios) == 0:
+		out = append(out, "Cassandra CPU per change at 1 gateway against today's: not measured (no Cassandra JVM found, or a node restarted)")
+	default:
+		x := median(cpuRatios)
+		out = append(out, fmt.Sprintf("Cassandra CPU per change at 1 gateway, new / today's, %d interleaved pair(s): %s; median %.2fx (target <= 0.5x): %s",
+			len(cpuRatios), strings.Join(cpuCells, ", "), x, mark(x <= 0.5, by(x, 0.5))))
+	}
+	if len(runRatios) > 0 {
+		out = append(out, fmt.Sprintf("primer runs per change at 1 gateway, new / today's: median %.2fx of %d pair(s)", median(runRatios), len(runRatios)))
 	}
 	var runs, skipped, todayRuns float64
 	counted := 0
@@ -361,7 +390,7 @@ func (r *report) verdicts() []string {
 func (r *report) smokeErrors(c config) error {
 	var errs []error
 	for _, x := range r.runs {
-		name := fmt.Sprintf("%s, %d gateway(s)", x.v.label, x.n)
+		name := fmt.Sprintf("%s, %d gateway(s)", x.label(), x.n)
 		if x.err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, x.err))
 			continue
@@ -386,6 +415,14 @@ func (r *report) smokeErrors(c config) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func ratio(a, b float64) string {

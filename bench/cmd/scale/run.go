@@ -58,6 +58,7 @@ type idle struct {
 type result struct {
 	v   variant
 	n   int
+	rep int // the how-manieth run of v at n (pairs repeat the 1-gateway runs)
 	err error
 
 	changes       []change
