@@ -163,6 +163,21 @@ bench: ## Benchmarks and the load comparison; figures in bench/README.md
 bench-peers: ## KCK against Yoga, Apollo, PostGraphile, gqlgen and static bytes; tables in bench/README.md
 	./bench/peers/run.sh
 
+# Cost per source change as gateways are added (issue 24): 1, 2, 4, 8 and 16
+# gateways on one 3-node Cassandra, PostgreSQL and the NATS bus, against the
+# code before the bus (built from SCALE_TODAY into .cache/scale). About 15
+# minutes. The services named by KCK_POSTGRES_URL, KCK_CASSANDRA_HOSTS and
+# KCK_BUS_URL are used when set, else the scripts start them. SCALE_FLAGS
+# passes more flags (-d 10s, -gateways 1,4 ...); its smoke form is TestSmoke
+# in bench/cmd/scale, run by make test.
+SCALE_TODAY ?= fe0ff85
+.PHONY: bench-scale
+bench-scale: ## Cost per source change at 1 to 16 gateways (Cassandra, bus) against the code before the bus; tables in bench/README.md
+	pg=$${KCK_POSTGRES_URL:-$$(./scripts/postgres/up.sh)} && cass=$${KCK_CASSANDRA_HOSTS:-$$(./scripts/cassandra/ensure.sh 3)} && \
+		bus=$${KCK_BUS_URL:-$$(./scripts/nats/ensure.sh)} && \
+		KCK_POSTGRES_URL=$$pg KCK_CASSANDRA_HOSTS=$$cass KCK_BUS_URL=$$bus \
+		$(GO) run ./bench/cmd/scale -today-commit $(SCALE_TODAY) -readme bench/README.md $(SCALE_FLAGS)
+
 .PHONY: postgres-up
 postgres-up: ## Install (when absent) and start PostgreSQL; prints KCK_POSTGRES_URL
 	@./scripts/postgres/up.sh

@@ -69,8 +69,12 @@ type busState struct {
 	// down: announcements may be being missed. Values are served flagged
 	// stale until the bus is back and the tier was dropped.
 	down atomic.Bool
-	// seq numbers this cache's announcements.
-	seq atomic.Uint64
+	// seq numbers this cache's announcements; pubMu holds from taking a
+	// number to handing the announcement to the bus, so that they reach it
+	// in the order of their numbers (the others take a number out of order
+	// for a missed announcement, and drop their whole tier).
+	pubMu sync.Mutex
+	seq   uint64
 	// rejected: a publish failed since the bus was last up; the others are
 	// told to resync when it is.
 	rejected atomic.Bool
@@ -168,8 +172,12 @@ func (c *Cache) announce(ch Change) {
 	if b == nil {
 		return
 	}
-	ch.Origin, ch.At, ch.Seq = c.opts.Owner, c.clock.Now(), c.bus.seq.Add(1)
-	if err := b.Publish(ch); err != nil {
+	c.bus.pubMu.Lock()
+	c.bus.seq++
+	ch.Origin, ch.At, ch.Seq = c.opts.Owner, c.clock.Now(), c.bus.seq
+	err := b.Publish(ch)
+	c.bus.pubMu.Unlock()
+	if err != nil {
 		c.bus.rejected.Store(true)
 		c.storeFailed("publish", ch.Key, err)
 		return

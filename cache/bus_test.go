@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,4 +330,51 @@ func TestRefreshChangedSkipsKeysNobodyHolds(t *testing.T) {
 	r, err := b.Get(ctx, "p/2")
 	require.NoError(t, err, "b forgot its negative answer and computed the key")
 	assert.JSONEq(t, `"here"`, string(r.Value))
+}
+
+// orderBus records the sequence numbers of what a cache publishes, in the
+// order they reach it (the order they go on the wire).
+type orderBus struct {
+	fakeBus
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (b *orderBus) Publish(ch cache.Change) error {
+	_ = ch.AppendBinary(nil) // as the NATS bus encodes, before it writes
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seqs = append(b.seqs, ch.Seq)
+	return nil
+}
+
+// A gateway's announcements reach the bus in the order of their numbers,
+// however many goroutines store at once: the others take a number out of
+// order for a missed announcement and drop their whole tier.
+func TestBusAnnouncesInSequenceOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "counter", Params: intParam, Primer: squarePrimer()})
+	bus := &orderBus{}
+	c := f.cache(t, func(o *cache.Options) { o.Bus, o.Owner = bus, "me" })
+	ctx := context.Background()
+	const writers, sets = 8, 200
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range sets {
+				_, err := c.Set(ctx, fmt.Sprintf("counter/%d", w*sets+i), i)
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	bus.mu.Lock()
+	defer bus.mu.Unlock()
+	require.Len(t, bus.seqs, writers*sets)
+	for i, s := range bus.seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("announcement %d reached the bus with number %d: out of order (%v ...)", i+1, s, bus.seqs[max(0, i-3):min(len(bus.seqs), i+4)])
+		}
+	}
 }

@@ -301,3 +301,33 @@ func TestFollowerReconnects(t *testing.T) {
 	assert.Zero(t, s.resyncs)
 	s.mu.Unlock()
 }
+
+// The follower's connection is named in pg_stat_activity (so that the
+// connections following the log can be counted), unless the URL names it.
+func TestFollowerNamesItsConnection(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	setup(t, url)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"default", url, source.FollowerApplicationName},
+		{"from the URL", url + sep + "application_name=mine", "mine"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _ := follow(t, &seen{}, tc.url, "c-"+tc.want)
+			var got string
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, url)
+			require.NoError(t, err)
+			defer conn.Close(ctx)
+			require.NoError(t, conn.QueryRow(ctx, `SELECT application_name FROM pg_stat_activity WHERE pid = $1`, int32(f.BackendPID())).Scan(&got))
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

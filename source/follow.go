@@ -186,6 +186,12 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
+// FollowerApplicationName is the application_name of the follower's
+// connection, unless the URL sets one: pg_stat_activity then tells the
+// connections that follow the change log (one per cluster) from the
+// gateways' pools.
+const FollowerApplicationName = "kck follower"
+
 func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -195,8 +201,9 @@ func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("change log: bad URL: %w", err)
 	}
-	// Named, so that an operator (and pg_stat_activity) can tell it.
-	pcfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = FollowerApplicationName
+	}
 	conn, err := pgx.ConnectConfig(cctx, pcfg.ConnConfig)
 	if err != nil {
 		return nil, fmt.Errorf("change log: connect: %w", err)
@@ -207,10 +214,6 @@ func connectListen(ctx context.Context, url string) (*pgx.Conn, error) {
 	}
 	return conn, nil
 }
-
-// ApplicationName names the follower's connection in pg_stat_activity:
-// there is one per cluster.
-const ApplicationName = "kck change-log follower"
 
 // pos is a place in the log: the (xid, id) of a row. xid is the text of
 // an xid8.

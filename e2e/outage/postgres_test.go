@@ -140,7 +140,7 @@ func TestListenConnectionCut(t *testing.T) {
 	require.NoError(t, err)
 	var pid int32
 	require.NoError(t, admin.QueryRow(ctx(t),
-		`SELECT pid FROM pg_stat_activity WHERE datname = 'kck' AND application_name = $1`, source.ApplicationName).Scan(&pid))
+		`SELECT pid FROM pg_stat_activity WHERE datname = 'kck' AND application_name = $1`, source.FollowerApplicationName).Scan(&pid))
 	_, err = admin.Exec(ctx(t), `SELECT pg_terminate_backend($1)`, pid)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
