@@ -254,11 +254,18 @@ func (f *Follower) follow(ctx context.Context, conn *pgx.Conn) error {
 		if n == readBatch {
 			continue
 		}
-		// Nothing more to read: wait for a notification, the backlog to
-		// move, or the poll. Rows whose transaction is still open behind
-		// an older one (xmin) show up without a notification of their
-		// own: look again soon after one came.
-		if !w.room() {
+		// Nothing more to read now: wait for a notification, the backlog
+		// to move, or the poll. Committed rows held back behind an older
+		// transaction still open (the snapshot's xmin: one in any database
+		// of the server) become readable without a notification of their
+		// own when it ends: while there are some, look every 20 ms.
+		var held bool
+		end := w.end()
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kck_source_changes WHERE (xid, id) > ($1::xid8, $2))`,
+			end.xid, end.id).Scan(&held); err != nil {
+			return fmt.Errorf("change log: read: %w", err)
+		}
+		if held || !w.room() {
 			idle = 20 * time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, idle)
@@ -269,7 +276,7 @@ func (f *Follower) follow(ctx context.Context, conn *pgx.Conn) error {
 			idle = 20 * time.Millisecond
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded) && !held:
 			idle = min(2*idle, f.opts.Poll)
 		default:
 			return fmt.Errorf("change log: wait: %w", err)
