@@ -41,6 +41,8 @@ type Bus struct {
 
 var _ cache.Bus = (*Bus)(nil)
 
+var errNotListening = errors.New("not connected to the database")
+
 // maxNotify keeps a payload under PostgreSQL's 8000-byte limit.
 const maxNotify = 7900
 
@@ -63,7 +65,13 @@ func (b *Bus) Publish(ch cache.Change) error {
 	if len(payload) > maxNotify {
 		return fmt.Errorf("postgres bus: the announcement of %q does not fit a notification", ch.Key)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if !b.Connected() {
+		// The database is not answering our listener: fail at once rather
+		// than hold up the write that announces (the cache asks everyone
+		// to resync once the bus is back).
+		return fmt.Errorf("postgres bus: notify %q: %w", ch.Key, errNotListening)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	b.s.writes.Add(1)
 	if _, err := b.s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, b.channel, payload); err != nil {
