@@ -33,7 +33,8 @@ type Bus interface {
 	// Subscribe delivers the other gateways' announcements to h, each
 	// origin's in the order it published them, one at a time. Called once.
 	Subscribe(h BusHandler) error
-	// Connected reports whether the bus is connected now.
+	// Connected reports whether the bus is connected now. Before
+	// Subscribe it may say no (a bus that connects in Subscribe).
 	Connected() bool
 }
 
@@ -87,10 +88,7 @@ const maxOrigins = 4096
 func (c *Cache) followBus() error {
 	b := c.opts.Bus
 	c.bus.lastSeq = map[string]uint64{}
-	if !b.Connected() {
-		c.busLost(errors.New("not connected at start"))
-	}
-	return b.Subscribe(BusHandler{
+	err := b.Subscribe(BusHandler{
 		Change: c.receive,
 		Lost:   c.busLost,
 		Resumed: func() {
@@ -102,6 +100,14 @@ func (c *Cache) followBus() error {
 			}
 		},
 	})
+	// Asked after Subscribe, not before: a bus may connect in Subscribe
+	// (PostgreSQL's LISTEN), and one found down before it would never be
+	// reported Resumed, leaving every value flagged stale for good. From
+	// Subscribe on, a change of the connection is the handler's.
+	if err == nil && !b.Connected() {
+		c.busLost(errors.New("not connected at start"))
+	}
+	return err
 }
 
 // receive applies another gateway's announcement.
