@@ -88,8 +88,7 @@ func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minV
 		return Result{}, &PrimerError{Product: k.Name, Key: key, Err: err}
 	}
 	e := c.newEntry(p, key, value, version, started)
-	c.put(ctx, e, absent)
-	return Result{Entry: e, Tier: TierComputed}, nil
+	return Result{Entry: e, Tier: TierComputed, notStored: c.put(ctx, e, absent)}, nil
 }
 
 func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version uint64, computedAt time.Time) *Entry {
@@ -106,14 +105,15 @@ func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version u
 }
 
 // put writes e to the store and the in-process tier. A store failure is
-// counted and logged; the value is still served from this gateway. absent:
-// see computeHeld.
-func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
+// counted, logged and returned; the value is still served from this
+// gateway. absent: see computeHeld.
+func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
 	write := c.store.Put
 	if np, ok := c.store.(NewPutter); ok && absent {
 		write = np.PutNew
 	}
-	if err := write(ctx, *e); err != nil {
+	err := write(ctx, *e)
+	if err != nil {
 		c.storeFailed("put", e.Key, err)
 	}
 	c.forgetNegative(e.Key)
@@ -122,6 +122,7 @@ func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
 	if c.opts.OnStored != nil {
 		c.opts.OnStored(e.Key)
 	}
+	return err
 }
 
 // remember keeps e in the in-process tier unless it holds a newer version

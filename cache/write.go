@@ -75,7 +75,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		c.remember(e)
 		c.publish(e)
 	} else {
-		c.put(ctx, e, false)
+		_ = c.put(ctx, e, false) // counted and logged; served from here
 	}
 	c.cascade(canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil
