@@ -28,7 +28,9 @@ import (
 // docs/scaling.md for why this, rather than a replayable stream.
 type Bus interface {
 	// Publish hands ch to the bus for every other gateway. It does not wait
-	// for them; an error says the bus did not take it.
+	// for them, nor for the network (the cache calls it under a lock, to
+	// keep its announcements in order); an error says the bus did not
+	// take it.
 	Publish(ch Change) error
 	// Subscribe delivers the other gateways' announcements to h, each
 	// origin's in the order it published them, one at a time. Called once.
@@ -70,8 +72,12 @@ type busState struct {
 	// down: announcements may be being missed. Values are served flagged
 	// stale until the bus is back and the tier was dropped.
 	down atomic.Bool
-	// seq numbers this cache's announcements.
-	seq atomic.Uint64
+	// seq numbers this cache's announcements; pubMu hands them to the bus
+	// in that order (numbered, then published, by concurrent announcers,
+	// they could reach the bus out of order, which a receiver takes for a
+	// gap and drops its whole tier).
+	pubMu sync.Mutex
+	seq   uint64
 	// rejected: a publish failed since the bus was last up; the others are
 	// told to resync when it is.
 	rejected atomic.Bool
@@ -174,8 +180,12 @@ func (c *Cache) announce(ch Change) {
 	if b == nil {
 		return
 	}
-	ch.Origin, ch.At, ch.Seq = c.opts.Owner, c.clock.Now(), c.bus.seq.Add(1)
-	if err := b.Publish(ch); err != nil {
+	c.bus.pubMu.Lock()
+	c.bus.seq++
+	ch.Origin, ch.At, ch.Seq = c.opts.Owner, c.clock.Now(), c.bus.seq
+	err := b.Publish(ch)
+	c.bus.pubMu.Unlock()
+	if err != nil {
 		c.bus.rejected.Store(true)
 		c.storeFailed("publish", ch.Key, err)
 		return
