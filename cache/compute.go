@@ -53,7 +53,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 		case <-t.C:
 		}
 		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) && !e.ComputedAt.Before(notBefore) {
-			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+			return Result{Entry: c.remember(ctx, &e), Tier: TierStore}, nil
 		}
 	}
 	defer func() {
@@ -65,7 +65,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 	if afterMiss {
 		e, err := c.store.Get(ctx, key)
 		if err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
-			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+			return Result{Entry: c.remember(ctx, &e), Tier: TierStore}, nil
 		}
 		absent = errors.Is(err, ErrNotFound)
 	}
@@ -117,7 +117,7 @@ func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
 		c.storeFailed("put", e.Key, err)
 	}
 	c.forgetNegative(e.Key)
-	c.remember(e)
+	c.remember(ctx, e)
 	c.publish(e)
 	if c.opts.OnStored != nil {
 		c.opts.OnStored(e.Key)
@@ -127,8 +127,16 @@ func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
 
 // remember keeps e in the in-process tier unless it holds a newer version
 // (a slower reader must not put back a value that a change replaced), and
-// returns the entry it holds.
-func (c *Cache) remember(e *Entry) *Entry {
+// returns the entry it holds. Nor is e kept when it is older than a version
+// announced while this gateway did not hold the key, or when the tier was
+// dropped since the work that found e began (ctx, see withGen): a read or
+// a computation under way then may have found what was replaced, and its
+// value would be served, unflagged, until the key changed again. The
+// caller still gets e.
+func (c *Cache) remember(ctx context.Context, e *Entry) *Entry {
+	if c.superseded(ctx, e) {
+		return e
+	}
 	// e is not shared yet: every caller made it. Its product's counters
 	// travel with it, so that a hit counts them without a lookup.
 	e.reads = c.m.productOf(e.Key)

@@ -128,6 +128,7 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	// one computes, the other takes its value.
 	ctx, cancel := context.WithTimeout(run.ctx, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 	defer cancel()
+	ctx = c.withGen(ctx)
 	if run.owned {
 		run.r, run.err = c.computeHeld(ctx, k, key, floor, false)
 	} else {

@@ -72,7 +72,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 			return Result{}, fmt.Errorf("compare-and-set %s: %w", canonical, err)
 		}
 		c.forgetNegative(e.Key)
-		c.remember(e)
+		c.remember(ctx, e)
 		c.publish(e)
 	} else {
 		_ = c.put(ctx, e, false) // counted and logged; served from here
