@@ -93,4 +93,3 @@ func TestReadUnderWayDoesNotKeepAnOlderVersion(t *testing.T) {
 		})
 	}
 }
-
