@@ -686,7 +686,7 @@ func (fx *busFixture) cutOff(t *testing.T) {
 func (fx *busFixture) followerKilled(t *testing.T) {
 	// The Leader's bound, and the most one look at the lease may take (it
 	// is abandoned after lease/3): the store's answer is not in the bound.
-	bound := fx.lease + fx.lease/3
+	bound := (fx.lease + fx.lease/3).Round(10 * time.Millisecond)
 	slack := fx.lease/3 + 200*time.Millisecond // and this test's polling
 	r := scenario(t, 72, "The gateway following the source tables SIGKILLed",
 		fmt.Sprintf("another gateway follows within lease + lease/3 (%v; plus the store's answer to a look, at most lease/3); no source change lost: every row changed before, during and after the takeover in every survivor's products; survivors' requests 0 failed", bound))
