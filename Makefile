@@ -212,8 +212,9 @@ cassandra-down: ## Stop the local Cassandra nodes
 
 # The fault suite (faults/, build tag "faults"): real gateway processes under a
 # fixed-rate load against the suite's own 3-node Cassandra (127.0.0.11-13, run
-# dir .cache/faults/cassandra) and PostgreSQL (Debian cluster "faults", port
-# 5440), never the project's: it kills nodes and stops Postgres. `faults` writes
+# dir .cache/faults/cassandra), PostgreSQL (Debian cluster "faults", port 5440;
+# "faultstore", port 5441, for the PostgreSQL store's scenarios) and NATS (port
+# 4232), never the project's: it kills nodes, NATS and stops Postgres. `faults` writes
 # docs/reliability.md; `faults-ci` runs the same assertions with a short soak.
 # `make test` runs faults-ci last on the project's own cluster instead
 # (KCK_FAULTS_CASSANDRA_BASE=0): nothing else uses it then, and CI saves

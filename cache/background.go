@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -110,11 +111,17 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 		c.bgRunning[key]++
 		asked, sourceChanged := j.asked, j.sourceChanged
 		c.bgMu.Unlock()
-		var err error
+		var (
+			r   Result
+			err error
+		)
 		if !sourceChanged {
-			_, err = c.RefreshAskedAt(ctx, key, asked)
+			r, err = c.RefreshAskedAt(ctx, key, asked)
 		} else if c.held(ctx, key) {
-			_, err = c.refresh(ctx, key, asked, true)
+			r, err = c.refresh(ctx, key, asked, true)
+		}
+		if err == nil && r.notStored != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrNotStored, key, r.notStored)
 		}
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {

@@ -28,12 +28,15 @@ import (
 // docs/scaling.md for why this, rather than a replayable stream.
 type Bus interface {
 	// Publish hands ch to the bus for every other gateway. It does not wait
-	// for them; an error says the bus did not take it.
+	// for them, nor for the network (the cache calls it under a lock, to
+	// keep its announcements in order); an error says the bus did not
+	// take it.
 	Publish(ch Change) error
 	// Subscribe delivers the other gateways' announcements to h, each
 	// origin's in the order it published them, one at a time. Called once.
 	Subscribe(h BusHandler) error
-	// Connected reports whether the bus is connected now.
+	// Connected reports whether the bus is connected now. Before
+	// Subscribe it may say no (a bus that connects in Subscribe).
 	Connected() bool
 }
 
@@ -81,7 +84,20 @@ type busState struct {
 
 	mu      sync.Mutex
 	lastSeq map[string]uint64 // by origin
+
+	// gen counts the times the tier was dropped (resync): a read or a
+	// computation that began before one keeps nothing in the tier (see
+	// withGen and remember).
+	gen atomic.Uint64
+	// floors are the versions announced for keys this gateway did not
+	// hold (or deleted), kept as long as a read or computation may run:
+	// one under way that finds an older version keeps nothing in the tier.
+	floors *otter.Cache[string, uint64]
 }
+
+// maxFloors bounds the keys whose announced version a cache remembers
+// (about 100 bytes each); past it the oldest go first.
+const maxFloors = 1 << 16
 
 // maxOrigins bounds the origins whose sequence a cache follows; past it the
 // map starts again (one origin's next announcement is then a first
@@ -91,10 +107,17 @@ const maxOrigins = 4096
 func (c *Cache) followBus() error {
 	b := c.opts.Bus
 	c.bus.lastSeq = map[string]uint64{}
-	if !b.Connected() {
-		c.busLost(errors.New("not connected at start"))
+	floors, err := otter.New(&otter.Options[string, uint64]{
+		MaximumSize: maxFloors,
+		// A load's bound (a lease wait and a primer run): no read or
+		// computation begun before the announcement runs longer.
+		ExpiryCalculator: otter.ExpiryWriting[string, uint64](c.opts.LeaseTTL + c.opts.PrimerTimeout),
+	})
+	if err != nil {
+		return err
 	}
-	return b.Subscribe(BusHandler{
+	c.bus.floors = floors
+	err = b.Subscribe(BusHandler{
 		Change: c.receive,
 		Lost:   c.busLost,
 		Resumed: func() {
@@ -106,6 +129,14 @@ func (c *Cache) followBus() error {
 			}
 		},
 	})
+	// Asked after Subscribe, not before: a bus may connect in Subscribe
+	// (PostgreSQL's LISTEN), and one found down before it would never be
+	// reported Resumed, leaving every value flagged stale for good. From
+	// Subscribe on, a change of the connection is the handler's.
+	if err == nil && !b.Connected() {
+		c.busLost(errors.New("not connected at start"))
+	}
+	return err
 }
 
 // receive applies another gateway's announcement.
@@ -152,6 +183,7 @@ func (c *Cache) busLost(err error) {
 // were missed: the in-process tier, the negative answers, and tells every
 // watcher to read again.
 func (c *Cache) resync(reason string) {
+	c.bus.gen.Add(1) // before the tier is dropped: see withGen
 	c.mem.InvalidateAll()
 	if c.neg != nil {
 		c.neg.InvalidateAll()
@@ -216,14 +248,16 @@ func (c *Cache) applyChange(ch Change) {
 	}
 	watched := c.watch.has(ch.Key)
 	outcome := ""
+	held := false // at ch.Version or newer, once applied
 	c.mem.Compute(ch.Key, func(e *Entry, found bool) (*Entry, otter.ComputeOp) {
 		if found && e.Version >= ch.Version {
+			held = true
 			return e, otter.CancelOp
 		}
 		if in := ch.Entry; in != nil && !ch.Deleted && (found || watched) && !in.Expired(now) {
 			ne := &Entry{Key: ch.Key, Value: in.Value, Version: ch.Version, ComputedAt: in.ComputedAt,
 				StaleAt: in.StaleAt, ExpiresAt: in.ExpiresAt, reads: c.m.productOf(ch.Key)}
-			outcome = "replaced"
+			outcome, held = "replaced", true
 			return ne, otter.WriteOp
 		}
 		if found {
@@ -232,11 +266,48 @@ func (c *Cache) applyChange(ch Change) {
 		}
 		return e, otter.CancelOp
 	})
+	if !held {
+		// A read or computation of the key under way here may find what
+		// this replaced: it must not keep it (remember).
+		c.bus.floors.Compute(ch.Key, func(v uint64, found bool) (uint64, otter.ComputeOp) {
+			if found && v >= ch.Version {
+				return v, otter.CancelOp
+			}
+			return ch.Version, otter.WriteOp
+		})
+	}
 	if outcome != "" {
 		c.m.busApplied.WithLabelValues(outcome).Inc()
 		c.m.busLag.Observe(max(0, now.Sub(ch.At).Seconds()))
 	}
 	c.notify(ch.Key, ch.Version)
+}
+
+// genKey carries, in a read's or a computation's context, the tier's
+// generation (busState.gen) when it began.
+type genKey struct{}
+
+// withGen marks ctx as the context of work that may put a value in the
+// tier: begun now, before any later resync.
+func (c *Cache) withGen(ctx context.Context) context.Context {
+	if c.opts.Bus == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, genKey{}, c.bus.gen.Load())
+}
+
+// superseded reports whether e, found by the work of ctx, must not be kept
+// in the tier: the tier was dropped since that work began, or a newer
+// version of its key was announced while this gateway did not hold it.
+func (c *Cache) superseded(ctx context.Context, e *Entry) bool {
+	if c.opts.Bus == nil {
+		return false
+	}
+	if g, ok := ctx.Value(genKey{}).(uint64); ok && g != c.bus.gen.Load() {
+		return true
+	}
+	v, ok := c.bus.floors.GetIfPresent(e.Key)
+	return ok && e.Version < v
 }
 
 // BusConnected reports whether this gateway hears the cluster's

@@ -184,6 +184,40 @@ func (b *fakeBus) deliver(ch cache.Change) {
 	h.Change(ch)
 }
 
+// connectingBus connects in Subscribe, as PostgreSQL's LISTEN/NOTIFY bus
+// does: down before it, up after.
+type connectingBus struct {
+	fakeBus
+	up atomic.Bool
+}
+
+func (b *connectingBus) Connected() bool { return b.up.Load() }
+func (b *connectingBus) Subscribe(h cache.BusHandler) error {
+	b.up.Store(true)
+	return b.fakeBus.Subscribe(h)
+}
+
+// A bus that connects in Subscribe is connected once the cache is made:
+// its values are not flagged stale (seen: every value of a gateway on the
+// PostgreSQL store flagged stale for good, the cache having asked before
+// Subscribe and never been told it was up).
+func TestBusConnectedInSubscribe(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "counter", Params: intParam, Primer: squarePrimer()})
+	c := f.cache(t, func(o *cache.Options) { o.Bus, o.Owner = &connectingBus{}, "me" })
+	require.True(t, c.BusConnected())
+	ctx := context.Background()
+	_, err := c.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	r, err := c.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	assert.Equal(t, cache.TierMemory, r.Tier)
+	assert.False(t, r.Stale, "a hit is not flagged stale")
+	_, ok := c.Peek("counter/1")
+	assert.True(t, ok)
+}
+
 // An origin's announcements are numbered: a skipped number means one was
 // missed, and the gateway drops its tier rather than serve what it may
 // have replaced.

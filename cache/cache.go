@@ -57,6 +57,9 @@ type Result struct {
 	// failed refresh.
 	Stale bool
 	Tier  Tier
+	// notStored is the store's error when a value computed here was served
+	// but not stored (see ErrNotStored).
+	notStored error
 }
 
 // Errors returned by the cache. Key errors wrap the primers sentinels.
@@ -70,6 +73,11 @@ var (
 	ErrCycle = errors.New("dependency cycle")
 	// ErrClosed: the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrNotStored: a refresh computed its value, which this gateway serves,
+	// but the store did not take it (RefreshChanged reports it): the others,
+	// and this one once its tier drops it, still read the old value, so
+	// whoever asked for the refresh should ask again.
+	ErrNotStored = errors.New("refreshed but not stored")
 )
 
 // PrimerError reports a failed computation with no stale value to serve.
@@ -182,19 +190,19 @@ func New(opts Options) (*Cache, error) {
 	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newFreshnessCollector(c)); err != nil {
-			c.life.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("cache: metrics: %w", err)
 		}
 	}
 	c.instances.init(opts.Registry)
 	if opts.Bus != nil {
 		if err := c.followBus(); err != nil {
-			c.life.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("cache: change bus: %w", err)
 		}
 		if a, ok := opts.Bus.(Assigner); ok {
 			if err := a.ServeAssignments(c.RefreshChanged); err != nil {
-				c.life.Close()
+				_ = c.Close()
 				return nil, fmt.Errorf("cache: change bus: %w", err)
 			}
 		}
@@ -212,6 +220,9 @@ func (c *Cache) Close() error {
 	c.mem.StopAllGoroutines()
 	if c.neg != nil {
 		c.neg.StopAllGoroutines()
+	}
+	if c.bus.floors != nil {
+		c.bus.floors.StopAllGoroutines()
 	}
 	return nil
 }

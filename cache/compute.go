@@ -53,7 +53,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 		case <-t.C:
 		}
 		if e, err := c.store.Get(ctx, key); err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) && !e.ComputedAt.Before(notBefore) {
-			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+			return Result{Entry: c.remember(ctx, &e), Tier: TierStore}, nil
 		}
 	}
 	defer func() {
@@ -65,7 +65,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 	if afterMiss {
 		e, err := c.store.Get(ctx, key)
 		if err == nil && e.Version > minVersion && !e.Expired(c.clock.Now()) {
-			return Result{Entry: c.remember(&e), Tier: TierStore}, nil
+			return Result{Entry: c.remember(ctx, &e), Tier: TierStore}, nil
 		}
 		absent = errors.Is(err, ErrNotFound)
 	}
@@ -88,8 +88,7 @@ func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minV
 		return Result{}, &PrimerError{Product: k.Name, Key: key, Err: err}
 	}
 	e := c.newEntry(p, key, value, version, started)
-	c.put(ctx, e, absent)
-	return Result{Entry: e, Tier: TierComputed}, nil
+	return Result{Entry: e, Tier: TierComputed, notStored: c.put(ctx, e, absent)}, nil
 }
 
 func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version uint64, computedAt time.Time) *Entry {
@@ -106,28 +105,38 @@ func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version u
 }
 
 // put writes e to the store and the in-process tier. A store failure is
-// counted and logged; the value is still served from this gateway. absent:
-// see computeHeld.
-func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
+// counted, logged and returned; the value is still served from this
+// gateway. absent: see computeHeld.
+func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
 	write := c.store.Put
 	if np, ok := c.store.(NewPutter); ok && absent {
 		write = np.PutNew
 	}
-	if err := write(ctx, *e); err != nil {
+	err := write(ctx, *e)
+	if err != nil {
 		c.storeFailed("put", e.Key, err)
 	}
 	c.forgetNegative(e.Key)
-	c.remember(e)
+	c.remember(ctx, e)
 	c.publish(e)
 	if c.opts.OnStored != nil {
 		c.opts.OnStored(e.Key)
 	}
+	return err
 }
 
 // remember keeps e in the in-process tier unless it holds a newer version
 // (a slower reader must not put back a value that a change replaced), and
-// returns the entry it holds.
-func (c *Cache) remember(e *Entry) *Entry {
+// returns the entry it holds. Nor is e kept when it is older than a version
+// announced while this gateway did not hold the key, or when the tier was
+// dropped since the work that found e began (ctx, see withGen): a read or
+// a computation under way then may have found what was replaced, and its
+// value would be served, unflagged, until the key changed again. The
+// caller still gets e.
+func (c *Cache) remember(ctx context.Context, e *Entry) *Entry {
+	if c.superseded(ctx, e) {
+		return e
+	}
 	// e is not shared yet: every caller made it. Its product's counters
 	// travel with it, so that a hit counts them without a lookup.
 	e.reads = c.m.productOf(e.Key)

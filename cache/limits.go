@@ -173,7 +173,7 @@ func (c *Cache) forgetNegative(key string) {
 // loadStored serves key from the store only, for a request whose miss budget
 // is spent.
 func (c *Cache) loadStored(ctx context.Context, key string, refused error) (Result, error) {
-	if r, ok := c.stored(ctx, key); ok {
+	if r, ok := c.stored(c.withGen(ctx), key); ok {
 		return r, nil
 	}
 	c.m.missRefused.Inc()

@@ -219,6 +219,7 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 		defer release()
 		fctx, cancel := context.WithTimeout(bound, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		defer cancel()
+		fctx = c.withGen(fctx)
 		r, err := c.loadFromStoreOrCompute(fctx, k, key)
 		if err != nil {
 			c.rememberNegative(key, err)
@@ -243,14 +244,14 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 // and reads as empty: it should not stop us serving.
 func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
 	e, err := c.store.Get(ctx, key)
-	return c.fromStore(key, e, err)
+	return c.fromStore(ctx, key, e, err)
 }
 
 // fromStore is stored with the store's answer for key already read.
-func (c *Cache) fromStore(key string, e Entry, err error) (Result, bool) {
+func (c *Cache) fromStore(ctx context.Context, key string, e Entry, err error) (Result, bool) {
 	switch {
 	case err == nil && !e.Expired(c.clock.Now()):
-		ep := c.remember(&e)
+		ep := c.remember(ctx, &e)
 		p := c.m.productOf(key)
 		if ep.Stale(c.clock.Now()) {
 			c.m.stale.Inc()

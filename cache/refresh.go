@@ -139,6 +139,7 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	defer release()
 	ctx, cancel := context.WithTimeout(bound, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 	defer cancel()
+	ctx = c.withGen(ctx)
 	if run.owned {
 		run.r, run.err = c.computeHeld(ctx, k, key, floor, false)
 	} else {

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -232,4 +233,56 @@ func TestRefreshAskedAtJoinsARunStartedSince(t *testing.T) {
 	require.Equal(t, "2", string((<-first).Value))
 	require.Equal(t, "2", string((<-second).Value))
 	require.EqualValues(t, 1, f.counter("src").Load())
+}
+
+// putFailingStore refuses writes while fail is set, as a store that is
+// down does.
+type putFailingStore struct {
+	cache.Store
+	fail atomic.Bool
+}
+
+func (s *putFailingStore) Put(ctx context.Context, e cache.Entry) error {
+	if s.fail.Load() {
+		return errors.New("store down")
+	}
+	return s.Store.Put(ctx, e)
+}
+
+// A source-changed key refreshed while the store refuses writes is served
+// here at its new version, and RefreshChanged says it was not stored (the
+// follower then asks again rather than count the change done, or the
+// store would keep the old value); once the store takes writes again the
+// same call succeeds and the store holds the new value.
+func TestRefreshChangedReportsNotStored(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register(t, primers.Product{Name: "counter", Params: intParam, Primer: squarePrimer()})
+	store := &putFailingStore{Store: f.store}
+	c := f.cache(t, func(o *cache.Options) { o.Store = store })
+	ctx := context.Background()
+	first, err := c.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	refresh := func() error {
+		done := make(chan error, 1)
+		c.RefreshChanged("counter/1", f.clock.Now(), func(err error) { done <- err })
+		return <-done
+	}
+
+	store.fail.Store(true)
+	require.ErrorIs(t, refresh(), cache.ErrNotStored)
+	r, err := c.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	assert.Greater(t, r.Version, first.Version, "the new value is served here")
+	stored, err := f.store.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	assert.Equal(t, first.Version, stored.Version, "the store kept the old value")
+
+	store.fail.Store(false)
+	require.NoError(t, refresh())
+	r, err = c.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	stored, err = f.store.Get(ctx, "counter/1")
+	require.NoError(t, err)
+	assert.Equal(t, r.Version, stored.Version, "stored once the store takes writes")
 }

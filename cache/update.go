@@ -44,7 +44,7 @@ func (c *Cache) Augment(ctx context.Context, key string, change any) (Result, er
 		return Result{}, &PrimerError{Product: k.Name, Key: canonical, Err: fmt.Errorf("augment: %w", err)}
 	}
 	e := c.newEntry(p, canonical, raw, version, started)
-	c.put(ctx, e, false)
+	_ = c.put(ctx, e, false) // counted and logged; served from here
 	c.cascade(canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil
 }

@@ -185,7 +185,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		break
 	}
 	read := false
-	c.parallel(ctx, []string{probe}, sem, func(key string) { _, read = c.stored(ctx, todo[key].String()) })
+	c.parallel(ctx, []string{probe}, sem, func(key string) { _, read = c.stored(c.withGen(ctx), todo[key].String()) })
 	if read {
 		opts.OnKey(probe, nil)
 		delete(todo, probe)
@@ -194,7 +194,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 			found []string
 		)
 		c.parallel(ctx, keysOf(todo), sem, func(key string) {
-			if _, ok := c.stored(ctx, todo[key].String()); ok {
+			if _, ok := c.stored(c.withGen(ctx), todo[key].String()); ok {
 				opts.OnKey(key, nil)
 				mu.Lock()
 				found = append(found, key)
@@ -227,7 +227,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		// so far, and leave the rest for a later visit.
 		var mu sync.Mutex
 		c.parallel(ctx, keysOf(todo), sem, func(key string) {
-			if _, found := c.stored(ctx, todo[key].String()); found {
+			if _, found := c.stored(c.withGen(ctx), todo[key].String()); found {
 				opts.OnKey(key, nil)
 				return
 			}
@@ -265,8 +265,9 @@ func (c *Cache) warmKey(ctx context.Context, k primers.Key) error {
 		defer release()
 		fctx, cancel := context.WithTimeout(bound, c.opts.PrimerTimeout)
 		defer cancel()
+		fctx = c.withGen(fctx)
 		e, err := c.store.Get(fctx, key)
-		if _, found := c.fromStore(key, e, err); found {
+		if _, found := c.fromStore(fctx, key, e, err); found {
 			return loadResult{}, nil
 		}
 		absent := errors.Is(err, ErrNotFound)

@@ -72,10 +72,10 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 			return Result{}, fmt.Errorf("compare-and-set %s: %w", canonical, err)
 		}
 		c.forgetNegative(e.Key)
-		c.remember(e)
+		c.remember(ctx, e)
 		c.publish(e)
 	} else {
-		c.put(ctx, e, false)
+		_ = c.put(ctx, e, false) // counted and logged; served from here
 	}
 	c.cascade(canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil

@@ -209,6 +209,7 @@ func waitQuiet(t *testing.T, l *load, phase string, quiet, within time.Duration)
 // written while it was down.
 func TestCassandraOneNodeKilled(t *testing.T) {
 	r := scenario(t, 10, "One Cassandra node SIGKILLed (RF 3, QUORUM)", "0 failed reads, 0 failed writes; the node, restarted, catches up")
+	needCassandra(t)
 	restoreCluster(t)
 	dsn := database(t)
 	ks := keyspaceName(t)
@@ -259,6 +260,7 @@ func TestCassandraOneNodeKilled(t *testing.T) {
 func TestCassandraQuorumLost(t *testing.T) {
 	r2 := scenario(t, 20, "Two Cassandra nodes SIGKILLed", "hot products served from memory (0 failed); misses and writes never hang: answered within the request timeout, computed from PostgreSQL when the store fails, else 503 UNAVAILABLE; full recovery when the nodes return, no manual step")
 	r3 := scenario(t, 30, "All of Cassandra down: while running, and at gateway start", "running gateways as above; a gateway started meanwhile stays up, /readyz 503 with a clear log line, serves once Cassandra is back")
+	needCassandra(t)
 	restoreCluster(t)
 	dsn := database(t)
 	ks := keyspaceName(t)

@@ -52,7 +52,7 @@ type gateway struct {
 
 // gatewayConfig says how to start a gateway.
 type gatewayConfig struct {
-	store    string // "cassandra" (default) or "embedded"
+	store    string // "cassandra" (default), "postgres" or "embedded"
 	keyspace string
 	hosts    []string // default: the suite's cluster
 	postgres string
@@ -75,7 +75,8 @@ func startGateway(t *testing.T, name string, c gatewayConfig) *gateway {
 	if c.store == "" {
 		c.store = "cassandra"
 	}
-	if c.hosts == nil {
+	if c.store == "cassandra" && c.hosts == nil {
+		needCassandra(t)
 		c.hosts = suite.cassHosts
 	}
 	g := &gateway{t: t, name: name, base: "http://" + addr,
@@ -90,6 +91,11 @@ func startGateway(t *testing.T, name string, c gatewayConfig) *gateway {
 			"KCK_MIGRATE=true",
 			"KCK_CASSANDRA_REPLICATION_FACTOR=3",
 			"KCK_BUS_URL="+suite.busURL)
+	}
+	if c.store == "postgres" {
+		// The store's own bus (LISTEN/NOTIFY) unless a scenario sets
+		// KCK_BUS_URL; its store database in env (default: the source's).
+		g.env = append(g.env, "KCK_MIGRATE=true")
 	}
 	if c.sqlDir != "" {
 		g.env = append(g.env, "KCK_SQL_DIR="+c.sqlDir)

@@ -38,7 +38,12 @@ type call struct {
 type stream struct {
 	class string
 	rate  float64 // requests per second
-	next  func(seq int64) call
+	// next makes the seq-th request; one with no gateway is not sent (its
+	// gateway was taken out of the load).
+	next func(seq int64) call
+	// exec, when set, is done instead of an HTTP request (a change made in
+	// the source database, say): nil is a success, status 200.
+	exec func(seq int64) error
 	// done, if set, sees every answer (status 0: no answer).
 	done func(seq int64, c call, status int, body []byte)
 	// ok decides what counts as success; default: status 200.
@@ -250,11 +255,18 @@ func (l *load) run(s stream) {
 // do sends one request; its latency counts from due, when the generator
 // meant to send it.
 func (l *load) do(s stream, seq int64, phase string, due time.Time) {
-	c := s.next(seq)
 	var (
+		c   call
 		req *http.Request
 		err error
 	)
+	if s.exec != nil {
+		l.executed(s, seq, phase, due, c, s.exec(seq))
+		return
+	}
+	if c = s.next(seq); c.gw == nil {
+		return
+	}
 	if c.method == "" {
 		c.method = http.MethodGet
 	}
@@ -278,6 +290,20 @@ func (l *load) do(s stream, seq int64, phase string, due time.Time) {
 		resp.Body.Close()
 		status = resp.StatusCode
 	}
+	l.answered(s, seq, phase, due, c, status, body, err)
+}
+
+// executed records the outcome of a stream's exec.
+func (l *load) executed(s stream, seq int64, phase string, due time.Time, c call, err error) {
+	status, body := 200, []byte(nil)
+	if err != nil {
+		status, body = 500, []byte(fmt.Sprintf(`{"code":"EXEC_FAILED","message":%q}`, err.Error()))
+	}
+	l.answered(s, seq, phase, due, c, status, body, nil)
+}
+
+// answered tallies one answer; err: none came.
+func (l *load) answered(s stream, seq int64, phase string, due time.Time, c call, status int, body []byte, err error) {
 	lat := time.Since(due)
 	if s.done != nil {
 		s.done(seq, c, status, body)

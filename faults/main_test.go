@@ -11,17 +11,24 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/internal/gatewaytest"
 )
 
 // suite is what TestMain sets up once for every scenario.
 var suite struct {
-	binary    string
-	repo      string
+	binary string
+	repo   string
+	// cassHosts are the suite's Cassandra nodes, once a scenario needed
+	// them (needCassandra).
 	cassHosts []string
+	cassOnce  sync.Once
+	cassErr   error
 	// cassEnv are the KCK_CASSANDRA_* variables the cluster scripts get, so
 	// they act on the suite's cluster and no other.
 	cassEnv []string
@@ -32,6 +39,7 @@ var suite struct {
 	// scenario may stop; busEnv are the variables its script gets.
 	busURL string
 	busEnv []string
+	busDir string // its pid file and log
 	soak   time.Duration
 	// ciForm (KCK_FAULTS_CI=1, make faults-ci) halves the scenarios' fixed
 	// phases: the same assertions in less of CI's time.
@@ -96,24 +104,18 @@ func run(m *testing.M) int {
 		// machine (measured up to 160 s); the scripts' default is 180 s.
 		"KCK_CASSANDRA_TIMEOUT=" + envOr("KCK_CASSANDRA_TIMEOUT", "600"),
 	}
-	out, err := script("cassandra/ensure.sh", "3")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "faults: start the suite's Cassandra: %v\n", err)
-		return 1
-	}
-	suite.cassHosts = strings.Split(strings.TrimSpace(out), ",")
-
-	out, err = script("faults/postgres.sh", "start")
+	out, err := script("faults/postgres.sh", "start")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faults: start the suite's PostgreSQL: %v\n", err)
 		return 1
 	}
 	suite.pgAdmin = strings.TrimSpace(out)
 
+	suite.busDir = filepath.Join(suite.repo, ".cache", "faults", "nats")
 	suite.busEnv = []string{
 		"KCK_NATS_PORT=" + envOr("KCK_FAULTS_NATS_PORT", "4232"),
 		"KCK_NATS_MONITOR_PORT=" + envOr("KCK_FAULTS_NATS_MONITOR_PORT", "8232"),
-		"KCK_NATS_DIR=" + filepath.Join(suite.repo, ".cache", "faults", "nats"),
+		"KCK_NATS_DIR=" + suite.busDir,
 	}
 	out, err = busScript("ensure.sh")
 	if err != nil {
@@ -133,6 +135,20 @@ func run(m *testing.M) int {
 	return code
 }
 
+// needCassandra starts the suite's Cassandra the first time a scenario needs
+// it (reusing a running one), so that a scenario on the embedded or the
+// PostgreSQL store alone runs without three JVMs.
+func needCassandra(t *testing.T) {
+	t.Helper()
+	suite.cassOnce.Do(func() {
+		var out string
+		if out, suite.cassErr = script("cassandra/ensure.sh", "3"); suite.cassErr == nil {
+			suite.cassHosts = strings.Split(strings.TrimSpace(out), ",")
+		}
+	})
+	require.NoError(t, suite.cassErr, "start the suite's Cassandra")
+}
+
 // busScript runs scripts/nats/<name> on the suite's NATS server.
 func busScript(name string) (string, error) {
 	cmd := exec.Command(filepath.Join(suite.repo, "scripts", "nats", name))
@@ -145,10 +161,15 @@ func busScript(name string) (string, error) {
 // script runs one of scripts/<name> with the suite's cluster variables and
 // returns its stdout; stderr (the scripts' log) goes to the test's stderr.
 func script(name string, args ...string) (string, error) {
+	return scriptEnv(suite.cassEnv, name, args...)
+}
+
+// scriptEnv is script with env instead of the cluster variables.
+func scriptEnv(env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(suite.repo, "scripts", name), args...)
-	cmd.Env = append(os.Environ(), suite.cassEnv...)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr

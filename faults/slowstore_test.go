@@ -228,6 +228,7 @@ func TestSlowStore(t *testing.T) {
 	const delay = 200 * time.Millisecond
 	r := scenario(t, 40, "A slow store: every Cassandra round trip +200 ms",
 		"hits unaffected (p50 within 10 ms of the baseline, at most 5 points more hits over 200 ms than in the baseline); misses answered within the request timeout, none hangs; soft-expired values served stale at once, refreshed in the background")
+	needCassandra(t)
 	dsn := database(t)
 	ks := keyspaceName(t)
 	var hosts, pairs []string

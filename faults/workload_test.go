@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -50,9 +51,19 @@ func missKey(seq int64) string {
 }
 
 func missStream(rate float64, gws ...*gateway) stream {
+	return missStreamTo(rate, roundRobin(gws))
+}
+
+// missStreamTo is missStream to the gateways pick chooses.
+func missStreamTo(rate float64, pick func(seq int64) *gateway) stream {
 	return stream{class: "misses", rate: rate, next: func(seq int64) call {
-		return call{gw: gws[seq%int64(len(gws))], path: "/fetch?key=" + missKey(seq)}
+		return call{gw: pick(seq), path: "/fetch?key=" + missKey(seq)}
 	}}
+}
+
+// roundRobin picks the gateways in turn.
+func roundRobin(gws []*gateway) func(seq int64) *gateway {
+	return func(seq int64) *gateway { return gws[seq%int64(len(gws))] }
 }
 
 // writes tracks the add_title writes sent: which were acknowledged.
@@ -68,6 +79,32 @@ func newWrites(prefix string) *writes {
 }
 
 func (w *writes) stream(rate float64, gws ...*gateway) stream {
+	return w.streamTo(rate, roundRobin(gws))
+}
+
+// The seq-th write's title and author.
+func (w *writes) title(seq int64) string { return fmt.Sprintf("%s-%d", w.prefix, seq) }
+func (w *writes) author(seq int64) int   { return 1 + int(seq*7919%authors) }
+
+func (w *writes) record(title string, author int, acked bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if acked {
+		w.acked[title] = author
+	} else {
+		w.failed[title] = author
+	}
+}
+
+// count is how many writes were acknowledged so far.
+func (w *writes) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// streamTo is stream to the gateways pick chooses.
+func (w *writes) streamTo(rate float64, pick func(seq int64) *gateway) stream {
 	type input struct {
 		AuthorID int    `json:"authorId"`
 		Title    string `json:"title"`
@@ -75,21 +112,26 @@ func (w *writes) stream(rate float64, gws ...*gateway) stream {
 	}
 	return stream{class: "writes", rate: rate,
 		next: func(seq int64) call {
-			in := input{AuthorID: 1 + int(seq*7919%authors), Title: fmt.Sprintf("%s-%d", w.prefix, seq), Year: 2000 + int(seq%20)}
+			in := input{AuthorID: w.author(seq), Title: w.title(seq), Year: 2000 + int(seq%20)}
 			b, _ := json.Marshal(map[string]any{"name": "add_title", "input": in})
-			return call{gw: gws[seq%int64(len(gws))], method: http.MethodPost, path: "/update", body: string(b)}
+			return call{gw: pick(seq), method: http.MethodPost, path: "/update", body: string(b)}
 		},
 		done: func(seq int64, c call, status int, body []byte) {
-			title := fmt.Sprintf("%s-%d", w.prefix, seq)
-			author := 1 + int(seq*7919%authors)
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if status == 200 {
-				w.acked[title] = author
-			} else {
-				w.failed[title] = author
-			}
+			w.record(w.title(seq), w.author(seq), status == 200)
 		}}
+}
+
+// sourceStream inserts titles straight into the source database, asking
+// no gateway: only the follower of the change log brings them to the
+// products. A committed insert counts as acknowledged.
+func (w *writes) sourceStream(rate float64, pool *pgxpool.Pool) stream {
+	return stream{class: "source changes", rate: rate, exec: func(seq int64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := pool.Exec(ctx, "INSERT INTO titles (author_id, title, year) VALUES ($1, $2, $3)", w.author(seq), w.title(seq), 2000+int(seq%20))
+		w.record(w.title(seq), w.author(seq), err == nil)
+		return err
+	}}
 }
 
 // refreshStream refreshes a random title_list through GraphQL.
@@ -230,6 +272,69 @@ func (w *writes) converge(t *testing.T, dsn string, within time.Duration, gws ..
 	dc.took = time.Since(t0)
 	require.True(t, ok, "the products did not catch up with Postgres within %v: %s", within, last)
 	require.Empty(t, dc.lost, "acknowledged writes lost")
+	return dc
+}
+
+// reflected waits until every gateway's title_list holds every write
+// acknowledged so far (writes may go on meanwhile: the later ones are not
+// waited for), and checks that Postgres holds each. It fails the test when
+// one is missing from Postgres, or from a gateway's products after within.
+func (w *writes) reflected(t *testing.T, dsn string, within time.Duration, gws ...*gateway) dataCheck {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Now()
+	w.mu.Lock()
+	dc := dataCheck{acked: len(w.acked), failed: len(w.failed)}
+	byAuthor := map[int][]string{}
+	for title, a := range w.acked {
+		byAuthor[a] = append(byAuthor[a], title)
+	}
+	w.mu.Unlock()
+	src, err := sourceTitles(ctx, dsn, w.prefix)
+	require.NoError(t, err)
+	for _, titles := range byAuthor {
+		for _, title := range titles {
+			if _, ok := src[title]; !ok {
+				dc.lost = append(dc.lost, title)
+			}
+		}
+	}
+	require.Empty(t, dc.lost, "acknowledged writes absent from Postgres")
+	// (gateway, author) pairs seen holding every title: not read again.
+	done := map[[2]int]bool{}
+	var last string
+	for {
+		last = ""
+		for gi, g := range gws {
+			for a, titles := range byAuthor {
+				if done[[2]int{gi, a}] {
+					continue
+				}
+				got, err := servedTitles(g, a)
+				if err != nil {
+					last = fmt.Sprintf("%s: title_list/%d: %v", g.name, a, err)
+					continue
+				}
+				missing := 0
+				for _, title := range titles {
+					if !slices.Contains(got, title) {
+						missing++
+					}
+				}
+				if missing > 0 {
+					last = fmt.Sprintf("%s serves title_list/%d without %d of its %d acknowledged titles", g.name, a, missing, len(titles))
+					continue
+				}
+				done[[2]int{gi, a}] = true
+			}
+		}
+		if last == "" {
+			break
+		}
+		require.Less(t, time.Since(t0), within, "acknowledged writes not reflected in every gateway's products: %s", last)
+		time.Sleep(100 * time.Millisecond)
+	}
+	dc.took = time.Since(t0)
 	return dc
 }
 

@@ -2,6 +2,7 @@ package source_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,7 +96,14 @@ func exec(t *testing.T, p *pgxpool.Pool, sql string, args ...any) {
 // ends).
 func follow(t *testing.T, s *seen, url, name string) (*source.Follower, func()) {
 	t.Helper()
-	f, err := source.NewFollower(s.opts(url, name))
+	return followWith(t, s.opts(url, name))
+}
+
+// followWith is follow with options of the test's own.
+func followWith(t *testing.T, opts source.FollowOptions) (*source.Follower, func()) {
+	t.Helper()
+	url, name := opts.URL, opts.Name
+	f, err := source.NewFollower(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -330,4 +338,86 @@ func TestFollowerNamesItsConnection(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// flaky is a Refresh whose first fails attempts of each key fail (-1:
+// every one), as when the store refuses the value or the source is down.
+type flaky struct {
+	fails    int
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+func (fl *flaky) refresh(key string, _ time.Time, done func(error)) {
+	fl.mu.Lock()
+	if fl.attempts == nil {
+		fl.attempts = map[string]int{}
+	}
+	fl.attempts[key]++
+	n := fl.attempts[key]
+	fl.mu.Unlock()
+	if fl.fails < 0 || n <= fl.fails {
+		done(errors.New("refreshed but not stored"))
+		return
+	}
+	done(nil)
+}
+
+func (fl *flaky) count(key string) int {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.attempts[key]
+}
+
+// A key whose refresh fails is handed out again, and the position does not
+// pass its row until it succeeds: counted done at the first failure, the
+// change would be lost (the store keeps the value it had).
+func TestFollowerRetriesAFailedRefresh(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	fl := &flaky{fails: 2}
+	opts := (&seen{}).opts(url, "c1")
+	opts.Refresh, opts.RetryWait = fl.refresh, 10*time.Millisecond
+	followWith(t, opts)
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	positionAt(t, p, "c1")
+	assert.Equal(t, 3, fl.count("thing/1"), "failed twice, refreshed the third time, and only then passed")
+}
+
+// A follower that stops while a key's refresh keeps failing (it lost its
+// lease: the lease is in the store, which is down) leaves the row
+// unfinished, and the next follower refreshes the key.
+func TestFollowerLeavesAFailingRowToTheNext(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	fl := &flaky{fails: -1}
+	opts := (&seen{}).opts(url, "c1")
+	opts.Refresh, opts.RetryWait = fl.refresh, time.Hour
+	_, stop := followWith(t, opts)
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	require.Eventually(t, func() bool { return fl.count("thing/1") == 1 }, time.Minute, 5*time.Millisecond)
+	looped(t, p, "c1") // and wrote its position, had it moved
+	stop()
+
+	next := &seen{}
+	follow(t, next, url, "c1")
+	require.Eventually(t, next.has("thing/1"), time.Minute, 5*time.Millisecond, "the next follower refreshes the key")
+	positionAt(t, p, "c1")
+}
+
+// A key that always fails is given up on after refreshRetries more
+// attempts: it does not hold the position back for good.
+func TestFollowerGivesUpOnAKeyThatAlwaysFails(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Database(t)
+	p := setup(t, url)
+	fl := &flaky{fails: -1}
+	opts := (&seen{}).opts(url, "c1")
+	opts.Refresh, opts.RetryWait = fl.refresh, time.Millisecond
+	followWith(t, opts)
+	exec(t, p, `INSERT INTO things VALUES (1, 'one')`)
+	positionAt(t, p, "c1")
+	assert.Equal(t, 6, fl.count("thing/1"), "the first attempt and 5 more")
 }

@@ -46,6 +46,10 @@ type FollowOptions struct {
 	// CleanupEvery is how often the follower deletes what every follower
 	// has read. Default 1 min.
 	CleanupEvery time.Duration
+	// RetryWait is how long the follower waits before it hands out again a
+	// key whose refresh failed (then twice as long, up to 10 s, at most
+	// refreshRetries times). Default 1 s.
+	RetryWait time.Duration
 }
 
 // Follower reads the change log into refreshes of the products built on
@@ -75,6 +79,18 @@ const (
 	deleteBatch   = 10000
 )
 
+// A key whose refresh failed is handed out again up to refreshRetries
+// times, RetryWait apart, doubling up to retryMax (about 25 s in all by
+// default): long enough to outlast a store or source blip, and to outlast
+// this follower's lease when the store is down (the lease is in the store:
+// the row is then read again by the next follower); short enough that a
+// key that always fails (a primer error, a value the store refuses) does
+// not hold the position back for long.
+const (
+	refreshRetries = 5
+	retryMax       = 10 * time.Second
+)
+
 // NewFollower registers the follower's metrics; Run follows.
 func NewFollower(opts FollowOptions) (*Follower, error) {
 	if opts.Refresh == nil || opts.Name == "" {
@@ -91,6 +107,9 @@ func NewFollower(opts FollowOptions) (*Follower, error) {
 	}
 	if opts.CleanupEvery == 0 {
 		opts.CleanupEvery = time.Minute
+	}
+	if opts.RetryWait == 0 {
+		opts.RetryWait = time.Second
 	}
 	f := &Follower{opts: opts,
 		changes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_changes_total", Help: "Source row changes read from the change log by this gateway (while it followed it)."}),
@@ -224,6 +243,10 @@ type pos struct {
 
 // follow reads the log from the position until ctx ends or conn fails.
 func (f *Follower) follow(ctx context.Context, conn *pgx.Conn) error {
+	// Refreshes retried after a failure stop with this window: the next
+	// one reads their rows again from the position.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	read, err := f.start(ctx, conn)
 	if err != nil {
 		return err
@@ -389,7 +412,7 @@ func (f *Follower) readBatch(ctx context.Context, conn *pgx.Conn, w *window) (in
 		slot := w.add(r.p, len(keys))
 		at := r.at
 		for _, k := range keys {
-			f.refresh(k, asked, func(err error) {
+			f.refreshRetrying(ctx, k, asked, 0, func(err error) {
 				if err == nil {
 					f.lag.Observe(max(0, time.Since(at).Seconds()))
 				}
@@ -411,6 +434,42 @@ func (f *Follower) refresh(key string, asked time.Time, done func(error)) {
 		if done != nil {
 			done(err)
 		}
+	})
+}
+
+// refreshRetrying hands key out, and again after a failure (see
+// refreshRetries), then calls finished with the last outcome: a row
+// counts as finished, and the position moves past it, only once its keys
+// were refreshed and stored, or kept failing. Were a failed one counted,
+// a change read while the store refused writes (cache.ErrNotStored) or
+// the source was down would be lost: the store would keep the old value.
+// When ctx ends first, finished is not called: the row stays unfinished,
+// for the next follower to read again.
+func (f *Follower) refreshRetrying(ctx context.Context, key string, asked time.Time, attempt int, finished func(error)) {
+	f.opts.Refresh(key, asked, func(err error) {
+		f.refreshes.Inc()
+		if err == nil {
+			finished(nil)
+			return
+		}
+		f.failures.Inc()
+		if ctx.Err() != nil {
+			return
+		}
+		if attempt >= refreshRetries {
+			f.opts.Logger.Warn("refresh after a source change failed; giving up on it", "key", key, "attempts", attempt+1, "err", err)
+			finished(err)
+			return
+		}
+		if attempt == 0 {
+			f.opts.Logger.Warn("refresh after a source change failed; trying again", "key", key, "err", err)
+		}
+		wait := min(f.opts.RetryWait<<attempt, retryMax)
+		time.AfterFunc(wait, func() { // does nothing once ctx ended
+			if ctx.Err() == nil {
+				f.refreshRetrying(ctx, key, asked, attempt+1, finished)
+			}
+		})
 	})
 }
 

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/internal/lifecycle"
 )
 
 // Bus is the change bus of the gateways sharing a PostgreSQL store when no
@@ -28,20 +28,41 @@ import (
 // A notification's payload is at most 8000 bytes: a change is sent as
 // base64 of its wire form, with its value when that fits (about 5.8 KiB
 // of JSON), else without (the others then read the store).
+//
+// Announcements are sent by one goroutine, several per statement, in the
+// order Publish took them: PostgreSQL delivers notifications in commit
+// order, and a receiver takes one of an origin's announcements arriving
+// before an earlier one for a missed one (and drops its whole tier), which
+// NOTIFYs sent on a pool's connections at once did all the time. Publish
+// only queues (the cache calls it under a lock), so an announcement never
+// waits for the database.
 type Bus struct {
 	s       *Store
 	channel string
 	log     *slog.Logger
 
+	queue      chan string   // payloads, in Publish order
+	sendFailed atomic.Bool   // a batch failed since Publish last said so
+	stopSend   chan struct{} // closed by Close
+	sent       chan struct{} // closed when the sender returned
+	closeOnce  sync.Once
+
 	mu      sync.Mutex
 	handler *cache.BusHandler
 	up      bool
-	life    *lifecycle.Group // the listening goroutine
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
-var _ cache.Bus = (*Bus)(nil)
+// publishQueue bounds the announcements waiting to be sent (past it
+// Publish fails, and the cache has every gateway resync once its bus is
+// back); publishBatch the notifications sent in one statement.
+const (
+	publishQueue = 8192
+	publishBatch = 256
+)
 
-var errNotListening = errors.New("not connected to the database")
+var _ cache.Bus = (*Bus)(nil)
 
 // maxNotify keeps a payload under PostgreSQL's 8000-byte limit.
 const maxNotify = 7900
@@ -52,10 +73,14 @@ func (s *Store) Bus(log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{s: s, channel: "kck_bus_" + s.cfg.Schema, log: log, life: lifecycle.New()}
+	b := &Bus{s: s, channel: "kck_bus_" + s.cfg.Schema, log: log,
+		queue: make(chan string, publishQueue), stopSend: make(chan struct{}), sent: make(chan struct{})}
+	go b.send()
+	return b
 }
 
-// Publish notifies every listener of ch.
+// Publish queues ch for every listener. An error says it was not queued,
+// or that announcements queued before could not be sent.
 func (b *Bus) Publish(ch cache.Change) error {
 	payload := base64.StdEncoding.EncodeToString(ch.AppendBinary(nil))
 	if len(payload) > maxNotify && ch.Entry != nil {
@@ -65,19 +90,58 @@ func (b *Bus) Publish(ch cache.Change) error {
 	if len(payload) > maxNotify {
 		return fmt.Errorf("postgres bus: the announcement of %q does not fit a notification", ch.Key)
 	}
-	if !b.Connected() {
-		// The database is not answering our listener: fail at once rather
-		// than hold up the write that announces (the cache asks everyone
-		// to resync once the bus is back).
-		return fmt.Errorf("postgres bus: notify %q: %w", ch.Key, errNotListening)
+	select {
+	case b.queue <- payload:
+	default:
+		return fmt.Errorf("postgres bus: %d announcements wait to be sent; %q not sent", publishQueue, ch.Key)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	b.s.writes.Add(1)
-	if _, err := b.s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, b.channel, payload); err != nil {
-		return fmt.Errorf("postgres bus: notify %q: %w", ch.Key, unavailable(err))
+	if b.sendFailed.Swap(false) {
+		return fmt.Errorf("postgres bus: announcements before %q could not be sent", ch.Key)
 	}
 	return nil
+}
+
+// send notifies the listeners of what Publish queued, in order, until
+// Close; then what is left, for a short while.
+func (b *Bus) send() {
+	defer close(b.sent)
+	batch := make([]string, 0, publishBatch)
+	for {
+		select {
+		case p := <-b.queue:
+			batch = append(batch[:0], p)
+		case <-b.stopSend:
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			for ctx.Err() == nil {
+				batch = batch[:0]
+				for len(batch) < publishBatch && len(b.queue) > 0 {
+					batch = append(batch, <-b.queue)
+				}
+				if len(batch) == 0 {
+					return
+				}
+				b.notify(ctx, batch)
+			}
+			return
+		}
+		for len(batch) < publishBatch && len(b.queue) > 0 {
+			batch = append(batch, <-b.queue)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b.notify(ctx, batch)
+		cancel()
+	}
+}
+
+// notify sends a batch in one statement: its notifications are delivered
+// in order, after those of the statements before.
+func (b *Bus) notify(ctx context.Context, batch []string) {
+	b.s.writes.Add(1)
+	_, err := b.s.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, b.channel, batch)
+	if err != nil && !b.sendFailed.Swap(true) {
+		b.log.Warn("change bus (postgres): announcements not sent; the other gateways drop their in-process tier when they notice", "announcements", len(batch), "err", unavailable(err))
+	}
 }
 
 // Connected reports whether the listening connection is up.
@@ -96,11 +160,13 @@ func (b *Bus) Subscribe(h cache.BusHandler) error {
 		return errors.New("postgres bus: Subscribe called twice")
 	}
 	b.handler = &h
-	conn, err := b.listen(b.life.Context())
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel, b.done = cancel, make(chan struct{})
+	conn, err := b.listen(ctx)
 	if err == nil {
 		b.up = true
 	}
-	b.life.Go(func(ctx context.Context) { b.run(ctx, conn) })
+	go b.run(ctx, conn)
 	return nil
 }
 
@@ -121,6 +187,7 @@ func (b *Bus) listen(ctx context.Context) (*pgx.Conn, error) {
 // run receives on conn, reconnecting after a loss; a loss and a return
 // are told to the handler (announcements made meanwhile were missed).
 func (b *Bus) run(ctx context.Context, conn *pgx.Conn) {
+	defer close(b.done)
 	wait := 100 * time.Millisecond
 	for {
 		if conn != nil {
@@ -190,9 +257,18 @@ func (b *Bus) receive(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// Close stops listening (after the cache that uses it).
+// Close sends what is still queued (a short while at most) and stops
+// listening; call it after the cache that uses it is closed.
 func (b *Bus) Close() error {
-	b.life.Close()
+	b.closeOnce.Do(func() { close(b.stopSend) })
+	<-b.sent
+	b.mu.Lock()
+	cancel, done := b.cancel, b.done
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 	return nil
 }
 
