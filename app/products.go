@@ -155,6 +155,11 @@ func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Co
 	}
 	l, err := cluster.Start(cluster.Options{
 		Store: b.Store(), Name: "follow/source", Owner: c.Owner(), TTL: cfg.Bus.FollowLease, Logger: log, Registerer: reg,
+		// Cut off from the bus, a follower's refreshes would reach no other
+		// gateway: it steps down, and a gateway that hears the bus follows
+		// (with the whole bus down, nobody does; the changes wait in the
+		// log until it is back).
+		Eligible: c.BusConnected,
 		Lead: func(ctx context.Context) {
 			// Keys of products every change refreshes whole that other
 			// gateways stored before this one started (see Instances).

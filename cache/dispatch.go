@@ -12,6 +12,10 @@ import (
 // costs one refresh in the cluster however many gateways run, and the
 // refreshes are spread over them.
 
+// assignMargin is how much longer than a primer run an assignment may take
+// before this gateway refreshes the key itself.
+const assignMargin = 5 * time.Second
+
 // maxDispatches bounds the assignments out at once: past it, keys wait
 // (folded per key) until one returns.
 const maxDispatches = 256
@@ -104,9 +108,11 @@ func (c *Cache) assign(a Assigner, key string, asked time.Time) error {
 	}
 	defer func() { <-c.dispatchSlots }()
 	if c.BusConnected() {
-		// The assignee's refresh is bounded by a lease wait and a primer
-		// run, as any refresh is; past that, nobody took it.
-		ctx, cancel := context.WithTimeout(c.life.Context(), c.opts.LeaseTTL+c.opts.PrimerTimeout)
+		// The assignee refreshes with no lease wait: its primer run, and a
+		// margin, bound it. Past that, nobody took it (a gateway cut off
+		// from the bus may still hold its place in the queue group): this
+		// gateway refreshes the key itself.
+		ctx, cancel := context.WithTimeout(c.life.Context(), c.opts.PrimerTimeout+assignMargin)
 		err := a.Assign(ctx, key, asked)
 		cancel()
 		c.m.dispatches.WithLabelValues(dispatchOutcome(err)).Inc()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
+	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/internal/gatewaytest"
 )
 
@@ -245,4 +246,18 @@ func TestRefreshProductOnCassandra(t *testing.T) {
 	require.Equal(t, 0, run(append([]string{"queue"}, store[:5]...), &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "depth 2")
 	require.Contains(t, out.String(), "top_authors/10")
+}
+
+// kck refresh and kck invalidate on the PostgreSQL store, beside its
+// gateways, announce on the store's own bus: no --bus-url is needed (on
+// Cassandra, one is).
+func TestOfflineWritesOnPostgresStore(t *testing.T) {
+	t.Parallel()
+	cfg := pgstoretest.Config(t)
+	store := []string{"--store=postgres", "--store-postgres-url", cfg.URL, "--store-postgres-schema", cfg.Schema, "--postgres-url=", "--bus-url="}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(append([]string{"refresh"}, append(store, "author/7")...), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "author/7 version")
+	require.Equal(t, 0, run(append([]string{"invalidate"}, append(store, "author/7")...), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "1 keys invalidated")
 }

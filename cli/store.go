@@ -95,6 +95,7 @@ type offlineCache struct {
 	c       *cache.Cache
 	backend backend.Backend
 	bus     *natsbus.Bus // nil without --bus-url
+	ownBus  cache.Bus    // the store's own, when it has one and no --bus-url
 	prods   *app.Products
 }
 
@@ -122,6 +123,10 @@ func openOfflineCache(ctx context.Context, sf *storeFlags, pf *productFlags, log
 			return nil, fmt.Errorf("--bus-url: %w", err)
 		}
 		opts.Bus = oc.bus
+	} else if ob, ok := b.(interface{ OpenBus(*slog.Logger) cache.Bus }); ok && b.Shared() {
+		// The store's own bus (PostgreSQL's LISTEN/NOTIFY).
+		sb := ob.OpenBus(log)
+		opts.Bus, oc.ownBus = sb, sb
 	}
 	if oc.c, err = cache.New(opts); err != nil {
 		oc.close()
@@ -133,7 +138,7 @@ func openOfflineCache(ctx context.Context, sf *storeFlags, pf *productFlags, log
 // announced refuses to write to a shared store with no bus: the running
 // gateways would keep serving their in-process copies.
 func (o *offlineCache) announced(name string, stderr io.Writer) bool {
-	if o.bus == nil && o.backend.Shared() {
+	if o.bus == nil && o.ownBus == nil && o.backend.Shared() {
 		fmt.Fprintf(stderr, "kck %s: the gateways sharing this store hear of changes over the cluster's change bus: set --bus-url (KCK_BUS_URL)\n", name)
 		return false
 	}
@@ -147,6 +152,9 @@ func (o *offlineCache) close() {
 	if o.bus != nil {
 		// Announcements wait in the client's buffer: send them first.
 		_ = o.bus.Close()
+	}
+	if c, ok := o.ownBus.(interface{ Close() error }); ok {
+		_ = c.Close() // sends what it queued
 	}
 	o.prods.Close()
 	_ = o.backend.Close()

@@ -45,8 +45,13 @@ type Options struct {
 	TTL time.Duration
 	// Lead runs while this gateway leads; its context ends when it stops
 	// leading (the lease was lost, or Close). Required.
-	Lead   func(ctx context.Context)
-	Logger *slog.Logger
+	Lead func(ctx context.Context)
+	// Eligible, when set, says whether this gateway may lead now: one that
+	// is not does not take the lease, and one that leads gives it up (the
+	// follower of the source tables must hear and be heard on the bus:
+	// cut off from it, its refreshes would reach no other gateway).
+	Eligible func() bool
+	Logger   *slog.Logger
 	// Registerer receives kck_leader{job=Name}, 1 while this gateway
 	// leads; nil registers nowhere.
 	Registerer prometheus.Registerer
@@ -152,6 +157,16 @@ func (l *Leader) run(ctx context.Context) {
 				continue
 			default:
 			}
+		}
+		if o.Eligible != nil && !o.Eligible() {
+			if cur != nil {
+				stop("not eligible now")
+				rctx, cancel := context.WithTimeout(ctx, every)
+				_ = o.Store.Release(rctx, o.Name, o.Owner)
+				cancel()
+			}
+			t.Reset(every)
+			continue
 		}
 		got, err := l.try(ctx, cur != nil)
 		now := time.Now()

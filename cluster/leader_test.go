@@ -131,3 +131,35 @@ func takeover(t *testing.T, s cache.Store, ttl time.Duration) {
 	require.Eventually(t, func() bool { return other.Leading() }, time.Minute, 5*time.Millisecond, "the other took over once the lease ran out")
 	assert.Positive(t, other.terms.Load())
 }
+
+// A gateway that is not eligible (cut off from the bus) does not take the
+// lease, and one that leads gives it up as soon as it is not: another
+// eligible gateway takes over without waiting for the lease to run out.
+func TestOnlyEligibleLead(t *testing.T) {
+	t.Parallel()
+	s, err := bolt.Open(t.TempDir(), bolt.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	var both atomic.Int64
+	var aOK, bOK atomic.Bool
+	aOK.Store(true)
+	start := func(owner string, ok *atomic.Bool) *cluster.Leader {
+		l, err := cluster.Start(cluster.Options{Store: s, Name: "follow/test", Owner: owner, TTL: 9 * time.Second, Eligible: ok.Load,
+			Lead: func(ctx context.Context) {
+				if both.Add(1) > 1 {
+					t.Errorf("%s leads while another does", owner)
+				}
+				<-ctx.Done()
+				both.Add(-1)
+			}})
+		require.NoError(t, err)
+		t.Cleanup(l.Close)
+		return l
+	}
+	a, b := start("a", &aOK), start("b", &bOK)
+	require.Eventually(t, a.Leading, time.Minute, 5*time.Millisecond)
+	assert.False(t, b.Leading(), "b is not eligible")
+	bOK.Store(true)
+	aOK.Store(false)
+	require.Eventually(t, func() bool { return b.Leading() && !a.Leading() }, time.Minute, 5*time.Millisecond)
+}
