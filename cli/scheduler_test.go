@@ -17,8 +17,8 @@ import (
 
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/internal/cassandratest"
-	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/internal/gatewaytest"
+	"github.com/kck-go/kck/internal/pgstoretest"
 )
 
 // metric reads one sample of the gateway's /metrics, e.g.
