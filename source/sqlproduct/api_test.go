@@ -78,7 +78,7 @@ func TestDescribeAPITypes(t *testing.T) {
 		"counted.sql": "-- kck:product counted()\n-- kck:result value\nSELECT count(*) FROM things",
 		"overridden.sql": "-- kck:product overridden(big_one int)\n-- kck:field big Int!\n-- kck:field n String\n" +
 			"SELECT big, n, max(f) AS top FROM things WHERE big = :big_one GROUP BY big, n",
-		"first.sql": "-- kck:product first()\n-- kck:filter $[0].s\nSELECT s FROM things",
+		"first.sql":  "-- kck:product first()\n-- kck:filter $[0].s\nSELECT s FROM things",
 		"labels.sql": "-- kck:product labels()\n-- kck:filter $[*].s\nSELECT s FROM things",
 		"top.sql":    "-- kck:product top()\n-- kck:filter $[0]\nSELECT id FROM things",
 		"add_thing.sql": "-- kck:updater add_thing(id int, s string, note string?)\n-- kck:type Thing\n" +
