@@ -63,7 +63,8 @@ type Config struct {
 	Bus BusConfig
 	// Migrate creates the keyspace or schema and its tables first, with a
 	// new keyspace's ReplicationFactor (--migrate, false;
-	// --replication-factor, 1).
+	// --replication-factor, 1), and installs the SQL products' change
+	// triggers.
 	Migrate           bool
 	ReplicationFactor int
 	// PostgresURL, when set, serves SQL products from that database
@@ -74,6 +75,10 @@ type Config struct {
 	// neither, and no Register, the demo's are served.
 	SQLDir string
 	SQL    fs.FS
+	// SQLWatch is how often SQLDir is checked for added, changed or
+	// removed .sql files, which are then reloaded while the gateway runs
+	// (--sql-watch, 2s; 0: only on SIGHUP). See App.ReloadSQL.
+	SQLWatch time.Duration
 	// Register adds the application's own Go products to the registry,
 	// beside its SQL products; db is the PostgresURL database (nil without
 	// one). Nil: the Go demo's products when there is no database.
@@ -299,6 +304,7 @@ func Defaults() Config {
 		StorePostgres:      postgres.Config{Schema: "kck", MaxValueBytes: 16 << 20},
 		Bus:                BusConfig{InlineBytes: 64 << 10, FollowLease: 10 * time.Second},
 		ReplicationFactor:  1,
+		SQLWatch:           2 * time.Second,
 		Scheduler:          true,
 		ReadyAfterWarm:     true,
 		DrainInterval:      time.Second,
