@@ -157,7 +157,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		CompressMinBytes:     cfg.CompressMinBytes,
 		ReadyChecks:          a.prods.readyChecks,
 		Schema:               cfg.Schema,
-		Extend:               a.prods.extend(),
+		// KCK's own schema declares the demo's products: a gateway of
+		// other products leaves those fields out.
+		Extend: a.prods.extend(cfg.Schema == nil),
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
 	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {

@@ -92,25 +92,32 @@ func Spec(api *sqlproduct.API) dynamic.Spec {
 
 // Extend is the graph.Extend that serves api's products beside the
 // compiled schema, for registry reg; nil when there is nothing to add.
-func Extend(api *sqlproduct.API, reg *primers.Registry) graph.Extend {
-	if api == nil || len(api.Products)+len(api.Updaters) == 0 {
+// With prune (KCK's own schema), the compiled fields of products reg lacks
+// (the demo's, when the gateway serves a folder of SQL products) are left
+// out.
+func Extend(api *sqlproduct.API, reg *primers.Registry, prune bool) graph.Extend {
+	if !prune && (api == nil || len(api.Products)+len(api.Updaters) == 0) {
 		return nil
 	}
 	spec := Spec(api)
+	spec.Prune = prune
 	return func(compiled graphql.ExecutableSchema, r *graph.Resolver) (graphql.ExecutableSchema, error) {
 		s, err := dynamic.New(compiled, r, reg, spec)
 		if err != nil {
 			return nil, err
 		}
-		if len(s.Served()) == 0 {
+		if !s.Merged() {
 			return compiled, nil // every product is compiled: nothing in between
 		}
 		return s, nil
 	}
 }
 
+// API is the GraphQL API of the SQL products in force (nil without).
+func (p *Products) API() *sqlproduct.API { return p.api.Load() }
+
 // extend is the schema extension of the products in force.
-func (p *Products) extend() graph.Extend { return Extend(p.api.Load(), p.reg) }
+func (p *Products) extend(prune bool) graph.Extend { return Extend(p.api.Load(), p.reg, prune) }
 
 // SQLReload is what a reload of --sql-dir changed.
 type SQLReload struct {
@@ -178,18 +185,21 @@ func (a *App) reloadSQL(ctx context.Context) (SQLReload, error) {
 		if rules, err = sqlproduct.Register(scratch, p.pool, decls, a.log); err != nil {
 			return err
 		}
-		commit, err = a.gw.PrepareSchema(Extend(api, scratch), scratch)
+		commit, err = a.gw.PrepareSchema(Extend(api, scratch, a.cfg.Schema == nil), scratch)
 		return err
 	})
 	if err != nil {
 		return rep, err
 	}
 	// The registry in force now has the new products: their declarations,
-	// rules and API follow, then the schema.
+	// rules and API follow. Then the values of the old statements go, and
+	// only then the schema: a request meanwhile runs on the old schema,
+	// and may get a new statement's value with the old field's type, never
+	// an old statement's value with the new one (nor kept: the response
+	// cache keys responses by schema).
 	p.decls.Store(decls)
 	p.rules.Store(rules)
 	p.api.Store(api)
-	commit()
 	rep.Added, rep.Changed, rep.Removed = diffSQL(old, decls)
 	var stale []string
 	for _, n := range append(slices.Clone(rep.Changed), rep.Removed...) {
@@ -200,7 +210,9 @@ func (a *App) reloadSQL(ctx context.Context) (SQLReload, error) {
 	// Cluster-wide: every gateway that reloads does it, so once the last
 	// one has, no value of an old statement is left, and none can come
 	// back (a computation started before a deletion has a lower version).
-	if rep.Invalidated, err = a.cache.InvalidateProducts(ctx, stale, a.backend.Scanner()); err != nil {
+	rep.Invalidated, err = a.cache.InvalidateProducts(ctx, stale, a.backend.Scanner())
+	commit()
+	if err != nil {
 		return rep, fmt.Errorf("reloaded, but removing the old statements' values failed (they are recomputed when they expire or change): %w", err)
 	}
 	a.sqlSideEffects(ctx, old, decls)

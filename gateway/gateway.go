@@ -279,8 +279,8 @@ func New(o Options) (*Server, error) {
 		q := o.PlaygroundQuery
 		if q == "" {
 			q = schemaQuery
-			if o.Schema == nil {
-				q = demoQuery
+			if sc := gql.Schema(); o.Schema == nil && sc.Query.Fields.ForName("titleList") != nil {
+				q = demoQuery // the demo's products are served
 			}
 		}
 		page, err := playgroundPage(q)

@@ -45,6 +45,11 @@ import (
 type Spec struct {
 	Products []Product
 	Updaters []Updater
+	// Prune leaves out the compiled schema's fields bound to products or
+	// updaters the registry lacks, and the types only they reach: KCK's
+	// own schema declares the demo's products, which a gateway of SQL
+	// products alone (kck serve --sql-dir) does not serve.
+	Prune bool
 }
 
 // Product is a product's field.
@@ -108,8 +113,11 @@ type Schema struct {
 	r        *graph.Resolver
 	// roots are the fields resolved here, by "Type.field".
 	roots map[string]*root
-	// Fields reports the dynamic fields served, as "Query.titleList".
+	// served are the dynamic fields, as "Query.titleList"; merged says
+	// the schema is not the compiled one (fields added or pruned).
 	served []string
+	merged bool
+	pruned []string
 }
 
 var _ graphql.ExecutableSchema = (*Schema)(nil)
@@ -179,6 +187,9 @@ func New(compiled graphql.ExecutableSchema, r *graph.Resolver, reg *primers.Regi
 		return nil, err
 	}
 	compiledProducts, compiledUpdaters := bound(base)
+	if spec.Prune {
+		s.pruned = b.pruneFields(reg)
+	}
 	var errs []error
 	for _, p := range spec.Products {
 		if compiledProducts[p.Name] {
@@ -199,10 +210,17 @@ func New(compiled graphql.ExecutableSchema, r *graph.Resolver, reg *primers.Regi
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if len(s.roots) == 0 {
+	if err := errors.Join(b.addMissing(), b.addDirectives()); err != nil {
+		return nil, err
+	}
+	if len(s.pruned) > 0 {
+		s.pruned = append(s.pruned, b.pruneTypes()...)
+	}
+	if len(s.roots) == 0 && len(s.pruned) == 0 {
 		s.schema = base
 		return s, nil
 	}
+	s.merged = true
 	merged, gerr := validator.ValidateSchemaDocument(b.doc)
 	if gerr != nil {
 		return nil, fmt.Errorf("the SQL products' schema: %w", gerr)
@@ -222,6 +240,106 @@ func New(compiled graphql.ExecutableSchema, r *graph.Resolver, reg *primers.Regi
 
 // Compiled is the compiled schema s extends.
 func (s *Schema) Compiled() graphql.ExecutableSchema { return s.compiled }
+
+// Merged reports whether the schema served differs from the compiled one
+// (dynamic fields added, or compiled ones pruned).
+func (s *Schema) Merged() bool { return s.merged }
+
+// Pruned lists the compiled fields left out (Spec.Prune).
+func (s *Schema) Pruned() []string { return s.pruned }
+
+// pruneFields removes from the document the root fields bound to products
+// or updaters reg lacks, and returns them.
+func (b *builder) pruneFields(reg *primers.Registry) []string {
+	var removed []string
+	roots := map[string]bool{}
+	for _, op := range []ast.Operation{ast.Query, ast.Mutation, ast.Subscription} {
+		roots[b.rootName(op)] = true
+	}
+	for _, d := range b.doc.Definitions {
+		if !roots[d.Name] {
+			continue
+		}
+		kept := d.Fields[:0:0]
+		for _, f := range d.Fields {
+			if pd := f.Directives.ForName(productfield.DirectiveName); pd != nil && reg.Product(directiveName(pd)) == nil {
+				removed = append(removed, d.Name+"."+f.Name)
+				continue
+			}
+			if ud := f.Directives.ForName(productfield.UpdaterDirective); ud != nil {
+				if _, err := reg.Updater(directiveName(ud)); err != nil {
+					removed = append(removed, d.Name+"."+f.Name)
+					continue
+				}
+			}
+			kept = append(kept, f)
+		}
+		d.Fields = kept
+	}
+	return removed
+}
+
+// pruneTypes removes every object, interface, union and input type the
+// roots, with their extensions, no longer reach, and returns them.
+func (b *builder) pruneTypes() []string {
+	var removed []string
+	roots := map[string]bool{}
+	for _, op := range []ast.Operation{ast.Query, ast.Mutation, ast.Subscription} {
+		roots[b.rootName(op)] = true
+	}
+	defs := map[string]*ast.Definition{}
+	for _, d := range b.doc.Definitions {
+		defs[d.Name] = d
+	}
+	reach := map[string]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		if reach[name] {
+			return
+		}
+		reach[name] = true
+		var fields ast.FieldList
+		if d := defs[name]; d != nil {
+			fields = append(fields, d.Fields...)
+			for _, t := range d.Types {
+				visit(t)
+			}
+			for _, t := range d.Interfaces {
+				visit(t)
+			}
+		}
+		for _, e := range b.doc.Extensions {
+			if e.Name == name {
+				fields = append(fields, e.Fields...)
+			}
+		}
+		for _, f := range fields {
+			visit(f.Type.Name())
+			for _, a := range f.Arguments {
+				visit(a.Type.Name())
+			}
+		}
+	}
+	for r := range roots {
+		visit(r)
+	}
+	for _, d := range b.doc.Directives {
+		for _, a := range d.Arguments {
+			visit(a.Type.Name())
+		}
+	}
+	kept := b.doc.Definitions[:0:0]
+	for _, d := range b.doc.Definitions {
+		switch {
+		case reach[d.Name], d.BuiltIn, d.Kind == ast.Scalar, d.Kind == ast.Enum:
+			kept = append(kept, d)
+		default:
+			removed = append(removed, d.Name)
+		}
+	}
+	b.doc.Definitions = kept
+	return removed
+}
 
 // bound returns the products and updaters the schema binds with @product
 // and @updater.
@@ -286,34 +404,66 @@ func newBuilder(base *ast.Schema) (*builder, error) {
 			}
 		}
 	}
-	// What the dynamic fields need and a schema of its own may lack.
-	for _, sc := range []struct{ name, desc string }{
-		{"JSON", "Any JSON value."},
-		{"Time", "An RFC 3339 timestamp."},
-		{"Date", "A calendar date, YYYY-MM-DD (PostgreSQL's date)."},
-		{"BigInt", "A signed 64-bit integer (PostgreSQL's int8), as a string of digits: a JavaScript number holds 53 bits."},
-	} {
-		if base.Types[sc.name] == nil {
+	return b, nil
+}
+
+// scalars are the scalars dynamic fields may need, which a schema of its
+// own may lack.
+var scalars = []struct{ name, desc string }{
+	{"JSON", "Any JSON value."},
+	{"Time", "An RFC 3339 timestamp."},
+	{"Date", "A calendar date, YYYY-MM-DD (PostgreSQL's date)."},
+	{"BigInt", "A signed 64-bit integer (PostgreSQL's int8), as a string of digits: a JavaScript number holds 53 bits."},
+}
+
+// addMissing adds what the dynamic definitions name and the compiled
+// schema lacks: the Product type (payloads' products) and the scalars.
+func (b *builder) addMissing() error {
+	used := map[string]bool{}
+	var visit func(fs ast.FieldList)
+	visit = func(fs ast.FieldList) {
+		for _, f := range fs {
+			used[f.Type.Name()] = true
+			for _, a := range f.Arguments {
+				used[a.Type.Name()] = true
+			}
+		}
+	}
+	for _, d := range b.defined {
+		visit(d.Fields)
+	}
+	for _, d := range b.ext {
+		visit(d.Fields)
+	}
+	if used["Product"] && b.base.Types["Product"] == nil {
+		pd, err := parser.ParseSchema(&ast.Source{Name: "kck", Input: productType})
+		if err != nil {
+			return err
+		}
+		b.doc.Definitions = append(b.doc.Definitions, pd.Definitions...)
+		used["Time"], used["JSON"] = true, true
+	}
+	for _, sc := range scalars {
+		if used[sc.name] && b.base.Types[sc.name] == nil {
 			b.doc.Definitions = append(b.doc.Definitions, &ast.Definition{Kind: ast.Scalar, Name: sc.name, Description: sc.desc, Position: b.pos(Pos{File: "kck"})})
 		}
 	}
-	if base.Types["Product"] == nil {
-		pd, err := parser.ParseSchema(&ast.Source{Name: "kck", Input: productType})
-		if err != nil {
-			return nil, err
-		}
-		b.doc.Definitions = append(b.doc.Definitions, pd.Definitions...)
-	}
+	return nil
+}
+
+// addDirectives defines the directives dynamic fields carry, where the
+// compiled schema does not.
+func (b *builder) addDirectives() error {
 	for _, d := range []string{productfield.DirectiveName, productfield.UpdaterDirective, productfield.AffectedDirective, productfield.UpdateResultDirective} {
-		if base.Directives[d] == nil {
+		if b.base.Directives[d] == nil {
 			dd, err := parser.ParseSchema(&ast.Source{Name: "kck", Input: directives[d]})
 			if err != nil {
-				return nil, err
+				return err
 			}
 			b.doc.Directives = append(b.doc.Directives, dd.Directives...)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // productType is KCK's Product type, for a schema of its own that lacks it.
@@ -386,10 +536,15 @@ func (b *builder) rootName(op ast.Operation) string {
 	return map[ast.Operation]string{ast.Query: "Query", ast.Mutation: "Mutation", ast.Subscription: "Subscription"}[op]
 }
 
-// taken reports whether the compiled schema has field on root type name.
+// taken reports whether the compiled schema (pruned) has field on root
+// type name.
 func (b *builder) taken(name, field string) bool {
-	d := b.base.Types[name]
-	return d != nil && d.Fields.ForName(field) != nil
+	for _, d := range b.doc.Definitions {
+		if d.Name == name {
+			return d.Fields.ForName(field) != nil
+		}
+	}
+	return false
 }
 
 func (b *builder) product(s *Schema, p Product) error {

@@ -28,7 +28,7 @@ import (
 // document's order: queries' fields concurrently, mutations' in turn.
 func (s *Schema) Exec(ctx context.Context) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
-	if len(s.roots) == 0 || !s.touches(oc) {
+	if !s.merged || !s.touches(oc) {
 		return s.compiled.Exec(ctx)
 	}
 	switch oc.Operation.Operation {
