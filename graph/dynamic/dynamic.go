@@ -420,8 +420,7 @@ var scalars = []struct{ name, desc string }{
 // schema lacks: the Product type (payloads' products) and the scalars.
 func (b *builder) addMissing() error {
 	used := map[string]bool{}
-	var visit func(fs ast.FieldList)
-	visit = func(fs ast.FieldList) {
+	visit := func(fs ast.FieldList) {
 		for _, f := range fs {
 			used[f.Type.Name()] = true
 			for _, a := range f.Arguments {
