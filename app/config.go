@@ -353,6 +353,9 @@ func (c Config) Validate() error {
 	if c.PrimerTimeout < 0 {
 		return errors.New("serve: --primer-timeout must not be negative")
 	}
+	if c.SQLWatch < 0 {
+		return errors.New("serve: --sql-watch must not be negative (0: reload on SIGHUP only)")
+	}
 	if pt := c.primerTimeout(); c.ComputeLease < pt {
 		return fmt.Errorf("serve: --compute-lease %v is shorter than --primer-timeout %v: another gateway would compute a key while its primer still runs", c.ComputeLease, pt)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -127,6 +128,9 @@ type SQLReload struct {
 	Added, Changed, Removed []string
 	// Invalidated counts the values removed.
 	Invalidated int
+	// Unchanged: nothing a client or a value would see changed, and
+	// nothing was swapped.
+	Unchanged bool
 }
 
 // ReloadSQL reads --sql-dir again and, when every file is valid and its
@@ -147,6 +151,10 @@ func (a *App) ReloadSQL(ctx context.Context) (SQLReload, error) {
 		return rep, err
 	}
 	a.sqlReloads.WithLabelValues("ok").Inc()
+	if rep.Unchanged {
+		a.log.Info("SQL products read again: nothing changed", "dir", a.prods.sqlDir)
+		return rep, nil
+	}
 	a.log.Info("SQL products reloaded", "dir", a.prods.sqlDir, "added", rep.Added, "changed", rep.Changed, "removed", rep.Removed, "values_removed", rep.Invalidated)
 	return rep, nil
 }
@@ -170,6 +178,12 @@ func (a *App) reloadSQL(ctx context.Context) (SQLReload, error) {
 		return rep, err
 	}
 	old := p.decls.Load()
+	if a, c, r := diffSQL(old, decls); len(a)+len(c)+len(r) == 0 && reflect.DeepEqual(Spec(api), Spec(p.api.Load())) {
+		// Nothing a client or a value would see changed (a file touched,
+		// a SIGHUP): the schema and the response cache stay.
+		rep.Unchanged = true
+		return rep, nil
+	}
 	var rules *sqlproduct.Rules
 	var commit func()
 	err = p.reg.Change(func(scratch *primers.Registry) error {

@@ -105,9 +105,43 @@ func TestSQLOnly(t *testing.T) {
 	t.Logf("the SQL person's afternoon took %s (after the build)", time.Since(start).Round(time.Millisecond))
 }
 
+// TestSQLOnlySIGHUP: with the folder not watched (--sql-watch 0), a file
+// added is served once the gateway is sent SIGHUP, not before.
+func TestSQLOnlySIGHUP(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	require.NoError(t, err)
+	example := filepath.Join(here(), "sql-only")
+	schema, err := os.ReadFile(filepath.Join(example, "schema.sql"))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, string(schema))
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	dir := t.TempDir()
+	copyFile(t, filepath.Join(example, "shelf_books.sql"), filepath.Join(dir, "shelf_books.sql"))
+	base, _, cmd := startKCKCmd(t, "--postgres-url", db, "--sql-dir", dir, "--sql-watch", "0")
+	copyFile(t, filepath.Join(example, "later", "shelf_stats.sql"), filepath.Join(dir, "shelf_stats.sql"))
+	q := `{ shelfStats(shelfId: 2) { books pages } }`
+	require.NotEmpty(t, tryPost(t, base, q).Errors, "not watched: not served before SIGHUP")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	var r reply
+	require.Eventually(t, func() bool { r = tryPost(t, base, q); return len(r.Errors) == 0 }, time.Minute, 20*time.Millisecond, "last: %+v", r)
+	assert.JSONEq(t, `{"shelfStats":{"books":1,"pages":730}}`, string(r.Data))
+}
+
 // startKCK runs the kck binary with args on a free port until the test
 // ends, and returns its URL and the path of its log.
 func startKCK(t *testing.T, args ...string) (string, string) {
+	t.Helper()
+	base, logPath, _ := startKCKCmd(t, args...)
+	return base, logPath
+}
+
+// startKCKCmd is startKCK, with the process.
+func startKCKCmd(t *testing.T, args ...string) (string, string, *exec.Cmd) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -127,7 +161,7 @@ func startKCK(t *testing.T, args ...string) (string, string) {
 	})
 	base := "http://" + addr
 	gatewaytest.WaitReady(t, nil, base)
-	return base, logPath
+	return base, logPath, cmd
 }
 
 func copyFile(t *testing.T, from, to string) {

@@ -413,3 +413,45 @@ func TestDynamicSchemaSwap(t *testing.T) {
 	assert.Contains(t, err.Error(), `nope.sql:3: Query.nope: bound to product "nope", which is not registered`)
 	assert.Empty(t, r.query(`{ shelfCount }`, nil).Errors)
 }
+
+// A request under way when the schema is swapped finishes on the schema it
+// started with, even when the new one no longer has its field.
+func TestDynamicSwapInFlight(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	spec := shelfSpec
+	spec.Products = append(spec.Products, dynamic.Product{Name: "slow", Field: "slow", Type: "String", Pos: dynamic.Pos{File: "slow.sql", Line: 1}})
+	r := newRig(t, spec, func(o *gateway.Options) {
+		o.Cache.Registry().MustRegister(primers.Product{Name: "slow", Auth: primers.Auth{Public: true},
+			Primer: primers.PrimerFunc(func(ctx context.Context, _ primers.Key) (any, error) {
+				close(entered)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return "finally", nil
+			})})
+	})
+	base := serve(t, r)
+	done := make(chan []byte, 1)
+	go func() {
+		// No require here: not the test's goroutine.
+		resp, err := http.Post(base+"/graphql", "application/json", strings.NewReader(gql(`{ slow }`, nil)))
+		if err != nil {
+			done <- []byte(err.Error())
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- b
+	}()
+	<-entered
+	commit, err := r.gw.PrepareSchema(extend(shelfSpec, r.reg), r.reg) // without slow
+	require.NoError(t, err)
+	commit()
+	assert.NotEmpty(t, r.query(`{ slow }`, nil).Errors, "the next request runs on the new schema")
+	close(release)
+	rep := decode(t, <-done)
+	require.Empty(t, rep.Errors)
+	assert.JSONEq(t, `{"slow":"finally"}`, string(rep.Data))
+}
