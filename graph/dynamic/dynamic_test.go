@@ -315,3 +315,33 @@ fragment FullType on __Type {
 }
 fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
 fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }`
+
+// Every parameter kind arrives as the key takes it: Int, Float, String,
+// Boolean, Date (YYYY-MM-DD) and Time (RFC 3339), literals or variables.
+func TestDynamicArgumentKinds(t *testing.T) {
+	t.Parallel()
+	spec := dynamic.Spec{Products: []dynamic.Product{{
+		Name: "echo", Field: "echo", Type: "String", Pos: dynamic.Pos{File: "echo.sql", Line: 1},
+		Args: []dynamic.Arg{{Name: "n", Type: "Int!"}, {Name: "f", Type: "Float!"}, {Name: "s", Type: "String!"},
+			{Name: "b", Type: "Boolean!"}, {Name: "onDay", Type: "Date!"}, {Name: "at", Type: "Time!"}},
+	}}}
+	r := newRig(t, spec, func(o *gateway.Options) {
+		o.Cache.Registry().MustRegister(primers.Product{
+			Name: "echo", Auth: primers.Auth{Public: true},
+			Params: []primers.Param{{Name: "n", Kind: primers.Int}, {Name: "f", Kind: primers.Float}, {Name: "s", Kind: primers.String},
+				{Name: "b", Kind: primers.Bool}, {Name: "on_day", Kind: primers.Date}, {Name: "at", Kind: primers.Timestamp}},
+			Primer: primers.PrimerFunc(func(_ context.Context, k primers.Key) (any, error) { return k.String(), nil }),
+		})
+	})
+	want := `{"echo":"echo/7/1.5/a%2Fb/true/2026-02-03/2026-02-03T04:05:06Z"}`
+	rep := r.query(`{ echo(n: 7, f: 1.5, s: "a/b", b: true, onDay: "2026-02-03", at: "2026-02-03T04:05:06Z") }`, nil)
+	require.Empty(t, rep.Errors)
+	assert.JSONEq(t, want, string(rep.Data))
+	rep = r.query(`query($n: Int!, $f: Float!, $s: String!, $b: Boolean!, $d: Date!, $t: Time!) { echo(n: $n, f: $f, s: $s, b: $b, onDay: $d, at: $t) }`,
+		map[string]any{"n": 7, "f": 1.5, "s": "a/b", "b": true, "d": "2026-02-03", "t": "2026-02-03T04:05:06Z"})
+	require.Empty(t, rep.Errors)
+	assert.JSONEq(t, want, string(rep.Data))
+	rep = r.query(`{ echo(n: 7, f: 1.5, s: "x", b: true, onDay: "3 Feb", at: "2026-02-03T04:05:06Z") }`, nil)
+	require.NotEmpty(t, rep.Errors)
+	assert.Equal(t, "BAD_USER_INPUT", rep.Errors[0].Extensions["code"])
+}
