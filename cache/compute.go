@@ -109,6 +109,9 @@ func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version u
 // counted and logged; the value is still served from this gateway. absent:
 // see computeHeld.
 func (c *Cache) put(ctx context.Context, e *Entry, absent bool) {
+	if c.fenced(e) {
+		return
+	}
 	write := c.store.Put
 	if np, ok := c.store.(NewPutter); ok && absent {
 		write = np.PutNew

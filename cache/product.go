@@ -20,9 +20,14 @@ func (c *Cache) InvalidateProducts(ctx context.Context, products []string, sc Sc
 	if len(products) == 0 {
 		return 0, nil
 	}
+	// First the fence: a computation under way on this gateway (it
+	// started before, with the old statement) is not kept, even for a key
+	// no store scan can find yet.
+	fence := c.nextVersion(0)
 	names := make(map[string]bool, len(products))
 	for _, p := range products {
 		names[p] = true
+		c.fences.Store(p, fence)
 	}
 	of := func(k string) bool {
 		name, _, _ := strings.Cut(k, "/")
@@ -55,7 +60,7 @@ func (c *Cache) InvalidateProducts(ctx context.Context, products []string, sc Sc
 	for k := range keys {
 		c.forgetNegative(k)
 		c.mem.Invalidate(k)
-		version := c.nextVersion(0)
+		version := c.nextVersion(fence)
 		if err := c.store.Delete(ctx, k, version); err != nil {
 			return n, fmt.Errorf("invalidate %s: %w", k, err)
 		}
@@ -65,4 +70,13 @@ func (c *Cache) InvalidateProducts(ctx context.Context, products []string, sc Sc
 		n++
 	}
 	return n, nil
+}
+
+// fenced reports whether e was computed before its product's values were
+// invalidated by InvalidateProducts: it is then not kept (its caller still
+// gets it: a request under way finishes with what it started with).
+func (c *Cache) fenced(e *Entry) bool {
+	name, _, _ := strings.Cut(e.Key, "/")
+	f, ok := c.fences.Load(name)
+	return ok && e.Version < f.(uint64)
 }
