@@ -74,9 +74,10 @@ func NewRegistry() *Registry {
 
 // Change edits a copy of the registry with edit (Register, Unregister,
 // RegisterUpdaterAuth, UnregisterUpdater on the copy it is given) and, when
-// edit returns nil, makes the copy the registry's contents at once: a reader
-// sees every product and updater as before the change or as after it, never
-// a mix. An error leaves the registry as it was. A *Product read before the
+// edit returns nil, makes the copy the registry's contents at once: each
+// lookup (Product, Products, ParseKey, Updater...) sees every product and
+// updater as before the change or as after it, never a mix (two lookups
+// may see the two sides). An error leaves the registry as it was. A *Product read before the
 // change stays valid (it is not modified), so a computation under way
 // finishes with the declaration it started with.
 func (r *Registry) Change(edit func(*Registry) error) error {
