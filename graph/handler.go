@@ -200,8 +200,9 @@ func executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql
 	return NewExecutableSchema(Config{Resolvers: r})
 }
 
-// Served is the schema NewHandler serves with Options.Schema s (nil:
-// KCK's own): what introspection shows, SDL prints.
+// Served is the compiled schema NewHandler serves with Options.Schema s (nil:
+// KCK's own), before Options.Extend: what introspection shows of a gateway
+// with no extension, SDL prints.
 func Served(s func(*Resolver) graphql.ExecutableSchema) *ast.Schema {
 	return executable(s, &Resolver{}).Schema()
 }
