@@ -77,7 +77,8 @@ type Handler struct {
 	compiled graphql.ExecutableSchema
 	resolver *Resolver
 	subs     *subscriptions
-	mu       sync.Mutex // serialises Prepare
+	apq      *byteCache[string] // shared by the servers of every reload
+	mu       sync.Mutex         // serialises Prepare
 }
 
 // CloseWebSockets refuses new WebSocket connections from now on (503,
@@ -160,10 +161,17 @@ func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: query cache: %w", err)
 	}
-	apq, err := newByteCache(o.APQCacheBytes, weighQuery)
-	if err != nil {
-		return nil, fmt.Errorf("graph: APQ cache: %w", err)
+	// The persisted queries outlive a reload: a query's text is the
+	// schema's business only when it is validated, which the new server's
+	// query cache does again.
+	if h.apq == nil {
+		c, err := newByteCache(o.APQCacheBytes, weighQuery)
+		if err != nil {
+			return nil, fmt.Errorf("graph: APQ cache: %w", err)
+		}
+		h.apq = &c
 	}
+	apq := *h.apq
 	srv.SetQueryCache(docs)
 	if o.Limits.MaxTokens > 0 {
 		srv.SetParserTokenLimit(o.Limits.MaxTokens)

@@ -370,6 +370,12 @@ func TestDynamicSchemaSwap(t *testing.T) {
 	q := gql(`{ shelfBooks(shelfId: 7) { title } }`, nil)
 	_, before := postTo(t, base+"/graphql", q)
 	require.Empty(t, decode(t, before).Errors)
+	// A persisted query registered before the swap.
+	persisted := `{ shelfBooks(shelfId: 7) { id } }`
+	sum := sha256.Sum256([]byte(persisted))
+	ext := fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hex.EncodeToString(sum[:]))
+	_, body := postTo(t, base+"/graphql", fmt.Sprintf(`{"query":%q,"extensions":%s}`, persisted, ext))
+	require.Empty(t, decode(t, body).Errors)
 
 	// The new API: shelfBooks typed with fewer fields, and a new product.
 	next := dynamic.Spec{Products: []dynamic.Product{
@@ -399,8 +405,12 @@ func TestDynamicSchemaSwap(t *testing.T) {
 	assert.NotNil(t, r.gw.Schema().Types["Slim"])
 	assert.Nil(t, r.gw.Schema().Types["ShelfBooksRow"])
 
+	// The persisted query outlives the swap: the hash alone still runs.
+	_, body = postTo(t, base+"/graphql", fmt.Sprintf(`{"extensions":%s}`, ext))
+	require.Empty(t, decode(t, body).Errors, string(body))
+
 	// The subscription opened on the old schema still gets new versions.
-	_, body := postTo(t, base+"/graphql", gql(`{ __typename }`, nil))
+	_, body = postTo(t, base+"/graphql", gql(`{ __typename }`, nil))
 	require.Empty(t, decode(t, body).Errors)
 	_, err := r.cache.Refresh(context.Background(), "shelf_books/7")
 	require.NoError(t, err)
