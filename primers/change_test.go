@@ -20,7 +20,9 @@ import (
 func TestRegistryChange(t *testing.T) {
 	t.Parallel()
 	noop := primers.PrimerFunc(func(context.Context, primers.Key) (any, error) { return 1, nil })
-	up := primers.UpdaterFunc(func(context.Context, json.RawMessage) (primers.UpdateResult, error) { return primers.UpdateResult{}, nil })
+	up := primers.UpdaterFunc(func(context.Context, json.RawMessage) (primers.UpdateResult, error) {
+		return primers.UpdateResult{}, nil
+	})
 	reg := primers.NewRegistry()
 	reg.MustRegister(primers.Product{Name: "a", Primer: noop}, primers.Product{Name: "b", Primer: noop})
 	require.NoError(t, reg.RegisterUpdater("u", up))
