@@ -50,6 +50,9 @@ type App struct {
 	// skip ends the drain delay early (SkipDrainDelay).
 	skip     chan struct{}
 	skipOnce sync.Once
+	// reloadMu serialises reloads of --sql-dir; sqlReloads counts them.
+	reloadMu   sync.Mutex
+	sqlReloads *prometheus.CounterVec
 	// flushers run once in-flight requests are done, before anything
 	// closes, within what is left of the shutdown timeout: the place for
 	// exporters that must send what they hold (OpenTelemetry's tracer
@@ -154,6 +157,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		CompressMinBytes:     cfg.CompressMinBytes,
 		ReadyChecks:          a.prods.readyChecks,
 		Schema:               cfg.Schema,
+		// KCK's own schema declares the demo's products: a gateway of
+		// other products leaves those fields out.
+		Extend: a.prods.extend(cfg.Schema == nil),
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
 	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {
@@ -184,6 +190,12 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.gw, err = gateway.New(gopts); err != nil {
 		return nil, err
+	}
+	if a.sqlReloads, err = newSQLReloads(promReg); err != nil {
+		return nil, err
+	}
+	if a.prods.sqlDir != "" && a.prods.pool != nil {
+		a.closeLater(a.watchSQL(cfg.SQLWatch))
 	}
 	a.srv = gateway.NewHTTPServer(cfg.Addr, a.gw)
 	return a, nil

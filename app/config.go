@@ -64,7 +64,8 @@ type Config struct {
 	Bus BusConfig
 	// Migrate creates the keyspace or schema and its tables first, with a
 	// new keyspace's ReplicationFactor (--migrate, false;
-	// --replication-factor, 1).
+	// --replication-factor, 1), and installs the SQL products' change
+	// triggers.
 	Migrate           bool
 	ReplicationFactor int
 	// PostgresURL, when set, serves SQL products from that database
@@ -75,6 +76,10 @@ type Config struct {
 	// neither, and no Register, the demo's are served.
 	SQLDir string
 	SQL    fs.FS
+	// SQLWatch is how often SQLDir is checked for added, changed or
+	// removed .sql files, which are then reloaded while the gateway runs
+	// (--sql-watch, 2s; 0: only on SIGHUP). See App.ReloadSQL.
+	SQLWatch time.Duration
 	// Register adds the application's own Go products to the registry,
 	// beside its SQL products; db is the PostgresURL database (nil without
 	// one). Nil: the Go demo's products when there is no database.
@@ -300,6 +305,7 @@ func Defaults() Config {
 		StorePostgres:      postgres.Config{Schema: "kck", MaxValueBytes: 16 << 20},
 		Bus:                BusConfig{InlineBytes: 64 << 10, FollowLease: 10 * time.Second},
 		ReplicationFactor:  1,
+		SQLWatch:           2 * time.Second,
 		Scheduler:          true,
 		ReadyAfterWarm:     true,
 		DrainInterval:      time.Second,
@@ -347,6 +353,9 @@ func (c Config) Validate() error {
 	}
 	if c.PrimerTimeout < 0 {
 		return errors.New("serve: --primer-timeout must not be negative")
+	}
+	if c.SQLWatch < 0 {
+		return errors.New("serve: --sql-watch must not be negative (0: reload on SIGHUP only)")
 	}
 	if pt := c.primerTimeout(); c.ComputeLease < pt {
 		return fmt.Errorf("serve: --compute-lease %v is shorter than --primer-timeout %v: another gateway would compute a key while its primer still runs", c.ComputeLease, pt)

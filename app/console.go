@@ -24,23 +24,34 @@ func newConsole(c *cache.Cache, sched *scheduler.Scheduler, prods *Products, ros
 			return sched.Warm(ctx, product)
 		}
 	}
-	if prods.decls != nil {
-		byName := map[string]admin.Declared{}
-		for _, p := range prods.decls.Products {
-			var d admin.Declared
-			for _, s := range p.Sources {
-				src := s.Table
-				if s.All {
-					src += " *"
-				} else if len(s.Columns) > 0 {
-					src += " " + strings.Join(s.Columns, " ")
-				}
-				d.Sources = append(d.Sources, src)
-			}
-			d.AfterPrimes, d.AfterUpdates = p.AfterPrimes, p.AfterUpdates
-			byName[p.Name] = d
-		}
-		o.Declared = func(product string) admin.Declared { return byName[product] }
+	if prods.decls.Load() != nil {
+		o.Declared = func(product string) admin.Declared { return prods.declared(product) }
 	}
 	return admin.New(o)
+}
+
+// declared is what product's SQL header declares, for the console (the
+// declarations in force: --sql-dir may be reloaded).
+func (prods *Products) declared(product string) admin.Declared {
+	var d admin.Declared
+	decls := prods.decls.Load()
+	if decls == nil {
+		return d
+	}
+	for _, p := range decls.Products {
+		if p.Name != product {
+			continue
+		}
+		for _, s := range p.Sources {
+			src := s.Table
+			if s.All {
+				src += " *"
+			} else if len(s.Columns) > 0 {
+				src += " " + strings.Join(s.Columns, " ")
+			}
+			d.Sources = append(d.Sources, src)
+		}
+		d.AfterPrimes, d.AfterUpdates = p.AfterPrimes, p.AfterUpdates
+	}
+	return d
 }

@@ -28,9 +28,17 @@ import (
 type Products struct {
 	reg         *primers.Registry
 	readyChecks map[string]func(context.Context) error
-	rules       *sqlproduct.Rules
-	decls       *sqlproduct.Declarations
-	pool        *pgxpool.Pool
+	// The SQL products: their declarations, rules and GraphQL API, each
+	// replaced whole when --sql-dir is reloaded (see reload.go); nil
+	// without SQL products.
+	rules atomic.Pointer[sqlproduct.Rules]
+	decls atomic.Pointer[sqlproduct.Declarations]
+	api   atomic.Pointer[sqlproduct.API]
+	// sqlDir is the folder reloaded, "" when the SQL products are
+	// embedded (they do not change while the program runs).
+	sqlDir  string
+	migrate bool // install the change triggers (--migrate)
+	pool    *pgxpool.Pool
 	// cache is set once the cache is open; its OnStored hook (onStored)
 	// reads it from other goroutines.
 	cache   atomic.Pointer[cache.Cache]
@@ -43,10 +51,13 @@ type ProductsConfig struct {
 	DataDir, PostgresURL, SQLDir string
 	SQL                          fs.FS
 	Register                     func(reg *primers.Registry, db *pgxpool.Pool) error
+	// Migrate installs the SQL products' change triggers (as kck migrate
+	// does), at start and when a reload names new source tables.
+	Migrate bool
 }
 
 func (c Config) products() ProductsConfig {
-	return ProductsConfig{DataDir: c.DataDir, PostgresURL: c.PostgresURL, SQLDir: c.SQLDir, SQL: c.SQL, Register: c.Register}
+	return ProductsConfig{DataDir: c.DataDir, PostgresURL: c.PostgresURL, SQLDir: c.SQLDir, SQL: c.SQL, Register: c.Register, Migrate: c.Migrate}
 }
 
 // LoadProducts registers the application's Go products (cfg.Register) and,
@@ -102,26 +113,49 @@ func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*P
 	default:
 		return p, nil // Go products only
 	}
-	if p.decls, err = sqlproduct.LoadFS(fsys); err != nil {
+	decls, err := sqlproduct.LoadFS(fsys)
+	if err != nil {
 		p.Close()
 		return nil, err
 	}
+	if cfg.SQL == nil && cfg.SQLDir != "" {
+		p.sqlDir = cfg.SQLDir
+	}
+	p.migrate = cfg.Migrate
+	if cfg.Migrate {
+		if err := source.Migrate(ctx, pool, decls.Tables()); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("--migrate: the SQL products' change triggers: %w", err)
+		}
+	}
 	// The placeholders' types, so that a value they cannot take is the
-	// caller's error before any query (see sqlproduct.Types).
+	// caller's error before any query (see sqlproduct.Types), and the
+	// GraphQL API of the products no compiled schema declares.
+	var api *sqlproduct.API
 	if err := pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
-		for _, e := range sqlproduct.Types(ctx, c.Conn(), p.decls) {
+		for _, e := range sqlproduct.Types(ctx, c.Conn(), decls) {
 			log.Warn("SQL statement does not prepare; its parameters are checked by the database alone (kck check says more)", "err", e)
+		}
+		var err error
+		if api, err = sqlproduct.DescribeAPI(ctx, c.Conn(), decls); err != nil {
+			// At start a statement may depend on what is made later: the
+			// others are served, and these through product(key).
+			log.Error("SQL products without a typed GraphQL field (they are served by product(key) and /fetch)", "err", err)
 		}
 		return nil
 	}); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if p.rules, err = sqlproduct.Register(p.reg, pool, p.decls, log); err != nil {
+	rules, err := sqlproduct.Register(p.reg, pool, decls, log)
+	if err != nil {
 		p.Close()
 		return nil, err
 	}
-	log.Info("SQL products loaded", "from", where, "products", len(p.decls.Products), "updaters", len(p.decls.Updaters))
+	p.decls.Store(decls)
+	p.rules.Store(rules)
+	p.api.Store(api)
+	log.Info("SQL products loaded", "from", where, "products", len(decls.Products), "updaters", len(decls.Updaters))
 	return p, nil
 }
 
@@ -136,7 +170,7 @@ func (p *Products) Registry() *primers.Registry { return p.reg }
 //
 // The returned stop ends following; call it before the cache closes.
 func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Config, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
-	if p.decls == nil {
+	if p.decls.Load() == nil {
 		return func() {}, nil
 	}
 	f, err := source.NewFollower(source.FollowOptions{
@@ -146,7 +180,7 @@ func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Co
 		Registerer: reg,
 		Refresh:    c.Dispatch,
 		Affected: func(ch source.Change) []string {
-			return p.decls.Affected(p.reg, ch, c.Instances)
+			return p.decls.Load().Affected(p.reg, ch, c.Instances)
 		},
 		Resync: func(ctx context.Context) []string { return p.sourcedKeys(ctx, b.Scanner()) },
 	})
@@ -188,7 +222,7 @@ const maxResyncKeys = 1 << 20
 // table, for a resync.
 func (p *Products) sourcedKeys(ctx context.Context, sc cache.Scanner) []string {
 	sourced := map[string]bool{}
-	for _, prod := range p.decls.Products {
+	for _, prod := range p.decls.Load().Products {
 		if len(prod.Sources) > 0 {
 			sourced[prod.Name] = true
 		}
@@ -214,11 +248,11 @@ func (p *Products) sourcedKeys(ctx context.Context, sc cache.Scanner) []string {
 // onStored applies after_primes rules: the keys they name are refreshed
 // in the background on this gateway.
 func (p *Products) onStored(key string) {
-	c := p.cache.Load()
-	if c == nil || p.rules == nil {
+	c, rules := p.cache.Load(), p.rules.Load()
+	if c == nil || rules == nil {
 		return
 	}
-	for _, k := range p.rules.AfterPrime(key) {
+	for _, k := range rules.AfterPrime(key) {
 		c.RefreshInBackground(k, nil) // never blocks a computation
 	}
 }

@@ -105,6 +105,9 @@ type Cache struct {
 
 	flight      singleflight.Group // per-key misses
 	lastVersion atomic.Uint64
+	// fences: product -> the version below which its values are not kept
+	// (InvalidateProducts: they were computed before its statement changed).
+	fences sync.Map
 	// epoch counts the in-process tier's replacements and removals (see
 	// Epoch); shared with the tier's deletion listener.
 	epoch *atomic.Uint64

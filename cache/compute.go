@@ -106,8 +106,12 @@ func (c *Cache) newEntry(p *primers.Product, key string, value []byte, version u
 
 // put writes e to the store and the in-process tier. A store failure is
 // counted, logged and returned; the value is still served from this
-// gateway. absent: see computeHeld.
+// gateway. absent: see computeHeld. A value computed before its product's
+// statement changed (a reload fenced it) is neither stored nor kept.
 func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
+	if c.fenced(e) {
+		return nil
+	}
 	write := c.store.Put
 	if np, ok := c.store.(NewPutter); ok && absent {
 		write = np.PutNew

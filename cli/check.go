@@ -53,6 +53,21 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	defer conn.Close(ctx)
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}).Schema()
 	problems := 0
+	// The typed fields of the products no schema line declares, made from
+	// their statements (what kck serve --sql-dir serves).
+	api, apiErr := sqlproduct.DescribeAPI(ctx, conn, decls)
+	typed := map[string]string{}
+	for _, ap := range api.Products {
+		sig := ap.Field
+		if len(ap.Args) > 0 {
+			args := make([]string, len(ap.Args))
+			for i, a := range ap.Args {
+				args[i] = a.Name + ": " + a.Type
+			}
+			sig += "(" + strings.Join(args, ", ") + ")"
+		}
+		typed[ap.Product.Name] = sig + ": " + ap.Type
+	}
 	for _, d := range sqlproduct.Describe(ctx, conn, decls) {
 		p := d.Product
 		if d.Err != nil {
@@ -62,7 +77,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		field := boundField(schema, p.Name)
 		if field == nil {
-			fmt.Fprintf(stdout, "%s: %s: ok (no GraphQL field; served by product(key))\n", p.File, p.Name)
+			if sig, ok := typed[p.Name]; ok {
+				fmt.Fprintf(stdout, "%s: %s: ok (%s, typed from its statement)\n", p.File, p.Name, sig)
+			}
 			continue
 		}
 		msgs := compare(schema, field, p, d.Columns)
@@ -74,6 +91,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: %s: %s\n", p.File, p.Name, m)
 		}
 		problems += len(msgs)
+	}
+	if apiErr != nil {
+		// A statement that does not prepare was reported above.
+		for _, line := range strings.Split(apiErr.Error(), "\n") {
+			if !strings.Contains(line, "does not prepare") {
+				fmt.Fprintln(stdout, line)
+				problems++
+			}
+		}
 	}
 	if problems > 0 {
 		fmt.Fprintf(stdout, "%d problem(s)\n", problems)

@@ -90,3 +90,25 @@ func TestSchemaMatchesIntrospection(t *testing.T) {
 	out := browsertest.Run(t, t.Context(), "schema-sdl.mjs", base, file)
 	assert.Contains(t, out, "ok: kck schema prints what introspection shows")
 }
+
+// With a database and a folder of SQL products, kck schema prints their
+// typed fields, as the gateway serves them: the demo's fields, which that
+// gateway does not serve, are left out; the SDL loads back.
+func TestSchemaCommandSQLDir(t *testing.T) {
+	t.Parallel()
+	url, _ := demoDatabase(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "by_year.sql"), []byte(
+		"-- kck:product by_year(year int)\n-- kck:type Title\nSELECT id, author_id AS \"authorId\", title, year FROM titles WHERE year = :year"), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"schema", "--postgres-url", url, "--sql-dir", dir}, &stdout, &stderr), stderr.String())
+	lines := strings.Split(stdout.String(), "\n")
+	for _, want := range []string{"  byYear(year: Int!): [Title!]", "type Title {", "  product(key: String!): Product"} {
+		assert.Contains(t, lines, want)
+	}
+	for _, gone := range []string{"  titleList(authorId: Int!): [Title!]", "type AuthorStats {"} {
+		assert.NotContains(t, lines, gone)
+	}
+	_, err := gqlparser.LoadSchema(&ast.Source{Name: "kck schema", Input: stdout.String()})
+	require.NoError(t, err)
+}

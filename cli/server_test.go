@@ -385,6 +385,17 @@ func TestCheckCommand(t *testing.T) {
 	assert.Equal(t, 1, run([]string{"check", "--postgres-url", url, "--sql-dir", dir}, &out, &errOut))
 	assert.Contains(t, out.String(), `title_list.sql: title_list: GraphQL Title.title has no column "title"`)
 	assert.Contains(t, out.String(), "title_list.sql: title_list: GraphQL Title.year is Int! but column year is text")
+
+	// A product no schema line declares: its typed field, from the
+	// statement; a kck:field that does not fit is a problem, with its line.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "by_year.sql"), []byte(
+		"-- kck:product by_year(year int)\n-- kck:type Title\nSELECT id, author_id AS \"authorId\", title, year FROM titles WHERE year = :year"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "odd.sql"), []byte(
+		"-- kck:product odd()\n-- kck:field title Int\nSELECT title FROM titles"), 0o644))
+	out.Reset()
+	assert.Equal(t, 1, run([]string{"check", "--postgres-url", url, "--sql-dir", dir}, &out, &errOut))
+	assert.Contains(t, out.String(), "by_year.sql: by_year: ok (byYear(year: Int!): [Title!], typed from its statement)")
+	assert.Contains(t, out.String(), "odd.sql:2: kck:field title: column title is String, which cannot be served as Int")
 }
 
 // kck serve --migrate with the cluster down at start serves (not ready),

@@ -7,6 +7,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -82,8 +83,10 @@ type Options struct {
 	// auth on, open with auth off (enabling it is the caller's choice).
 	Admin http.Handler
 	// Schema is the GraphQL schema over KCK's resolver (see graph.Options);
-	// nil: KCK's own.
+	// nil: KCK's own. Extend extends it (graph.Options.Extend: the SQL
+	// products' typed fields); PrepareSchema replaces it while running.
 	Schema func(*graph.Resolver) graphql.ExecutableSchema
+	Extend graph.Extend
 	// Subscriptions configure GraphQL subscriptions over WebSocket at
 	// /graphql (bounds, keepalive, allowed origins); the token verifier is
 	// Auth.
@@ -162,6 +165,10 @@ type Server struct {
 
 	// draining: the gateway is shutting down (see Drain).
 	draining atomic.Bool
+
+	// schemaGen counts the schemas served (PrepareSchema); it is part of
+	// a response's cache identity.
+	schemaGen atomic.Uint64
 }
 
 // WebSocketGoingAway is the close code of the WebSockets a gateway closes
@@ -211,7 +218,7 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard, Schema: o.Schema, Trusted: o.Trusted,
+		Guard: guard, Schema: o.Schema, Trusted: o.Trusted, Extend: o.Extend,
 	})
 	if err != nil {
 		return nil, err
@@ -272,8 +279,8 @@ func New(o Options) (*Server, error) {
 		q := o.PlaygroundQuery
 		if q == "" {
 			q = schemaQuery
-			if o.Schema == nil {
-				q = demoQuery
+			if sc := gql.Schema(); o.Schema == nil && sc.Query.Fields.ForName("titleList") != nil {
+				q = demoQuery // the demo's products are served
 			}
 		}
 		page, err := playgroundPage(q)
@@ -454,6 +461,11 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		buf.WriteString(a)
 	}
 	buf.WriteByte(0)
+	if g := s.schemaGen.Load(); g > 0 {
+		// The schema served (a reload moves it): a response made with
+		// another is never found again.
+		buf.Write(binary.LittleEndian.AppendUint64(rb.gen[:0], g))
+	}
 	var body []byte
 	if r.Method == http.MethodGet {
 		buf.WriteString(r.URL.RawQuery)
@@ -494,6 +506,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 type reqBuf struct {
 	bytes.Buffer
 	limit io.LimitedReader
+	gen   [8]byte
 }
 
 // readBody appends body to the buffer, at most max bytes. It is

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -56,12 +58,27 @@ type Options struct {
 	// manifest is validated against the schema here. Nil: every document
 	// may run.
 	Trusted *trusted.Store
+	// Extend, when set, extends the compiled schema: the schema served is
+	// the one it returns over the compiled one (package graph/dynamic adds
+	// the SQL products' typed fields). Handler.Prepare replaces it while
+	// the gateway runs.
+	Extend Extend
 }
 
 // Handler is the /graphql handler: POST, GET and WebSocket.
 type Handler struct {
 	http.Handler
 	conns *connSet
+	// The schema served is swapped whole by Prepare (see reload.go):
+	// gqlgen's server over it, with its parsed-query and APQ caches.
+	srv      atomic.Pointer[handler.Server]
+	schema   atomic.Pointer[ast.Schema]
+	opts     Options
+	compiled graphql.ExecutableSchema
+	resolver *Resolver
+	subs     *subscriptions
+	apq      *byteCache[string] // shared by the servers of every reload
+	mu       sync.Mutex         // serialises Prepare
 }
 
 // CloseWebSockets refuses new WebSocket connections from now on (503,
@@ -83,23 +100,6 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.Guard == nil {
 		o.Guard = auth.NewGuard(o.Cache.Registry(), false)
 	}
-	subs, err := newSubscriptions(o)
-	if err != nil {
-		return nil, err
-	}
-	es := executable(o.Schema, &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs})
-	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
-		return nil, err
-	}
-	if o.Trusted != nil {
-		if err := o.Trusted.Bind(es.Schema()); err != nil {
-			return nil, err
-		}
-	}
-	srv := handler.New(es)
-	srv.AddTransport(subs.transport())
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(httpTransport{})
 	o.Limits = o.Limits.WithDefaults()
 	if o.QueryCacheBytes == 0 {
 		o.QueryCacheBytes = 16 << 20
@@ -107,41 +107,23 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.APQCacheBytes == 0 {
 		o.APQCacheBytes = 4 << 20
 	}
-	docs, err := newByteCache(o.QueryCacheBytes, weighDocument)
+	subs, err := newSubscriptions(o)
 	if err != nil {
-		return nil, fmt.Errorf("graph: query cache: %w", err)
+		return nil, err
 	}
-	apq, err := newByteCache(o.APQCacheBytes, weighQuery)
+	h := &Handler{conns: newConnSet(), opts: o, subs: subs}
+	h.resolver = &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
+	h.compiled = executable(o.Schema, h.resolver)
+	commit, err := h.Prepare(o.Extend, o.Cache.Registry())
 	if err != nil {
-		return nil, fmt.Errorf("graph: APQ cache: %w", err)
+		return nil, err
 	}
-	srv.SetQueryCache(docs)
-	if o.Limits.MaxTokens > 0 {
-		srv.SetParserTokenLimit(o.Limits.MaxTokens)
-	}
-	srv.SetValidationRulesFn(func() *rules.Rules {
-		if o.OnValidated != nil {
-			o.OnValidated()
-		}
-		return rules.NewDefaultRules()
-	})
-	if !o.DisableIntrospection {
-		srv.Use(extension.Introspection{})
-	}
-	// The limiter runs APQ itself, after checking a query and before APQ
-	// keeps it.
-	srv.Use(&limiter{
-		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
-		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused, trusted: o.Trusted,
-	})
-	srv.Use(freshness{subs: subs})
-	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
-	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
-		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		return errors.New("internal error")
-	})
-	conns := newConnSet()
-	return &Handler{conns: conns, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	commit()
+	conns := h.conns
+	h.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The schema in force when the request came: a reload swaps it for
+		// the next requests, this one finishes on its own.
+		srv := h.srv.Load()
 		if IsWebSocket(r) {
 			c := &connState{}
 			if !conns.add(c) {
@@ -163,7 +145,59 @@ func NewHandler(o Options) (*Handler, error) {
 			return
 		}
 		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col}, r.WithContext(ctx))
-	})}, nil
+	})
+	return h, nil
+}
+
+// server is gqlgen's server over es, with KCK's transports, caches, limits
+// and error presenter.
+func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
+	o := h.opts
+	srv := handler.New(es)
+	srv.AddTransport(h.subs.transport())
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(httpTransport{})
+	docs, err := newByteCache(o.QueryCacheBytes, weighDocument)
+	if err != nil {
+		return nil, fmt.Errorf("graph: query cache: %w", err)
+	}
+	// The persisted queries outlive a reload: a query's text is the
+	// schema's business only when it is validated, which the new server's
+	// query cache does again.
+	if h.apq == nil {
+		c, err := newByteCache(o.APQCacheBytes, weighQuery)
+		if err != nil {
+			return nil, fmt.Errorf("graph: APQ cache: %w", err)
+		}
+		h.apq = &c
+	}
+	apq := *h.apq
+	srv.SetQueryCache(docs)
+	if o.Limits.MaxTokens > 0 {
+		srv.SetParserTokenLimit(o.Limits.MaxTokens)
+	}
+	srv.SetValidationRulesFn(func() *rules.Rules {
+		if o.OnValidated != nil {
+			o.OnValidated()
+		}
+		return rules.NewDefaultRules()
+	})
+	if !o.DisableIntrospection {
+		srv.Use(extension.Introspection{})
+	}
+	// The limiter runs APQ itself, after checking a query and before APQ
+	// keeps it.
+	srv.Use(&limiter{
+		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
+		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused, trusted: o.Trusted,
+	})
+	srv.Use(freshness{subs: h.subs})
+	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
+	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
+		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return errors.New("internal error")
+	})
+	return srv, nil
 }
 
 // executable is the schema served with Options.Schema s over r.
@@ -174,8 +208,9 @@ func executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql
 	return NewExecutableSchema(Config{Resolvers: r})
 }
 
-// Served is the schema NewHandler serves with Options.Schema s (nil:
-// KCK's own): what introspection shows, SDL prints.
+// Served is the compiled schema NewHandler serves with Options.Schema s (nil:
+// KCK's own), before Options.Extend: what introspection shows of a gateway
+// with no extension, SDL prints.
 func Served(s func(*Resolver) graphql.ExecutableSchema) *ast.Schema {
 	return executable(s, &Resolver{}).Schema()
 }

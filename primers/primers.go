@@ -4,8 +4,9 @@
 // A product instance is named by a Key (name/arg1/arg2). The Registry turns key
 // strings and typed Go values into canonical Keys, rejecting malformed keys,
 // unknown names and ill-typed arguments with errors that wrap ErrMalformedKey,
-// ErrUnknownProduct or ErrBadParams. The registry is filled at start-up and
-// read-only afterwards, so lookups need no lock.
+// ErrUnknownProduct or ErrBadParams. The registry is filled at start-up;
+// afterwards it changes only whole (Registry.Change, when SQL products are
+// reloaded), so lookups take no lock.
 package primers
 
 import (

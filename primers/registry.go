@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,9 +46,20 @@ var ErrBadInput = errors.New("bad input")
 // ErrUnknownUpdater is returned for an updater name that is not registered.
 var ErrUnknownUpdater = errors.New("unknown updater")
 
-// Registry holds the declared products and updaters. Fill it at start-up;
-// after that it is only read, from any goroutine.
+// Registry holds the declared products and updaters. Fill it at start-up
+// (Register, RegisterUpdaterAuth); after that it is read from any goroutine,
+// and changed only by Change, which replaces its contents at once (the SQL
+// products reloaded while the gateway runs).
 type Registry struct {
+	// cur is what readers see: replaced whole by Change, never modified
+	// once published (Register writes into it only at start-up, before
+	// anyone reads).
+	cur atomic.Pointer[contents]
+	mu  sync.Mutex // serialises Change
+}
+
+// contents are a registry's products and updaters.
+type contents struct {
 	products    map[string]*Product
 	updaters    map[string]Updater
 	updaterAuth map[string]Auth
@@ -54,7 +67,54 @@ type Registry struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{products: map[string]*Product{}, updaters: map[string]Updater{}, updaterAuth: map[string]Auth{}}
+	r := &Registry{}
+	r.cur.Store(&contents{products: map[string]*Product{}, updaters: map[string]Updater{}, updaterAuth: map[string]Auth{}})
+	return r
+}
+
+// Change edits a copy of the registry with edit (Register, Unregister,
+// RegisterUpdaterAuth, UnregisterUpdater on the copy it is given) and, when
+// edit returns nil, makes the copy the registry's contents at once: each
+// lookup (Product, Products, ParseKey, Updater...) sees every product and
+// updater as before the change or as after it, never a mix (two lookups
+// may see the two sides). An error leaves the registry as it was. A *Product read before the
+// change stays valid (it is not modified), so a computation under way
+// finishes with the declaration it started with.
+func (r *Registry) Change(edit func(*Registry) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	next := &contents{
+		products:    maps.Clone(old.products),
+		updaters:    maps.Clone(old.updaters),
+		updaterAuth: maps.Clone(old.updaterAuth),
+	}
+	scratch := &Registry{}
+	scratch.cur.Store(next)
+	if err := edit(scratch); err != nil {
+		return err
+	}
+	r.cur.Store(scratch.cur.Load())
+	return nil
+}
+
+// Unregister removes a product; false when none has that name. For the
+// registry Change gives its edit function.
+func (r *Registry) Unregister(name string) bool {
+	c := r.cur.Load()
+	_, ok := c.products[name]
+	delete(c.products, name)
+	return ok
+}
+
+// UnregisterUpdater removes an updater; false when none has that name. For
+// the registry Change gives its edit function.
+func (r *Registry) UnregisterUpdater(name string) bool {
+	c := r.cur.Load()
+	_, ok := c.updaters[name]
+	delete(c.updaters, name)
+	delete(c.updaterAuth, name)
+	return ok
 }
 
 func cloneAuth(a Auth) Auth {
@@ -74,7 +134,8 @@ func (r *Registry) Register(p Product) error {
 	if !validName(p.Name) {
 		return fmt.Errorf("register product %q: name must match [A-Za-z_][A-Za-z0-9_]*", p.Name)
 	}
-	if _, dup := r.products[p.Name]; dup {
+	c := r.cur.Load()
+	if _, dup := c.products[p.Name]; dup {
 		return fmt.Errorf("register product %q: already registered", p.Name)
 	}
 	seen := map[string]bool{}
@@ -144,14 +205,14 @@ func (r *Registry) Register(p Product) error {
 	}
 	// Warm keys are parsed as keys of the product, so it must be in the
 	// registry while they are.
-	r.products[p.Name] = &p
+	c.products[p.Name] = &p
 	for _, k := range p.Warm {
 		key, err := r.ParseKey(k)
 		if err == nil && key.Name != p.Name {
 			err = fmt.Errorf("not a key of %s", p.Name)
 		}
 		if err != nil {
-			delete(r.products, p.Name)
+			delete(c.products, p.Name)
 			return fmt.Errorf("register product %q: warm key %q: %w", p.Name, k, err)
 		}
 	}
@@ -220,21 +281,23 @@ func (r *Registry) RegisterUpdaterAuth(name string, u Updater, a Auth) error {
 	if !validName(name) {
 		return fmt.Errorf("register updater %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)
 	}
-	if _, dup := r.updaters[name]; dup {
+	c := r.cur.Load()
+	if _, dup := c.updaters[name]; dup {
 		return fmt.Errorf("register updater %q: already registered", name)
 	}
 	if u == nil || isNilValue(u) {
 		return fmt.Errorf("register updater %q: nil updater", name)
 	}
-	r.updaters[name] = u
-	r.updaterAuth[name] = cloneAuth(a)
+	c.updaters[name] = u
+	c.updaterAuth[name] = cloneAuth(a)
 	return nil
 }
 
 // UpdaterNames returns the names of the registered updaters, sorted.
 func (r *Registry) UpdaterNames() []string {
-	out := make([]string, 0, len(r.updaters))
-	for name := range r.updaters {
+	c := r.cur.Load()
+	out := make([]string, 0, len(c.updaters))
+	for name := range c.updaters {
 		out = append(out, name)
 	}
 	sort.Strings(out)
@@ -242,15 +305,16 @@ func (r *Registry) UpdaterNames() []string {
 }
 
 // UpdaterAuth returns the access policy of a registered updater.
-func (r *Registry) UpdaterAuth(name string) Auth { return r.updaterAuth[name] }
+func (r *Registry) UpdaterAuth(name string) Auth { return r.cur.Load().updaterAuth[name] }
 
 // Product returns the declaration of a product, or nil.
-func (r *Registry) Product(name string) *Product { return r.products[name] }
+func (r *Registry) Product(name string) *Product { return r.cur.Load().products[name] }
 
 // Products returns all declarations, sorted by name.
 func (r *Registry) Products() []*Product {
-	out := make([]*Product, 0, len(r.products))
-	for _, p := range r.products {
+	c := r.cur.Load()
+	out := make([]*Product, 0, len(c.products))
+	for _, p := range c.products {
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -259,7 +323,7 @@ func (r *Registry) Products() []*Product {
 
 // Updater returns a named updater or an error wrapping ErrUnknownUpdater.
 func (r *Registry) Updater(name string) (Updater, error) {
-	u, ok := r.updaters[name]
+	u, ok := r.cur.Load().updaters[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUpdater, name)
 	}
@@ -272,7 +336,7 @@ func (r *Registry) ParseKey(s string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	p, ok := r.products[name]
+	p, ok := r.cur.Load().products[name]
 	if !ok {
 		return Key{}, &KeyError{Key: s, Reason: "no product named " + name, Err: ErrUnknownProduct}
 	}
@@ -304,7 +368,7 @@ func SplitName(s string) (string, error) {
 // Key builds a key from typed Go values, as GraphQL arguments arrive
 // (int, float64, string, bool, time.Time).
 func (r *Registry) Key(name string, args ...any) (Key, error) {
-	p, ok := r.products[name]
+	p, ok := r.cur.Load().products[name]
 	if !ok {
 		return Key{}, &KeyError{Key: name, Reason: "no product named " + name, Err: ErrUnknownProduct}
 	}

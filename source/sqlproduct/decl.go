@@ -21,6 +21,8 @@
 //	-- kck:auth public                  who may read it when tokens are verified (primers.Auth): public, or
 //	-- kck:auth scope=stats:read bind author_id=sub    scopes (comma-separated) and parameters bound to claims, or
 //	-- kck:auth key_by=sub              a per-user product: :sub is a hidden string parameter, the caller's claim
+//	-- kck:type Title                   optional: the GraphQL type of a row (default TitleListRow; row: TitleList)
+//	-- kck:field year Int!              optional: a column's GraphQL type, where PostgreSQL's description is not what you want
 //	SELECT id, author_id AS "authorId", title, year FROM titles
 //	WHERE author_id = :author_id ORDER BY year, id
 //
@@ -42,6 +44,11 @@
 //	-- kck:update
 //	UPDATE titles SET ... WHERE id = :id RETURNING ...;
 //
+// A product's GraphQL field (titleList(authorId: Int!)) and type are made
+// from the header and the statement's result columns as PostgreSQL
+// describes them (see api.go); kck:type and kck:field name or override
+// them, on a product or on an updater's returned row.
+//
 // Parameters are :name placeholders, always bound as query arguments. Types:
 // int, float, string, bool, date, timestamp; an int may carry a range
 // (n int 1..100) checked before the query runs; a trailing ? marks an
@@ -52,6 +59,7 @@ package sqlproduct
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -103,17 +111,40 @@ type Product struct {
 	Domain primers.Domain
 	SQL    string   // with $n placeholders
 	Args   []string // parameter name of each $n
+	// SQLLine is the line of the file where SQL starts.
+	SQLLine int
 	// ArgTypes are the PostgreSQL type OIDs of each $n, once Types has
 	// prepared the query; nil before, or when it did not prepare.
 	ArgTypes []uint32
 	// Auth is who may read the product (kck:auth).
 	Auth primers.Auth
+	// Line is the line of kck:product.
+	Line int
+	// Type names the GraphQL type of a row (kck:type); Fields override
+	// columns' GraphQL types (kck:field). See api.go.
+	Type   TypeName
+	Fields []FieldType
+}
+
+// TypeName is a kck:type header: a GraphQL type's name and its line.
+type TypeName struct {
+	Name string
+	Line int
+}
+
+// FieldType is a kck:field header: the GraphQL type of one result column.
+type FieldType struct {
+	Column string
+	Type   string // a GraphQL type reference: Int!, [String], Title
+	Line   int
 }
 
 // Statement is one SQL statement of an updater, with its placeholders.
 type Statement struct {
 	SQL  string
 	Args []string
+	// Line is the line of the file where the statement starts.
+	Line int
 	// ArgTypes: as Product.ArgTypes.
 	ArgTypes []uint32
 }
@@ -129,6 +160,11 @@ type Updater struct {
 	Update     []Statement
 	// Auth is who may run the updater (kck:auth).
 	Auth primers.Auth
+	// Line, Type and Fields: as Product's, for the row the updater
+	// returns (its last statement's).
+	Line   int
+	Type   TypeName
+	Fields []FieldType
 }
 
 // Declarations are the products and updaters of a folder.
@@ -185,7 +221,12 @@ type lineError struct {
 	msg  string
 }
 
-func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg) }
+func (e *lineError) Error() string {
+	if e.line <= 0 {
+		return e.file + ": " + e.msg
+	}
+	return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
+}
 
 // parseFile parses one file; both results are nil for a file with no
 // kck:product or kck:updater header.
@@ -195,6 +236,10 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 		u       *Updater
 		section = "body" // or insert, update
 		body    = map[string]*strings.Builder{"body": {}, "insert": {}, "update": {}}
+		// lines holds the file's line number of each line of a section's
+		// body, so that an error in the SQL names its line.
+		lines   = map[string][]int{}
+		softTTL int // kck:soft_ttl's line
 		sc      = bufio.NewScanner(bytes.NewReader(raw))
 		// kck:source lines are parsed at the end, once kck:auth key_by has
 		// added its hidden parameters, whatever the order of the headers.
@@ -212,6 +257,7 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 		if m == nil {
 			body[section].WriteString(line)
 			body[section].WriteByte('\n')
+			lines[section] = append(lines[section], n)
 			continue
 		}
 		key, val := m[1], strings.TrimSpace(m[2])
@@ -229,9 +275,9 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 				return fail(n, "%v", err)
 			}
 			if key == "product" {
-				p = &Product{File: file, Name: name, Params: params, Result: "list"}
+				p = &Product{File: file, Name: name, Params: params, Result: "list", Line: n}
 			} else {
-				u = &Updater{File: file, Name: name, Inputs: params}
+				u = &Updater{File: file, Name: name, Inputs: params, Line: n}
 			}
 		case "result":
 			if p == nil || (val != "list" && val != "row" && val != "value") {
@@ -258,7 +304,7 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 			case "ttl":
 				p.TTL = d
 			case "soft_ttl":
-				p.SoftTTL = d
+				p.SoftTTL, softTTL = d, n
 			default:
 				p.Freshness = d
 			}
@@ -342,6 +388,41 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 					}
 				}
 			}
+		case "type":
+			var t *TypeName
+			if p != nil {
+				t = &p.Type
+			} else {
+				t = &u.Type
+			}
+			switch {
+			case t.Name != "":
+				return fail(n, "kck:type is given twice (line %d)", t.Line)
+			case !graphqlName(val) || strings.HasPrefix(val, "__"):
+				return fail(n, "kck:type takes a GraphQL type name (letters, digits and _, not starting with a digit or __), got %q", val)
+			}
+			*t = TypeName{Name: val, Line: n}
+		case "field":
+			var fields *[]FieldType
+			if p != nil {
+				fields = &p.Fields
+			} else {
+				fields = &u.Fields
+			}
+			col, typ, _ := strings.Cut(val, " ")
+			typ = strings.TrimSpace(typ)
+			if !graphqlName(col) || typ == "" {
+				return fail(n, "kck:field takes a column and a GraphQL type: kck:field year Int!")
+			}
+			if err := checkTypeRef(typ); err != nil {
+				return fail(n, "kck:field %s: %v", col, err)
+			}
+			for _, f := range *fields {
+				if f.Column == col {
+					return fail(n, "kck:field %s is given twice (line %d)", col, f.Line)
+				}
+			}
+			*fields = append(*fields, FieldType{Column: col, Type: typ, Line: n})
 		case "affects":
 			if u == nil {
 				return fail(n, "kck:affects is for updaters")
@@ -374,32 +455,35 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 	switch {
 	case p != nil:
 		if p.SoftTTL > 0 && p.TTL > 0 && p.SoftTTL >= p.TTL {
-			return nil, nil, fmt.Errorf("%s: soft_ttl must be shorter than ttl", file)
+			return fail(softTTL, "soft_ttl must be shorter than ttl")
 		}
-		sql, args, err := bindNamed(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(body["body"].String()), ";")))
+		raw := body["body"].String()
+		text := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(raw), ";"))
+		at := sourceLines{file: file, lines: lines["body"], first: strings.Count(raw[:len(raw)-len(strings.TrimLeft(raw, " \t\r\n"))], "\n")}
+		sql, args, err := bindNamed(text)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", file, err)
+			return nil, nil, at.err(text, err)
 		}
 		if strings.TrimSpace(stripComments(sql)) == "" {
-			return nil, nil, fmt.Errorf("%s: product %s has no SQL", file, p.Name)
+			return fail(p.Line, "product %s has no SQL", p.Name)
 		}
 		for _, a := range args {
 			if !hasParam(p.Params, a) {
-				return nil, nil, fmt.Errorf("%s: :%s is not a parameter of %s", file, a, p.Name)
+				return nil, nil, at.errAt(text, ":"+a, fmt.Sprintf(":%s is not a parameter of %s", a, p.Name))
 			}
 		}
-		p.SQL, p.Args = sql, args
+		p.SQL, p.Args, p.SQLLine = sql, args, at.line(0, text)
 		return p, nil, nil
 	case u != nil:
 		var err error
-		if u.Statements, err = statements(file, body["body"].String(), u.Inputs); err != nil {
-			return nil, nil, err
-		}
-		if u.Insert, err = statements(file, body["insert"].String(), u.Inputs); err != nil {
-			return nil, nil, err
-		}
-		if u.Update, err = statements(file, body["update"].String(), u.Inputs); err != nil {
-			return nil, nil, err
+		for _, sec := range []struct {
+			name string
+			into *[]Statement
+		}{{"body", &u.Statements}, {"insert", &u.Insert}, {"update", &u.Update}} {
+			at := sourceLines{file: file, lines: lines[sec.name]}
+			if *sec.into, err = statements(at, body[sec.name].String(), u.Inputs); err != nil {
+				return nil, nil, err
+			}
 		}
 		templated := len(u.Insert) > 0 || len(u.Update) > 0
 		switch {
@@ -408,7 +492,7 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 		case templated && len(u.Statements) > 0:
 			return nil, nil, fmt.Errorf("%s: SQL before kck:insert; put it in the templates", file)
 		case !templated && len(u.Statements) == 0:
-			return nil, nil, fmt.Errorf("%s: updater %s has no SQL", file, u.Name)
+			return fail(u.Line, "updater %s has no SQL", u.Name)
 		}
 		for _, a := range u.Affects {
 			for _, ref := range templateRefs(a) {
@@ -422,21 +506,78 @@ func parseFile(file string, raw []byte) (*Product, *Updater, error) {
 	return nil, nil, nil
 }
 
-func statements(file, body string, inputs []Param) ([]Statement, error) {
+func statements(at sourceLines, body string, inputs []Param) ([]Statement, error) {
 	var out []Statement
+	from := 0
 	for _, s := range splitStatements(body) {
+		// Where the statement starts in the body, for its line.
+		if i := strings.Index(body[from:], s); i >= 0 {
+			from += i
+		}
+		at.first = strings.Count(body[:from], "\n")
 		sql, args, err := bindNamed(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, at.err(s, err)
 		}
 		for _, a := range args {
 			if !hasParam(inputs, a) {
-				return nil, fmt.Errorf("%s: :%s is not an input of the updater", file, a)
+				return nil, at.errAt(s, ":"+a, fmt.Sprintf(":%s is not an input of the updater", a))
 			}
 		}
-		out = append(out, Statement{SQL: sql, Args: args})
+		out = append(out, Statement{SQL: sql, Args: args, Line: at.line(0, s)})
+		from += len(s)
 	}
 	return out, nil
+}
+
+// sourceLines maps offsets in a statement's text to the file's lines: the
+// statement starts on the first-th line of a section whose lines are lines.
+type sourceLines struct {
+	file  string
+	lines []int
+	first int
+}
+
+// line is the file's line of offset off in text.
+func (l sourceLines) line(off int, text string) int {
+	i := l.first + strings.Count(text[:min(max(off, 0), len(text))], "\n")
+	switch {
+	case len(l.lines) == 0:
+		return 0
+	case i >= len(l.lines):
+		return l.lines[len(l.lines)-1]
+	}
+	return l.lines[i]
+}
+
+// err names err's line when it has an offset in text.
+func (l sourceLines) err(text string, err error) error {
+	var oe *offsetError
+	if errors.As(err, &oe) {
+		return &lineError{l.file, l.line(oe.off, text), oe.msg}
+	}
+	return fmt.Errorf("%s: %w", l.file, err)
+}
+
+// errAt is msg on the line where needle first occurs in text.
+func (l sourceLines) errAt(text, needle, msg string) error {
+	return &lineError{l.file, l.line(strings.Index(text, needle), text), msg}
+}
+
+// LineOf returns the line of the file that holds the offset-th character
+// (1-based, as PostgreSQL counts an error's position) of a statement that
+// starts on line start: for an error PostgreSQL reports in it.
+func LineOf(sql string, start, position int) int {
+	if start == 0 || position <= 0 {
+		return start
+	}
+	n := 0
+	for i := range sql {
+		if n++; n >= position {
+			return start + strings.Count(sql[:i], "\n")
+		}
+	}
+	return start + strings.Count(sql, "\n")
 }
 
 var sigRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$`)
@@ -523,6 +664,25 @@ func parseSource(s string, params []Param) (primers.Source, error) {
 		src.All = true
 	}
 	return src, nil
+}
+
+// graphqlName reports whether s is a GraphQL name: [_A-Za-z][_0-9A-Za-z]*.
+func graphqlName(s string) bool { return validIdent(s) }
+
+// checkTypeRef checks a GraphQL type reference: Name, Name!, [Type],
+// [Type]!, nested; whether the name exists is for the schema to say.
+func checkTypeRef(s string) error {
+	t := strings.TrimSuffix(s, "!")
+	if strings.HasPrefix(t, "[") {
+		if !strings.HasSuffix(t, "]") {
+			return fmt.Errorf("%q is not a GraphQL type (want Name, Name!, [Name], [Name!]!)", s)
+		}
+		return checkTypeRef(t[1 : len(t)-1])
+	}
+	if !graphqlName(t) {
+		return fmt.Errorf("%q is not a GraphQL type (want Name, Name!, [Name], [Name!]!)", s)
+	}
+	return nil
 }
 
 func validIdent(s string) bool {

@@ -30,7 +30,7 @@ func bindNamed(sql string) (string, []string, error) {
 				j++
 			}
 			if j >= len(sql) {
-				return "", nil, fmt.Errorf("unterminated %c quote", c)
+				return "", nil, &offsetError{i, fmt.Sprintf("unterminated %c quote", c)}
 			}
 			out.WriteString(sql[i : j+1])
 			i = j + 1
@@ -44,7 +44,7 @@ func bindNamed(sql string) (string, []string, error) {
 		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
 			j := strings.Index(sql[i+2:], "*/")
 			if j < 0 {
-				return "", nil, fmt.Errorf("unterminated comment")
+				return "", nil, &offsetError{i, "unterminated comment"}
 			}
 			out.WriteString(sql[i : i+2+j+2])
 			i += 2 + j + 2
@@ -72,6 +72,14 @@ func bindNamed(sql string) (string, []string, error) {
 	}
 	return out.String(), names, nil
 }
+
+// offsetError is an error at a byte offset of the text parsed.
+type offsetError struct {
+	off int
+	msg string
+}
+
+func (e *offsetError) Error() string { return e.msg }
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isIdent(c byte) bool      { return isIdentStart(c) || c >= '0' && c <= '9' }

@@ -209,6 +209,10 @@ type primer struct {
 }
 
 func (pr *primer) Prime(ctx context.Context, k primers.Key) (any, error) {
+	if len(k.Args) != len(pr.p.Params) {
+		// A key parsed before a reload changed the parameters.
+		return nil, fmt.Errorf("%w: %s takes %d parameters, the key has %d", primers.ErrBadParams, pr.p.Name, len(pr.p.Params), len(k.Args))
+	}
 	byName := map[string]any{}
 	for i, prm := range pr.p.Params {
 		v := k.Args[i]

@@ -75,6 +75,12 @@ func appendValue(out []byte, v any, oid uint32) ([]byte, error) {
 		return strconv.AppendInt(out, int64(x), 10), nil
 	case int16:
 		return strconv.AppendInt(out, int64(x), 10), nil
+	case [16]byte:
+		if oid == pgtype.UUIDOID {
+			// Its text form, as psql shows it (json.Marshal would
+			// write 16 numbers).
+			return fmt.Appendf(append(out, '"'), "%x-%x-%x-%x-%x\"", x[0:4], x[4:6], x[6:8], x[8:10], x[10:16]), nil
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
