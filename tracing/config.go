@@ -65,7 +65,7 @@ type settings struct {
 	url      string // the exporter's URL
 	sampler  sdktrace.Sampler
 	// The batch processor's bounds.
-	queue, batch        int
+	queue, batch         int
 	delay, exportTimeout time.Duration
 }
 
