@@ -16,6 +16,7 @@ import (
 	"github.com/kck-go/kck/cache/postgres"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Config is a gateway's configuration. Start from Defaults: a zero Config
@@ -111,6 +112,10 @@ type Config struct {
 	Auth AuthConfig
 	// Admin serves the operator console at /admin (--admin, true).
 	Admin bool
+	// Tracing exports OpenTelemetry traces over OTLP: off unless an
+	// endpoint is given (--otel-endpoint, or OTEL_EXPORTER_OTLP_ENDPOINT
+	// and the other OTEL_* variables; see tracing.Config).
+	Tracing tracing.Config
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -221,8 +226,9 @@ func Defaults() Config {
 			MaxSubscriptions: 10000, MaxSubscriptionsPerConnection: 100, MaxConnections: 10000,
 			KeepAlive: 15 * time.Second,
 		},
-		Auth:  AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
-		Admin: true,
+		Auth:    AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
+		Admin:   true,
+		Tracing: tracing.Config{SampleRatio: -1},
 	}
 }
 
@@ -264,6 +270,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Browser.validate(); err != nil {
 		return err
+	}
+	if err := c.Tracing.Check(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	return c.Limits.validate()
 }

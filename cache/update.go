@@ -45,7 +45,7 @@ func (c *Cache) Augment(ctx context.Context, key string, change any) (Result, er
 	}
 	e := c.newEntry(p, canonical, raw, version, started)
 	c.put(ctx, e, false)
-	c.cascade(canonical)
+	c.cascade(ctx, canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
@@ -86,6 +87,12 @@ type Options struct {
 	// https://*.example.com, * for any) allowed to call the gateway and to
 	// open subscriptions; empty: same origin only.
 	CORSOrigins []string
+	// TracerProvider, when set, traces requests (see trace.go): a span per
+	// request, the incoming traceparent honoured, the trace in the
+	// traceresponse header, and in a sampled trace spans for the response
+	// cache and each product field. Nil: no tracing, and an incoming
+	// traceparent is ignored.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -124,6 +131,8 @@ type Server struct {
 	gql   *graph.Handler
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
+	// tracer is nil when tracing is off.
+	tracer *requestTracer
 	mux   *http.ServeMux
 	authd http.Handler // serveAuthenticated, behind CORS when origins are set
 
@@ -193,13 +202,13 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard, Schema: o.Schema,
+		Guard: guard, Schema: o.Schema, TracerProvider: o.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
-		wsMax: subs.MaxConnections}
+		wsMax: subs.MaxConnections, tracer: newRequestTracer(o.TracerProvider)}
 	s.bufs.New = func() any { return new(reqBuf) }
 	s.authd = http.HandlerFunc(s.serveAuthenticated)
 	if c := newCORS(o.CORSOrigins); c != nil {
@@ -265,12 +274,17 @@ func New(o Options) (*Server, error) {
 
 // ServeHTTP serves every route, turning a panic into a 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.tracer != nil && traced(r) {
+		var span trace.Span
+		w, r, span = s.tracer.start(w, r)
+		defer s.tracer.end(w, span)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
+			s.log.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "panic", p)
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
@@ -420,10 +434,12 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		body = buf.Bytes()[start:]
 	}
 	shared := buf.Len()
+	span := s.rcSpan(r)
 	h := s.rc.hash(buf.Bytes())
 	// With auth off every response is shared; with auth on, only one that
 	// read public products alone.
 	if e, ok := s.rc.get(h, buf.Bytes()); ok && (e.public || !s.guard.On()) {
+		rcOutcome(r.Context(), span, "hit")
 		s.serveCached(w, r, e)
 		return
 	}
@@ -431,11 +447,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		callerIdentity(buf, p)
 		h = s.rc.hash(buf.Bytes())
 		if e, ok := s.rc.get(h, buf.Bytes()); ok {
+			rcOutcome(r.Context(), span, "hit")
 			s.serveCached(w, r, e)
 			return
 		}
 	}
 	s.rcMisses.Inc()
+	rcOutcome(r.Context(), span, "miss")
 	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 
@@ -587,6 +605,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	s.gql.ServeHTTP(hw, r)
 	if hw.status == http.StatusOK && col.Cacheable() {
 		if e := s.keep(ident, shared, false, w.Header(), hw.body.Bytes(), col.Reads()); e != nil {
+			s.noteKept(ctx)
 			s.serveEntry(w, r, e)
 			return
 		}

@@ -14,12 +14,14 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Options configure the GraphQL handler.
@@ -47,6 +49,9 @@ type Options struct {
 	Subscriptions SubscriptionOptions
 	// Registerer receives the subscription metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, makes each product field read in a sampled
+	// trace a span (kck.field <name>) of the request's. Nil: none.
+	TracerProvider trace.TracerProvider
 	// Schema builds the executable schema over the resolver: an
 	// application's own gqlgen package, generated with the productfield
 	// plugin (see examples/own-module). Nil: KCK's schema.graphqls.
@@ -82,7 +87,11 @@ func NewHandler(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	es := executable(o.Schema, &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs})
+	res := &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
+	if o.TracerProvider != nil {
+		res.tracer = o.TracerProvider.Tracer(tracing.Scope)
+	}
+	es := executable(o.Schema, res)
 	if err := errors.Join(CheckBindings(es.Schema(), o.Cache.Registry()), CheckUpdaters(es.Schema(), o.Cache.Registry())); err != nil {
 		return nil, err
 	}
@@ -128,7 +137,7 @@ func NewHandler(o Options) (*Handler, error) {
 	srv.Use(freshness{subs: subs})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
-		o.Logger.Error("resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		o.Logger.ErrorContext(ctx, "resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
 	conns := newConnSet()
@@ -198,7 +207,7 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 		}
 		cls := apierror.Classify(cause)
 		if cls.Code == apierror.Internal {
-			logger.Error("graphql resolver error", "path", ge.Path.String(), "err", err)
+			logger.ErrorContext(ctx, "graphql resolver error", "path", ge.Path.String(), "err", err)
 		}
 		ge.Message = cls.Message
 		if ge.Extensions == nil {

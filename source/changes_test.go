@@ -37,7 +37,7 @@ func (s *seen) opts(url, name string) source.FollowOptions {
 			return out
 		},
 		Resync: func(context.Context) []string { s.mu.Lock(); s.resyncs++; s.mu.Unlock(); return []string{"thing/all"} },
-		Refresh: func(key string, _ time.Time, done func(error)) {
+		Refresh: func(_ context.Context, key string, _ time.Time, done func(error)) {
 			s.mu.Lock()
 			s.keys = append(s.keys, key)
 			s.mu.Unlock()
