@@ -275,9 +275,10 @@ func New(o Options) (*Server, error) {
 // ServeHTTP serves every route, turning a panic into a 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.tracer != nil && traced(r) {
-		var span trace.Span
-		w, r, span = s.tracer.start(w, r)
-		defer s.tracer.end(w, span)
+		if tw, tr, span, ok := s.tracer.start(w, r); ok {
+			w, r = tw, tr
+			defer s.tracer.end(w, span)
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -434,12 +435,11 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		body = buf.Bytes()[start:]
 	}
 	shared := buf.Len()
-	span := s.rcSpan(r)
 	h := s.rc.hash(buf.Bytes())
 	// With auth off every response is shared; with auth on, only one that
 	// read public products alone.
 	if e, ok := s.rc.get(h, buf.Bytes()); ok && (e.public || !s.guard.On()) {
-		rcOutcome(r.Context(), span, "hit")
+		s.rcOutcome(r.Context(), "hit")
 		s.serveCached(w, r, e)
 		return
 	}
@@ -447,13 +447,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		callerIdentity(buf, p)
 		h = s.rc.hash(buf.Bytes())
 		if e, ok := s.rc.get(h, buf.Bytes()); ok {
-			rcOutcome(r.Context(), span, "hit")
+			s.rcOutcome(r.Context(), "hit")
 			s.serveCached(w, r, e)
 			return
 		}
 	}
 	s.rcMisses.Inc()
-	rcOutcome(r.Context(), span, "miss")
+	s.rcOutcome(r.Context(), "miss")
 	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 

@@ -7,25 +7,30 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/tracing"
 )
 
-// With Options.TracerProvider set, each request is a server span: the
-// child of the traceparent it came with (W3C Trace Context; the sampling
-// decision is the caller's then), else the first of a trace, sampled by
-// the provider's ratio. Its traceparent goes back in the traceresponse
-// header (Trace Context level 2), sampled or not, and every line the
+// With Options.TracerProvider set, each request of a sampled trace is a
+// server span: the child of the traceparent it came with (W3C Trace
+// Context; the sampling decision is then the caller's), else the first of
+// a trace, sampled by the provider's ratio. Its traceparent goes back in
+// the traceresponse header (Trace Context level 2), and every line the
 // request logs carries its trace_id (tracing.LogHandler), so that an
-// operator finds a client's request in both. Spans below it (the response
-// cache, fields, cache tiers, leases, primers, SQL, store calls) exist
-// only in a sampled trace: an unsampled hit costs a few hundred
-// nanoseconds more than with tracing off (bench/README.md).
+// operator finds a client's request in the traces and the logs alike. The
+// spans below it (the response cache, fields, cache tiers, leases,
+// primers, SQL, store calls) exist only in a sampled trace.
+//
+// An unsampled request is not traced at all: the sampler is asked before
+// any span exists (tracing.Sampler), and the request goes on untouched,
+// with no span, no context, no header: no trace of it will exist to look
+// up. That keeps a hit with 1 % sampling at a few dozen nanoseconds more
+// than with tracing off (bench/README.md); making a span, a context and a
+// header for every request cost several hundred.
 //
 // Not traced: WebSocket connections (a span of hours helps nobody; each
 // product read for a subscription is bounded on its own) and the
@@ -35,6 +40,9 @@ import (
 // requestTracer starts requests' spans.
 type requestTracer struct {
 	t trace.Tracer
+	// sampler tells the decision before a span is made; nil for a provider
+	// that cannot, whose requests all get a span (recorded or not).
+	sampler tracing.Sampler
 	// server is the spans' options, made once: a request allocates no
 	// option slice.
 	server []trace.SpanStartOption
@@ -44,48 +52,70 @@ func newRequestTracer(tp trace.TracerProvider) *requestTracer {
 	if tp == nil {
 		return nil
 	}
-	return &requestTracer{t: tp.Tracer(tracing.Scope), server: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}}
+	rt := &requestTracer{t: tp.Tracer(tracing.Scope), server: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}}
+	rt.sampler, _ = tp.(tracing.Sampler)
+	return rt
 }
 
-// traced reports whether r gets a span.
+// traced reports whether r may get a span.
 func traced(r *http.Request) bool {
 	switch r.URL.Path {
 	case "/healthz", "/readyz", "/metrics":
 		return false
 	}
-	return !graph.IsWebSocket(r)
+	if r.Method != http.MethodGet {
+		return true // a WebSocket's upgrade is a GET
+	}
+	// graph.IsWebSocket, without canonicalising the header's name.
+	u := r.Header["Upgrade"]
+	return len(u) == 0 || !strings.EqualFold(u[0], "websocket")
 }
 
-// start begins r's span and sets traceresponse. It returns r with the span
-// in its context, and w, which records the status when the span does.
-func (rt *requestTracer) start(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, trace.Span) {
-	ctx := r.Context()
+// start begins r's span and sets traceresponse when r's trace is sampled.
+// It returns r with the span in its context, and w, which records the
+// status for the span; ok is false (and w and r are as given) when the
+// trace is not sampled.
+func (rt *requestTracer) start(w http.ResponseWriter, r *http.Request) (_ http.ResponseWriter, _ *http.Request, _ trace.Span, ok bool) {
 	// Canonical keys, read directly: Header.Get would canonicalise
 	// "traceparent" anew on every request.
+	var parent trace.SpanContext
 	if v := r.Header["Traceparent"]; len(v) == 1 {
-		if sc, ok := tracing.ParseTraceParent(v[0]); ok {
-			if ts := r.Header["Tracestate"]; len(ts) > 0 {
-				if st, err := trace.ParseTraceState(strings.Join(ts, ",")); err == nil {
-					sc = sc.WithTraceState(st)
-				}
-			}
-			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		parent, _ = tracing.ParseTraceParent(v[0])
+	}
+	var tid trace.TraceID
+	if rt.sampler != nil {
+		var sampled bool
+		if tid, sampled = rt.sampler.Sample(parent); !sampled {
+			return w, r, nil, false
 		}
+	}
+	ctx := r.Context()
+	if parent.IsValid() {
+		if ts := r.Header["Tracestate"]; len(ts) > 0 {
+			if st, err := trace.ParseTraceState(strings.Join(ts, ",")); err == nil {
+				parent = parent.WithTraceState(st)
+			}
+		}
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	} else if rt.sampler != nil {
+		ctx = tracing.WithTraceID(ctx, tid) // the id the sampler was asked about
 	}
 	route := routeOf(r)
 	ctx, span := rt.t.Start(ctx, spanName(r.Method, route), rt.server...)
 	w.Header()["Traceresponse"] = []string{tracing.TraceParent(span.SpanContext())}
 	if span.IsRecording() {
-		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path))
+		var a [4]attribute.KeyValue
+		attrs := append(a[:0], semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path))
 		if route != "" {
-			span.SetAttributes(semconv.HTTPRoute(route))
+			attrs = append(attrs, semconv.HTTPRoute(route))
 		}
 		if ua := r.Header["User-Agent"]; len(ua) > 0 {
-			span.SetAttributes(semconv.UserAgentOriginal(ua[0]))
+			attrs = append(attrs, semconv.UserAgentOriginal(ua[0]))
 		}
+		span.SetAttributes(attrs...)
 		w = &statusWriter{ResponseWriter: w}
 	}
-	return w, r.WithContext(ctx), span
+	return w, r.WithContext(ctx), span, true
 }
 
 // end ends r's span with the response's status.
@@ -183,25 +213,16 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
-// rcSpan starts the span of a response-cache lookup (kck.response_cache);
-// a span that records nothing when tracing is off or the trace unsampled.
-func (s *Server) rcSpan(r *http.Request) trace.Span {
+// rcOutcome says on the request's span, in a sampled trace, what the
+// response cache did: hit or miss (kept, see noteKept, replaces miss). An
+// attribute, not a span of its own: a hit is the request's whole work.
+func (s *Server) rcOutcome(ctx context.Context, outcome string) {
 	if s.tracer == nil {
-		return noop.Span{}
-	}
-	_, span := tracing.Child(r.Context(), "kck.response_cache")
-	return span
-}
-
-// rcOutcome ends a lookup's span with its outcome (hit or miss), and says
-// it on the request's span too.
-func rcOutcome(ctx context.Context, span trace.Span, outcome string) {
-	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(tracing.AttrResponseCache.String(outcome))
-	span.End()
-	trace.SpanFromContext(ctx).SetAttributes(tracing.AttrResponseCache.String(outcome))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.AttrResponseCache.String(outcome))
+	}
 }
 
 // noteKept says on the request's span that its response was kept.

@@ -64,6 +64,11 @@ type settings struct {
 	protocol string
 	url      string // the exporter's URL
 	sampler  sdktrace.Sampler
+	// ratio is the root sampler's fraction (1: always, 0: never): it
+	// decides for a span without a parent, and for every span unless
+	// parentBased (which follows a parent's decision).
+	ratio       float64
+	parentBased bool
 	// The batch processor's bounds.
 	queue, batch         int
 	delay, exportTimeout time.Duration
@@ -114,7 +119,7 @@ func (c Config) resolve() (settings, error) {
 	}
 
 	// Which URL, and how it is read.
-	endpoint, from, base := c.Endpoint, "--otel-endpoint", true
+	endpoint, from, base := c.Endpoint, "--otel-endpoint (KCK_OTEL_ENDPOINT)", true
 	if endpoint == "" {
 		if v := env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
 			endpoint, from, base = v, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false
@@ -124,7 +129,7 @@ func (c Config) resolve() (settings, error) {
 	}
 
 	s.protocol = c.Protocol
-	from2 := "--otel-protocol"
+	from2 := "--otel-protocol (KCK_OTEL_PROTOCOL)"
 	if s.protocol == "" {
 		s.protocol, from2 = firstEnv(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
@@ -133,14 +138,24 @@ func (c Config) resolve() (settings, error) {
 		s.protocol = HTTPProtobuf
 	case HTTPProtobuf, GRPC:
 	case "http/json":
-		return s, fmt.Errorf("tracing: %s=%q: Go's OTLP exporter speaks http/protobuf or grpc", from2, s.protocol)
+		return s, fmt.Errorf("tracing: %s %q: Go's OTLP exporter speaks http/protobuf or grpc", from2, s.protocol)
 	default:
-		return s, fmt.Errorf("tracing: %s=%q: want http/protobuf or grpc", from2, s.protocol)
+		return s, fmt.Errorf("tracing: %s %q: want http/protobuf or grpc", from2, s.protocol)
 	}
 
 	var err error
-	if s.sampler, err = c.sampler(env); err != nil {
+	if s.ratio, s.parentBased, err = c.sampler(env); err != nil {
 		return s, err
+	}
+	switch root := sdktrace.TraceIDRatioBased(s.ratio); {
+	case s.parentBased:
+		s.sampler = sdktrace.ParentBased(root)
+	case s.ratio >= 1:
+		s.sampler = sdktrace.AlwaysSample()
+	case s.ratio <= 0:
+		s.sampler = sdktrace.NeverSample()
+	default:
+		s.sampler = root
 	}
 	for _, b := range []struct {
 		name string
@@ -227,45 +242,38 @@ func exportURL(endpoint, protocol string, base bool) (string, error) {
 	return u.String(), nil
 }
 
-// sampler is the head sampler: SampleRatio when set, else the variables'.
-func (c Config) sampler(env func(string) string) (sdktrace.Sampler, error) {
+// sampler is the head sampler, SampleRatio's when set, else the
+// variables': the fraction of traces its root sampler records (1: all, 0:
+// none), and whether a span with a parent follows its parent's decision
+// instead.
+func (c Config) sampler(env func(string) string) (ratio float64, parentBased bool, err error) {
 	if c.SampleRatio >= 0 {
 		if c.SampleRatio > 1 {
-			return nil, fmt.Errorf("tracing: --trace-sample-ratio %v: want a fraction from 0 to 1", c.SampleRatio)
+			return 0, false, fmt.Errorf("tracing: --trace-sample-ratio (KCK_TRACE_SAMPLE_RATIO) %v: want a fraction from 0 to 1", c.SampleRatio)
 		}
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SampleRatio)), nil
+		return c.SampleRatio, true, nil
 	}
 	name, arg := env("OTEL_TRACES_SAMPLER"), env("OTEL_TRACES_SAMPLER_ARG")
-	ratio := func() (float64, error) {
-		if arg == "" {
-			return 1, nil
-		}
-		r, err := strconv.ParseFloat(arg, 64)
-		if err != nil || r < 0 || r > 1 {
-			return 0, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG=%q: want a fraction from 0 to 1", arg)
-		}
-		return r, nil
-	}
 	switch name {
 	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+		return 1, true, nil
 	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+		return 0, true, nil
 	case "always_on":
-		return sdktrace.AlwaysSample(), nil
+		return 1, false, nil
 	case "always_off":
-		return sdktrace.NeverSample(), nil
+		return 0, false, nil
 	case "traceidratio", "parentbased_traceidratio":
-		r, err := ratio()
-		if err != nil {
-			return nil, err
+		r := 1.0
+		if arg != "" {
+			r, err = strconv.ParseFloat(arg, 64)
+			if err != nil || r < 0 || r > 1 {
+				return 0, false, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG=%q: want a fraction from 0 to 1", arg)
+			}
 		}
-		if name == "traceidratio" {
-			return sdktrace.TraceIDRatioBased(r), nil
-		}
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+		return r, name == "parentbased_traceidratio", nil
 	}
-	return nil, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER=%q: want parentbased_traceidratio, traceidratio, parentbased_always_on, parentbased_always_off, always_on or always_off", name)
+	return 0, false, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER=%q: want parentbased_traceidratio, traceidratio, parentbased_always_on, parentbased_always_off, always_on or always_off", name)
 }
 
 func positive(env func(string) string, name string, def int) (int, error) {

@@ -19,10 +19,12 @@ package tracing
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +54,106 @@ type Options struct {
 // is tracing off: its methods do nothing.
 type Tracing struct {
 	tp *sdktrace.TracerProvider
+	p  provider
+}
+
+// Sampler is a TracerProvider that tells its sampler's decision before a
+// span is made (Tracing's does): a hot path that does nothing for an
+// unsampled request (the gateway's) asks first, and starts a span, with
+// WithTraceID, only for a sampled one.
+type Sampler interface {
+	// Sample reports whether a span whose parent is parent (invalid: none)
+	// would be recorded, and if so the id of its trace: the parent's, or
+	// a new one to give the span with WithTraceID. An unsampled decision
+	// costs a random number at most.
+	Sample(parent trace.SpanContext) (tid trace.TraceID, sampled bool)
+}
+
+// provider is the SDK's provider with Sample.
+type provider struct {
+	*sdktrace.TracerProvider
+	parentBased bool
+	// The root sampler's rule, as the SDK's TraceIDRatioBased applies it
+	// (TestSampleAgreesWithTheSDK): a trace is recorded when the low 63
+	// bits of its id's last 8 bytes are below bound; all: every trace.
+	all   bool
+	bound uint64
+}
+
+var _ Sampler = provider{}
+
+func newProvider(tp *sdktrace.TracerProvider, s settings) provider {
+	p := provider{TracerProvider: tp, parentBased: s.parentBased, all: s.ratio >= 1}
+	if s.ratio > 0 && s.ratio < 1 {
+		p.bound = uint64(s.ratio * (1 << 63))
+	}
+	return p
+}
+
+func (p provider) Sample(parent trace.SpanContext) (trace.TraceID, bool) {
+	if parent.IsValid() {
+		if p.parentBased {
+			return parent.TraceID(), parent.IsSampled() // the SDK's ParentBased, with its default choices
+		}
+		return parent.TraceID(), p.sampled(parent.TraceID())
+	}
+	if !p.all && p.bound == 0 {
+		return trace.TraceID{}, false // never
+	}
+	// The half of the id the rule reads first: the rest only when sampled.
+	var tid trace.TraceID
+	binary.NativeEndian.PutUint64(tid[8:], rand.Uint64())
+	if !p.sampled(tid) {
+		return trace.TraceID{}, false
+	}
+	for binary.NativeEndian.PutUint64(tid[:8], rand.Uint64()); !tid.IsValid(); {
+		binary.NativeEndian.PutUint64(tid[:8], rand.Uint64())
+	}
+	return tid, true
+}
+
+func (p provider) sampled(tid trace.TraceID) bool {
+	return p.all || binary.BigEndian.Uint64(tid[8:16])>>1 < p.bound
+}
+
+type traceIDKey struct{}
+
+// WithTraceID returns ctx with the trace id the next span without a parent
+// started under it gets: the one a Sampler was asked about.
+func WithTraceID(ctx context.Context, tid trace.TraceID) context.Context {
+	return context.WithValue(ctx, traceIDKey{}, tid)
+}
+
+// newTraceID is a random trace id, as the SDK makes them.
+func newTraceID() trace.TraceID {
+	var tid trace.TraceID
+	for !tid.IsValid() {
+		binary.NativeEndian.PutUint64(tid[:8], rand.Uint64())
+		binary.NativeEndian.PutUint64(tid[8:], rand.Uint64())
+	}
+	return tid
+}
+
+// ids is the SDK's random IDs, but a root span's trace id is WithTraceID's
+// when its context has one.
+type ids struct{}
+
+func (ids) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	tid, ok := ctx.Value(traceIDKey{}).(trace.TraceID)
+	if !ok {
+		tid = newTraceID()
+	}
+	return tid, newSpanID()
+}
+
+func (ids) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
+
+func newSpanID() trace.SpanID {
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		binary.NativeEndian.PutUint64(sid[:], rand.Uint64())
+	}
+	return sid
 }
 
 // Open starts the tracer provider cfg describes, or returns nil, nil when
@@ -95,18 +197,20 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Tracing, error) {
 		sdktrace.WithMaxQueueSize(s.queue), sdktrace.WithMaxExportBatchSize(s.batch),
 		sdktrace.WithBatchTimeout(s.delay), sdktrace.WithExportTimeout(s.exportTimeout))
 	g := &gate{next: bsp, max: int64(s.queue), pending: &ce.pending, dropped: m.queueFull}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s.sampler), sdktrace.WithResource(res), sdktrace.WithSpanProcessor(g))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s.sampler), sdktrace.WithResource(res), sdktrace.WithSpanProcessor(g),
+		sdktrace.WithIDGenerator(ids{}))
 	log.Info("tracing: exporting spans over OTLP", "protocol", s.protocol, "endpoint", s.url, "sampler", s.sampler.Description(),
 		"queue", s.queue)
-	return &Tracing{tp: tp}, nil
+	return &Tracing{tp: tp, p: newProvider(tp, s)}, nil
 }
 
-// TracerProvider is the provider to make spans with; nil when t is.
+// TracerProvider is the provider to make spans with, a Sampler too; nil
+// when t is.
 func (t *Tracing) TracerProvider() trace.TracerProvider {
 	if t == nil {
 		return nil
 	}
-	return t.tp
+	return t.p
 }
 
 // Shutdown exports the spans queued, within ctx, and stops the provider:

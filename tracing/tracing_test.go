@@ -47,11 +47,11 @@ func TestConfig(t *testing.T) {
 		{name: "sampler from the variables", cfg: tracing.Config{Endpoint: "http://c:4318", SampleRatio: -1},
 			env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, on: true},
 
-		{name: "endpoint not a URL", cfg: tracing.Config{Endpoint: "collector:4318", SampleRatio: -1}, err: `--otel-endpoint "collector:4318"`},
+		{name: "endpoint not a URL", cfg: tracing.Config{Endpoint: "collector:4318", SampleRatio: -1}, err: `--otel-endpoint (KCK_OTEL_ENDPOINT) "collector:4318"`},
 		{name: "endpoint bad port", cfg: tracing.Config{SampleRatio: -1}, env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:99999"}, err: "OTEL_EXPORTER_OTLP_ENDPOINT"},
 		{name: "endpoint scheme", cfg: tracing.Config{SampleRatio: -1}, env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://c/"}, err: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 		{name: "grpc with a path", cfg: tracing.Config{Endpoint: "http://c:4317/x", Protocol: "grpc", SampleRatio: -1}, err: "--otel-endpoint"},
-		{name: "protocol", cfg: tracing.Config{Endpoint: "http://c:4318", Protocol: "udp", SampleRatio: -1}, err: `--otel-protocol="udp"`},
+		{name: "protocol", cfg: tracing.Config{Endpoint: "http://c:4318", Protocol: "udp", SampleRatio: -1}, err: `--otel-protocol (KCK_OTEL_PROTOCOL) "udp"`},
 		{name: "protocol variable", cfg: tracing.Config{Endpoint: "http://c:4318", SampleRatio: -1}, env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, err: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 		{name: "ratio", cfg: tracing.Config{Endpoint: "http://c:4318", SampleRatio: 1.5}, err: "--trace-sample-ratio"},
 		{name: "sampler", cfg: tracing.Config{Endpoint: "http://c:4318", SampleRatio: -1}, env: map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, err: "OTEL_TRACES_SAMPLER"},
