@@ -133,8 +133,8 @@ type Server struct {
 	rc    *responseCache // nil when disabled
 	// tracer is nil when tracing is off.
 	tracer *requestTracer
-	mux   *http.ServeMux
-	authd http.Handler // serveAuthenticated, behind CORS when origins are set
+	mux    *http.ServeMux
+	authd  http.Handler // serveAuthenticated, behind CORS when origins are set
 
 	rcHits, rcMisses, rcStores prometheus.Counter
 	limits                     *limitMetrics

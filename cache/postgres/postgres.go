@@ -81,8 +81,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/tracing"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Config configures the store. Zero values take the defaults noted.
