@@ -205,7 +205,7 @@ func BenchmarkHit(b *testing.B) {
 	// typed key, the caller's check and the cache's in-process hit.
 	resolve := newRig(b, func(o *gateway.Options) { o.ResponseCacheBytes = -1 })
 	b.Run("resolve", func(b *testing.B) { run(b, resolve, resolve.h) })
-	// With tracing on (exporting to an OTLP receiver in this process), 1 %
+	// With tracing on (exporting to an OTLP sink in this process), 1 %
 	// of traces sampled, what production runs: see BenchmarkHitTracing.
 	traced := newTracedRig(b, 0.01)
 	b.Run("gateway-traced-1pct", func(b *testing.B) { run(b, traced, traced.h) })

@@ -34,8 +34,8 @@ import (
 //
 // Not traced: WebSocket connections (a span of hours helps nobody; each
 // product read for a subscription is bounded on its own) and the
-// operators' probes and scrapes (/healthz, /readyz, /metrics), which
-// would fill traces with noise.
+// operators' probes, scrapes and console polls (/healthz, /readyz,
+// /metrics, GET /admin/...), which would fill traces with noise.
 
 // requestTracer starts requests' spans.
 type requestTracer struct {
@@ -65,6 +65,9 @@ func traced(r *http.Request) bool {
 	}
 	if r.Method != http.MethodGet {
 		return true // a WebSocket's upgrade is a GET
+	}
+	if strings.HasPrefix(r.URL.Path, "/admin") {
+		return false // the console's page and its polls; its actions (POST) are traced
 	}
 	// graph.IsWebSocket, without canonicalising the header's name.
 	u := r.Header["Upgrade"]

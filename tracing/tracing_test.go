@@ -162,9 +162,9 @@ func TestDropsAndCounts(t *testing.T) {
 		}
 		// The batch processor exports a full batch at once: wait for it,
 		// then the count holds what did not fit.
-		spans := rec.Wait(10*time.Second, func(s []otlptest.Span) bool { return len(s) >= 4 })
+		rec.Wait(10*time.Second, func(s []otlptest.Span) bool { return len(s) >= 4 })
 		require.NoError(t, tr.Shutdown(context.Background()))
-		spans = rec.Spans()
+		spans := rec.Spans()
 		dropped := metrictest.Value(t, reg, "kck_trace_spans_dropped_total", "queue_full")
 		assert.Positive(t, dropped)
 		assert.Equal(t, 10.0, dropped+float64(len(spans)), "every span is exported or counted as dropped")
