@@ -42,9 +42,9 @@ func TestQueuedRefreshLinksToWhatQueuedIt(t *testing.T) {
 		for _, kv := range s.Attributes() {
 			switch kv.Key {
 			case "kck.trigger":
-				assert.Equal(t, "queue", kv.Value.Emit())
+				assert.Equal(t, "queue", kv.Value.String())
 			case "kck.queue.outcome":
-				assert.Equal(t, "refreshed", kv.Value.Emit())
+				assert.Equal(t, "refreshed", kv.Value.String())
 			}
 		}
 	}

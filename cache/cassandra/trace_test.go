@@ -41,7 +41,7 @@ func TestTraceRequests(t *testing.T) {
 		assert.Equal(t, parent.SpanContext().SpanID(), sp.Parent().SpanID(), "%s is the read's child", sp.Name())
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		assert.Equal(t, "cassandra", attrs["db.system.name"])
 		assert.Equal(t, cfg.Keyspace, attrs["db.namespace"])

@@ -41,7 +41,7 @@ func TestTraceStatements(t *testing.T) {
 		assert.Equal(t, parent.SpanContext().SpanID(), sp.Parent().SpanID())
 		for _, kv := range sp.Attributes() {
 			if kv.Key == "db.system.name" {
-				assert.Equal(t, "postgresql", kv.Value.Emit())
+				assert.Equal(t, "postgresql", kv.Value.String())
 			}
 		}
 	}
