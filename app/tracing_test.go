@@ -280,3 +280,29 @@ func TestTracingBadSettingFailsTheStart(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want)
 	}
 }
+
+// The drain sends the spans still queued: a batch processor told to wait
+// a minute before exporting loses nothing when the gateway stops.
+func TestTracesFlushedAtDrain(t *testing.T) {
+	t.Parallel()
+	rec := otlptest.Start(t)
+	tc := traced(rec.URL())
+	tc.Getenv = func(k string) string { return map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "60000"}[k] }
+	cfg := app.Defaults()
+	cfg.Addr, cfg.DataDir, cfg.Scheduler, cfg.Admin, cfg.DrainDelay = "127.0.0.1:0", t.TempDir(), false, false, 0
+	cfg.Tracing = tc
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := app.Open(t.Context(), cfg)
+	require.NoError(t, err)
+	defer a.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	g := &gateway{url: "http://" + a.Addr()}
+	tr, _ := g.post(t, `{ author(authorId: 7) { name } }`, "")
+	assert.Empty(t, rec.Spans(), "held by the batch processor")
+	stop()
+	require.NoError(t, <-served)
+	_, ok := otlptest.Find(otlptest.Trace(rec.Spans(), tr[3:35]), "POST /graphql", nil)
+	assert.True(t, ok, "sent at the drain, before Serve returned")
+}
