@@ -56,10 +56,11 @@ type App struct {
 }
 
 // Open validates cfg and opens everything a gateway runs, in order: the
-// keyspace (with Migrate), the store, the products, the cache, the source
-// follower, the scheduler (boot warming starts in the background), the
-// token verifier, the listener, the console and the gateway. On error
-// what was opened is closed again.
+// tracer provider (when cfg.Tracing turns it on), the keyspace (with
+// Migrate), the store, the products, the cache, the source follower, the
+// scheduler (boot warming starts in the background), the token verifier,
+// the listener, the console and the gateway. On error what was opened is
+// closed again.
 func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

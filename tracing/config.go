@@ -44,7 +44,8 @@ type Config struct {
 	// (--trace-sample-ratio); a request that comes with a traceparent
 	// follows its caller's decision (parent-based). Negative: the
 	// OTEL_TRACES_SAMPLER variables decide, else every trace is recorded
-	// (OpenTelemetry's default, parentbased_always_on).
+	// (OpenTelemetry's default, parentbased_always_on); app.Defaults sets
+	// -1. Zero records no new trace.
 	SampleRatio float64
 	// ServiceName is service.name unless OTEL_SERVICE_NAME or
 	// OTEL_RESOURCE_ATTRIBUTES say. Default "kck".
