@@ -54,11 +54,6 @@ type Config struct {
 	Getenv func(string) string
 }
 
-// Off is the Config of no tracing: no endpoint, the variables not read.
-func Off() Config {
-	return Config{SampleRatio: -1, Getenv: func(string) string { return "" }}
-}
-
 // settings is a Config resolved against the variables.
 type settings struct {
 	on       bool

@@ -79,13 +79,13 @@ func TraceParent(sc trace.SpanContext) string {
 		return ""
 	}
 	var b [traceParentLen]byte
-	return string(AppendTraceParent(b[:0], sc))
+	return string(appendTraceParent(b[:0], sc))
 }
 
 const traceParentLen = 55
 
-// AppendTraceParent appends sc's traceparent to dst.
-func AppendTraceParent(dst []byte, sc trace.SpanContext) []byte {
+// appendTraceParent appends sc's traceparent to dst.
+func appendTraceParent(dst []byte, sc trace.SpanContext) []byte {
 	const digits = "0123456789abcdef"
 	hex := func(dst []byte, b []byte) []byte {
 		for _, c := range b {
