@@ -30,6 +30,7 @@ import (
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
 	"github.com/kck-go/kck/scheduler"
+	"github.com/kck-go/kck/tracing"
 	"github.com/kck-go/kck/trusted"
 )
 
@@ -55,16 +56,18 @@ type App struct {
 	sqlReloads *prometheus.CounterVec
 	// flushers run once in-flight requests are done, before anything
 	// closes, within what is left of the shutdown timeout: the place for
-	// exporters that must send what they hold (OpenTelemetry's tracer
-	// provider, issue 26).
+	// exporters that must send what they hold (the tracer provider).
 	flushers []func(context.Context) error
+	// tracing is nil when tracing is off.
+	tracing *tracing.Tracing
 }
 
 // Open validates cfg and opens everything a gateway runs, in order: the
-// keyspace (with Migrate), the store, the products, the cache, the source
-// follower, the scheduler (boot warming starts in the background), the
-// token verifier, the listener, the console and the gateway. On error
-// what was opened is closed again.
+// tracer provider (when cfg.Tracing turns it on), the keyspace (with
+// Migrate), the store, the products, the cache, the source follower, the
+// scheduler (boot warming starts in the background), the token verifier,
+// the listener, the console and the gateway. On error what was opened is
+// closed again.
 func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -80,19 +83,28 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	a.backend, err = backend.Open(ctx, cfg.backend(log))
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Tracing first: everything opened after it traces.
+	if err := a.openTracing(ctx, promReg); err != nil {
+		return nil, err
+	}
+	log = a.log
+	bcfg := cfg.backend(log)
+	bcfg.Cassandra.Trace, bcfg.Postgres.Trace = a.traced(), a.traced()
+	a.backend, err = backend.Open(ctx, bcfg)
 	if err != nil {
 		return nil, err
 	}
 	a.closeLater(func() { _ = a.backend.Close() })
-	a.prods, err = LoadProducts(ctx, cfg.products(), log)
+	pcfg := cfg.products()
+	pcfg.Trace = a.traced()
+	a.prods, err = LoadProducts(ctx, pcfg, log)
 	if err != nil {
 		return nil, err
 	}
 	a.closeLater(a.prods.Close)
 
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mem := SplitMemory(cfg.MemoryMB, cfg.Auth.Enabled())
 	if cfg.RateLimit.On() {
 		mem = mem.WithRateLimit()
@@ -122,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registerer:     promReg,
 		OnStored:       a.prods.onStored,
 		NegativeTTL:    negativeTTL,
+		TracerProvider: a.tracing.TracerProvider(),
 	}
 	mem.cacheOptions(&copts)
 	if a.cache, err = cache.New(copts); err != nil {
@@ -129,7 +142,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.closeLater(func() { _ = a.cache.Close() })
 	a.prods.cache.Store(a.cache)
-	stopFollowing, err := a.prods.follow(a.cache, a.backend, a.clusterName(), cfg, log, promReg)
+	stopFollowing, err := a.prods.follow(a.cache, a.backend, a.clusterName(), cfg, log, promReg, a.tracing.TracerProvider())
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +172,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Schema:               cfg.Schema,
 		// KCK's own schema declares the demo's products: a gateway of
 		// other products leaves those fields out.
-		Extend: a.prods.extend(cfg.Schema == nil),
+		Extend:         a.prods.extend(cfg.Schema == nil),
+		TracerProvider: a.tracing.TracerProvider(),
 	}
 	mem.gatewayOptions(&gopts, cfg.Limits)
 	if gopts.RateLimit, err = cfg.RateLimit.limiter(max(mem.RateLimit, 64<<10)); err != nil {
@@ -200,6 +214,34 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.srv = gateway.NewHTTPServer(cfg.Addr, a.gw)
 	return a, nil
 }
+
+// openTracing starts the tracer provider when the configuration asks for
+// one: from then on the gateway's log lines carry the trace of the
+// request (or refresh) that logs them. Its spans are sent at the drain
+// (a flusher), or at Close when the gateway never served.
+func (a *App) openTracing(ctx context.Context, reg prometheus.Registerer) error {
+	t, err := tracing.Open(ctx, a.cfg.Tracing, tracing.Options{Logger: a.log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if t == nil {
+		return nil
+	}
+	a.tracing = t
+	a.log = slog.New(tracing.LogHandler(a.log.Handler()))
+	a.flushers = append(a.flushers, t.Shutdown)
+	a.closeLater(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := t.Shutdown(ctx); err != nil {
+			a.log.Warn("tracing: spans not sent at close", "err", err)
+		}
+	})
+	return nil
+}
+
+// traced reports whether tracing is on.
+func (a *App) traced() bool { return a.tracing != nil }
 
 // clusterName names the gateways sharing the store: on the bus, and as
 // their position in the source tables' change log.
@@ -309,7 +351,8 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
-	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: a.cache, LeaseTTL: a.cfg.QueueLease, Logger: a.log, Registerer: reg})
+	w, err := queue.NewWorker(queue.WorkerOptions{Queue: q, Cache: a.cache, LeaseTTL: a.cfg.QueueLease, Logger: a.log, Registerer: reg,
+		TracerProvider: a.tracing.TracerProvider()})
 	if err != nil {
 		return err
 	}
@@ -322,6 +365,7 @@ func (a *App) startScheduler(reg prometheus.Registerer) error {
 		Concurrency:     a.cfg.RefreshConcurrency,
 		Logger:          a.log,
 		Registerer:      reg,
+		TracerProvider:  a.tracing.TracerProvider(),
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/ratelimit"
+	"github.com/kck-go/kck/tracing"
 	"github.com/kck-go/kck/trusted"
 )
 
@@ -125,6 +126,10 @@ type Config struct {
 	Auth AuthConfig
 	// Admin serves the operator console at /admin (--admin, true).
 	Admin bool
+	// Tracing exports OpenTelemetry traces over OTLP: off unless an
+	// endpoint is given (--otel-endpoint, or OTEL_EXPORTER_OTLP_ENDPOINT
+	// and the other OTEL_* variables; see tracing.Config).
+	Tracing tracing.Config
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -330,6 +335,7 @@ func Defaults() Config {
 		Auth:      AuthConfig{JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second, ScopeClaims: []string{"scope", "scp"}},
 		RateLimit: RateLimitConfig{Claim: "sub"},
 		Admin:     true,
+		Tracing:   tracing.Config{SampleRatio: -1},
 	}
 }
 
@@ -380,6 +386,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Trusted.mode(); err != nil {
 		return err
+	}
+	if err := c.Tracing.Check(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	return c.Limits.validate()
 }

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/backend"
@@ -21,6 +23,7 @@ import (
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/source"
 	"github.com/kck-go/kck/source/sqlproduct"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Products is what a gateway serves: the registry, and for SQL products
@@ -54,6 +57,9 @@ type ProductsConfig struct {
 	// Migrate installs the SQL products' change triggers (as kck migrate
 	// does), at start and when a reload names new source tables.
 	Migrate bool
+	// Trace records the database's statements as spans of the primers
+	// that run them (tracing.PgxTracer), in sampled traces.
+	Trace bool
 }
 
 func (c Config) products() ProductsConfig {
@@ -90,7 +96,11 @@ func LoadProducts(ctx context.Context, cfg ProductsConfig, log *slog.Logger) (*P
 		}
 		return p, nil
 	}
-	pool, err := source.Open(ctx, cfg.PostgresURL)
+	var tracer pgx.QueryTracer
+	if cfg.Trace {
+		tracer = tracing.PgxTracer{}
+	}
+	pool, err := source.OpenTraced(ctx, cfg.PostgresURL, tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -169,16 +179,17 @@ func (p *Products) Registry() *primers.Registry { return p.reg }
 // (cache.Dispatch); every gateway learns the new values from the bus.
 //
 // The returned stop ends following; call it before the cache closes.
-func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Config, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
+func (p *Products) follow(c *cache.Cache, b backend.Backend, name string, cfg Config, log *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (stop func(), err error) {
 	if p.decls.Load() == nil {
 		return func() {}, nil
 	}
 	f, err := source.NewFollower(source.FollowOptions{
-		URL:        cfg.PostgresURL,
-		Name:       name,
-		Logger:     log,
-		Registerer: reg,
-		Refresh:    c.Dispatch,
+		URL:            cfg.PostgresURL,
+		Name:           name,
+		Logger:         log,
+		Registerer:     reg,
+		TracerProvider: tp,
+		Refresh:        c.Dispatch,
 		Affected: func(ch source.Change) []string {
 			return p.decls.Load().Affected(p.reg, ch, c.Instances)
 		},

@@ -97,17 +97,19 @@ func newRigOn(b testing.TB, s cache.Store, mod ...func(*gateway.Options)) *rig {
 			b.Fatal(err)
 		}
 	}
-	c, err := cache.New(cache.Options{Registry: counted, Store: r.store})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = c.Close() })
 	metrics := prometheus.NewRegistry()
-	o := gateway.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	o := gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: metrics, Gatherer: metrics}
 	for _, m := range mod {
 		m(&o)
 	}
+	// The cache traces when the gateway does, as app wires them.
+	c, err := cache.New(cache.Options{Registry: counted, Store: r.store, TracerProvider: o.TracerProvider})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	o.Cache = c
 	r.h, err = gateway.New(o)
 	if err != nil {
 		b.Fatal(err)
@@ -208,6 +210,10 @@ func BenchmarkHit(b *testing.B) {
 	// typed key, the caller's check and the cache's in-process hit.
 	resolve := newRig(b, func(o *gateway.Options) { o.ResponseCacheBytes = -1 })
 	b.Run("resolve", func(b *testing.B) { run(b, resolve, resolve.h) })
+	// With tracing on (exporting to an OTLP sink in this process), 1 %
+	// of traces sampled, what production runs: see BenchmarkHitTracing.
+	traced := newTracedRig(b, 0.01)
+	b.Run("gateway-traced-1pct", func(b *testing.B) { run(b, traced, traced.h) })
 }
 
 // TestHitTouchesNothing is the always-run form of the benchmark's assertion:

@@ -5,6 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kck-go/kck/tracing"
 )
 
 // The one background refresh path: stale reads, dependency cascades,
@@ -20,12 +25,16 @@ type bgJob struct {
 	// sourceChanged: asked by RefreshChanged (no lease; skipped when
 	// nobody holds the key).
 	sourceChanged bool
+	// trace: how the refresh is traced (the first asker's).
+	trace bgTrace
 }
 
 // refreshInBackground recomputes key, served stale meanwhile, unless its
 // refresh is waiting or under way already: for stale reads, which any
 // refresh under way answers.
-func (c *Cache) refreshInBackground(key string) { c.refreshSoon(key, false, false, time.Time{}, nil) }
+func (c *Cache) refreshInBackground(key string) {
+	c.refreshSoon(key, false, false, time.Time{}, bgTrace{trigger: triggerStale}, nil)
+}
 
 // RefreshInBackground recomputes key without blocking the caller, because
 // something it is computed from changed, and calls done (when not nil)
@@ -34,7 +43,7 @@ func (c *Cache) refreshInBackground(key string) { c.refreshSoon(key, false, fals
 // again afterwards: that refresh may have read what the change replaced.
 // Once the cache is closed, done is called with ErrClosed.
 func (c *Cache) RefreshInBackground(key string, done func(error)) {
-	c.refreshSoon(key, true, false, time.Time{}, done)
+	c.refreshSoon(key, true, false, time.Time{}, bgTrace{trigger: triggerRule}, done)
 }
 
 // RefreshChanged is RefreshInBackground for a key whose source row changed
@@ -46,11 +55,15 @@ func (c *Cache) RefreshInBackground(key string, done func(error)) {
 // (Change.SourceChanged) and read it again. It takes no compute lease:
 // the follower hands each key's change to one gateway, so no other
 // refreshes it for this change.
-func (c *Cache) RefreshChanged(key string, asked time.Time, done func(error)) {
-	c.refreshSoon(key, true, true, asked, done)
+//
+// ctx is not the refresh's (it runs after RefreshChanged returns): its
+// span, when it has one (a dispatch, an assignment from another gateway),
+// is the parent of the refresh's.
+func (c *Cache) RefreshChanged(ctx context.Context, key string, asked time.Time, done func(error)) {
+	c.refreshSoon(key, true, true, asked, bgTrace{trigger: triggerSourceChange, parent: trace.SpanContextFromContext(ctx)}, done)
 }
 
-func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked time.Time, done func(error)) {
+func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked time.Time, bt bgTrace, done func(error)) {
 	c.bgMu.Lock()
 	if c.life.Closing() {
 		c.bgMu.Unlock()
@@ -78,7 +91,7 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 		c.bgMu.Unlock()
 		return // a stale read: the refresh under way serves it
 	}
-	j := &bgJob{asked: asked, sourceChanged: sourceChanged}
+	j := &bgJob{asked: asked, sourceChanged: sourceChanged, trace: bt}
 	if done != nil {
 		j.done = append(j.done, done)
 	}
@@ -111,6 +124,7 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 		c.bgRunning[key]++
 		asked, sourceChanged := j.asked, j.sourceChanged
 		c.bgMu.Unlock()
+		ctx, span := c.refreshSpan(ctx, key, j.trace)
 		var (
 			r   Result
 			err error
@@ -119,10 +133,13 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 			r, err = c.RefreshAskedAt(ctx, key, asked)
 		} else if c.held(ctx, key) {
 			r, err = c.refresh(ctx, key, asked, true)
+		} else {
+			span.SetAttributes(attribute.Bool("kck.skipped", true))
 		}
 		if err == nil && r.notStored != nil {
 			err = fmt.Errorf("%w: %s: %w", ErrNotStored, key, r.notStored)
 		}
+		tracing.End(span, err)
 		c.bgMu.Lock()
 		if c.bgRunning[key]--; c.bgRunning[key] == 0 {
 			delete(c.bgRunning, key)
@@ -134,7 +151,7 @@ func (c *Cache) refreshSoon(key string, afterChange, sourceChanged bool, asked t
 			// A source that is down fails every key's refresh: log the first
 			// and then one every 10 s, with how many were not logged.
 			if n, ok := c.throttle("background_refresh", 10*time.Second); ok {
-				c.opts.Logger.Warn("background refresh failed; serving the stale value", "key", key, "err", err, "not_logged_since_last", n)
+				c.opts.Logger.WarnContext(ctx, "background refresh failed; serving the stale value", "key", key, "err", err, "not_logged_since_last", n)
 			}
 		}
 		for _, f := range j.done {
@@ -160,7 +177,7 @@ func (c *Cache) held(ctx context.Context, key string) bool {
 	case err == nil:
 		return true
 	case !errors.Is(err, ErrNotFound):
-		c.storeFailed("get", canonical, err)
+		c.storeFailed(ctx, "get", canonical, err)
 		return true
 	}
 	c.forgetNegative(canonical)

@@ -56,11 +56,15 @@ type BusHandler struct {
 type Assigner interface {
 	// Assign asks one gateway that serves assignments (this one, maybe) to
 	// refresh key as asked at asked, and returns the outcome it reported.
-	// An error wrapping ErrNoAssignee says nobody took it.
+	// An error wrapping ErrNoAssignee says nobody took it. ctx's span
+	// context, when valid, travels with the assignment (W3C traceparent):
+	// the refresh on the other side is a span of the same trace.
 	Assign(ctx context.Context, key string, asked time.Time) error
 	// ServeAssignments hands each assignment to fn, which calls done with
-	// its outcome, from any goroutine. Called once.
-	ServeAssignments(fn func(key string, asked time.Time, done func(error))) error
+	// its outcome, from any goroutine. Called once. fn's ctx carries the
+	// span context that came with the assignment (none: a background
+	// context), not a deadline.
+	ServeAssignments(fn func(ctx context.Context, key string, asked time.Time, done func(error))) error
 }
 
 // ErrNoAssignee: no gateway took an assignment (none serves, or none
@@ -211,7 +215,7 @@ func (c *Cache) announce(ch Change) {
 	c.bus.pubMu.Unlock()
 	if err != nil {
 		c.bus.rejected.Store(true)
-		c.storeFailed("publish", ch.Key, err)
+		c.storeFailed(context.Background(), "publish", ch.Key, err)
 		return
 	}
 	c.m.busSent.Inc()

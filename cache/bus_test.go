@@ -278,7 +278,7 @@ func TestDispatchRefreshesOnceInTheCluster(t *testing.T) {
 	before := f.counter("p").Load()
 
 	done := make(chan error, 10)
-	leader.Dispatch("p/1", time.Now(), func(err error) { done <- err })
+	leader.Dispatch(context.Background(), "p/1", time.Now(), func(err error) { done <- err })
 	require.NoError(t, <-done)
 	assert.Equal(t, before+1, f.counter("p").Load(), "one run in the cluster")
 	want, ok := gws[1].Peek("p/1")
@@ -295,10 +295,10 @@ func TestDispatchRefreshesOnceInTheCluster(t *testing.T) {
 	}, bound, time.Millisecond, "every gateway holds the new version")
 
 	gate.Store(true)
-	leader.Dispatch("p/1", time.Now(), func(err error) { done <- err })
+	leader.Dispatch(context.Background(), "p/1", time.Now(), func(err error) { done <- err })
 	require.Eventually(t, func() bool { return f.counter("p").Load() == before+2 }, bound, time.Millisecond, "the assignment is running")
 	for range 5 {
-		leader.Dispatch("p/1", time.Now(), func(err error) { done <- err })
+		leader.Dispatch(context.Background(), "p/1", time.Now(), func(err error) { done <- err })
 	}
 	close(release)
 	for range 6 {
@@ -317,7 +317,7 @@ func TestDispatchAloneRefreshesHere(t *testing.T) {
 	first, err := c.Get(ctx, "p/1")
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	c.Dispatch("p/1", time.Now(), func(err error) { done <- err })
+	c.Dispatch(context.Background(), "p/1", time.Now(), func(err error) { done <- err })
 	require.NoError(t, <-done)
 	v, ok := c.Peek("p/1")
 	require.True(t, ok)
@@ -342,7 +342,7 @@ func TestRefreshChangedSkipsKeysNobodyHolds(t *testing.T) {
 	ctx := context.Background()
 
 	done := make(chan error, 1)
-	a.RefreshChanged("p/1", time.Now(), func(err error) { done <- err })
+	a.RefreshChanged(context.Background(), "p/1", time.Now(), func(err error) { done <- err })
 	require.NoError(t, <-done)
 	assert.Zero(t, f.counter("p").Load(), "not computed")
 
@@ -353,7 +353,7 @@ func TestRefreshChangedSkipsKeysNobodyHolds(t *testing.T) {
 	defer w.Stop()
 	exists.Store(true)
 	runs := f.counter("p").Load()
-	a.RefreshChanged("p/2", time.Now(), func(err error) { done <- err })
+	a.RefreshChanged(context.Background(), "p/2", time.Now(), func(err error) { done <- err })
 	require.NoError(t, <-done)
 	assert.Equal(t, runs, f.counter("p").Load(), "a did not compute it")
 	select {

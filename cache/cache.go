@@ -22,10 +22,12 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Tier says where a result came from.
@@ -102,6 +104,8 @@ type Cache struct {
 	mem   *otter.Cache[string, *Entry]
 	neg   *otter.Cache[string, negEntry] // nil when NegativeTTL < 0
 	m     *metrics
+	// tracer is nil when tracing is off (see Options.TracerProvider).
+	tracer trace.Tracer
 
 	flight      singleflight.Group // per-key misses
 	lastVersion atomic.Uint64
@@ -191,6 +195,9 @@ func New(opts Options) (*Cache, error) {
 		dispatchSlots: make(chan struct{}, maxDispatches),
 		life:          lifecycle.New(),
 	}
+	if opts.TracerProvider != nil {
+		c.tracer = opts.TracerProvider.Tracer(tracing.Scope)
+	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newFreshnessCollector(c)); err != nil {
 			_ = c.Close()
@@ -204,7 +211,7 @@ func New(opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("cache: change bus: %w", err)
 		}
 		if a, ok := opts.Bus.(Assigner); ok {
-			if err := a.ServeAssignments(c.RefreshChanged); err != nil {
+			if err := a.ServeAssignments(c.serveAssignment); err != nil {
 				_ = c.Close()
 				return nil, fmt.Errorf("cache: change bus: %w", err)
 			}

@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // compute runs the primer for k under the key's lease and stores the result.
@@ -24,18 +27,28 @@ import (
 // only if it was computed at notBefore or later (clocks are compared across
 // gateways: a skew costs a computation or, the other way, serves a value
 // that is older by the skew).
-func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool, notBefore time.Time) (Result, error) {
+func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersion uint64, afterMiss bool, notBefore time.Time) (r Result, err error) {
 	p := c.reg.Product(k.Name)
 	if p.Primer == nil {
 		return Result{}, fmt.Errorf("%w: %s", ErrNotSet, key)
 	}
 	lease := "prime/" + key
+	// The lease's span covers waiting for it and holding it: the primer
+	// run and the store's write are its children.
+	ctx, span := c.span(ctx, "kck.lease")
+	polls := 0
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("kck.lease", lease), attribute.Int("kck.lease.polls", polls), tracing.AttrTier.String(r.Tier.String()))
+		}
+		tracing.End(span, err)
+	}()
 	for waited := false; ; waited = true {
 		got, err := c.store.Acquire(ctx, lease, c.opts.Owner, c.opts.LeaseTTL)
 		if err != nil {
 			// Without the store we cannot coordinate; computing twice beats
 			// not serving.
-			c.storeFailed("acquire", key, err)
+			c.storeFailed(ctx, "acquire", key, err)
 			got = true
 		}
 		if got {
@@ -43,7 +56,9 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 		}
 		if !waited {
 			c.m.leaseWaits.Inc()
+			span.AddEvent("waiting for another gateway's computation")
 		}
+		polls++
 		// Another process is computing this key: wait for its value.
 		t := time.NewTimer(c.opts.PollInterval)
 		select {
@@ -58,7 +73,7 @@ func (c *Cache) compute(ctx context.Context, k primers.Key, key string, minVersi
 	}
 	defer func() {
 		if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
-			c.storeFailed("release", key, err)
+			c.storeFailed(ctx, "release", key, err)
 		}
 	}()
 	absent := false
@@ -83,7 +98,9 @@ func (c *Cache) computeHeld(ctx context.Context, k primers.Key, key string, minV
 	}
 	version := c.nextVersion(minVersion)
 	started := c.clock.Now()
-	value, err := c.runPrimer(ctx, p, k, key)
+	pctx, span := c.span(ctx, "kck.primer", trace.WithAttributes(tracing.AttrProduct.String(k.Name), tracing.AttrKey.String(key)))
+	value, err := c.runPrimer(pctx, p, k, key)
+	tracing.End(span, err)
 	if err != nil {
 		return Result{}, &PrimerError{Product: k.Name, Key: key, Err: err}
 	}
@@ -116,9 +133,11 @@ func (c *Cache) put(ctx context.Context, e *Entry, absent bool) error {
 	if np, ok := c.store.(NewPutter); ok && absent {
 		write = np.PutNew
 	}
-	err := write(ctx, *e)
+	sctx, span := c.span(ctx, "kck.cache.store.put", trace.WithAttributes(tracing.AttrKey.String(e.Key)))
+	err := write(sctx, *e)
+	tracing.End(span, err)
 	if err != nil {
-		c.storeFailed("put", e.Key, err)
+		c.storeFailed(ctx, "put", e.Key, err)
 	}
 	c.forgetNegative(e.Key)
 	c.remember(ctx, e)
@@ -163,7 +182,7 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 	start := time.Now()
 	defer func() {
 		if rec := recover(); rec != nil {
-			c.opts.Logger.Error("primer panicked", "product", p.Name, "key", key, "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			c.opts.Logger.ErrorContext(ctx, "primer panicked", "product", p.Name, "key", key, "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
 			err = fmt.Errorf("primer panicked: %v", rec)
 		}
 		c.m.primerSeconds.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
@@ -174,7 +193,7 @@ func (c *Cache) runPrimer(ctx context.Context, p *primers.Product, k primers.Key
 		// not exist.
 		if err != nil && !errors.Is(err, primers.ErrNoData) && !errors.Is(err, primers.ErrBadInput) {
 			c.m.primerErrors.WithLabelValues(p.Name).Inc()
-			c.logPrimerFailure(p.Name, key, err)
+			c.logPrimerFailure(ctx, p.Name, key, err)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.PrimerTimeout)

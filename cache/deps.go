@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"sort"
 	"sync"
+	"time"
 )
 
 // chain is the list of keys being computed along one chain of primer reads,
@@ -89,9 +91,11 @@ func (c *Cache) Dependents(key string) []string { return c.deps.of(key) }
 // cascade refreshes, in the background, the products computed from key, now
 // that key has changed. Their own refreshes cascade further. A change, not
 // a stale read: a refresh of a dependent under way may have read key's old
-// value, so it is refreshed again after.
-func (c *Cache) cascade(key string) {
+// value, so it is refreshed again after. Each is a trace of its own,
+// linked to the refresh of key (ctx's span).
+func (c *Cache) cascade(ctx context.Context, key string) {
+	bt := bgTrace{trigger: triggerDependency, link: trace.SpanContextFromContext(ctx)}
 	for _, d := range c.deps.of(key) {
-		c.RefreshInBackground(d, nil)
+		c.refreshSoon(d, true, false, time.Time{}, bt, nil)
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kck-go/kck/tracing"
 )
 
 // Dispatching: the one gateway that follows the source tables hands each
@@ -23,11 +27,14 @@ const maxDispatches = 256
 // dispatch is a key's assignment out, and the changes that came since,
 // which one more assignment answers when it returns.
 type dispatch struct {
-	done []func(error)
-	// again: asked again while out; next asked and nextDone answer it.
-	again    bool
-	asked    time.Time
-	nextDone []func(error)
+	done  []func(error)
+	cause trace.SpanContext // what asked for the assignment out (its trace links to it)
+	// again: asked again while out; next asked, nextCause and nextDone
+	// answer it.
+	again     bool
+	asked     time.Time
+	nextCause trace.SpanContext
+	nextDone  []func(error)
 }
 
 // Dispatch has key refreshed once in the cluster because a source row it
@@ -37,10 +44,22 @@ type dispatch struct {
 // key's assignment is out, further changes of it are folded into one more
 // assignment, sent when it returns: a key has at most one refresh out and
 // one waiting, and the run that answers a change started after it.
-func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
+//
+// ctx is not the refresh's: its span, when it has one, is what caused it
+// (the follower's reading of the change): each dispatch is a trace of its
+// own (kck.dispatch) linked to it, and the refresh, here or on the gateway
+// it is handed to, a span of that trace.
+func (c *Cache) Dispatch(ctx context.Context, key string, asked time.Time, done func(error)) {
+	cause := trace.SpanContextFromContext(ctx)
 	a, ok := c.opts.Bus.(Assigner)
 	if !ok {
-		c.RefreshChanged(key, asked, done)
+		dctx, span := c.dispatchSpan(key, cause)
+		c.RefreshChanged(dctx, key, asked, func(err error) {
+			tracing.End(span, err)
+			if done != nil {
+				done(err)
+			}
+		})
 		return
 	}
 	c.dispatchMu.Lock()
@@ -56,6 +75,9 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 		if asked.After(d.asked) {
 			d.asked = asked
 		}
+		if cause.IsValid() {
+			d.nextCause = cause
+		}
 		if done != nil {
 			d.nextDone = append(d.nextDone, done)
 		}
@@ -69,7 +91,7 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 		}
 		return
 	}
-	d := &dispatch{}
+	d := &dispatch{cause: cause}
 	if done != nil {
 		d.done = []func(error){done}
 	}
@@ -78,12 +100,13 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 	go func() {
 		defer c.life.Leave()
 		for {
-			err := c.assign(a, key, asked)
+			err := c.assign(a, key, asked, d.cause)
 			c.dispatchMu.Lock()
 			finished := d.done
 			again := d.again
 			if again {
 				asked, d.done, d.again, d.nextDone = d.asked, d.nextDone, false, nil
+				d.cause, d.nextCause = d.nextCause, trace.SpanContext{}
 			} else {
 				delete(c.dispatching, key)
 			}
@@ -98,22 +121,32 @@ func (c *Cache) Dispatch(key string, asked time.Time, done func(error)) {
 	}()
 }
 
+// dispatchSpan starts the trace of one dispatch of key, linked to cause.
+func (c *Cache) dispatchSpan(key string, cause trace.SpanContext) (context.Context, trace.Span) {
+	return tracing.Root(c.life.Context(), c.tracer, "kck.dispatch", cause,
+		trace.WithAttributes(tracing.AttrKey.String(key), tracing.AttrTrigger.String(triggerSourceChange)))
+}
+
 // assign sends one assignment and waits for its outcome; when nobody takes
 // it, this gateway refreshes the key itself.
-func (c *Cache) assign(a Assigner, key string, asked time.Time) error {
+func (c *Cache) assign(a Assigner, key string, asked time.Time, cause trace.SpanContext) (err error) {
 	select {
 	case c.dispatchSlots <- struct{}{}:
 	case <-c.life.Context().Done():
 		return ErrClosed
 	}
 	defer func() { <-c.dispatchSlots }()
+	ctx, span := c.dispatchSpan(key, cause)
+	defer func() { tracing.End(span, err) }()
 	if c.BusConnected() {
 		// The assignee refreshes with no lease wait: its primer run, and a
 		// margin, bound it. Past that, nobody took it (a gateway cut off
 		// from the bus may still hold its place in the queue group): this
 		// gateway refreshes the key itself.
-		ctx, cancel := context.WithTimeout(c.life.Context(), c.opts.PrimerTimeout+assignMargin)
-		err := a.Assign(ctx, key, asked)
+		actx, cancel := context.WithTimeout(ctx, c.opts.PrimerTimeout+assignMargin)
+		actx, aspan := c.span(actx, "kck.assign", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(tracing.AttrKey.String(key)))
+		err := a.Assign(actx, key, asked)
+		tracing.End(aspan, err)
 		cancel()
 		c.m.dispatches.WithLabelValues(dispatchOutcome(err)).Inc()
 		if !errors.Is(err, ErrNoAssignee) && !errors.Is(err, context.DeadlineExceeded) {
@@ -126,8 +159,15 @@ func (c *Cache) assign(a Assigner, key string, asked time.Time) error {
 		c.m.dispatches.WithLabelValues("local").Inc()
 	}
 	done := make(chan error, 1)
-	c.RefreshChanged(key, asked, func(err error) { done <- err })
+	c.RefreshChanged(ctx, key, asked, func(err error) { done <- err })
 	return <-done
+}
+
+// serveAssignment takes an assignment another gateway handed here: ctx
+// carries that gateway's span (the assignment's), the parent of the
+// refresh's.
+func (c *Cache) serveAssignment(ctx context.Context, key string, asked time.Time, done func(error)) {
+	c.RefreshChanged(ctx, key, asked, done)
 }
 
 func dispatchOutcome(err error) string {

@@ -36,7 +36,7 @@ func (c *Cache) Lookup(ctx context.Context, key string) (e Entry, inMemory bool,
 	e, err = c.store.Get(ctx, canonical)
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			c.storeFailed("get", canonical, err)
+			c.storeFailed(ctx, "get", canonical, err)
 		}
 		return Entry{}, false, err
 	}

@@ -183,9 +183,9 @@ func (c *Cache) loadStored(ctx context.Context, key string, refused error) (Resu
 // logPrimerFailure logs a primer failure, at most once per
 // PrimerLogInterval per product: a client asking for absent keys must not
 // be able to fill the log. The metric counts every failure.
-func (c *Cache) logPrimerFailure(product, key string, err error) {
+func (c *Cache) logPrimerFailure(ctx context.Context, product, key string, err error) {
 	if n, ok := c.throttle("primer/"+product, c.opts.PrimerLogInterval); ok {
-		c.opts.Logger.Warn("primer failed", "product", product, "key", key, "err", err, "not_logged_since_last", n)
+		c.opts.Logger.WarnContext(ctx, "primer failed", "product", product, "key", key, "err", err, "not_logged_since_last", n)
 	}
 }
 

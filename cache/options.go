@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/primers"
 )
@@ -74,6 +75,15 @@ type Options struct {
 	// log lines of one product (the metric counts every failure).
 	// Default 10 s.
 	PrimerLogInterval time.Duration
+	// TracerProvider, when set, traces the cache's work: under the caller's
+	// span, when that one is recorded (a sampled trace), a span for each
+	// read of the in-process tier and of the store, each compute lease
+	// (waited for and held), each primer run and each store write; and a
+	// trace of its own for each refresh nobody waits for (a stale value's,
+	// a dependency's, a source change handed to this gateway), linked to
+	// what caused it. Nil: no tracing, and reads cost what they cost
+	// without it.
+	TracerProvider trace.TracerProvider
 	// OnStored, when set, is called after this gateway stores a new value of
 	// a key (computed, refreshed, augmented or set). It runs on the caller's
 	// goroutine: start your own work. SQL products' after_primes rules use it.

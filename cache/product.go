@@ -66,7 +66,7 @@ func (c *Cache) InvalidateProducts(ctx context.Context, products []string, sc Sc
 		}
 		c.mem.Invalidate(k)
 		c.publishDeleted(k, version)
-		c.cascade(k)
+		c.cascade(ctx, k)
 		n++
 	}
 	return n, nil

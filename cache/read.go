@@ -6,11 +6,17 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Get returns the product for key, computing it on a miss.
 func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
+	if c.tracer != nil && tracing.Recording(ctx) {
+		return c.getTraced(ctx, primers.Key{}, key, false)
+	}
 	if r, ok := c.hit(key); ok {
 		return r, nil
 	}
@@ -23,13 +29,44 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 // registry does not hold, is read as Get reads its string.
 func (c *Cache) GetKey(ctx context.Context, k primers.Key) (Result, error) {
 	key := k.String()
+	if c.tracer != nil && tracing.Recording(ctx) {
+		return c.getTraced(ctx, k, key, true)
+	}
 	if r, ok := c.hit(key); ok {
 		return r, nil
 	}
-	if p := c.reg.Product(k.Name); p == nil || !k.Checked() || len(k.Args) != len(p.KeyParams()) {
+	if !c.typed(k) {
 		return c.getMissed(ctx, key)
 	}
 	return c.load(ctx, k, key)
+}
+
+// typed reports whether k, a key made by the registry, can be loaded as it
+// is, without parsing its string again.
+func (c *Cache) typed(k primers.Key) bool {
+	p := c.reg.Product(k.Name)
+	return p != nil && k.Checked() && len(k.Args) == len(p.KeyParams())
+}
+
+// getTraced is Get (GetKey when typed) in a sampled trace: the in-process
+// lookup is a span of its own, as the store's read and the computation
+// are. Kept apart so that an untraced hit costs what it did before
+// tracing.
+func (c *Cache) getTraced(ctx context.Context, k primers.Key, key string, typed bool) (Result, error) {
+	_, span := c.tracer.Start(ctx, "kck.cache.memory", trace.WithAttributes(tracing.AttrKey.String(key)))
+	r, ok := c.hit(key)
+	span.SetAttributes(tracing.AttrHit.Bool(ok))
+	if ok {
+		span.SetAttributes(tracing.AttrStale.Bool(r.Stale))
+	}
+	span.End()
+	if ok {
+		return r, nil
+	}
+	if typed && c.typed(k) {
+		return c.load(ctx, k, key)
+	}
+	return c.getMissed(ctx, key)
 }
 
 // hit is the hit path: one map lookup and a clock read, no allocation. Only
@@ -243,8 +280,18 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 // refreshed in the background. A store that fails is counted and logged,
 // and reads as empty: it should not stop us serving.
 func (c *Cache) stored(ctx context.Context, key string) (Result, bool) {
-	e, err := c.store.Get(ctx, key)
-	return c.fromStore(ctx, key, e, err)
+	sctx, span := c.span(ctx, "kck.cache.store.get")
+	e, err := c.store.Get(sctx, key)
+	r, ok := c.fromStore(ctx, key, e, err)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrKey.String(key), tracing.AttrHit.Bool(ok))
+		if !errors.Is(err, ErrNotFound) {
+			tracing.End(span, err)
+			return r, ok
+		}
+	}
+	span.End()
+	return r, ok
 }
 
 // fromStore is stored with the store's answer for key already read.
@@ -267,7 +314,7 @@ func (c *Cache) fromStore(ctx context.Context, key string, e Entry, err error) (
 		}
 		return Result{Entry: ep, Tier: TierStore}, true
 	case err != nil && !errors.Is(err, ErrNotFound):
-		c.storeFailed("get", key, err)
+		c.storeFailed(ctx, "get", key, err)
 	}
 	return Result{}, false
 }

@@ -151,7 +151,7 @@ func (c *Cache) runRefresh(k primers.Key, key string, run *refreshRun) {
 	}
 	c.m.refreshes.WithLabelValues(k.Name, outcome).Inc() // once per computation, however many asked
 	if run.err == nil {
-		c.cascade(key)
+		c.cascade(ctx, key)
 	}
 	var pe *PrimerError
 	if errors.As(run.err, &pe) && floor != 0 {

@@ -265,7 +265,7 @@ func TestRefreshChangedReportsNotStored(t *testing.T) {
 	require.NoError(t, err)
 	refresh := func() error {
 		done := make(chan error, 1)
-		c.RefreshChanged("counter/1", f.clock.Now(), func(err error) { done <- err })
+		c.RefreshChanged(context.Background(), "counter/1", f.clock.Now(), func(err error) { done <- err })
 		return <-done
 	}
 

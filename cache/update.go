@@ -45,7 +45,7 @@ func (c *Cache) Augment(ctx context.Context, key string, change any) (Result, er
 	}
 	e := c.newEntry(p, canonical, raw, version, started)
 	_ = c.put(ctx, e, false) // counted and logged; served from here
-	c.cascade(canonical)
+	c.cascade(ctx, canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil
 }
 

@@ -212,7 +212,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 	if aerr != nil {
 		// Without the store we cannot share the work: each key's own read
 		// path (which computes anyway when the store fails) will do.
-		c.storeFailed("acquire", lease, aerr)
+		c.storeFailed(ctx, "acquire", lease, aerr)
 		c.parallel(ctx, keysOf(todo), sem, func(key string) {
 			_, err := c.Get(ctx, key)
 			opts.OnKey(key, err)
@@ -239,7 +239,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 	}
 	defer func() {
 		if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
-			c.storeFailed("release", lease, err)
+			c.storeFailed(ctx, "release", lease, err)
 		}
 	}()
 	c.parallel(ctx, keysOf(todo), sem, func(key string) {

@@ -46,7 +46,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 		}
 		defer func() {
 			if err := c.store.Release(context.WithoutCancel(ctx), lease, c.opts.Owner); err != nil {
-				c.storeFailed("release", canonical, err)
+				c.storeFailed(ctx, "release", canonical, err)
 			}
 		}()
 		cur, err := c.store.Get(ctx, canonical)
@@ -77,7 +77,7 @@ func (c *Cache) set(ctx context.Context, key string, value any, expected uint64,
 	} else {
 		_ = c.put(ctx, e, false) // counted and logged; served from here
 	}
-	c.cascade(canonical)
+	c.cascade(ctx, canonical)
 	return Result{Entry: e, Tier: TierComputed}, nil
 }
 
@@ -129,6 +129,6 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	}
 	c.mem.Invalidate(canonical)
 	c.publishDeleted(canonical, version)
-	c.cascade(canonical)
+	c.cascade(ctx, canonical)
 	return nil
 }

@@ -24,6 +24,8 @@ type serveOptions struct {
 	app.Config
 	LogFormat, LogLevel string
 	production          bool
+	// envErr is a KCK_* variable no flag could take.
+	envErr error
 }
 
 func serveFlags(f *flags) *serveOptions {
@@ -64,6 +66,7 @@ func serveFlags(f *flags) *serveOptions {
 	f.bool(&c.Trusted.AdminAdHoc, "trusted-documents-admin-adhoc", "KCK_TRUSTED_DOCUMENTS_ADMIN_ADHOC", false, "in enforce mode, let callers with scope kck:admin run documents that are not trusted")
 	authFlags(f, &c.Auth)
 	f.bool(&c.Admin, "admin", "KCK_ADMIN", d.Admin, "serve the operator console at /admin: with auth on it needs scope kck:admin, with auth off it is open to anyone who reaches the gateway; --production turns it off unless asked for")
+	o.envErr = tracingFlags(f, &c.Tracing)
 	return o
 }
 
@@ -134,6 +137,9 @@ func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (se
 	if f.NArg() > 0 {
 		return *o, fmt.Errorf("serve: unexpected arguments %v", f.Args())
 	}
+	if o.envErr != nil && f.Lookup("trace-sample-ratio") != nil && !flagSet(f, "trace-sample-ratio") {
+		return *o, fmt.Errorf("serve: %w", o.envErr)
+	}
 	if o.production {
 		productionDefaults(f, &o.Config)
 	}
@@ -146,6 +152,13 @@ func parseServeWith(args []string, stderr io.Writer, with func(*app.Config)) (se
 		with(&o.Config)
 	}
 	return *o, o.Validate()
+}
+
+// flagSet reports whether name was given on the command line.
+func flagSet(f *flags, name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -487,3 +487,61 @@ func TestServeCassandraAddressMap(t *testing.T) {
 	_, err = parseServe(nil, io.Discard)
 	assert.NoError(t, err, "the embedded store has no use for it")
 }
+
+// The tracing flags: set by the flag, its variable or the config file; a
+// setting that cannot work is refused at start, naming it; unset, the
+// OTEL_* variables decide.
+func TestServeTracingFlags(t *testing.T) {
+	for _, v := range []string{"KCK_CONFIG", "KCK_OTEL_ENDPOINT", "KCK_OTEL_PROTOCOL", "KCK_TRACE_SAMPLE_RATIO",
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_SDK_DISABLED"} {
+		t.Setenv(v, "")
+	}
+	cfg, err := parseServe(nil, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, cfg.Tracing.On(), "nothing configured: off")
+	assert.Negative(t, cfg.Tracing.SampleRatio, "unset: the OTEL_* variables decide")
+
+	cfg, err = parseServe([]string{"--otel-endpoint", "http://collector:4318", "--otel-protocol", "grpc", "--trace-sample-ratio", "0.01"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "http://collector:4318", cfg.Tracing.Endpoint)
+	assert.Equal(t, "grpc", cfg.Tracing.Protocol)
+	assert.Equal(t, 0.01, cfg.Tracing.SampleRatio)
+	assert.True(t, cfg.Tracing.On())
+
+	p := filepath.Join(t.TempDir(), "kck.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("otel-endpoint: http://c:4318\ntrace-sample-ratio: 0.5\n"), 0o600))
+	t.Setenv("KCK_TRACE_SAMPLE_RATIO", "0.25")
+	cfg, err = parseServe([]string{"--config", p}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "http://c:4318", cfg.Tracing.Endpoint)
+	assert.Equal(t, 0.25, cfg.Tracing.SampleRatio, "the variable wins over the file")
+
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://from-env:4318")
+	t.Setenv("KCK_TRACE_SAMPLE_RATIO", "")
+	cfg, err = parseServe(nil, io.Discard)
+	require.NoError(t, err)
+	assert.True(t, cfg.Tracing.On(), "OTEL_EXPORTER_OTLP_ENDPOINT turns it on")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+	for _, tc := range []struct {
+		args []string
+		env  [2]string
+		want string
+	}{
+		{args: []string{"--otel-endpoint", "collector:4318"}, want: "--otel-endpoint (KCK_OTEL_ENDPOINT)"},
+		{args: []string{"--otel-endpoint", "http://c:4318", "--otel-protocol", "udp"}, want: "--otel-protocol (KCK_OTEL_PROTOCOL)"},
+		{args: []string{"--trace-sample-ratio", "2"}, want: "trace-sample-ratio"},
+		{env: [2]string{"KCK_TRACE_SAMPLE_RATIO", "often"}, want: "KCK_TRACE_SAMPLE_RATIO"},
+		{env: [2]string{"OTEL_TRACES_SAMPLER", "sometimes"}, want: "OTEL_TRACES_SAMPLER"},
+	} {
+		if tc.env[0] != "" {
+			t.Setenv(tc.env[0], tc.env[1])
+		}
+		_, err := parseServe(tc.args, io.Discard)
+		require.Error(t, err, "%v %v", tc.args, tc.env)
+		assert.Contains(t, err.Error(), tc.want)
+		if tc.env[0] != "" {
+			t.Setenv(tc.env[0], "")
+		}
+	}
+}

@@ -41,12 +41,12 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	if len(keys) == 1 {
 		key, err := s.guard.ReadKey(ctx, keys[0])
 		if err != nil {
-			s.writeClassified(w, err)
+			s.writeClassified(ctx, w, err)
 			return
 		}
 		res, err := s.cache.Get(ctx, key)
 		if err != nil {
-			s.writeClassified(w, err)
+			s.writeClassified(ctx, w, err)
 			return
 		}
 		etag := `"` + strconv.FormatUint(res.Version, 10) + `"`
@@ -67,7 +67,7 @@ func (s *Server) handleFetch(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = s.appendItem(out, it)
+		out = s.appendItem(ctx, out, it)
 	}
 	out = append(out, "]}"...)
 	w.Header()["Content-Type"] = jsonContentType
@@ -91,11 +91,11 @@ func appendProduct(out []byte, r cache.Result) []byte {
 }
 
 // appendItem writes one product of a list, or its error.
-func (s *Server) appendItem(out []byte, it cache.ItemResult) []byte {
+func (s *Server) appendItem(ctx context.Context, out []byte, it cache.ItemResult) []byte {
 	if it.Err == nil {
 		return appendProduct(out, it.Result)
 	}
-	cls := s.classify(it.Err)
+	cls := s.classify(ctx, it.Err)
 	out = append(out, `{"key":`...)
 	out = appendJSONString(out, it.Key)
 	out = append(out, `,"error":{"code":`...)
@@ -150,18 +150,18 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
 	if err := s.guard.Update(ctx, req.Name, req.Input); err != nil {
-		s.writeClassified(w, err)
+		s.writeClassified(ctx, w, err)
 		return
 	}
 	outcome, err := s.cache.Update(ctx, req.Name, req.Input)
 	if err != nil {
-		s.writeClassified(w, err)
+		s.writeClassified(ctx, w, err)
 		return
 	}
 	s.hideUnreadable(ctx, outcome.Products)
 	result, err := json.Marshal(outcome.Result)
 	if err != nil {
-		s.writeClassified(w, err)
+		s.writeClassified(ctx, w, err)
 		return
 	}
 	out := make([]byte, 0, 1024)
@@ -174,17 +174,17 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = s.appendItem(out, it)
+		out = s.appendItem(ctx, out, it)
 	}
 	out = append(out, "]}"...)
 	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(out)
 }
 
-func (s *Server) classify(err error) apierror.Class {
+func (s *Server) classify(ctx context.Context, err error) apierror.Class {
 	cls := apierror.Classify(err)
 	if cls.Code == apierror.Internal {
-		s.log.Error("request failed", "err", err)
+		s.log.ErrorContext(ctx, "request failed", "err", err)
 	}
 	if cls.Limit != "" {
 		s.limits.onRefused(cls.Limit)
@@ -192,10 +192,10 @@ func (s *Server) classify(err error) apierror.Class {
 	return cls
 }
 
-func (s *Server) writeClassified(w http.ResponseWriter, err error) {
+func (s *Server) writeClassified(ctx context.Context, w http.ResponseWriter, err error) {
 	challenge(w, err)
 	retryAfter(w, err)
-	cls := s.classify(err)
+	cls := s.classify(ctx, err)
 	writeError(w, cls.Status, cls.Code, cls.Message)
 }
 

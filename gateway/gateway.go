@@ -20,6 +20,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
@@ -105,6 +106,12 @@ type Options struct {
 	// /update, the primer runs its reads cause, subscriptions started and
 	// WebSocket connections opened. Nil: no per-client limit.
 	RateLimit *ratelimit.Limiter
+	// TracerProvider, when set, traces requests (see trace.go): a span per
+	// request, the incoming traceparent honoured, the trace in the
+	// traceresponse header, and in a sampled trace spans for the response
+	// cache and each product field. Nil: no tracing, and an incoming
+	// traceparent is ignored.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -143,8 +150,10 @@ type Server struct {
 	gql   *graph.Handler
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
-	mux   *http.ServeMux
-	authd http.Handler // serveAuthenticated, behind CORS when origins are set
+	// tracer is nil when tracing is off.
+	tracer *requestTracer
+	mux    *http.ServeMux
+	authd  http.Handler // serveAuthenticated, behind CORS when origins are set
 
 	rcHits, rcMisses, rcStores prometheus.Counter
 	limits                     *limitMetrics
@@ -218,13 +227,13 @@ func New(o Options) (*Server, error) {
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
 		OnRefused: lm.onRefused, OnValidated: lm.validated.Inc,
-		Guard: guard, Schema: o.Schema, Trusted: o.Trusted, Extend: o.Extend,
+		Guard: guard, Schema: o.Schema, Trusted: o.Trusted, Extend: o.Extend, TracerProvider: o.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: o, cache: o.Cache, log: o.Logger, gql: gql, guard: guard, mux: http.NewServeMux(), notReady: map[string]string{}, limits: lm,
-		wsMax: subs.MaxConnections, rl: o.RateLimit}
+		wsMax: subs.MaxConnections, rl: o.RateLimit, tracer: newRequestTracer(o.TracerProvider)}
 	if s.rl != nil {
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kck_rate_limit_clients",
@@ -313,12 +322,18 @@ func New(o Options) (*Server, error) {
 
 // ServeHTTP serves every route, turning a panic into a 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.tracer != nil && traced(r) {
+		if tw, tr, span, ok := s.tracer.start(w, r); ok {
+			w, r = tw, tr
+			defer s.tracer.end(w, span)
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("handler panicked", "path", r.URL.Path, "panic", p)
+			s.log.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "panic", p)
 			writeError(w, http.StatusInternalServerError, apierror.Internal, "internal error")
 		}
 	}()
@@ -487,6 +502,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	// With auth off every response is shared; with auth on, only one that
 	// read public products alone.
 	if e, ok := s.rc.get(h, buf.Bytes()); ok && (e.public || !s.guard.On()) {
+		s.rcOutcome(r.Context(), "hit")
 		s.serveCached(w, r, e)
 		return
 	}
@@ -494,11 +510,13 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		callerIdentity(buf, p)
 		h = s.rc.hash(buf.Bytes())
 		if e, ok := s.rc.get(h, buf.Bytes()); ok {
+			s.rcOutcome(r.Context(), "hit")
 			s.serveCached(w, r, e)
 			return
 		}
 	}
 	s.rcMisses.Inc()
+	s.rcOutcome(r.Context(), "miss")
 	s.execute(w, r, p, body, buf.Bytes(), shared)
 }
 
@@ -659,6 +677,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	s.gql.ServeHTTP(hw, r)
 	if hw.status == http.StatusOK && col.Cacheable() {
 		if e := s.keep(ident, shared, false, w.Header(), hw.body.Bytes(), col.Reads()); e != nil {
+			s.noteKept(ctx)
 			s.serveEntry(w, r, e)
 			return
 		}

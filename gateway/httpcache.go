@@ -62,6 +62,7 @@ func (s *Server) executeGET(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	reads := col.Reads()
 	if ident != nil && col.Cacheable() {
 		if e := s.keep(ident, shared, true, w.Header(), hw.body.Bytes(), reads); e != nil {
+			s.noteKept(ctx)
 			s.serveEntry(w, r, e)
 			return
 		}

@@ -8,24 +8,71 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph/model"
+	"github.com/kck-go/kck/tracing"
 )
 
 // resolveProduct is the body of every @product field: build the key from the
 // field's arguments (and a per-user product's claims), check the caller may
 // read it, read it through the cache, note its freshness, decode.
-func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (T, error) {
+func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args ...any) (_ T, err error) {
 	var zero T
+	ctx, span := r.fieldSpan(ctx, name)
+	var res cache.Result
+	defer func() { endField(span, res, err) }()
 	key, err := r.Auth.FieldKey(ctx, name, args...)
 	if err != nil {
 		return zero, err
 	}
-	res, err := r.Cache.GetKey(ctx, key)
+	res, err = r.Cache.GetKey(ctx, key)
 	if err != nil {
 		return zero, err
 	}
 	return decodeProduct[T](ctx, res)
+}
+
+// readProduct is the product(key) field: any product as JSON.
+func (r *Resolver) readProduct(ctx context.Context, key string) (_ *model.Product, err error) {
+	ctx, span := r.fieldSpan(ctx, "")
+	var res cache.Result
+	defer func() { endField(span, res, err) }()
+	key, err = r.Auth.ReadKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	res, err = r.Cache.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	Collect(ctx, res)
+	return toProduct(res), nil
+}
+
+// fieldSpan starts the span of a product field (kck.field and the field's
+// name), in a sampled trace when tracing is on; endField ends it with
+// what the read found.
+func (r *Resolver) fieldSpan(ctx context.Context, product string) (context.Context, trace.Span) {
+	if r.tracer == nil || !tracing.Recording(ctx) {
+		return ctx, noop.Span{}
+	}
+	name, path := "kck.field", ""
+	if fc := graphql.GetFieldContext(ctx); fc != nil {
+		name, path = name+" "+fc.Field.Name, fc.Path().String()
+	}
+	return r.tracer.Start(ctx, name, trace.WithAttributes(attribute.String("graphql.field.path", path), tracing.AttrProduct.String(product)))
+}
+
+func endField(span trace.Span, res cache.Result, err error) {
+	if span.IsRecording() && err == nil && res.Entry != nil {
+		span.SetAttributes(tracing.AttrKey.String(res.Key), tracing.AttrTier.String(res.Tier.String()), tracing.AttrStale.Bool(res.Stale))
+	}
+	tracing.End(span, err)
 }
 
 // decodeProduct notes res as read by the operation and decodes its value

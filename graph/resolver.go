@@ -7,6 +7,8 @@ package graph
 //go:generate go run ./gen
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
 )
@@ -18,5 +20,6 @@ type Resolver struct {
 	// product, run an updater or act as an operator.
 	Auth *auth.Guard
 
-	subs *subscriptions // nil: subscriptions are not served
+	subs   *subscriptions // nil: subscriptions are not served
+	tracer trace.Tracer   // nil: no tracing (see Options.TracerProvider)
 }

@@ -130,16 +130,7 @@ func (r *queryResolver) MyTitles(ctx context.Context) ([]*model.Title, error) {
 
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, key string) (*model.Product, error) {
-	key, err := r.Auth.ReadKey(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Cache.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	Collect(ctx, res)
-	return toProduct(res), nil
+	return r.readProduct(ctx, key)
 }
 
 // Product is the resolver for the product field.

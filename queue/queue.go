@@ -31,7 +31,10 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Item is one queue row: a key waiting to be refreshed and what is known
@@ -70,6 +73,11 @@ type Item struct {
 	Unavailable int `json:",omitempty"`
 	// Poisoned rows failed too often; they are never claimed again.
 	Poisoned bool
+	// Trace is the W3C traceparent of the last request merged that came
+	// from a trace (a scheduled job's, an operator's request): the
+	// refresh that answers it is a trace of its own, linked to that one.
+	// Empty when none did.
+	Trace string `json:",omitempty"`
 }
 
 // Claimed reports whether a worker's lease on it runs at now.
@@ -124,7 +132,8 @@ func (s Stats) OldestAge(now time.Time) time.Duration {
 //
 // The contract:
 //   - Enqueue merges a request at time at into key's row (Config.Merge),
-//     creating it if needed. EnqueueMany does the same for several keys.
+//     creating it if needed; the request's trace is ctx's span context
+//     (TraceOf). EnqueueMany does the same for several keys.
 //   - Claim takes up to batch claimable rows for worker (Config.Claimable;
 //     a row whose lease ran out counts an attempt and may be poisoned),
 //     chosen by Select, and leases them for leaseTTL. Two concurrent claims
@@ -167,6 +176,12 @@ func Permanent(err error) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrPermanent, err)
+}
+
+// TraceOf is the trace a request made with ctx comes from, as Merge takes
+// it: ctx's span context as a W3C traceparent, "" when it has none.
+func TraceOf(ctx context.Context) string {
+	return tracing.TraceParent(trace.SpanContextFromContext(ctx))
 }
 
 // Config is what every backend needs to apply the queue's rules.

@@ -14,9 +14,14 @@ import (
 // applies one of them and writes the row back atomically (with a new
 // Version), so every backend behaves the same.
 
-// Merge records a request for key at time at in it. A zero it (no row yet)
-// becomes a new row.
-func (c Config) Merge(it *Item, key string, at time.Time) {
+// Merge records a request for key at time at, from the trace trace (a
+// traceparent, see TraceOf; "" keeps the row's), in it. A zero it (no row
+// yet) becomes a new row.
+func (c Config) Merge(it *Item, key string, at time.Time, trace string) {
+	if trace != "" {
+		// The latest: the refresh answers it for sure.
+		defer func() { it.Trace = trace }()
+	}
 	if it.Key == "" {
 		*it = Item{Key: key, FirstRequested: at, LastRequested: at, Requests: 1}
 		return

@@ -114,7 +114,7 @@ func TestTransitions(t *testing.T) {
 	t.Parallel()
 	cfg := queue.Config{MaxAttempts: 2}.WithDefaults()
 	var it queue.Item
-	cfg.Merge(&it, "a/1", t0)
+	cfg.Merge(&it, "a/1", t0, "")
 	require.Equal(t, queue.Item{Key: "a/1", FirstRequested: t0, LastRequested: t0, Requests: 1}, it)
 	require.True(t, cfg.Claimable(&it, t0))
 
@@ -144,7 +144,7 @@ func TestReleaseUnavailableNeverPoisons(t *testing.T) {
 	cfg := queue.Config{MaxAttempts: 3}.WithDefaults()
 	down := fmt.Errorf("title_list.sql: %w", primers.Unavailable("the source database", errors.New("connection refused")))
 	var it queue.Item
-	cfg.Merge(&it, "a/1", t0)
+	cfg.Merge(&it, "a/1", t0, "")
 	now := t0
 	for i := range 20 {
 		cfg.Claim(&it, "w", now, time.Minute)
@@ -167,7 +167,7 @@ func TestReleaseUnavailableNeverPoisons(t *testing.T) {
 
 	// A permanent failure poisons at once, even when unavailable.
 	var p queue.Item
-	cfg.Merge(&p, "a/2", t0)
+	cfg.Merge(&p, "a/2", t0, "")
 	cfg.Claim(&p, "w", t0, time.Minute)
 	require.NoError(t, cfg.Release(&p, "w", queue.Permanent(down), t0))
 	require.True(t, p.Poisoned)

@@ -11,9 +11,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Versions is what StoredAfter reads: a cache's in-process tier and its
@@ -62,6 +66,10 @@ type WorkerOptions struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, makes each refresh of a claimed key a trace
+	// of its own (kck.refresh, trigger queue), linked to the trace of the
+	// request that queued it (Item.Trace). Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns o with defaults filled in.
@@ -109,8 +117,9 @@ func (o WorkerOptions) validate() error {
 // and marks it done, or releases it for a retry. Several workers, in one
 // gateway or many, may drain the same queue.
 type Worker struct {
-	opts WorkerOptions
-	m    *workerMetrics
+	opts   WorkerOptions
+	m      *workerMetrics
+	tracer trace.Tracer // nil: no tracing
 	// stopped: claim nothing more (see Stop).
 	stopped atomic.Bool
 }
@@ -133,7 +142,11 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{opts: opts, m: m}, nil
+	w := &Worker{opts: opts, m: m}
+	if opts.TracerProvider != nil {
+		w.tracer = opts.TracerProvider.Tracer(tracing.Scope)
+	}
+	return w, nil
 }
 
 // Name is the worker's name in claims.
@@ -233,7 +246,17 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // process refreshes one claimed item and ends its claim.
-func (w *Worker) process(ctx context.Context, it Item) Outcome {
+func (w *Worker) process(ctx context.Context, it Item) (out Outcome) {
+	cause, _ := tracing.ParseTraceParent(it.Trace)
+	ctx, span := tracing.Root(ctx, w.tracer, "kck.refresh", cause, trace.WithAttributes(
+		tracing.AttrKey.String(it.Key), tracing.AttrTrigger.String("queue"), attribute.Int64("kck.queue.requests", it.Requests)))
+	defer func() {
+		span.SetAttributes(attribute.String("kck.queue.outcome", string(out)))
+		if out == Failed {
+			span.SetStatus(codes.Error, "refresh failed")
+		}
+		span.End()
+	}()
 	log := w.opts.Logger
 	k, err := w.opts.Cache.Registry().ParseKey(it.Key)
 	if err != nil {
@@ -252,7 +275,7 @@ func (w *Worker) process(ctx context.Context, it Item) Outcome {
 	case err == nil:
 		return w.done(ctx, it, Refreshed)
 	case errors.Is(err, primers.ErrNoData):
-		log.Debug("queued refresh: no data", "key", it.Key, "err", err)
+		log.DebugContext(ctx, "queued refresh: no data", "key", it.Key, "err", err)
 		return w.done(ctx, it, NoData)
 	case errors.Is(err, primers.ErrUnknownProduct), errors.Is(err, primers.ErrMalformedKey),
 		errors.Is(err, primers.ErrBadParams), errors.Is(err, cache.ErrNotSet):
@@ -284,22 +307,22 @@ func (w *Worker) done(ctx context.Context, it Item, out Outcome) Outcome {
 	case err == nil:
 		return out
 	case errors.Is(err, ErrNotClaimed):
-		w.opts.Logger.Warn("refresh finished after its claim ran out; another worker may refresh it again", "key", it.Key, "worker", w.opts.Name, "err", err)
+		w.opts.Logger.WarnContext(ctx, "refresh finished after its claim ran out; another worker may refresh it again", "key", it.Key, "worker", w.opts.Name, "err", err)
 		return LostClaim
 	case ctx.Err() != nil:
 		return Abandoned
 	}
 	// The refresh happened; the row stays claimed and is refreshed again
 	// after its lease: at-least-once.
-	w.opts.Logger.Error("refresh queue: marking done failed", "key", it.Key, "err", err)
+	w.opts.Logger.ErrorContext(ctx, "refresh queue: marking done failed", "key", it.Key, "err", err)
 	return out
 }
 
 func (w *Worker) release(ctx context.Context, it Item, cause error) Outcome {
-	w.opts.Logger.Warn("queued refresh failed", "key", it.Key, "attempt", it.Attempts+1, "err", cause)
+	w.opts.Logger.WarnContext(ctx, "queued refresh failed", "key", it.Key, "attempt", it.Attempts+1, "err", cause)
 	err := w.opts.Queue.Release(ctx, w.opts.Name, it.Key, it.Version, cause)
 	if err != nil && !errors.Is(err, ErrNotClaimed) && ctx.Err() == nil {
-		w.opts.Logger.Error("refresh queue: release failed", "key", it.Key, "err", err)
+		w.opts.Logger.ErrorContext(ctx, "refresh queue: release failed", "key", it.Key, "err", err)
 	}
 	return Failed
 }

@@ -16,8 +16,9 @@
 //   - Memory is bounded in bytes (Config.MaxBytes): a million distinct
 //     clients do not grow it. A client that has not asked for a while holds
 //     a full bucket, which is the same as no entry, so such entries go
-//     first; when none is idle, the least recently seen of a sample does
-//     (it gets a fresh burst: the bound costs that much fairness, never
+//     first; when none is idle, the one of a sample with the most tokens
+//     left does, so a client being limited is the last to go (one that goes
+//     gets a fresh burst: the bound costs that much fairness, never
 //     memory).
 //   - Allow costs a parse-free map lookup and a few float operations under
 //     a shard's lock, and allocates nothing for a client it knows.
@@ -276,28 +277,30 @@ func (sh *shard) add(c Key, now int64, l *Limiter) *entry {
 // starts at a random place, so this samples the shard).
 const evictSample = 8
 
-// evict drops one entry: the first of a sample whose buckets are all full
-// again (dropping it loses nothing), else the least recently seen.
+// evict drops one entry of a sample: the one whose fresh burst, should it
+// come back, would give away the fewest tokens (an idle client, its buckets
+// full again, gives away none), of equals the least recently seen. So a
+// client that is being limited keeps its entry while clients with tokens to
+// spare are there to go: a stream of newcomers does not reset its limit.
 func (sh *shard) evict(now int64, l *Limiter) {
 	var (
 		victim Key
-		oldest int64 = math.MaxInt64
+		least  = math.Inf(1)
+		oldest int64
 		n      int
 	)
 	for k, e := range sh.m {
-		full := true
+		gift := 0.0 // the burst fractions a fresh entry would give back
 		for i, r := range l.rates {
-			if r.on() && e.b[i].level(r, now) < float64(r.Burst) {
-				full = false
-				break
+			if r.on() {
+				gift += 1 - e.b[i].level(r, now)/float64(r.Burst)
 			}
 		}
-		if full {
-			victim = k
-			break
+		if gift < least || (gift == least && e.seen < oldest) {
+			victim, least, oldest = k, gift, e.seen
 		}
-		if e.seen < oldest {
-			victim, oldest = k, e.seen
+		if gift <= 0 {
+			break
 		}
 		if n++; n >= evictSample {
 			break

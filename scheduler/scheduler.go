@@ -36,11 +36,14 @@ import (
 	"github.com/go-co-op/gocron/v2"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/internal/lifecycle"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/queue"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Options configure a Scheduler.
@@ -79,6 +82,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the scheduler's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, makes each run of a job a trace (kck.job;
+	// not the queue's drain, whose refreshes are traces of their own), and
+	// each refresh a job asks for a trace of its own linked to it: through
+	// the queue (Item.Trace), or directly without one. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns o with defaults filled in.
@@ -127,6 +135,7 @@ func (o Options) validate() error {
 // Scheduler runs the jobs. Create it with New, register jobs, Start, Close.
 type Scheduler struct {
 	opts   Options
+	tracer trace.Tracer // nil: no tracing
 	cache  *cache.Cache
 	gs     gocron.Scheduler
 	locker *SlotLocker
@@ -174,7 +183,10 @@ type jobSpec struct {
 	cluster bool
 	// refreshes names the product a periodic refresh job refreshes.
 	refreshes string
-	run       func(ctx context.Context, slot time.Time) error
+	// untraced: a run is no trace of its own (the queue's drain, which
+	// runs every second and traces each refresh it makes).
+	untraced bool
+	run      func(ctx context.Context, slot time.Time) error
 }
 
 // New returns a scheduler of the warming, refresh and domains that the
@@ -223,9 +235,12 @@ func New(opts Options) (*Scheduler, error) {
 		ready:     make(chan struct{}),
 		life:      lifecycle.New(),
 	}
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracing.Scope)
+	}
 	if opts.Worker != nil {
 		w := opts.Worker
-		err := s.add(jobSpec{name: "queue/drain", when: primers.Every(opts.DrainInterval), run: func(ctx context.Context, _ time.Time) error {
+		err := s.add(jobSpec{name: "queue/drain", when: primers.Every(opts.DrainInterval), untraced: true, run: func(ctx context.Context, _ time.Time) error {
 			_, err := w.Drain(ctx)
 			if ctx.Err() != nil {
 				return nil
@@ -377,11 +392,17 @@ func (s *Scheduler) task(j jobSpec) func() error {
 		ctx := s.runCtx
 		slot, period := j.schedule.slot(s.opts.Clock.Now())
 		start := time.Now()
+		span := trace.SpanFromContext(ctx) // none
+		if !j.untraced {
+			ctx, span = tracing.Root(ctx, s.tracer, "kck.job "+j.name, trace.SpanContext{}, trace.WithAttributes(
+				attribute.String("kck.job", j.name), attribute.String("kck.slot", slot.UTC().Format(time.RFC3339))))
+		}
 		defer func() {
 			if r := recover(); r != nil {
-				s.opts.Logger.Error("job panicked", "job", j.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				s.opts.Logger.ErrorContext(ctx, "job panicked", "job", j.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = fmt.Errorf("job %s panicked: %v", j.name, r)
 			}
+			tracing.End(span, err)
 			s.m.duration.WithLabelValues(j.name).Observe(time.Since(start).Seconds())
 			outcome := "ok"
 			if err != nil {
@@ -583,7 +604,12 @@ func (s *Scheduler) RefreshKeys(ctx context.Context, keys []string, at time.Time
 		s.m.requests.WithLabelValues("enqueued").Add(float64(len(keys)))
 		return nil
 	}
-	n, firstErr := s.eachErr(ctx, keys, func(ctx context.Context, key string) error {
+	job := trace.SpanContextFromContext(ctx)
+	n, firstErr := s.eachErr(ctx, keys, func(ctx context.Context, key string) (err error) {
+		// Each refresh is a trace of its own, linked to the job's run.
+		ctx, span := tracing.Root(ctx, s.tracer, "kck.refresh", job, trace.WithAttributes(
+			tracing.AttrKey.String(key), tracing.AttrTrigger.String("schedule")))
+		defer func() { tracing.End(span, err) }()
 		if queue.StoredAfter(ctx, s.cache, key, at) {
 			s.m.requests.WithLabelValues("skipped_fresh").Inc()
 			return nil

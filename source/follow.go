@@ -13,7 +13,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kck-go/kck/tracing"
 )
+
+func tracerOf(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer(tracing.Scope)
+}
 
 // FollowOptions configure a Follower.
 type FollowOptions struct {
@@ -35,8 +46,14 @@ type FollowOptions struct {
 	// longer holds what it missed.
 	Resync func(ctx context.Context) []string
 	// Refresh has key refreshed because its source changed at asked, and
-	// calls done with the outcome (cache.Cache.Dispatch). Required.
-	Refresh func(key string, asked time.Time, done func(error))
+	// calls done with the outcome (cache.Cache.Dispatch). Required. ctx is
+	// not the refresh's: it carries the span of the batch of changes that
+	// asked (see TracerProvider), for the refresh's trace to link to.
+	Refresh func(ctx context.Context, key string, asked time.Time, done func(error))
+	// TracerProvider, when set, traces the follower: each batch of changes
+	// read from the log is a trace (kck.source.changes, with the SQL that
+	// read it), which the refreshes it asks for link to. Nil: none.
+	TracerProvider trace.TracerProvider
 	// Retention is how long the log keeps a change that no follower has
 	// read. Default 24 h.
 	Retention time.Duration
@@ -56,7 +73,8 @@ type FollowOptions struct {
 // the changed rows. Run it where one gateway of the cluster leads (see
 // package cluster).
 type Follower struct {
-	opts FollowOptions
+	opts   FollowOptions
+	tracer trace.Tracer // nil: no tracing
 
 	changes, refreshes, failures prometheus.Counter
 	lag                          prometheus.Histogram
@@ -112,6 +130,7 @@ func NewFollower(opts FollowOptions) (*Follower, error) {
 		opts.RetryWait = time.Second
 	}
 	f := &Follower{opts: opts,
+		tracer:    tracerOf(opts.TracerProvider),
 		changes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_changes_total", Help: "Source row changes read from the change log by this gateway (while it followed it)."}),
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_refreshes_total", Help: "Products refreshed because their source changed, handed out by this gateway."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "kck_source_refresh_failures_total", Help: "Such refreshes that failed."}),
@@ -342,7 +361,7 @@ func (f *Follower) start(ctx context.Context, conn *pgx.Conn) (pos, error) {
 		if f.opts.Resync != nil {
 			now := time.Now()
 			for _, k := range f.opts.Resync(ctx) {
-				f.refresh(k, now, nil)
+				f.refresh(ctx, k, now, nil)
 			}
 		}
 		if _, err := conn.Exec(ctx, `UPDATE kck_source_position SET xid = $2::xid8, id = $3, updated = now() WHERE follower = $1`, f.opts.Name, head.xid, head.id); err != nil {
@@ -375,6 +394,7 @@ func (f *Follower) head(ctx context.Context, conn *pgx.Conn, back time.Duration)
 // keys out.
 func (f *Follower) readBatch(ctx context.Context, conn *pgx.Conn, w *window) (int, error) {
 	from := w.end()
+	start := time.Now()
 	rows, err := conn.Query(ctx, `SELECT xid::text, id, at, tbl, op, new_keys, old_keys FROM kck_source_changes
 		WHERE (xid, id) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY xid, id LIMIT $3`, from.xid, from.id, readBatch)
@@ -403,6 +423,15 @@ func (f *Follower) readBatch(ctx context.Context, conn *pgx.Conn, w *window) (in
 		return 0, fmt.Errorf("change log: read: %w", err)
 	}
 	asked := time.Now() // after the rows committed: a run that starts later reads them
+	if len(batch) == 0 {
+		f.backlog.Set(float64(w.backlog())) // the last batch's refreshes may have finished since
+		return 0, nil
+	}
+	// A batch read is a trace of its own, from the read on (most reads
+	// find nothing, and make none); the refreshes it asks for link to it.
+	rctx, span := tracing.Root(ctx, f.tracer, "kck.source.changes", trace.SpanContext{},
+		trace.WithTimestamp(start), trace.WithAttributes(attribute.Int("kck.changes", len(batch))))
+	defer span.End()
 	for _, r := range batch {
 		f.changes.Inc()
 		var keys []string
@@ -411,8 +440,12 @@ func (f *Follower) readBatch(ctx context.Context, conn *pgx.Conn, w *window) (in
 		}
 		slot := w.add(r.p, len(keys))
 		at := r.at
+		if span.IsRecording() && len(keys) > 0 {
+			span.AddEvent("change", trace.WithAttributes(attribute.String("kck.table", r.ch.Table), attribute.String("kck.op", r.ch.Op),
+				attribute.Int("kck.keys", len(keys))))
+		}
 		for _, k := range keys {
-			f.refreshRetrying(ctx, k, asked, 0, func(err error) {
+			f.refreshRetrying(rctx, k, asked, 0, func(err error) {
 				if err == nil {
 					f.lag.Observe(max(0, time.Since(at).Seconds()))
 				}
@@ -424,8 +457,8 @@ func (f *Follower) readBatch(ctx context.Context, conn *pgx.Conn, w *window) (in
 	return len(batch), nil
 }
 
-func (f *Follower) refresh(key string, asked time.Time, done func(error)) {
-	f.opts.Refresh(key, asked, func(err error) {
+func (f *Follower) refresh(ctx context.Context, key string, asked time.Time, done func(error)) {
+	f.opts.Refresh(ctx, key, asked, func(err error) {
 		f.refreshes.Inc()
 		if err != nil {
 			f.failures.Inc()
@@ -446,7 +479,7 @@ func (f *Follower) refresh(key string, asked time.Time, done func(error)) {
 // When ctx ends first, finished is not called: the row stays unfinished,
 // for the next follower to read again.
 func (f *Follower) refreshRetrying(ctx context.Context, key string, asked time.Time, attempt int, finished func(error)) {
-	f.opts.Refresh(key, asked, func(err error) {
+	f.opts.Refresh(ctx, key, asked, func(err error) {
 		f.refreshes.Inc()
 		if err == nil {
 			finished(nil)

@@ -27,11 +27,17 @@ func URLFromEnv() string { return os.Getenv("KCK_POSTGRES_URL") }
 
 // Open connects a pool and checks that the database answers. The error
 // names the host and database, never the password.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return OpenTraced(ctx, url, nil) }
+
+// OpenTraced is Open with tracer on every connection of the pool (nil:
+// none), such as tracing.PgxTracer: a primer's SQL is then a span of the
+// primer's.
+func OpenTraced(ctx context.Context, url string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: bad KCK_POSTGRES_URL: %w", err)
 	}
+	cfg.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)

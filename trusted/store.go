@@ -226,8 +226,9 @@ func (s *Store) load(force bool) (bool, error) {
 
 func (s *Store) failed(first bool, err error) error {
 	if !first {
-		s.reloads.WithLabelValues("failed").Inc()
+		// Logged before counted: whoever watches the count finds the log.
 		s.log.Error("trusted documents not reloaded; the previous manifest stays in force", "path", s.opts.Path, "err", err)
+		s.reloads.WithLabelValues("failed").Inc()
 	}
 	return err
 }

@@ -56,6 +56,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, at time.Time) error {
 
 // EnqueueMany merges a request at time at for each key, in one transaction.
 func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) error {
+	trace := queue.TraceOf(ctx)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 					return fmt.Errorf("corrupt queue row %q: %w", k, err)
 				}
 			}
-			q.cfg.Merge(&it, k, at)
+			q.cfg.Merge(&it, k, at, trace)
 			if err := putItem(b, &it); err != nil {
 				return err
 			}

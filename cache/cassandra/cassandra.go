@@ -103,6 +103,10 @@ type Config struct {
 	// CompressAbove is the value size from which values are compressed.
 	// Default 1 KiB; negative disables compression.
 	CompressAbove int
+	// Trace records each request (each attempt, a retry or a speculative
+	// one included) as a span of the read or write that made it, in a
+	// sampled trace. Default off.
+	Trace bool
 }
 
 // ConfigFromEnv reads KCK_CASSANDRA_HOSTS (comma-separated), _KEYSPACE,
@@ -300,7 +304,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ops := &opCounter{}
+	ops := &opCounter{trace: cfg.Trace}
 	s, err := connect(ctx, cfg, cfg.Keyspace, ops)
 	if err != nil {
 		// Tell a missing keyspace from an unreachable cluster.

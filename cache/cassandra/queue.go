@@ -91,6 +91,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, at time.Time) error {
 // each shard's keys one after the other: Paxos contention is per
 // partition, so a batch never contends with itself.
 func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) error {
+	trace := queue.TraceOf(ctx)
 	if slices.Contains(keys, "") {
 		return errors.New("cassandra queue: empty key")
 	}
@@ -106,7 +107,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 		g.Go(func() error {
 			for _, k := range ks {
 				err := q.update(ctx, "enqueue", k, func(it *queue.Item, _ bool) (action, error) {
-					q.cfg.Merge(it, k, at)
+					q.cfg.Merge(it, k, at, trace)
 					return put, nil
 				})
 				if err != nil {

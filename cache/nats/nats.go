@@ -6,7 +6,8 @@
 // Subjects, under kck.<cluster> (Config.Cluster):
 //
 //	kck.<cluster>.changes        announcements; every gateway subscribes
-//	kck.<cluster>.refresh        assignments; queue group "refresh": one gateway takes each
+//	kck.<cluster>.refresh        assignments; queue group "refresh": one gateway takes each,
+//	                             with the sender's trace in a traceparent header
 //	kck.<cluster>.gather.<topic> questions every gateway answers (the admin console's roster)
 //
 // Choices, and why:
@@ -43,8 +44,10 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Config configures a Bus.
@@ -311,12 +314,17 @@ func (b *Bus) keep(sub *natsgo.Subscription) {
 
 // Assign asks one other gateway of the queue group to refresh key (no
 // echo: never this one; alone, it gets cache.ErrNoAssignee and refreshes
-// the key itself).
+// the key itself). ctx's span context, when it has one, goes in the
+// message's traceparent header.
 func (b *Bus) Assign(ctx context.Context, key string, asked time.Time) error {
-	req := binary.AppendVarint(nil, asked.UnixMicro())
-	req = append(req, key...)
+	req := natsgo.NewMsg(b.refresh)
+	req.Data = binary.AppendVarint(nil, asked.UnixMicro())
+	req.Data = append(req.Data, key...)
+	if tp := tracing.TraceParent(trace.SpanContextFromContext(ctx)); tp != "" {
+		req.Header.Set(traceParent, tp)
+	}
 	b.count("sent", "assign")
-	m, err := b.nc.RequestWithContext(ctx, b.refresh, req)
+	m, err := b.nc.RequestMsgWithContext(ctx, req)
 	switch {
 	case errors.Is(err, natsgo.ErrNoResponders):
 		return fmt.Errorf("%w: %s", cache.ErrNoAssignee, key)
@@ -330,6 +338,9 @@ func (b *Bus) Assign(ctx context.Context, key string, asked time.Time) error {
 	return nil
 }
 
+// traceParent is the header of an assignment's trace context (W3C's name).
+const traceParent = "traceparent"
+
 // RemoteError is a refresh that failed on the gateway that took it.
 type RemoteError struct{ Key, Msg string }
 
@@ -338,7 +349,7 @@ func (e *RemoteError) Error() string {
 }
 
 // ServeAssignments takes this gateway's share of the assignments.
-func (b *Bus) ServeAssignments(fn func(key string, asked time.Time, done func(error))) error {
+func (b *Bus) ServeAssignments(fn func(ctx context.Context, key string, asked time.Time, done func(error))) error {
 	sub, err := b.nc.QueueSubscribe(b.refresh, "refresh", func(m *natsgo.Msg) {
 		b.count("received", "assign")
 		us, n := binary.Varint(m.Data)
@@ -346,7 +357,11 @@ func (b *Bus) ServeAssignments(fn func(key string, asked time.Time, done func(er
 			b.log.Warn("change bus: bad assignment", "bytes", len(m.Data))
 			return
 		}
-		fn(string(m.Data[n:]), time.UnixMicro(us), func(err error) {
+		ctx := context.Background()
+		if sc, ok := tracing.ParseTraceParent(m.Header.Get(traceParent)); ok {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		fn(ctx, string(m.Data[n:]), time.UnixMicro(us), func(err error) {
 			var reply []byte
 			if err != nil {
 				reply = []byte(err.Error())

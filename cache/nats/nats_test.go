@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache"
 	natsbus "github.com/kck-go/kck/cache/nats"
@@ -98,15 +99,18 @@ func TestAssign(t *testing.T) {
 	defer cancel()
 	err := leader.Assign(ctx, "k/1", time.Now())
 	require.True(t, errors.Is(err, cache.ErrNoAssignee), "%v", err)
-	require.NoError(t, leader.ServeAssignments(func(string, time.Time, func(error)) { t.Error("the leader took its own assignment") }))
+	require.NoError(t, leader.ServeAssignments(func(context.Context, string, time.Time, func(error)) {
+		t.Error("the leader took its own assignment")
+	}))
 
 	var mu sync.Mutex
 	took := map[string]int{}
 	asked := time.Now().Truncate(time.Microsecond)
 	for _, name := range []string{"w1", "w2"} {
 		w := natstest.Bus(t, srv, cluster, name)
-		require.NoError(t, w.ServeAssignments(func(key string, at time.Time, done func(error)) {
+		require.NoError(t, w.ServeAssignments(func(ctx context.Context, key string, at time.Time, done func(error)) {
 			assert.True(t, at.Equal(asked))
+			assert.False(t, trace.SpanContextFromContext(ctx).IsValid(), "no trace sent, none received")
 			mu.Lock()
 			took[name]++
 			mu.Unlock()
@@ -127,6 +131,33 @@ func TestAssign(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, 21, took["w1"]+took["w2"], "each assignment taken once")
+}
+
+// An assignment carries its sender's trace context (a traceparent
+// header): the refresh on the gateway that takes it is a span of the
+// sender's trace.
+func TestAssignCarriesTheTrace(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	cluster := natstest.Cluster(t)
+	leader := natstest.Bus(t, srv, cluster, "leader")
+	w := natstest.Bus(t, srv, cluster, "w")
+	got := make(chan trace.SpanContext, 1)
+	require.NoError(t, w.ServeAssignments(func(ctx context.Context, _ string, _ time.Time, done func(error)) {
+		got <- trace.SpanContextFromContext(ctx)
+		done(nil)
+	}))
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), sent), wait)
+	defer cancel()
+	require.NoError(t, leader.Assign(ctx, "k/1", time.Now()))
+	sc := <-got
+	assert.True(t, sc.IsRemote())
+	assert.Equal(t, sent.TraceID(), sc.TraceID())
+	assert.Equal(t, sent.SpanID(), sc.SpanID(), "the sender's span is the parent")
+	assert.True(t, sc.IsSampled(), "the sampling decision travels too")
 }
 
 // Gather asks every other gateway and collects their answers.

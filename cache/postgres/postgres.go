@@ -82,6 +82,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/primers"
+	"github.com/kck-go/kck/tracing"
 )
 
 // Config configures the store. Zero values take the defaults noted.
@@ -118,6 +119,9 @@ type Config struct {
 	// bounds the rows of each table one Sweep examines (it goes on where it
 	// stopped the next time). Defaults 1,000 and 100,000.
 	SweepBatch, SweepMaxRows int
+	// Trace records each statement as a span of the read or write that
+	// made it, in a sampled trace (tracing.PgxTracer). Default off.
+	Trace bool
 }
 
 // WithDefaults returns c with defaults filled in.
@@ -205,6 +209,9 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	}
 	if !strings.Contains(c.URL, "pool_max_conns") {
 		pc.MaxConns = c.MaxConns
+	}
+	if c.Trace {
+		pc.ConnConfig.Tracer = tracing.PgxTracer{}
 	}
 	return pc, nil
 }

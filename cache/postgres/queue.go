@@ -95,18 +95,18 @@ type queueStatements struct {
 // itemCols are the columns of a queue.Item and whether the row is
 // finished, in scanItem's order.
 const itemCols = `key, version, requests, first_requested, last_requested, worker, claimed_at, lease_until,
-	claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, done_at IS NOT NULL`
+	claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, done_at IS NOT NULL, trace`
 
 // rowType is jsonb_to_recordset's record of a written row (see row).
 const rowType = `(ord int, key text, prev bigint, claim boolean, version bigint, requests bigint,
 	first_requested timestamptz, last_requested timestamptz, worker text, claimed_at timestamptz,
 	lease_until timestamptz, claimed_requests bigint, first_since_claim timestamptz, attempts int,
-	unavailable int, not_before timestamptz, poisoned boolean, last_error text)`
+	unavailable int, not_before timestamptz, poisoned boolean, last_error text, trace text)`
 
 const setCols = `done_at = NULL, version = u.version, requests = u.requests, first_requested = u.first_requested,
 	last_requested = u.last_requested, worker = u.worker, claimed_at = u.claimed_at, lease_until = u.lease_until,
 	claimed_requests = u.claimed_requests, first_since_claim = u.first_since_claim, attempts = u.attempts,
-	unavailable = u.unavailable, not_before = u.not_before, poisoned = u.poisoned, last_error = u.last_error`
+	unavailable = u.unavailable, not_before = u.not_before, poisoned = u.poisoned, last_error = u.last_error, trace = u.trace`
 
 func newQueueStatements(schema string) queueStatements {
 	t := pgx.Identifier{schema, "refresh_queue"}.Sanitize()
@@ -124,15 +124,15 @@ func newQueueStatements(schema string) queueStatements {
 		// so that no claim of it is current); the sweep deletes it later.
 		finish: `UPDATE ` + t + ` SET done_at = now(), version = $4, worker = ''
 			WHERE queue = $1 AND key = $2 AND version = $3 AND done_at IS NULL`,
-		// One row, changed if still at the version read ($17; a finished
+		// One row, changed if still at the version read ($18; a finished
 		// row is queued again), or new.
 		update: `UPDATE ` + t + ` SET (version, requests, first_requested, last_requested, worker, claimed_at, lease_until,
-				claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, done_at)
-				= ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL)
-			WHERE queue = $1 AND key = $2 AND version = $17`,
+				claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, trace, done_at)
+				= ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL)
+			WHERE queue = $1 AND key = $2 AND version = $18`,
 		insert: `INSERT INTO ` + t + ` (queue, key, version, requests, first_requested, last_requested, worker, claimed_at,
-				lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+				lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, trace)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 			ON CONFLICT (queue, key) DO NOTHING`,
 		// Rows changed (prev: the version read, of a queued row or a
 		// finished one) or new (prev 0); $3 lists
@@ -147,9 +147,9 @@ func newQueueStatements(schema string) queueStatements {
 			upd AS (UPDATE ` + t + ` q SET ` + setCols + ` FROM l JOIN u ON u.key = l.key
 				WHERE q.queue = $1 AND q.key = ANY($3) AND q.key = l.key RETURNING q.key),
 			ins AS (INSERT INTO ` + t + ` (queue, key, version, requests, first_requested, last_requested, worker, claimed_at,
-					lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error)
+					lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, trace)
 				SELECT $1, key, version, requests, first_requested, last_requested, worker, claimed_at,
-					lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error
+					lease_until, claimed_requests, first_since_claim, attempts, unavailable, not_before, poisoned, last_error, trace
 				FROM u WHERE prev = 0 ORDER BY key
 				ON CONFLICT (queue, key) DO NOTHING RETURNING key)
 			SELECT key FROM upd UNION ALL SELECT key FROM ins`,
@@ -191,6 +191,7 @@ type row struct {
 	NotBefore       *time.Time `json:"not_before"`
 	Poisoned        bool       `json:"poisoned"`
 	LastError       string     `json:"last_error"`
+	Trace           string     `json:"trace"`
 }
 
 // change is a row's new state: it was read at version prev (0: there was
@@ -215,7 +216,7 @@ func toRow(c change, ord int, claim bool) row {
 		Worker: it.Worker, ClaimedAt: optTime(it.ClaimedAt), LeaseUntil: optTime(it.LeaseUntil),
 		ClaimedRequests: it.ClaimedRequests, FirstSinceClaim: optTime(it.FirstSinceClaim),
 		Attempts: it.Attempts, Unavailable: it.Unavailable, NotBefore: optTime(it.NotBefore),
-		Poisoned: it.Poisoned, LastError: it.LastError,
+		Poisoned: it.Poisoned, LastError: it.LastError, Trace: it.Trace,
 	}
 }
 
@@ -241,7 +242,7 @@ func scanItem(r pgx.Row) (stored, error) {
 		first, last, claimed, lease, since, notBefor pgtype.Timestamptz
 	)
 	err := r.Scan(&it.Key, &version, &it.Requests, &first, &last, &it.Worker, &claimed, &lease,
-		&it.ClaimedRequests, &since, &it.Attempts, &it.Unavailable, &notBefor, &it.Poisoned, &it.LastError, &it.finished)
+		&it.ClaimedRequests, &since, &it.Attempts, &it.Unavailable, &notBefor, &it.Poisoned, &it.LastError, &it.finished, &it.Trace)
 	if err != nil {
 		return stored{}, err
 	}
@@ -271,6 +272,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, at time.Time) error {
 // some keys may be queued; queueing them again only counts one more
 // request.
 func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) error {
+	trace := queue.TraceOf(ctx)
 	if slices.Contains(keys, "") {
 		return errors.New("postgres queue: empty key")
 	}
@@ -286,7 +288,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 		k := distinct[0]
 		return q.update(ctx, "enqueue", k, func(it *queue.Item, _ bool) (action, error) {
 			for range count[k] {
-				q.cfg.Merge(it, k, at)
+				q.cfg.Merge(it, k, at, trace)
 			}
 			return put, nil
 		})
@@ -294,7 +296,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, keys []string, at time.Time) er
 	for chunk := range slices.Chunk(distinct, writeChunk) {
 		err := q.changeMany(ctx, "enqueue", chunk, func(it *queue.Item, key string) bool {
 			for range count[key] {
-				q.cfg.Merge(it, key, at)
+				q.cfg.Merge(it, key, at, trace)
 			}
 			return true
 		})
@@ -676,7 +678,7 @@ func (q *Queue) writeOne(ctx context.Context, prev uint64, exists bool, it *queu
 	}
 	r := toRow(change{prev: prev, it: it}, 0, false)
 	args := []any{q.name, r.Key, r.Version, r.Requests, r.FirstRequested, r.LastRequested, r.Worker, r.ClaimedAt, r.LeaseUntil,
-		r.ClaimedRequests, r.FirstSinceClaim, r.Attempts, r.Unavailable, r.NotBefore, r.Poisoned, r.LastError}
+		r.ClaimedRequests, r.FirstSinceClaim, r.Attempts, r.Unavailable, r.NotBefore, r.Poisoned, r.LastError, r.Trace}
 	stmt := q.sql.insert
 	if found {
 		stmt, args = q.sql.update, append(args, int64(prev))

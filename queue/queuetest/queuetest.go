@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kck-go/kck/cache/cachetest"
 	"github.com/kck-go/kck/queue"
@@ -60,6 +61,7 @@ func Run(t *testing.T, open Open) {
 		{"DeadWorkersPoison", testDeadWorkersPoison},
 		{"RemoveRevivesPoisoned", testRemoveRevives},
 		{"Stats", testStats},
+		{"EnqueueKeepsTheTrace", testTrace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -83,6 +85,39 @@ func keys(items []queue.Item) []string {
 		out[i] = it.Key
 	}
 	return out
+}
+
+// A request made in a trace leaves its traceparent in the row, for the
+// refresh to link to; the last such request wins, and one made outside a
+// trace leaves it alone. It survives a claim, for the worker.
+func testTrace(t *testing.T, e env) {
+	traced := func(spanID string) context.Context {
+		tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+		sid, _ := trace.SpanIDFromHex(spanID)
+		return trace.ContextWithSpanContext(ctx(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	}
+	require.NoError(t, e.q.Enqueue(ctx(t), "a/1", t0))
+	it, err := e.q.Get(ctx(t), "a/1")
+	require.NoError(t, err)
+	require.Empty(t, it.Trace, "a request outside a trace")
+	require.NoError(t, e.q.EnqueueMany(traced("00f067aa0ba902b7"), []string{"a/1", "a/2"}, t0))
+	require.NoError(t, e.q.Enqueue(ctx(t), "a/1", t0.Add(time.Second)))
+	for _, k := range []string{"a/1", "a/2"} {
+		it, err := e.q.Get(ctx(t), k)
+		require.NoError(t, err)
+		require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", it.Trace, k)
+	}
+	require.NoError(t, e.q.Enqueue(traced("00f067aa0ba902b8"), "a/1", t0.Add(2*time.Second)))
+	items, err := e.q.Claim(ctx(t), "w1", 10, time.Minute)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, it := range items {
+		got[it.Key] = it.Trace
+	}
+	require.Equal(t, map[string]string{
+		"a/1": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01",
+		"a/2": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	}, got)
 }
 
 func testGetMissing(t *testing.T, e env) {

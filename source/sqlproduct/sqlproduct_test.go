@@ -315,7 +315,7 @@ func TestChangeFeed(t *testing.T) {
 	)
 	f, err := source.NewFollower(source.FollowOptions{URL: url, Name: "test",
 		Affected: func(c source.Change) []string { return decls.Affected(reg, c, sqlC.Instances) },
-		Refresh: func(key string, _ time.Time, done func(error)) {
+		Refresh: func(_ context.Context, key string, _ time.Time, done func(error)) {
 			mu.Lock()
 			got = append(got, key)
 			mu.Unlock()

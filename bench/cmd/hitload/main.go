@@ -4,6 +4,8 @@
 //	hitload -gateway http://127.0.0.1:18080 [-c 64] [-d 8s] [-rounds 2]
 //	hitload -gateway URL -auth-gateway URL -auth-secret S -auth-rsa-key FILE
 //	hitload -gateway URL -accept-encoding gzip|zstd [-keys 300]
+//	hitload -compare name=URL,name=URL,...
+//	hitload otlp ADDR
 //
 // It first sends one titleList query per demo author to the gateway (which
 // warms its cache) and keeps the responses; then it starts itself as the
@@ -18,6 +20,11 @@
 // its author's bearer token, minted here (sub = the author id), HS256 for
 // the auth-off gateway too (it ignores the header), so both kinds send the
 // same bytes but the gateway's work.
+//
+// With -compare it loads several gateways that serve the same data (one
+// with tracing off, others with it on) in turn, rounds times, and prints
+// each one's best run and its ratio to the first. `hitload otlp ADDR` is an
+// OTLP/HTTP trace sink for them: it takes every export and discards it.
 package main
 
 import (
@@ -44,6 +51,10 @@ func main() {
 		serveStatic(os.Args[2], os.Args[3])
 		return
 	}
+	if len(os.Args) > 2 && os.Args[1] == "otlp" {
+		serveOTLP(os.Args[2])
+		return
+	}
 	gw := flag.String("gateway", "http://127.0.0.1:18080", "gateway base URL")
 	conns := flag.Int("c", 64, "concurrent connections")
 	dur := flag.Duration("d", 8*time.Second, "duration of one load run")
@@ -52,9 +63,14 @@ func main() {
 	authGW := flag.String("auth-gateway", "", "a gateway with auth on: compare it with -gateway (auth off)")
 	acceptEncoding := flag.String("accept-encoding", "", "compare the gateway's compressed hits (this Accept-Encoding, e.g. gzip or zstd) with its identity hits and the static server's identity bytes, with bytes on the wire")
 	keys := flag.Int("keys", 1, "with -accept-encoding: keys read by one request: 1 (one titleList query per author) or more (one query of that many aliased titleList fields)")
+	compare := flag.String("compare", "", "gateways to compare, name=URL pairs, comma-separated: each one's ratio to the first")
 	secret := flag.String("auth-secret", "", "the auth gateway's HS256 secret")
 	rsaKey := flag.String("auth-rsa-key", "", "PEM file of the RSA private key whose public half the auth gateway holds")
 	flag.Parse()
+	if *compare != "" {
+		compareGateways(*compare, *conns, *dur, *rounds, *authors)
+		return
+	}
 	if *authGW != "" {
 		compareAuth(*gw, *authGW, *secret, *rsaKey, *conns, *dur, *rounds, *authors)
 		return
