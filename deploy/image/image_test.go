@@ -33,6 +33,7 @@ import (
 
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/gatewaytest"
+	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/internal/pgtest"
 )
 
@@ -226,7 +227,7 @@ func post(t *testing.T, url, body string) string {
 // and a read-only root filesystem, first as the migrate Job (kck migrate:
 // the keyspace, the change triggers), then as a gateway, on the real
 // Cassandra cluster and PostgreSQL; only the external services' addresses
-// are this machine's. The gateway serves the SQL products, follows a row
+// (and the change bus's) are this machine's. The gateway serves the SQL products, follows a row
 // inserted in PostgreSQL, keeps introspection and the playground off
 // (KCK_PRODUCTION), and drains on SIGTERM.
 func TestManifestConfigRuns(t *testing.T) {
@@ -251,6 +252,11 @@ func TestManifestConfigRuns(t *testing.T) {
 	config["KCK_CASSANDRA_KEYSPACE"] = ks.Keyspace
 	config["KCK_CASSANDRA_REPLICATION_FACTOR"] = strconv.Itoa(len(ks.Hosts))
 	config["KCK_POSTGRES_URL"] = db.String()
+	// The change bus: the ConfigMap names nats:4222, which does not resolve
+	// here. Without a bus the gateway serves, but nobody follows the source
+	// tables (a follower must be heard on the bus; docs/scaling.md), so the
+	// row inserted below would wait in the change log.
+	config["KCK_BUS_URL"] = natstest.Listen(t).URL()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 
