@@ -14,7 +14,7 @@ import (
 
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/graph"
-	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/graph/directives"
 	"github.com/kck-go/kck/source/sqlproduct"
 )
 
@@ -117,7 +117,7 @@ func checkFlags(f *flags) (url, dir *string) {
 
 func boundField(schema *ast.Schema, product string) *ast.FieldDefinition {
 	for _, f := range schema.Query.Fields {
-		if d := f.Directives.ForName(productfield.DirectiveName); d != nil && d.Arguments.ForName("name").Value.Raw == product {
+		if d := f.Directives.ForName(directives.Product); d != nil && d.Arguments.ForName("name").Value.Raw == product {
 			return f
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/graph/directives"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -22,7 +22,7 @@ func CheckBindings(schema *ast.Schema, reg *primers.Registry) error {
 			continue
 		}
 		for _, f := range def.Fields {
-			d := f.Directives.ForName(productfield.DirectiveName)
+			d := f.Directives.ForName(directives.Product)
 			if d == nil {
 				continue
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/kck-go/kck/apierror"
-	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/graph/directives"
 	"github.com/kck-go/kck/trusted"
 )
 
@@ -260,7 +260,7 @@ func productFields(schema *ast.Schema) map[string]bool {
 			continue
 		}
 		for _, f := range t.Fields {
-			if f.Directives.ForName(productfield.DirectiveName) != nil {
+			if f.Directives.ForName(directives.Product) != nil {
 				out[t.Name+"."+f.Name] = true
 			}
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/graph/model"
-	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/graph/directives"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -195,7 +195,7 @@ func CheckUpdaters(schema *ast.Schema, reg *primers.Registry) error {
 	}
 	var errs []error
 	for _, f := range schema.Mutation.Fields {
-		d := f.Directives.ForName(productfield.UpdaterDirective)
+		d := f.Directives.ForName(directives.Updater)
 		if d == nil {
 			continue
 		}
@@ -212,7 +212,7 @@ func CheckUpdaters(schema *ast.Schema, reg *primers.Registry) error {
 			continue
 		}
 		for _, pf := range pt.Fields {
-			ad := pf.Directives.ForName(productfield.AffectedDirective)
+			ad := pf.Directives.ForName(directives.Affected)
 			if ad == nil {
 				continue
 			}

@@ -36,7 +36,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/kck-go/kck/graph"
-	"github.com/kck-go/kck/graph/productfield"
+	"github.com/kck-go/kck/graph/directives"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -262,11 +262,11 @@ func (b *builder) pruneFields(reg *primers.Registry) []string {
 		}
 		kept := d.Fields[:0:0]
 		for _, f := range d.Fields {
-			if pd := f.Directives.ForName(productfield.DirectiveName); pd != nil && reg.Product(directiveName(pd)) == nil {
+			if pd := f.Directives.ForName(directives.Product); pd != nil && reg.Product(directiveName(pd)) == nil {
 				removed = append(removed, d.Name+"."+f.Name)
 				continue
 			}
-			if ud := f.Directives.ForName(productfield.UpdaterDirective); ud != nil {
+			if ud := f.Directives.ForName(directives.Updater); ud != nil {
 				if _, err := reg.Updater(directiveName(ud)); err != nil {
 					removed = append(removed, d.Name+"."+f.Name)
 					continue
@@ -350,10 +350,10 @@ func bound(schema *ast.Schema) (products, updaters map[string]bool) {
 			continue
 		}
 		for _, f := range t.Fields {
-			if d := f.Directives.ForName(productfield.DirectiveName); d != nil {
+			if d := f.Directives.ForName(directives.Product); d != nil {
 				products[directiveName(d)] = true
 			}
-			if d := f.Directives.ForName(productfield.UpdaterDirective); d != nil {
+			if d := f.Directives.ForName(directives.Updater); d != nil {
 				updaters[directiveName(d)] = true
 			}
 		}
@@ -399,7 +399,7 @@ func newBuilder(base *ast.Schema) (*builder, error) {
 	// The compiled products' fields, for typed mutations' payloads.
 	if base.Query != nil {
 		for _, f := range base.Query.Fields {
-			if d := f.Directives.ForName(productfield.DirectiveName); d != nil {
+			if d := f.Directives.ForName(directives.Product); d != nil {
 				b.fieldTypes[directiveName(d)] = f.Type.String()
 			}
 		}
@@ -453,9 +453,9 @@ func (b *builder) addMissing() error {
 // addDirectives defines the directives dynamic fields carry, where the
 // compiled schema does not.
 func (b *builder) addDirectives() error {
-	for _, d := range []string{productfield.DirectiveName, productfield.UpdaterDirective, productfield.AffectedDirective, productfield.UpdateResultDirective} {
+	for _, d := range []string{directives.Product, directives.Updater, directives.Affected, directives.UpdateResult} {
 		if b.base.Directives[d] == nil {
-			dd, err := parser.ParseSchema(&ast.Source{Name: "kck", Input: directives[d]})
+			dd, err := parser.ParseSchema(&ast.Source{Name: "kck", Input: directiveSDL[d]})
 			if err != nil {
 				return err
 			}
@@ -477,11 +477,11 @@ type Product {
   value: JSON!
 }`
 
-var directives = map[string]string{
-	productfield.DirectiveName:         `directive @product(name: String!) on FIELD_DEFINITION`,
-	productfield.UpdaterDirective:      `directive @updater(name: String!) on FIELD_DEFINITION`,
-	productfield.AffectedDirective:     `directive @affected(name: String!) on FIELD_DEFINITION`,
-	productfield.UpdateResultDirective: `directive @updateResult on FIELD_DEFINITION`,
+var directiveSDL = map[string]string{
+	directives.Product:      `directive @product(name: String!) on FIELD_DEFINITION`,
+	directives.Updater:      `directive @updater(name: String!) on FIELD_DEFINITION`,
+	directives.Affected:     `directive @affected(name: String!) on FIELD_DEFINITION`,
+	directives.UpdateResult: `directive @updateResult on FIELD_DEFINITION`,
 }
 
 // pos is p as a gqlparser position: errors then name the file and line.
@@ -572,7 +572,7 @@ func (b *builder) product(s *Schema, p Product) error {
 	for _, t := range []string{query, sub} {
 		f := &ast.FieldDefinition{
 			Name: p.Field, Arguments: args, Type: typ, Description: desc, Position: b.pos(p.Pos),
-			Directives: ast.DirectiveList{nameDirective(productfield.DirectiveName, p.Name, b.pos(p.Pos))},
+			Directives: ast.DirectiveList{nameDirective(directives.Product, p.Name, b.pos(p.Pos))},
 		}
 		b.rootExt(t).Fields = append(b.rootExt(t).Fields, f)
 		s.roots[t+"."+p.Field] = &root{product: p.Name, keys: keys}
@@ -702,7 +702,7 @@ func (b *builder) updater(s *Schema, u Updater, reg *primers.Registry) error {
 		def.Fields = append(def.Fields, &ast.FieldDefinition{
 			Name: "result", Type: ast.NamedType(u.Result.Name, nil), Position: b.pos(u.Pos),
 			Description: "The row the updater returned.",
-			Directives:  ast.DirectiveList{{Name: productfield.UpdateResultDirective, Position: b.pos(u.Pos)}},
+			Directives:  ast.DirectiveList{{Name: directives.UpdateResult, Position: b.pos(u.Pos)}},
 		})
 	}
 	seen := map[string]bool{}
@@ -726,7 +726,7 @@ func (b *builder) updater(s *Schema, u Updater, reg *primers.Registry) error {
 		def.Fields = append(def.Fields, &ast.FieldDefinition{
 			Name: field, Type: nullable(t), Position: b.pos(u.Pos),
 			Description: "Product " + prod + " as the write left it (read-your-writes).",
-			Directives:  ast.DirectiveList{nameDirective(productfield.AffectedDirective, prod, b.pos(u.Pos))},
+			Directives:  ast.DirectiveList{nameDirective(directives.Affected, prod, b.pos(u.Pos))},
 		})
 	}
 	def.Fields = append(def.Fields, &ast.FieldDefinition{
@@ -737,7 +737,7 @@ func (b *builder) updater(s *Schema, u Updater, reg *primers.Registry) error {
 	b.doc.Definitions = append(b.doc.Definitions, def)
 	b.rootExt(mut).Fields = append(b.rootExt(mut).Fields, &ast.FieldDefinition{
 		Name: u.Field, Arguments: args, Type: ast.NonNullNamedType(name, nil), Description: u.Description, Position: b.pos(u.Pos),
-		Directives: ast.DirectiveList{nameDirective(productfield.UpdaterDirective, u.Name, b.pos(u.Pos))},
+		Directives: ast.DirectiveList{nameDirective(directives.Updater, u.Name, b.pos(u.Pos))},
 	})
 	s.roots[mut+"."+u.Field] = rt
 	s.served = append(s.served, mut+"."+u.Field)

@@ -11,10 +11,12 @@ import (
 
 	"github.com/99designs/gqlgen/codegen"
 	"github.com/99designs/gqlgen/codegen/templates"
+
+	"github.com/kck-go/kck/graph/directives"
 )
 
 // DirectiveName is the schema directive that binds a field to a product.
-const DirectiveName = "product"
+const DirectiveName = directives.Product
 
 // Plugin implements gqlgen's plugin.ResolverImplementer.
 type Plugin struct{}

@@ -9,6 +9,8 @@ import (
 	"github.com/99designs/gqlgen/codegen/config"
 	"github.com/99designs/gqlgen/codegen/templates"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/kck-go/kck/graph/directives"
 )
 
 // Typed mutations. A Mutation field marked @updater(name: "...") runs that
@@ -24,9 +26,9 @@ import (
 //
 // So a typed mutation is one schema declaration, like a product field.
 const (
-	UpdaterDirective      = "updater"
-	AffectedDirective     = "affected"
-	UpdateResultDirective = "updateResult"
+	UpdaterDirective      = directives.Updater
+	AffectedDirective     = directives.Affected
+	UpdateResultDirective = directives.UpdateResult
 )
 
 // PayloadModel is the Go type every payload type is bound to.
