@@ -98,14 +98,6 @@ func (g *Guard) FieldKey(ctx context.Context, name string, args ...any) (primers
 	return k, nil
 }
 
-// Public reports whether key's product admits every caller, with or without
-// a token: a response that read only such products is the same whoever asks.
-func (g *Guard) Public(key string) bool {
-	name, _, _ := strings.Cut(key, "/")
-	p := g.reg.Product(name)
-	return p != nil && p.Auth.Public
-}
-
 // keyedCaller is the caller a per-user product is keyed by.
 func (g *Guard) keyedCaller(ctx context.Context, p *primers.Product) (*Principal, error) {
 	if !g.on {

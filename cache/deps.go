@@ -44,7 +44,7 @@ type reader struct {
 }
 
 func (r reader) ReadProduct(ctx context.Context, key string) (json.RawMessage, error) {
-	res, err := r.c.Get(ctx, key)
+	res, err := r.c.get(ctx, key) // the primer's read, not a request's
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,18 @@ import (
 	"github.com/kck-go/kck/tracing"
 )
 
-// Get returns the product for key, computing it on a miss.
+// Get returns the product for key, computing it on a miss. When ctx
+// records reads (WithReads), the result is recorded.
 func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
+	r, err := c.get(ctx, key)
+	if err == nil {
+		c.Record(ctx, r)
+	}
+	return r, err
+}
+
+// get is Get without recording.
+func (c *Cache) get(ctx context.Context, key string) (Result, error) {
 	if c.tracer != nil && tracing.Recording(ctx) {
 		return c.getTraced(ctx, primers.Key{}, key, false)
 	}
@@ -26,8 +36,17 @@ func (c *Cache) Get(ctx context.Context, key string) (Result, error) {
 // GetKey is Get for a key that the registry built (Registry.Key or
 // ParseKey), such as a GraphQL field's: on a miss, the key is not parsed
 // again from its string. A key made by hand, or of a product this cache's
-// registry does not hold, is read as Get reads its string.
+// registry does not hold, is read as Get reads its string. It is
+// recorded as Get is.
 func (c *Cache) GetKey(ctx context.Context, k primers.Key) (Result, error) {
+	r, err := c.getKey(ctx, k)
+	if err == nil {
+		c.Record(ctx, r)
+	}
+	return r, err
+}
+
+func (c *Cache) getKey(ctx context.Context, k primers.Key) (Result, error) {
 	key := k.String()
 	if c.tracer != nil && tracing.Recording(ctx) {
 		return c.getTraced(ctx, k, key, true)
@@ -160,7 +179,20 @@ type ItemResult struct {
 }
 
 // GetMany returns the products for keys in order, each with its own error.
+// Each one read is recorded as Get records it, in order.
 func (c *Cache) GetMany(ctx context.Context, keys []string) []ItemResult {
+	out := c.getMany(ctx, keys)
+	if ReadsFrom(ctx) != nil {
+		for _, it := range out {
+			if it.Err == nil {
+				c.Record(ctx, it.Result)
+			}
+		}
+	}
+	return out
+}
+
+func (c *Cache) getMany(ctx context.Context, keys []string) []ItemResult {
 	out := make([]ItemResult, len(keys))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -174,7 +206,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) []ItemResult {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			out[i].Result, out[i].Err = c.Get(ctx, key)
+			out[i].Result, out[i].Err = c.get(ctx, key)
 		}()
 	}
 	wg.Wait()
@@ -252,7 +284,8 @@ func (c *Cache) load(ctx context.Context, k primers.Key, key string) (Result, er
 		// It may wait out another gateway's compute lease (a dead one
 		// holds it to its end), then run the primer, which runPrimer
 		// bounds by PrimerTimeout: the flight's bound is the sum.
-		bound, release := c.life.Bind(WithMissBudget(context.WithoutCancel(ctx), 0))
+		// Nor are the products it reads the caller's reads.
+		bound, release := c.life.Bind(WithMissBudget(withoutReads(context.WithoutCancel(ctx)), 0))
 		defer release()
 		fctx, cancel := context.WithTimeout(bound, c.opts.LeaseTTL+c.opts.PrimerTimeout)
 		defer cancel()

@@ -214,7 +214,7 @@ func (c *Cache) warmBucket(ctx context.Context, lease string, keys []string, sem
 		// path (which computes anyway when the store fails) will do.
 		c.storeFailed(ctx, "acquire", lease, aerr)
 		c.parallel(ctx, keysOf(todo), sem, func(key string) {
-			_, err := c.Get(ctx, key)
+			_, err := c.get(ctx, key)
 			opts.OnKey(key, err)
 		})
 		return nil

@@ -139,8 +139,17 @@ func (c *Cache) notify(key string, version uint64) { c.watch.notify(key, version
 // heard of the change yet, a slower read may have put the old value back,
 // or the read may have joined a load that began before the change. It
 // returns the newest it got; that may still be older than min when the
-// store does not have min yet.
+// store does not have min yet. What it returns is recorded as Get records
+// it.
 func (c *Cache) GetAtLeast(ctx context.Context, key string, min uint64) (Result, error) {
+	r, err := c.getAtLeast(ctx, key, min)
+	if err == nil {
+		c.Record(ctx, r)
+	}
+	return r, err
+}
+
+func (c *Cache) getAtLeast(ctx context.Context, key string, min uint64) (Result, error) {
 	var last Result
 	for attempt := range 4 {
 		if attempt > 0 {
@@ -152,7 +161,7 @@ func (c *Cache) GetAtLeast(ctx context.Context, key string, min uint64) (Result,
 			case <-t.C:
 			}
 		}
-		r, err := c.Get(ctx, key)
+		r, err := c.get(ctx, key)
 		if err != nil {
 			if last.Entry != nil && !errors.Is(err, context.Canceled) {
 				return last, nil // keep what we had rather than lose the subscriber's value

@@ -624,15 +624,13 @@ func writeRep(w http.ResponseWriter, rp *rep) {
 }
 
 // requestContext bounds one request of caller p: its time and the primer
-// runs it may cause; the collector notes the products it reads.
-func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Context, context.CancelFunc, *graph.Collector) {
+// runs it may cause.
+func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	if p != nil {
 		ctx = auth.WithPrincipal(ctx, p)
 	}
-	ctx = s.missBudget(ctx, r, p)
-	ctx, col := graph.WithCollector(ctx)
-	return ctx, cancel, col
+	return s.missBudget(ctx, r, p), cancel
 }
 
 // keep stores a response that may be replayed: under ident[:shared], for
@@ -642,7 +640,7 @@ func (s *Server) requestContext(r *http.Request, p *auth.Principal) (context.Con
 func (s *Server) keep(ident []byte, shared int, get bool, header http.Header, body []byte, reads []graph.Read) *respEntry {
 	public := true
 	for _, rd := range reads {
-		public = public && s.guard.Public(rd.Key)
+		public = public && rd.Public // noted when it was read
 	}
 	if public || !s.guard.On() {
 		ident = ident[:shared]
@@ -658,7 +656,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		s.executeGET(w, r, p, ident, shared)
 		return
 	}
-	ctx, cancel, col := s.requestContext(r, p)
+	ctx, cancel := s.requestContext(r, p)
 	defer cancel()
 	r = r.WithContext(ctx)
 	if body != nil {
@@ -674,7 +672,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	// Held, not streamed: a response that is kept is served from its
 	// entry, in the coding the client asks for.
 	hw := &heldWriter{header: w.Header()}
-	s.gql.ServeHTTP(hw, r)
+	col := s.gql.Serve(hw, r)
 	if hw.status == http.StatusOK && col.Cacheable() {
 		if e := s.keep(ident, shared, false, w.Header(), hw.body.Bytes(), col.Reads()); e != nil {
 			s.noteKept(ctx)

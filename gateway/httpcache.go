@@ -49,10 +49,10 @@ func (h *heldWriter) Write(p []byte) (int, error) {
 // executeGET runs a GET through gqlgen, keeps the response when it may be
 // replayed, and writes it with its caching headers.
 func (s *Server) executeGET(w http.ResponseWriter, r *http.Request, p *auth.Principal, ident []byte, shared int) {
-	ctx, cancel, col := s.requestContext(r, p)
+	ctx, cancel := s.requestContext(r, p)
 	defer cancel()
 	hw := &heldWriter{header: w.Header()}
-	s.gql.ServeHTTP(hw, r.WithContext(ctx))
+	col := s.gql.Serve(hw, r.WithContext(ctx))
 	if hw.status != http.StatusOK {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(hw.status)
@@ -103,7 +103,7 @@ func (s *Server) cacheControl(reads []graph.Read) string {
 	scope := "public"
 	if s.guard.On() {
 		for _, rd := range reads {
-			if !s.guard.Public(rd.Key) {
+			if !rd.Public { // noted when it was read
 				scope = "private"
 				break
 			}

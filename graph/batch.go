@@ -2,7 +2,6 @@ package graph
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,8 +24,7 @@ func serveBatch(w http.ResponseWriter, r *http.Request, items []json.RawMessage,
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		col := &Collector{}
-		ctx := context.WithValue(r.Context(), collectorKey{}, col)
+		ctx, col := withCollector(r.Context())
 		sub := r.Clone(ctx)
 		sub.Body = io.NopCloser(bytes.NewReader(item))
 		sub.ContentLength = int64(len(item))
@@ -44,7 +42,7 @@ func serveBatch(w http.ResponseWriter, r *http.Request, items []json.RawMessage,
 		cacheable = cacheable && col.Cacheable()
 		if parent != nil {
 			for _, rd := range col.Reads() {
-				parent.add(rd)
+				parent.reads.Add(rd)
 			}
 		}
 	}

@@ -72,7 +72,6 @@ type Options struct {
 
 // Handler is the /graphql handler: POST, GET and WebSocket.
 type Handler struct {
-	http.Handler
 	conns *connSet
 	// The schema served is swapped whole by Prepare (see reload.go):
 	// gqlgen's server over it, with its parsed-query and APQ caches.
@@ -127,34 +126,50 @@ func NewHandler(o Options) (*Handler, error) {
 		return nil, err
 	}
 	commit()
-	conns := h.conns
-	h.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The schema in force when the request came: a reload swaps it for
-		// the next requests, this one finishes on its own.
-		srv := h.srv.Load()
-		if IsWebSocket(r) {
-			c := &connState{}
-			if !conns.add(c) {
-				w.Header().Set("Retry-After", "1")
-				writeGraphQLError(w, http.StatusServiceUnavailable, apierror.Unavailable, "", "this gateway is shutting down: connect to another")
-				return
-			}
-			defer conns.remove(c)
-			srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
-			return
-		}
-		ok, batch := checkBody(w, r, o.OnRefused, o.Limits.MaxBatch)
-		if !ok {
-			return
-		}
-		ctx, col := WithCollector(r.Context())
-		if batch != nil {
-			serveBatch(w, r.WithContext(ctx), batch, srv, col)
-			return
-		}
-		srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col}, r.WithContext(ctx))
-	})
 	return h, nil
+}
+
+// ServeHTTP serves /graphql: POST, GET and WebSocket.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if IsWebSocket(r) {
+		h.serveWebSocket(w, r)
+		return
+	}
+	h.Serve(w, r)
+}
+
+// Serve runs a POST or GET request's operations (a batch's too) and returns
+// what they did: the products they read and whether the response may be
+// replayed (the gateway's response cache keeps it by that). A request
+// refused before execution returns a collector that reports Failed.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) *Collector {
+	// The schema in force when the request came: a reload swaps it for
+	// the next requests, this one finishes on its own.
+	srv := h.srv.Load()
+	ctx, col := withCollector(r.Context())
+	ok, batch := checkBody(w, r, h.opts.OnRefused, h.opts.Limits.MaxBatch)
+	if !ok {
+		return col
+	}
+	if batch != nil {
+		serveBatch(w, r.WithContext(ctx), batch, srv, col)
+		return col
+	}
+	srv.ServeHTTP(&specWriter{ResponseWriter: w, col: col}, r.WithContext(ctx))
+	return col
+}
+
+// serveWebSocket runs one subscription connection, unless the gateway is
+// shutting down.
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	c := &connState{}
+	if !h.conns.add(c) {
+		w.Header().Set("Retry-After", "1")
+		writeGraphQLError(w, http.StatusServiceUnavailable, apierror.Unavailable, "", "this gateway is shutting down: connect to another")
+		return
+	}
+	defer h.conns.remove(c)
+	h.srv.Load().ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
 }
 
 // server is gqlgen's server over es, with KCK's transports, caches, limits
@@ -289,7 +304,7 @@ func (f freshness) InterceptResponse(ctx context.Context, next graphql.ResponseH
 			resp.Extensions["kck"] = map[string]any{"products": []Read{rd}}
 		}
 	}
-	c := CollectorFrom(ctx)
+	c := collectorFrom(ctx)
 	if resp == nil || c == nil {
 		return resp
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"go.opentelemetry.io/otel/attribute"
@@ -30,11 +29,11 @@ func resolveProduct[T any](ctx context.Context, r *Resolver, name string, args .
 	if err != nil {
 		return zero, err
 	}
-	res, err = r.Cache.GetKey(ctx, key)
+	res, err = r.Cache.GetKey(ctx, key) // recorded by the cache
 	if err != nil {
 		return zero, err
 	}
-	return decodeProduct[T](ctx, res)
+	return decodeProduct[T](res)
 }
 
 // readProduct is the product(key) field: any product as JSON.
@@ -46,11 +45,10 @@ func (r *Resolver) readProduct(ctx context.Context, key string) (_ *model.Produc
 	if err != nil {
 		return nil, err
 	}
-	res, err = r.Cache.Get(ctx, key)
+	res, err = r.Cache.Get(ctx, key) // recorded by the cache
 	if err != nil {
 		return nil, err
 	}
-	Collect(ctx, res)
 	return toProduct(res), nil
 }
 
@@ -75,10 +73,8 @@ func endField(span trace.Span, res cache.Result, err error) {
 	tracing.End(span, err)
 }
 
-// decodeProduct notes res as read by the operation and decodes its value
-// into the field's Go type.
-func decodeProduct[T any](ctx context.Context, res cache.Result) (T, error) {
-	Collect(ctx, res)
+// decodeProduct decodes res's value into the field's Go type.
+func decodeProduct[T any](res cache.Result) (T, error) {
 	var out T
 	if err := json.Unmarshal(res.Value, &out); err != nil {
 		return out, fmt.Errorf("product %s does not fit its GraphQL type: %w", res.Key, err)
@@ -96,24 +92,17 @@ func toProduct(r cache.Result) *model.Product {
 	}
 }
 
-// Read is one product a response read, at one version.
-type Read struct {
-	Key        string    `json:"key"`
-	Version    uint64    `json:"-"`
-	VersionStr string    `json:"version"`
-	ComputedAt time.Time `json:"computedAt"`
-	Stale      bool      `json:"stale"`
-	// StaleAt and ExpiresAt are the value's soft and hard expiries (zero:
-	// none), for HTTP caching headers.
-	StaleAt   time.Time `json:"-"`
-	ExpiresAt time.Time `json:"-"`
-}
+// Read is one product a response read, at one version (recorded by the
+// cache: cache.WithReads).
+type Read = cache.Read
 
-// Collector gathers the products one operation read. The gateway's response
-// cache uses it to know which versions a response reflects.
+// Collector is what one operation did: the products it read (recorded by
+// the cache as they are read) and whether its response may be replayed. The
+// handler makes one per HTTP request (Handler.Serve returns it); the
+// gateway's response cache keeps a response by it.
 type Collector struct {
+	reads     *cache.Reads
 	mu        sync.Mutex
-	reads     []Read
 	cacheable bool
 	ran       bool // an operation executed (not refused before)
 	errored   bool // its response has errors
@@ -124,70 +113,38 @@ type Collector struct {
 
 type collectorKey struct{}
 
-// WithCollector returns a context that collects product reads, unless ctx
-// already has a collector.
-func WithCollector(ctx context.Context) (context.Context, *Collector) {
-	if c := CollectorFrom(ctx); c != nil {
-		return ctx, c
-	}
-	c := &Collector{}
+// withCollector returns a context that collects the request's reads and
+// outcome, and the collector.
+func withCollector(ctx context.Context) (context.Context, *Collector) {
+	ctx, reads := cache.WithReads(ctx)
+	c := &Collector{reads: reads}
 	return context.WithValue(ctx, collectorKey{}, c), c
 }
 
-// CollectorFrom returns ctx's collector or nil.
-func CollectorFrom(ctx context.Context) *Collector {
+// collectorFrom returns ctx's collector or nil.
+func collectorFrom(ctx context.Context) *Collector {
 	c, _ := ctx.Value(collectorKey{}).(*Collector)
 	return c
 }
 
-// Collect notes that the current operation read r.
-func Collect(ctx context.Context, r cache.Result) {
-	c := CollectorFrom(ctx)
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, x := range c.reads {
-		if x.Key == r.Key && x.Version == r.Version {
-			return
-		}
-	}
-	c.reads = append(c.reads, Read{
-		Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
-		ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt,
-	})
-}
-
-// add notes a read, once per key and version.
-func (c *Collector) add(rd Read) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, x := range c.reads {
-		if x.Key == rd.Key && x.Version == rd.Version {
-			return
-		}
-	}
-	c.reads = append(c.reads, rd)
-}
-
-// Reads returns what was collected.
-func (c *Collector) Reads() []Read {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Read(nil), c.reads...)
-}
+// Reads returns the products read, in order.
+func (c *Collector) Reads() []Read { return c.reads.List() }
 
 // Cacheable reports whether the response may be replayed while the products
 // it read keep their versions: a query, without errors, that read at least
 // one product and nothing stale.
 func (c *Collector) Cacheable() bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.cacheable || c.adHoc || len(c.reads) == 0 {
+	ok := c.cacheable && !c.adHoc
+	c.mu.Unlock()
+	if !ok {
 		return false
 	}
-	for _, r := range c.reads {
+	reads := c.reads.List()
+	if len(reads) == 0 {
+		return false
+	}
+	for _, r := range reads {
 		if r.Stale {
 			return false
 		}

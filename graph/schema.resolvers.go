@@ -63,7 +63,7 @@ func (r *mutationResolver) Update(ctx context.Context, name string, input json.R
 			graphql.AddError(ctx, err)
 			continue
 		}
-		Collect(ctx, p.Result)
+		r.Cache.Record(ctx, p.Result)
 		res.Products = append(res.Products, toProduct(p.Result))
 	}
 	return res, nil
@@ -83,7 +83,7 @@ func (r *mutationResolver) Refresh(ctx context.Context, key string) (*model.Prod
 	if err != nil {
 		return nil, err
 	}
-	Collect(ctx, res)
+	r.Cache.Record(ctx, res)
 	return toProduct(res), nil
 }
 

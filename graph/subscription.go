@@ -182,8 +182,7 @@ func (s *subscriptions) queue(op *graphql.OperationContext) *readQueue {
 // pushRead notes the freshness of the value about to be sent.
 func (q *readQueue) push(r cache.Result) {
 	q.mu.Lock()
-	q.q = append(q.q, Read{Key: r.Key, Version: r.Version, VersionStr: strconv.FormatUint(r.Version, 10),
-		ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt})
+	q.q = append(q.q, Read{Key: r.Key, Version: r.Version, ComputedAt: r.ComputedAt, Stale: r.Stale, StaleAt: r.StaleAt, ExpiresAt: r.ExpiresAt})
 	q.mu.Unlock()
 }
 

@@ -63,7 +63,7 @@ func (l *limiter) trust(ctx context.Context, params *graphql.RawParams) *gqlerro
 			// answers PERSISTED_QUERY_NOT_FOUND); not a trusted one.
 			t.Unknown(id, params.OperationName, admin)
 			if enforce {
-				CollectorFrom(ctx).setAdHoc()
+				collectorFrom(ctx).setAdHoc()
 			}
 			return nil
 		}
@@ -83,7 +83,7 @@ func (l *limiter) trust(ctx context.Context, params *graphql.RawParams) *gqlerro
 	sum := sha256.Sum256([]byte(params.Query))
 	t.Unknown(hex.EncodeToString(sum[:]), params.OperationName, admin)
 	if enforce {
-		CollectorFrom(ctx).setAdHoc()
+		collectorFrom(ctx).setAdHoc()
 	}
 	return nil
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/graph/model"
 	"github.com/kck-go/kck/graph/directives"
+	"github.com/kck-go/kck/graph/model"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -134,6 +134,7 @@ func resolveAffected[T any](ctx context.Context, r *Resolver, p *Payload, name s
 				return zero, it.Err
 			}
 			res, found = it.Result, true
+			r.Cache.Record(ctx, res) // the write's outcome, not read through the cache
 			break
 		}
 	}
@@ -142,7 +143,7 @@ func resolveAffected[T any](ctx context.Context, r *Resolver, p *Payload, name s
 			return zero, err
 		}
 	}
-	return decodeProduct[T](ctx, res)
+	return decodeProduct[T](res)
 }
 
 // decodeUpdateResult is the body of an @updateResult field: what the
@@ -178,7 +179,7 @@ func affectedProducts(ctx context.Context, r *Resolver, p *Payload) ([]*model.Pr
 			graphql.AddError(ctx, err)
 			continue
 		}
-		Collect(ctx, it.Result)
+		r.Cache.Record(ctx, it.Result)
 		out = append(out, toProduct(it.Result))
 	}
 	return out, nil

@@ -225,11 +225,10 @@ func (s *Schema) productField(ctx context.Context, oc *graphql.OperationContext,
 			if err != nil {
 				return nil, err
 			}
-			res, err := s.r.Cache.GetKey(ctx, k)
+			res, err := s.r.Cache.GetKey(ctx, k) // recorded by the cache
 			if err != nil {
 				return nil, err
 			}
-			graph.Collect(ctx, res)
 			return res, nil
 		},
 		nil,
@@ -442,7 +441,7 @@ func (s *Schema) payload(ctx context.Context, oc *graphql.OperationContext, rt *
 				buf = append(buf, "null"...)
 				continue
 			}
-			graph.Collect(ctx, res)
+			s.r.Cache.Record(ctx, res) // from the write's outcome, or read (recorded once)
 			buf, _ = project(fctx, oc, s.schema, rt.payload.keys[prod], "product "+res.Key, path, res.Value, fd.Type, f.Selections, buf)
 		case f.Name == "products":
 			buf, _ = project(fctx, oc, s.schema, nil, "products", path, s.products(fctx, o), fd.Type, f.Selections, buf)
@@ -528,7 +527,7 @@ func (s *Schema) products(ctx context.Context, o *outcome) []byte {
 			graphql.AddError(ctx, err)
 			continue
 		}
-		graph.Collect(ctx, it.Result)
+		s.r.Cache.Record(ctx, it.Result)
 		if n > 0 {
 			buf = append(buf, ',')
 		}
