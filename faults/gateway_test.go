@@ -94,8 +94,10 @@ func startGateway(t *testing.T, name string, c gatewayConfig) *gateway {
 	}
 	if c.store == "postgres" {
 		// The store's own bus (LISTEN/NOTIFY) unless a scenario sets
-		// KCK_BUS_URL; its store database in env (default: the source's).
-		g.env = append(g.env, "KCK_MIGRATE=true")
+		// KCK_BUS_URL (make test exports one for the suite's other tests:
+		// cleared here, c.env may set it again); its store database in env
+		// (default: the source's).
+		g.env = append(g.env, "KCK_MIGRATE=true", "KCK_BUS_URL=")
 	}
 	if c.sqlDir != "" {
 		g.env = append(g.env, "KCK_SQL_DIR="+c.sqlDir)
