@@ -25,6 +25,7 @@ import (
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/ratelimit"
 	"github.com/kck-go/kck/trusted"
@@ -66,8 +67,8 @@ type Options struct {
 	// else { __typename }.
 	PlaygroundQuery string
 	// Limits bound what one GraphQL document may cost; QueryCacheBytes and
-	// APQCacheBytes bound gqlgen's caches (see graph.Options).
-	Limits                         graph.Limits
+	// APQCacheBytes bound gqlgen's caches (see gqlhttp.Options).
+	Limits                         gqlhttp.Limits
 	QueryCacheBytes, APQCacheBytes uint64
 	// MaxMissesPerRequest bounds the primer runs one request may cause;
 	// reads beyond it are served from the store or refused
@@ -83,15 +84,15 @@ type Options struct {
 	// /admin and /admin/ behind the operator gate: scope kck:admin with
 	// auth on, open with auth off (enabling it is the caller's choice).
 	Admin http.Handler
-	// Schema is the GraphQL schema over KCK's resolver (see graph.Options);
-	// nil: KCK's own. Extend extends it (graph.Options.Extend: the SQL
+	// Schema is the GraphQL schema over KCK's resolver (see gqlhttp.Options);
+	// nil: KCK's own. Extend extends it (gqlhttp.Options.Extend: the SQL
 	// products' typed fields); PrepareSchema replaces it while running.
 	Schema func(*graph.Resolver) graphql.ExecutableSchema
 	Extend graph.Extend
 	// Subscriptions configure GraphQL subscriptions over WebSocket at
 	// /graphql (bounds, keepalive, allowed origins); the token verifier is
 	// Auth.
-	Subscriptions graph.SubscriptionOptions
+	Subscriptions gqlhttp.SubscriptionOptions
 	// CORSOrigins are the browser origins (https://app.example.com,
 	// https://*.example.com, * for any) allowed to call the gateway and to
 	// open subscriptions; empty: same origin only.
@@ -147,7 +148,7 @@ type Server struct {
 	opts  Options
 	cache *cache.Cache
 	log   *slog.Logger
-	gql   *graph.Handler
+	gql   *gqlhttp.Handler
 	guard *auth.Guard
 	rc    *responseCache // nil when disabled
 	// tracer is nil when tracing is off.
@@ -222,7 +223,7 @@ func New(o Options) (*Server, error) {
 		subs.MaxMessageBytes = o.MaxBodyBytes // a message is a request
 	}
 	subs = subs.WithDefaults()
-	gql, err := graph.NewHandler(graph.Options{
+	gql, err := gqlhttp.NewHandler(gqlhttp.Options{
 		Subscriptions: subs, Registerer: o.Registerer,
 		Cache: o.Cache, Logger: o.Logger, DisableIntrospection: o.DisableIntrospection,
 		Limits: o.Limits, QueryCacheBytes: o.QueryCacheBytes, APQCacheBytes: o.APQCacheBytes,
@@ -337,7 +338,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, apierror.Internal, "internal error")
 		}
 	}()
-	if s.draining.Load() && !graph.IsWebSocket(r) {
+	if s.draining.Load() && !gqlhttp.IsWebSocket(r) {
 		w.Header()["Connection"] = connectionClose
 	}
 	s.authd.ServeHTTP(w, r)
@@ -427,7 +428,7 @@ var jsonContentType = []string{"application/json"}
 // operation through gqlgen as caller p and keeps the response if it may be
 // replayed.
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	if graph.IsWebSocket(r) {
+	if gqlhttp.IsWebSocket(r) {
 		// A subscription connection: no response cache, and no request
 		// timeout (it lives as long as the client wants; each product
 		// read for it is bounded on its own). A token in the upgrade
@@ -448,7 +449,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		// Before the response cache: a POST it may not run gets the same
 		// answer whatever is cached (the cache's identity has no media
 		// type, as every body it keeps was application/json).
-		writeGraphQLStatus(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, graph.UnsupportedMediaMessage)
+		writeGraphQLStatus(w, http.StatusUnsupportedMediaType, apierror.BadUserInput, gqlhttp.UnsupportedMediaMessage)
 		return
 	}
 	if s.rc == nil || (r.Method != http.MethodPost && r.Method != http.MethodGet) {
@@ -560,7 +561,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if n := s.wsOpen.Add(1); s.wsMax >= 0 && n > int64(s.wsMax) {
 		s.wsOpen.Add(-1)
-		s.limits.onRefused(graph.LimitConnections)
+		s.limits.onRefused(gqlhttp.LimitConnections)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, apierror.LimitExceeded, fmt.Sprintf("this gateway holds %d WebSocket connections, its most (--max-websocket-connections): try another or later", s.wsMax))
 		return

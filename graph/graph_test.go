@@ -19,6 +19,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 )
@@ -63,7 +64,8 @@ type env struct {
 	runs    atomic.Int64 // runs of the "counted" product
 }
 
-// newEnv is the real GraphQL handler over a real cache on the in-memory
+// newEnv is the real GraphQL handler (gateway/gqlhttp: the resolvers are
+// tested as clients reach them) over a real cache on the in-memory
 // store, with the demo products and a few test products.
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -92,7 +94,7 @@ func newEnv(t *testing.T) *env {
 	e.cache, err = cache.New(cache.Options{Registry: reg, Store: store})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.cache.Close() })
-	e.h, err = graph.NewHandler(graph.Options{Cache: e.cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.h, err = gqlhttp.NewHandler(gqlhttp.Options{Cache: e.cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	return e
 }
