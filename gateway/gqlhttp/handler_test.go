@@ -127,7 +127,6 @@ func TestErrorCodes(t *testing.T) {
 	assert.Equal(t, int64(1), got.Author.ID)
 }
 
-
 func TestPartialResults(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -137,4 +136,3 @@ func TestPartialResults(t *testing.T) {
 	assert.Equal(t, []any{"bad"}, r.Errors[0].Path)
 	assert.JSONEq(t, `{"author":{"id":3},"bad":null}`, string(r.Data))
 }
-
