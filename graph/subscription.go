@@ -100,7 +100,8 @@ type subscriptions struct {
 	// pending holds, per subscription operation, the freshness of the
 	// values handed to gqlgen and not yet written, so that each message
 	// lists its product in extensions.kck.products like a query's
-	// response (see freshness). At most two per subscription.
+	// response (gateway/gqlhttp's freshness extension pops them:
+	// Resolver.PopRead). At most two per subscription.
 	pending sync.Map // *graphql.OperationContext -> *readQueue
 }
 
