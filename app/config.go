@@ -16,6 +16,7 @@ import (
 	"github.com/kck-go/kck/cache/backend"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/cache/postgres"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/ratelimit"
@@ -162,7 +163,7 @@ type LimitsConfig struct {
 	Playground bool
 	// GraphQL holds the document limits (--max-tokens and the like):
 	// negative turns one off; 0 is refused.
-	GraphQL graph.Limits
+	GraphQL gqlhttp.Limits
 	// MaxMisses bounds the primer runs one request may cause
 	// (--max-misses-per-request, 20; -1: no bound).
 	MaxMisses int
@@ -321,7 +322,7 @@ func Defaults() Config {
 		PrimerTimeout:      30 * time.Second,
 		Limits: LimitsConfig{
 			Playground: true,
-			GraphQL: graph.Limits{
+			GraphQL: gqlhttp.Limits{
 				MaxTokens: 15000, MaxDepth: 12, MaxAliases: 30, MaxRootFields: 50, MaxFields: 500,
 				MaxRepeats: 20, MaxComplexity: 1000, ProductCost: 10,
 			},

@@ -20,7 +20,7 @@ import (
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/internal/pgstoretest"
 	"github.com/kck-go/kck/primers"
 	"github.com/kck-go/kck/ratelimit"
@@ -331,7 +331,7 @@ func manyKeys(n int) []byte {
 // checks the version of each of the 300 products it holds.
 func BenchmarkHitKeys(b *testing.B) {
 	r := newRig(b, func(o *gateway.Options) {
-		o.Limits = graph.Limits{MaxAliases: 400, MaxRootFields: 400, MaxFields: 3000, MaxComplexity: 20000}
+		o.Limits = gqlhttp.Limits{MaxAliases: 400, MaxRootFields: 400, MaxFields: 3000, MaxComplexity: 20000}
 	})
 	body := manyKeys(demo.NumAuthors)
 	rec := httptest.NewRecorder()

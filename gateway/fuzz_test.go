@@ -13,7 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
 
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/internal/metrictest"
 )
 
@@ -95,7 +95,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	e := newEnv(f)
-	lim := graph.Limits{}.WithDefaults()
+	lim := gqlhttp.Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before, _ := e.logs.Errors()
 		validated := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
@@ -126,7 +126,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 // beyondLimits is an oracle apart from the gateway's: a plain walk that
 // expands fragments (visiting at most 100,000 selections) and reports a
 // limit the document exceeds.
-func beyondLimits(q string, lim graph.Limits) (bool, string) {
+func beyondLimits(q string, lim gqlhttp.Limits) (bool, string) {
 	lx := lexer.New(&ast.Source{Input: q})
 	for n := 0; ; n++ {
 		tok, err := lx.ReadToken()

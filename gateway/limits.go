@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kck-go/kck/apierror"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/ratelimit"
 )
@@ -19,9 +20,9 @@ type limitMetrics struct {
 // limitNames are the refusal labels, created up front so that /metrics shows
 // every limit at 0.
 var limitNames = []string{
-	graph.LimitTokens, graph.LimitDepth, graph.LimitAliases, graph.LimitRootFields, graph.LimitFields, graph.LimitRepeats,
-	graph.LimitComplexity, graph.LimitBatch, graph.LimitIntrospection, apierror.LimitMisses,
-	graph.LimitSubscriptions, graph.LimitSubscriptionsPerConnection, graph.LimitConnections,
+	gqlhttp.LimitTokens, gqlhttp.LimitDepth, gqlhttp.LimitAliases, gqlhttp.LimitRootFields, gqlhttp.LimitFields, gqlhttp.LimitRepeats,
+	gqlhttp.LimitComplexity, gqlhttp.LimitBatch, gqlhttp.LimitIntrospection, apierror.LimitMisses,
+	graph.LimitSubscriptions, graph.LimitSubscriptionsPerConnection, gqlhttp.LimitConnections,
 	ratelimit.Requests.Limit(), ratelimit.Misses.Limit(), ratelimit.Subscriptions.Limit(), ratelimit.Connections.Limit(),
 }
 

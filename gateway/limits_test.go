@@ -16,7 +16,7 @@ import (
 
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/gateway"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/internal/metrictest"
 )
 
@@ -48,17 +48,17 @@ func TestLimitsRefuseBeforeValidation(t *testing.T) {
 		name, query, limit string
 	}{
 		// 1 MB of __typename: 100,000 tokens. Counting stops at 15,000.
-		{"1 MB of repeated fields", "{ " + repeat("__typename ", 1<<20/11) + "}", graph.LimitTokens},
+		{"1 MB of repeated fields", "{ " + repeat("__typename ", 1<<20/11) + "}", gqlhttp.LimitTokens},
 		// The attack's 110 KB document (10,000 repeats, under the token limit).
-		{"10,000 root fields", "{ " + repeat("__typename ", 10000) + "}", graph.LimitRootFields},
-		{"repeated nested fields", "{ author(authorId: 1) { " + repeat("id ", 2000) + "} }", graph.LimitFields},
+		{"10,000 root fields", "{ " + repeat("__typename ", 10000) + "}", gqlhttp.LimitRootFields},
+		{"repeated nested fields", "{ author(authorId: 1) { " + repeat("id ", 2000) + "} }", gqlhttp.LimitFields},
 		// Under the fields limit, but the validator's pairwise work on one
 		// name repeated 400 times is what the repeat limit refuses.
-		{"one field repeated", "{ author(authorId: 1) { " + repeat("id ", 400) + "} }", graph.LimitRepeats},
+		{"one field repeated", "{ author(authorId: 1) { " + repeat("id ", 400) + "} }", gqlhttp.LimitRepeats},
 		{"a fragment cycle", "{ ...F } fragment F on Query { __typename ...G } fragment G on Query { ...F }", ""},
-		{"fragments that multiply", bomb.String(), graph.LimitFields},
-		{"deep", repeat("{ a ", 13) + repeat("} ", 13), graph.LimitDepth},
-		{"aliases", "{ " + aliased(31, "__typename") + "}", graph.LimitAliases},
+		{"fragments that multiply", bomb.String(), gqlhttp.LimitFields},
+		{"deep", repeat("{ a ", 13) + repeat("} ", 13), gqlhttp.LimitDepth},
+		{"aliases", "{ " + aliased(31, "__typename") + "}", gqlhttp.LimitAliases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := metrictest.Value(t, e.metrics, "kck_graphql_validations_total")
@@ -126,7 +126,7 @@ func TestComplexityLimit(t *testing.T) {
 func TestLimitsConfigurable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *gateway.Options) {
-		o.Limits = graph.Limits{MaxDepth: 2, MaxAliases: -1, MaxRootFields: 3}
+		o.Limits = gqlhttp.Limits{MaxDepth: 2, MaxAliases: -1, MaxRootFields: 3}
 	})
 	r := e.do(t, "POST", "/graphql", gqlBody("{ author(authorId: 1) { id } }"))
 	assert.Equal(t, 200, r.status, r.body)
@@ -358,7 +358,7 @@ func TestPlaygroundIntrospectionWithinLimits(t *testing.T) {
 func TestBatchWhenEnabled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *gateway.Options) {
-		o.Limits = graph.Limits{MaxBatch: 3, MaxDepth: 3}
+		o.Limits = gqlhttp.Limits{MaxBatch: 3, MaxDepth: 3}
 		o.MaxMissesPerRequest = 4
 	})
 	r := e.do(t, "POST", "/graphql", `[{"query":"{ author(authorId: 1) { id } }"},{"query":"{ a { b { c { d } } } }"}]`, "Content-Type", "application/json")

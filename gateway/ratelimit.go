@@ -10,7 +10,7 @@ import (
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/ratelimit"
 )
 
@@ -35,7 +35,7 @@ func limitedPath(p string) bool {
 // allowRequest spends a request token of the caller p of r, or answers
 // 429 and returns false. A WebSocket upgrade is left to serveWebSocket.
 func (s *Server) allowRequest(w http.ResponseWriter, r *http.Request, p *auth.Principal) bool {
-	if !limitedPath(r.URL.Path) || graph.IsWebSocket(r) || !s.rl.On(ratelimit.Requests) {
+	if !limitedPath(r.URL.Path) || gqlhttp.IsWebSocket(r) || !s.rl.On(ratelimit.Requests) {
 		return true
 	}
 	if err := s.rl.Allow(s.rl.Client(p, s.rl.Address(r)), ratelimit.Requests); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // PrepareSchema builds and checks the schema extend makes, for registry
-// reg (graph.Handler.Prepare), and returns commit, which serves it from the
+// reg (gqlhttp.Handler.Prepare), and returns commit, which serves it from the
 // next request on and empties the response cache: a kept response was made
 // with the old schema (a field's type, a product's statement may have
 // changed), and must not be replayed. On error nothing changes.

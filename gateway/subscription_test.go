@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kck-go/kck/gateway"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/internal/metrictest"
 )
@@ -387,7 +388,7 @@ func TestWebSocketConnectionBounds(t *testing.T) {
 	_, err := tryDialWS(t, e.url, false, nil, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "503")
-	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", graph.LimitConnections))
+	assert.Equal(t, 1.0, metrictest.Value(t, e.metrics, "kck_refused_total", gqlhttp.LimitConnections))
 	// And over plain HTTP, the refusal says why.
 	req, err := http.NewRequest("GET", e.url+"/graphql", nil)
 	require.NoError(t, err)
@@ -476,7 +477,7 @@ func TestSubscriptionDocumentLimits(t *testing.T) {
 	c.subscribe("a", b.String(), nil)
 	code, limit := c.failure("a")
 	assert.Equal(t, "LIMIT_EXCEEDED", code)
-	assert.Equal(t, graph.LimitAliases, limit)
+	assert.Equal(t, gqlhttp.LimitAliases, limit)
 	// And an invalid document is an error, the connection stays usable.
 	c.subscribe("b", `subscription { nope }`, nil)
 	code, _ = c.failure("b")

@@ -70,7 +70,7 @@ func traced(r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, "/admin") {
 		return false // the console's page and its polls; its actions (POST) are traced
 	}
-	// graph.IsWebSocket, without canonicalising the header's name.
+	// gqlhttp.IsWebSocket, without canonicalising the header's name.
 	u := r.Header["Upgrade"]
 	return len(u) == 0 || !strings.EqualFold(u[0], "websocket")
 }

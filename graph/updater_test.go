@@ -11,7 +11,7 @@ import (
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -130,7 +130,7 @@ func TestTypedMutationNeedsItsUpdater(t *testing.T) {
 	c, err := cache.New(cache.Options{Registry: reg, Store: store})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	_, err = graph.NewHandler(graph.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, err = gqlhttp.NewHandler(gqlhttp.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `Mutation.addTitle: bound to updater "add_title", which is not registered`)
 }

@@ -1,7 +1,7 @@
 // Package dynamic serves typed GraphQL fields for products that no compiled
 // schema declares: the SQL products of a folder, read from the binary alone,
 // with no code generation. New merges them into the compiled (gqlgen)
-// schema and returns one graphql.ExecutableSchema, which graph.NewHandler
+// schema and returns one graphql.ExecutableSchema, which gqlhttp.NewHandler (gateway/gqlhttp)
 // serves like any other: gqlparser validates every document against the
 // merged schema, and the same limits, auth, response cache, compression,
 // APQ, batching, subscriptions and trusted documents apply.
@@ -20,7 +20,7 @@
 // selection set, in one pass over the bytes, with no Go type in between:
 // a hit costs what a compiled field's hit costs, or less (bench/README.md).
 //
-// A Schema is immutable: a reload builds a new one (graph.Handler.Reload).
+// A Schema is immutable: a reload builds a new one (gqlhttp.Handler.Prepare).
 package dynamic
 
 import (

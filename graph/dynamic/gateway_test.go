@@ -27,7 +27,7 @@ import (
 	"github.com/kck-go/kck/admin"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/gateway"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph/dynamic"
 	"github.com/kck-go/kck/internal/metrictest"
 	"github.com/kck-go/kck/primers"
@@ -76,7 +76,7 @@ func TestDynamicLimits(t *testing.T) {
 	t.Parallel()
 	metrics := prometheus.NewRegistry()
 	r := newRig(t, shelfSpec, func(o *gateway.Options) {
-		o.Limits = graph.Limits{MaxComplexity: 15, MaxAliases: 2}
+		o.Limits = gqlhttp.Limits{MaxComplexity: 15, MaxAliases: 2}
 		o.Registerer, o.Gatherer = metrics, metrics
 	})
 	// One product field costs --product-cost (10) plus its children.
@@ -185,7 +185,7 @@ func TestDynamicResponseCacheAndCompression(t *testing.T) {
 // Automatic persisted queries and batches carry dynamic fields.
 func TestDynamicAPQAndBatch(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, shelfSpec, func(o *gateway.Options) { o.Limits = graph.Limits{MaxBatch: 2} })
+	r := newRig(t, shelfSpec, func(o *gateway.Options) { o.Limits = gqlhttp.Limits{MaxBatch: 2} })
 	base := serve(t, r)
 	query := `{ shelfBooks(shelfId: 7) { title } }`
 	sum := sha256.Sum256([]byte(query))
@@ -345,7 +345,7 @@ func TestDynamicTrustedDocuments(t *testing.T) {
 	assert.JSONEq(t, `{"shelfBooks":[{"title":"Dune"},{"title":"Emma"}]}`, string(rep.Data))
 	rep = r.query(`{ shelfBooks(shelfId: 7) { id } }`, nil)
 	require.NotEmpty(t, rep.Errors)
-	assert.Equal(t, graph.CodePersistedQueryNotAllowed, rep.Errors[0].Extensions["code"])
+	assert.Equal(t, gqlhttp.CodePersistedQueryNotAllowed, rep.Errors[0].Extensions["code"])
 
 	bad := open(write(`query Shelf { shelfBooks(shelfId: 7) { isbn } }`))
 	reg := primers.NewRegistry()

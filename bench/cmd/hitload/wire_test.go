@@ -14,7 +14,7 @@ import (
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway"
-	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -49,7 +49,7 @@ func TestCompareWireSmoke(t *testing.T) {
 	// The 300-key query's document limits, as bench/README.md starts kck.
 	g, err := gateway.New(gateway.Options{Cache: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: metrics, Gatherer: metrics, MaxMissesPerRequest: -1,
-		Limits: graph.Limits{MaxAliases: 400, MaxRootFields: 400, MaxFields: 3000, MaxComplexity: 20000}})
+		Limits: gqlhttp.Limits{MaxAliases: 400, MaxRootFields: 400, MaxFields: 3000, MaxComplexity: 20000}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,11 @@
-package graph
+// Package gqlhttp serves KCK's GraphQL schema (package graph) over HTTP and
+// WebSocket at /graphql: gqlgen's server with KCK's transports (POST, GET,
+// batches, WebSocket), the body checks, the document limits and trusted
+// documents, the parsed-query and APQ caches, the error presenter that gives
+// every error an extensions.code, and the freshness of every product a
+// response read, in extensions.kck. The gateway mounts the Handler behind
+// its response cache, which keeps a response by the Collector Serve returns.
+package gqlhttp
 
 import (
 	"context"
@@ -23,7 +30,7 @@ import (
 	"github.com/kck-go/kck/apierror"
 	"github.com/kck-go/kck/auth"
 	"github.com/kck-go/kck/cache"
-	"github.com/kck-go/kck/tracing"
+	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/trusted"
 )
 
@@ -58,7 +65,7 @@ type Options struct {
 	// Schema builds the executable schema over the resolver: an
 	// application's own gqlgen package, generated with the productfield
 	// plugin (see examples/own-module). Nil: KCK's schema.graphqls.
-	Schema func(*Resolver) graphql.ExecutableSchema
+	Schema func(*graph.Resolver) graphql.ExecutableSchema
 	// Trusted, when set, holds the trusted documents (see trusted.go); its
 	// manifest is validated against the schema here. Nil: every document
 	// may run.
@@ -67,7 +74,7 @@ type Options struct {
 	// the one it returns over the compiled one (package graph/dynamic adds
 	// the SQL products' typed fields). Handler.Prepare replaces it while
 	// the gateway runs.
-	Extend Extend
+	Extend graph.Extend
 }
 
 // Handler is the /graphql handler: POST, GET and WebSocket.
@@ -79,8 +86,8 @@ type Handler struct {
 	schema   atomic.Pointer[ast.Schema]
 	opts     Options
 	compiled graphql.ExecutableSchema
-	resolver *Resolver
-	subs     *subscriptions
+	resolver *graph.Resolver
+	ws       *wsServer
 	apq      *byteCache[string] // shared by the servers of every reload
 	mu       sync.Mutex         // serialises Prepare
 }
@@ -111,16 +118,22 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.APQCacheBytes == 0 {
 		o.APQCacheBytes = 4 << 20
 	}
-	subs, err := newSubscriptions(o)
+	o.Subscriptions = o.Subscriptions.WithDefaults()
+	r, err := graph.NewResolver(graph.ResolverOptions{
+		Cache: o.Cache, Guard: o.Guard, Logger: o.Logger,
+		MaxSubscriptionsPerConnection: o.Subscriptions.MaxPerConnection,
+		MaxSubscriptions:              o.Subscriptions.MaxTotal,
+		SubscriptionReadTimeout:       o.Subscriptions.ReadTimeout,
+		OnRefused:                     o.OnRefused,
+		SubscriptionError:             subscriptionError(errorPresenter(o.Logger, o.OnRefused)),
+		Registerer:                    o.Registerer,
+		TracerProvider:                o.TracerProvider,
+	})
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{conns: newConnSet(), opts: o, subs: subs}
-	h.resolver = &Resolver{Cache: o.Cache, Auth: o.Guard, subs: subs}
-	if o.TracerProvider != nil {
-		h.resolver.tracer = o.TracerProvider.Tracer(tracing.Scope)
-	}
-	h.compiled = executable(o.Schema, h.resolver)
+	h := &Handler{conns: newConnSet(), opts: o, resolver: r, ws: &wsServer{opts: o.Subscriptions, log: o.Logger}}
+	h.compiled = graph.Executable(o.Schema, h.resolver)
 	commit, err := h.Prepare(o.Extend, o.Cache.Registry())
 	if err != nil {
 		return nil, err
@@ -169,7 +182,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.conns.remove(c)
-	h.srv.Load().ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
+	ctx := graph.WithConn(context.WithValue(r.Context(), connKey{}, c), &c.subs)
+	h.srv.Load().ServeHTTP(w, r.WithContext(ctx))
 }
 
 // server is gqlgen's server over es, with KCK's transports, caches, limits
@@ -177,12 +191,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
 	o := h.opts
 	srv := handler.New(es)
-	srv.AddTransport(h.subs.transport())
+	srv.AddTransport(h.ws.transport())
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpTransport{})
 	docs, err := newByteCache(o.QueryCacheBytes, weighDocument)
 	if err != nil {
-		return nil, fmt.Errorf("graph: query cache: %w", err)
+		return nil, fmt.Errorf("gqlhttp: query cache: %w", err)
 	}
 	// The persisted queries outlive a reload: a query's text is the
 	// schema's business only when it is validated, which the new server's
@@ -190,7 +204,7 @@ func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
 	if h.apq == nil {
 		c, err := newByteCache(o.APQCacheBytes, weighQuery)
 		if err != nil {
-			return nil, fmt.Errorf("graph: APQ cache: %w", err)
+			return nil, fmt.Errorf("gqlhttp: APQ cache: %w", err)
 		}
 		h.apq = &c
 	}
@@ -214,7 +228,7 @@ func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
 		limits: o.Limits, noIntro: o.DisableIntrospection, queryCache: docs,
 		apq: &extension.AutomaticPersistedQuery{Cache: apq}, onRefused: o.OnRefused, trusted: o.Trusted,
 	})
-	srv.Use(freshness{subs: h.subs})
+	srv.Use(freshness{resolver: h.resolver})
 	srv.SetErrorPresenter(errorPresenter(o.Logger, o.OnRefused))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		o.Logger.ErrorContext(ctx, "resolver panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -223,19 +237,15 @@ func (h *Handler) server(es graphql.ExecutableSchema) (*handler.Server, error) {
 	return srv, nil
 }
 
-// executable is the schema served with Options.Schema s over r.
-func executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql.ExecutableSchema {
-	if s != nil {
-		return s(r)
+// subscriptionError sends a subscription's refusal as graphql-transport-ws
+// (and graphql-ws) define it: the error message for its id, which the
+// transport sends for errors added to the context when the stream closes,
+// instead of a next carrying them followed by complete (which a client reads
+// as a result and then a normal end).
+func subscriptionError(present graphql.ErrorPresenterFunc) func(context.Context, error) {
+	return func(ctx context.Context, err error) {
+		transport.AddSubscriptionError(ctx, present(ctx, err))
 	}
-	return NewExecutableSchema(Config{Resolvers: r})
-}
-
-// Served is the compiled schema NewHandler serves with Options.Schema s (nil:
-// KCK's own), before Options.Extend: what introspection shows of a gateway
-// with no extension, SDL prints.
-func Served(s func(*Resolver) graphql.ExecutableSchema) *ast.Schema {
-	return executable(s, &Resolver{}).Schema()
 }
 
 // errorPresenter gives every error an extensions.code and keeps internal
@@ -284,7 +294,7 @@ func errorPresenter(logger *slog.Logger, onRefused func(string)) graphql.ErrorPr
 
 // freshness adds extensions.kck.products to every response that read
 // products, and marks whether the response may be replayed from cache.
-type freshness struct{ subs *subscriptions }
+type freshness struct{ resolver *graph.Resolver }
 
 var (
 	_ graphql.HandlerExtension    = freshness{}
@@ -295,13 +305,13 @@ func (freshness) ExtensionName() string                   { return "KCKFreshness
 func (freshness) Validate(graphql.ExecutableSchema) error { return nil }
 func (f freshness) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
-	if resp != nil && f.subs != nil && graphql.HasOperationContext(ctx) {
-		if rd, ok := f.subs.popRead(graphql.GetOperationContext(ctx)); ok {
+	if resp != nil && f.resolver != nil && graphql.HasOperationContext(ctx) {
+		if rd, ok := f.resolver.PopRead(graphql.GetOperationContext(ctx)); ok {
 			// A subscription's message: the product version it carries.
 			if resp.Extensions == nil {
 				resp.Extensions = map[string]any{}
 			}
-			resp.Extensions["kck"] = map[string]any{"products": []Read{rd}}
+			resp.Extensions["kck"] = map[string]any{"products": []graph.Read{rd}}
 		}
 	}
 	c := collectorFrom(ctx)

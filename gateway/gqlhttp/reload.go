@@ -1,17 +1,13 @@
-package graph
+package gqlhttp
 
 import (
 	"errors"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/kck-go/kck/graph"
 	"github.com/kck-go/kck/primers"
 )
-
-// Extend makes the schema served from the compiled one and the resolver
-// (see Options.Extend and package graph/dynamic).
-type Extend func(compiled graphql.ExecutableSchema, r *Resolver) (graphql.ExecutableSchema, error)
 
 // Prepare builds the schema extend makes over the compiled one, checks it
 // against reg (every @product and @updater field, as at start-up) and the
@@ -23,7 +19,7 @@ type Extend func(compiled graphql.ExecutableSchema, r *Resolver) (graphql.Execut
 // is called: the caller publishes it (primers.Registry.Change) between the
 // two. One reload at a time: Prepare waits for another Prepare, and the
 // caller commits before it prepares again.
-func (h *Handler) Prepare(extend Extend, reg *primers.Registry) (commit func(), err error) {
+func (h *Handler) Prepare(extend graph.Extend, reg *primers.Registry) (commit func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	es := h.compiled
@@ -32,7 +28,7 @@ func (h *Handler) Prepare(extend Extend, reg *primers.Registry) (commit func(), 
 			return nil, err
 		}
 	}
-	if err := errors.Join(CheckBindings(es.Schema(), reg), CheckUpdaters(es.Schema(), reg)); err != nil {
+	if err := errors.Join(graph.CheckBindings(es.Schema(), reg), graph.CheckUpdaters(es.Schema(), reg)); err != nil {
 		return nil, err
 	}
 	srv, err := h.server(es)
@@ -54,9 +50,3 @@ func (h *Handler) Prepare(extend Extend, reg *primers.Registry) (commit func(), 
 
 // Schema is the schema served now.
 func (h *Handler) Schema() *ast.Schema { return h.schema.Load() }
-
-// Executable is the executable schema Options.Schema s makes over r (nil:
-// KCK's own), before any extension.
-func Executable(s func(*Resolver) graphql.ExecutableSchema, r *Resolver) graphql.ExecutableSchema {
-	return executable(s, r)
-}
