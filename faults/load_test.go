@@ -53,7 +53,10 @@ type stream struct {
 type tally struct {
 	Sent, OK, Failed, Stale, Overrun int
 	Statuses                         map[string]int // "503 UNAVAILABLE": count
-	lat                              []time.Duration
+	// errs are the first few client errors of the requests that got no
+	// answer (a reset, a timeout), so that a report says which.
+	errs []string
+	lat  []time.Duration
 	// staleLat are the latencies of the answers flagged stale.
 	staleLat []time.Duration
 	Max      time.Duration
@@ -70,6 +73,9 @@ func (t *tally) add(o *tally) {
 			t.Statuses = map[string]int{}
 		}
 		t.Statuses[k] += v
+	}
+	for _, e := range o.errs {
+		t.noteErr(e)
 	}
 	t.lat = append(t.lat, o.lat...)
 	t.staleLat = append(t.staleLat, o.staleLat...)
@@ -127,7 +133,20 @@ func (t *tally) failures() string {
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s ×%d", k, t.Statuses[k])
 	}
+	if len(t.errs) > 0 {
+		parts = append(parts, "client errors: "+strings.Join(t.errs, "; "))
+	}
 	return fmt.Sprintf("%d (%s)", t.Failed, strings.Join(parts, ", "))
+}
+
+// maxErrs bounds the client errors a tally keeps.
+const maxErrs = 3
+
+// noteErr keeps e when it is new and there is room.
+func (t *tally) noteErr(e string) {
+	if len(t.errs) < maxErrs && !slices.Contains(t.errs, e) {
+		t.errs = append(t.errs, e)
+	}
 }
 
 // load runs streams until stop; tallies are kept per phase and class.
@@ -326,7 +345,9 @@ func (l *load) answered(s stream, seq int64, phase string, due time.Time, c call
 		}
 		t.Failed++
 		what := "no answer"
-		if err == nil {
+		if err != nil {
+			t.noteErr(err.Error())
+		} else {
 			what = fmt.Sprint(status)
 			if m := errCode.FindSubmatch(body); m != nil {
 				what += " " + string(m[1])
