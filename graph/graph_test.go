@@ -1,14 +1,12 @@
 package graph_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,40 +19,14 @@ import (
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway/gqlhttp"
 	"github.com/kck-go/kck/graph"
+	"github.com/kck-go/kck/internal/graphqltest"
 	"github.com/kck-go/kck/primers"
 )
 
-type gqlError struct {
-	Message    string         `json:"message"`
-	Path       []any          `json:"path"`
-	Extensions map[string]any `json:"extensions"`
-}
-
-type freshness struct {
-	Key        string `json:"key"`
-	Version    string `json:"version"`
-	ComputedAt string `json:"computedAt"`
-	Stale      bool   `json:"stale"`
-}
-
-type response struct {
-	Data       json.RawMessage `json:"data"`
-	Errors     []gqlError      `json:"errors"`
-	Extensions struct {
-		KCK struct {
-			Products []freshness `json:"products"`
-		} `json:"kck"`
-	} `json:"extensions"`
-}
-
-func (r response) codes() []string {
-	var cs []string
-	for _, e := range r.Errors {
-		c, _ := e.Extensions["code"].(string)
-		cs = append(cs, c)
-	}
-	return cs
-}
+type (
+	freshness = graphqltest.Read
+	response  = graphqltest.Response
+)
 
 type env struct {
 	h       http.Handler
@@ -101,23 +73,12 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) query(t *testing.T, query string, vars map[string]any) response {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	require.NoError(t, err)
-	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	var r response
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &r), rec.Body.String())
-	return r
+	return graphqltest.Query(t, e.h, query, vars)
 }
 
 func (e *env) ok(t *testing.T, query string, vars map[string]any, into any) response {
 	t.Helper()
-	r := e.query(t, query, vars)
-	require.Empty(t, r.Errors, "query %s", query)
-	require.NoError(t, json.Unmarshal(r.Data, into))
-	return r
+	return graphqltest.OK(t, e.h, query, vars, into)
 }
 
 func TestTypedProductFields(t *testing.T) {
@@ -245,7 +206,7 @@ func TestStaleValueServedWhenRefreshFails(t *testing.T) {
 	e.flakyOK.Store(false)
 	r := e.query(t, `mutation { refresh(key: "flaky/5") { value } }`, nil)
 	require.NotEmpty(t, r.Errors)
-	assert.Equal(t, "PRIMER_FAILED", r.codes()[0])
+	assert.Equal(t, "PRIMER_FAILED", r.Codes()[0])
 	e.ok(t, `{ product(key: "flaky/5") { value } }`, nil, &got)
 	assert.Equal(t, int64(5), got.Product.Value, "the old value is still served")
 }

@@ -101,7 +101,7 @@ func TestTypedMutationRefusesBadInput(t *testing.T) {
 		{"no such author", map[string]any{"a": 100000, "t": "x", "y": 2000}},
 	} {
 		r := e.query(t, addTitle, tc.vars)
-		assert.Equal(t, []string{"BAD_USER_INPUT"}, r.codes(), tc.name)
+		assert.Equal(t, []string{"BAD_USER_INPUT"}, r.Codes(), tc.name)
 		assert.JSONEq(t, "null", string(r.Data), tc.name)
 	}
 	// Arguments GraphQL itself refuses: missing, of the wrong type.
@@ -110,7 +110,7 @@ func TestTypedMutationRefusesBadInput(t *testing.T) {
 		`mutation { addTitle(authorId: "seven", title: "x", year: 2000) { title { id } } }`,
 	} {
 		r := e.query(t, q, nil)
-		assert.Equal(t, []string{"GRAPHQL_VALIDATION_FAILED"}, r.codes(), q)
+		assert.Equal(t, []string{"GRAPHQL_VALIDATION_FAILED"}, r.Codes(), q)
 	}
 	assert.Len(t, e.ds.TitlesBy(7), n, "nothing written")
 }

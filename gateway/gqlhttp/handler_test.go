@@ -1,14 +1,11 @@
 package gqlhttp_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,6 +15,7 @@ import (
 	"github.com/kck-go/kck/cache/memory"
 	"github.com/kck-go/kck/demo"
 	"github.com/kck-go/kck/gateway/gqlhttp"
+	"github.com/kck-go/kck/internal/graphqltest"
 	"github.com/kck-go/kck/primers"
 )
 
@@ -25,25 +23,7 @@ import (
 // an extensions.code, a path where it has one, and no internal details. The
 // resolvers' own tests (package graph) run through this handler too.
 
-type gqlError struct {
-	Message    string         `json:"message"`
-	Path       []any          `json:"path"`
-	Extensions map[string]any `json:"extensions"`
-}
-
-type response struct {
-	Data   json.RawMessage `json:"data"`
-	Errors []gqlError      `json:"errors"`
-}
-
-func (r response) codes() []string {
-	var cs []string
-	for _, e := range r.Errors {
-		c, _ := e.Extensions["code"].(string)
-		cs = append(cs, c)
-	}
-	return cs
-}
+type response = graphqltest.Response
 
 type env struct{ h http.Handler }
 
@@ -75,23 +55,12 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) query(t *testing.T, query string, vars map[string]any) response {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	require.NoError(t, err)
-	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	var r response
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &r), rec.Body.String())
-	return r
+	return graphqltest.Query(t, e.h, query, vars)
 }
 
 func (e *env) ok(t *testing.T, query string, vars map[string]any, into any) response {
 	t.Helper()
-	r := e.query(t, query, vars)
-	require.Empty(t, r.Errors, "query %s", query)
-	require.NoError(t, json.Unmarshal(r.Data, into))
-	return r
+	return graphqltest.OK(t, e.h, query, vars, into)
 }
 
 func TestErrorCodes(t *testing.T) {
@@ -115,7 +84,7 @@ func TestErrorCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.query(t, tc.query, nil)
 			require.NotEmpty(t, r.Errors)
-			assert.Equal(t, tc.code, r.codes()[0], r.Errors[0].Message)
+			assert.Equal(t, tc.code, r.Codes()[0], r.Errors[0].Message)
 			assert.NotContains(t, r.Errors[0].Message, "goroutine", "no stack traces")
 		})
 	}
@@ -132,7 +101,7 @@ func TestPartialResults(t *testing.T) {
 	e := newEnv(t)
 	r := e.query(t, `{ author(authorId: 3) { id } bad: product(key: "nope/1") { value } }`, nil)
 	require.Len(t, r.Errors, 1)
-	assert.Equal(t, []string{"NOT_FOUND"}, r.codes())
+	assert.Equal(t, []string{"NOT_FOUND"}, r.Codes())
 	assert.Equal(t, []any{"bad"}, r.Errors[0].Path)
 	assert.JSONEq(t, `{"author":{"id":3},"bad":null}`, string(r.Data))
 }
