@@ -70,15 +70,7 @@ func (in *intro) schema(buf []byte, sc *introspection.Schema, sel ast.SelectionS
 		case "description":
 			return str(buf, sc.Description())
 		case "types":
-			types := sc.Types()
-			buf = append(buf, '[')
-			for i := range types {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = in.typ(buf, &types[i], f.Selections)
-			}
-			return append(buf, ']')
+			return array(buf, sc.Types(), func(buf []byte, t *introspection.Type) []byte { return in.typ(buf, t, f.Selections) })
 		case "queryType":
 			return in.typ(buf, sc.QueryType(), f.Selections)
 		case "mutationType":
@@ -86,15 +78,7 @@ func (in *intro) schema(buf []byte, sc *introspection.Schema, sel ast.SelectionS
 		case "subscriptionType":
 			return in.typ(buf, sc.SubscriptionType(), f.Selections)
 		case "directives":
-			ds := sc.Directives()
-			buf = append(buf, '[')
-			for i := range ds {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = in.directive(buf, &ds[i], f.Selections)
-			}
-			return append(buf, ']')
+			return array(buf, sc.Directives(), func(buf []byte, d *introspection.Directive) []byte { return in.directive(buf, d, f.Selections) })
 		}
 		return append(buf, "null"...)
 	})
@@ -119,14 +103,7 @@ func (in *intro) typ(buf []byte, t *introspection.Type, sel ast.SelectionSet) []
 			if fs == nil {
 				return append(buf, "null"...)
 			}
-			buf = append(buf, '[')
-			for i := range fs {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = in.field(buf, &fs[i], f.Selections)
-			}
-			return append(buf, ']')
+			return array(buf, fs, func(buf []byte, fd *introspection.Field) []byte { return in.field(buf, fd, f.Selections) })
 		case "interfaces", "possibleTypes":
 			var ts []introspection.Type
 			if f.Name == "interfaces" {
@@ -137,26 +114,14 @@ func (in *intro) typ(buf []byte, t *introspection.Type, sel ast.SelectionSet) []
 			if ts == nil {
 				return append(buf, "null"...)
 			}
-			buf = append(buf, '[')
-			for i := range ts {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = in.typ(buf, &ts[i], f.Selections)
-			}
-			return append(buf, ']')
+			return array(buf, ts, func(buf []byte, t *introspection.Type) []byte { return in.typ(buf, t, f.Selections) })
 		case "enumValues":
 			vs := t.EnumValues(in.includeDeprecated(f))
 			if vs == nil {
 				return append(buf, "null"...)
 			}
-			buf = append(buf, '[')
-			for i := range vs {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				v := &vs[i]
-				buf = in.object(buf, f.Selections, "__EnumValue", func(buf []byte, f graphql.CollectedField) []byte {
+			return array(buf, vs, func(buf []byte, v *introspection.EnumValue) []byte {
+				return in.object(buf, f.Selections, "__EnumValue", func(buf []byte, f graphql.CollectedField) []byte {
 					switch f.Name {
 					case "name":
 						return strconv.AppendQuote(buf, v.Name)
@@ -169,8 +134,7 @@ func (in *intro) typ(buf []byte, t *introspection.Type, sel ast.SelectionSet) []
 					}
 					return append(buf, "null"...)
 				})
-			}
-			return append(buf, ']')
+			})
 		case "inputFields":
 			vs := t.InputFields()
 			if vs == nil {
@@ -207,13 +171,8 @@ func (in *intro) field(buf []byte, fd *introspection.Field, sel ast.SelectionSet
 }
 
 func (in *intro) inputValues(buf []byte, vs []introspection.InputValue, sel ast.SelectionSet) []byte {
-	buf = append(buf, '[')
-	for i := range vs {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		v := &vs[i]
-		buf = in.object(buf, sel, "__InputValue", func(buf []byte, f graphql.CollectedField) []byte {
+	return array(buf, vs, func(buf []byte, v *introspection.InputValue) []byte {
+		return in.object(buf, sel, "__InputValue", func(buf []byte, f graphql.CollectedField) []byte {
 			switch f.Name {
 			case "name":
 				return strconv.AppendQuote(buf, v.Name)
@@ -230,8 +189,7 @@ func (in *intro) inputValues(buf []byte, vs []introspection.InputValue, sel ast.
 			}
 			return append(buf, "null"...)
 		})
-	}
-	return append(buf, ']')
+	})
 }
 
 func (in *intro) directive(buf []byte, d *introspection.Directive, sel ast.SelectionSet) []byte {
@@ -242,14 +200,7 @@ func (in *intro) directive(buf []byte, d *introspection.Directive, sel ast.Selec
 		case "description":
 			return str(buf, d.Description())
 		case "locations":
-			buf = append(buf, '[')
-			for i, l := range d.Locations {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = strconv.AppendQuote(buf, l)
-			}
-			return append(buf, ']')
+			return array(buf, d.Locations, func(buf []byte, l *string) []byte { return strconv.AppendQuote(buf, *l) })
 		case "args":
 			return in.inputValues(buf, d.Args, f.Selections)
 		case "isRepeatable":
@@ -257,6 +208,18 @@ func (in *intro) directive(buf []byte, d *introspection.Directive, sel ast.Selec
 		}
 		return append(buf, "null"...)
 	})
+}
+
+// array writes xs as a JSON array, each element by each.
+func array[T any](buf []byte, xs []T, each func([]byte, *T) []byte) []byte {
+	buf = append(buf, '[')
+	for i := range xs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = each(buf, &xs[i])
+	}
+	return append(buf, ']')
 }
 
 // str writes a nullable string as JSON (as gqlgen's graphql.MarshalString
