@@ -122,64 +122,7 @@ func BenchmarkHitAuth(b *testing.B) {
 	// wall clock and on its thread's CPU clock. The ratios are reported as
 	// metrics (x auth-off throughput).
 	b.Run("interleaved", func(b *testing.B) {
-		const turn = 64
-		type mode struct {
-			r       *rig
-			toks    []string
-			reqs    []*http.Request
-			ws      []*discard
-			ns, cpu time.Duration
-		}
-		modes := []*mode{{r: off, toks: hs}, {r: on, toks: hs}, {r: onRS, toks: rs}}
-		for _, m := range modes {
-			m.reqs, m.ws = make([]*http.Request, turn), make([]*discard, turn)
-		}
-		build := func(m *mode, i0 int) {
-			for k := range m.reqs {
-				j := (i0 + k) % len(m.r.bodies)
-				m.reqs[k] = post(m.r.bodies[j])
-				m.reqs[k].Header["Authorization"] = []string{"Bearer " + m.toks[j]}
-				m.ws[k] = &discard{h: http.Header{}}
-			}
-		}
-		for _, m := range modes { // warm each token's entries
-			for i0 := 0; i0 < len(m.r.bodies); i0 += turn {
-				build(m, i0)
-				serveHits(m.r.h, m.ws, m.reqs)
-			}
-		}
-		b.ResetTimer()
-		for i0, t := 0, 0; i0 < b.N; i0, t = i0+turn, t+1 {
-			n := min(turn, b.N-i0)
-			for k := range modes {
-				m := modes[(t+k)%len(modes)] // who goes first rotates
-				b.StopTimer()
-				build(m, i0)
-				b.StartTimer()
-				t0 := time.Now()
-				m.cpu += serveHits(m.r.h, m.ws[:n], m.reqs)
-				m.ns += time.Since(t0)
-				b.StopTimer()
-				for k, w := range m.ws[:n] {
-					if j := (i0 + k) % len(m.r.bodies); w.n != len(m.r.want[j]) {
-						b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(m.r.want[j]))
-					}
-				}
-				b.StartTimer()
-			}
-		}
-		b.StopTimer()
-		n := float64(b.N)
-		for _, m := range modes[1:] {
-			name := "hs256"
-			if m == modes[2] {
-				name = "rs256"
-			}
-			b.ReportMetric(float64(m.ns)/n, name+"-ns/req")
-			b.ReportMetric(float64(modes[0].ns)/float64(m.ns), name+"-x")
-			b.ReportMetric(float64(modes[0].cpu)/float64(m.cpu), name+"-cpu-x")
-		}
-		b.ReportMetric(float64(modes[0].ns)/n, "off-ns/req")
+		interleaveHits(b, 64, true, []*hitMode{{name: "off", r: off, tokens: hs}, {name: "hs256", r: on, tokens: hs}, {name: "rs256", r: onRS, tokens: rs}})
 	})
 }
 

@@ -70,52 +70,7 @@ func BenchmarkHitTracing(b *testing.B) {
 		b.Run("sampled-1pct", func(b *testing.B) { run(b, p1) })
 	}
 	b.Run("interleaved", func(b *testing.B) {
-		const turn = 64
-		type mode struct {
-			name    string
-			r       *rig
-			reqs    []*http.Request
-			ws      []*discard
-			ns, cpu time.Duration
-		}
-		modes := []*mode{{name: "off", r: off}, {name: "p1", r: p1}}
-		for _, m := range modes {
-			m.reqs, m.ws = make([]*http.Request, turn), make([]*discard, turn)
-		}
-		build := func(m *mode, i0 int) {
-			for k := range m.reqs {
-				m.reqs[k] = post(m.r.bodies[(i0+k)%len(m.r.bodies)])
-				m.ws[k] = &discard{h: http.Header{}}
-			}
-		}
-		b.ResetTimer()
-		for i0, t := 0, 0; i0 < b.N; i0, t = i0+turn, t+1 {
-			n := min(turn, b.N-i0)
-			for k := range modes {
-				m := modes[(t+k)%len(modes)] // who goes first rotates
-				b.StopTimer()
-				build(m, i0)
-				b.StartTimer()
-				t0 := time.Now()
-				m.cpu += serveHits(m.r.h, m.ws[:n], m.reqs)
-				m.ns += time.Since(t0)
-				b.StopTimer()
-				for k, w := range m.ws[:n] {
-					if j := (i0 + k) % len(m.r.bodies); w.n != len(m.r.want[j]) {
-						b.Fatalf("author %d: wrote %d bytes, want %d", j+1, w.n, len(m.r.want[j]))
-					}
-				}
-				b.StartTimer()
-			}
-		}
-		b.StopTimer()
-		n := float64(b.N)
-		for _, m := range modes[1:] {
-			b.ReportMetric(float64(m.ns)/n, m.name+"-ns/req")
-			b.ReportMetric(float64(modes[0].ns)/float64(m.ns), m.name+"-x")
-			b.ReportMetric(float64(modes[0].cpu)/float64(m.cpu), m.name+"-cpu-x")
-		}
-		b.ReportMetric(float64(modes[0].ns)/n, "off-ns/req")
+		interleaveHits(b, 64, false, []*hitMode{{name: "off", r: off}, {name: "p1", r: p1}})
 	})
 	b.Run("sampled-all", func(b *testing.B) { run(b, all) })
 }
