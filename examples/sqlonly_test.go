@@ -36,14 +36,10 @@ func TestSQLOnly(t *testing.T) {
 	db := pgtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	example := loadSQLOnlySchema(ctx, t, db)
 	conn, err := pgx.Connect(ctx, db)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	example := filepath.Join(here(), "sql-only")
-	schema, err := os.ReadFile(filepath.Join(example, "schema.sql"))
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, string(schema))
-	require.NoError(t, err)
 
 	dir := t.TempDir()
 	files, err := filepath.Glob(filepath.Join(example, "*.sql"))
@@ -112,14 +108,7 @@ func TestSQLOnlySIGHUP(t *testing.T) {
 	db := pgtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	require.NoError(t, err)
-	example := filepath.Join(here(), "sql-only")
-	schema, err := os.ReadFile(filepath.Join(example, "schema.sql"))
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, string(schema))
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
+	example := loadSQLOnlySchema(ctx, t, db)
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(example, "shelf_books.sql"), filepath.Join(dir, "shelf_books.sql"))
 	base, _, cmd := startKCKCmd(t, "--postgres-url", db, "--sql-dir", dir, "--sql-watch", "0")
@@ -282,14 +271,7 @@ func TestSQLOnlyCodegen(t *testing.T) {
 	db := pgtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	require.NoError(t, err)
-	example := filepath.Join(here(), "sql-only")
-	schema, err := os.ReadFile(filepath.Join(example, "schema.sql"))
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, string(schema))
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
+	example := loadSQLOnlySchema(ctx, t, db)
 
 	out := t.TempDir()
 	sdl, err := exec.CommandContext(ctx, binary, "schema", "--postgres-url", db, "--sql-dir", example).Output()
@@ -324,4 +306,19 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
 	} {
 		assert.Contains(t, string(ts), want)
 	}
+}
+
+// loadSQLOnlySchema creates examples/sql-only's tables (schema.sql) in db
+// and returns the example's folder.
+func loadSQLOnlySchema(ctx context.Context, t *testing.T, db string) string {
+	t.Helper()
+	example := filepath.Join(here(), "sql-only")
+	schema, err := os.ReadFile(filepath.Join(example, "schema.sql"))
+	require.NoError(t, err)
+	conn, err := pgx.Connect(ctx, db)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, string(schema))
+	require.NoError(t, err)
+	return example
 }
