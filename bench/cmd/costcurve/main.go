@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/primers"
@@ -74,7 +75,7 @@ func run(w io.Writer, keys string, tierMB int, d time.Duration, valueBytes int) 
 		return err
 	}
 	fmt.Fprintf(w, "costcurve: %d cores, load average %s, in-process tier %d MiB, products of about %d bytes, %s of reads per count\n\n",
-		runtime.NumCPU(), loadAvg(), tierMB, valueBytes, d)
+		runtime.NumCPU(), benchdoc.LoadAvg(), tierMB, valueBytes, d)
 	fmt.Fprintln(w, "| products | warm (s) | reads/s | x the first count | served from memory | anonymous RSS (MiB) | anonymous RSS bytes per product in memory | encoded bytes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	var first float64
@@ -100,7 +101,7 @@ func run(w io.Writer, keys string, tierMB int, d time.Duration, valueBytes int) 
 		fmt.Fprintf(w, "| %d | %.1f | %.0f | %.2f | %.0f%% | %.0f | %.0f | %d |\n",
 			p.Keys, p.WarmSeconds, p.ReadsPerSec, p.ReadsPerSec/first, 100*p.MemoryShare, float64(p.RSS)/(1<<20), perProduct, p.Encoded)
 	}
-	fmt.Fprintf(w, "\nload average after: %s\n", loadAvg())
+	fmt.Fprintf(w, "\nload average after: %s\n", benchdoc.LoadAvg())
 	return nil
 }
 
@@ -214,16 +215,4 @@ func rss() int64 {
 		}
 	}
 	return 0
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

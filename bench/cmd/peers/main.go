@@ -40,6 +40,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 )
 
 const query = `{"query":"query($a: Int!) { titleList(authorId: $a) { id title year } }","variables":{"a":%d}}`
@@ -113,7 +115,7 @@ func main() {
 	md := rep.markdown(c)
 	fmt.Print(md)
 	if c.readme != "" {
-		if err := splice(c.readme, md); err != nil {
+		if err := benchdoc.Splice(c.readme, beginMarker, endMarker, md); err != nil {
 			fail("%v", err)
 		}
 	}
@@ -130,7 +132,7 @@ func (c *config) wants(name string) bool { return c.only == nil || c.only[name] 
 
 func run(c config) (*report, error) {
 	ctx := context.Background()
-	rep := &report{started: time.Now(), loadBefore: loadavg(), keys: c.keys}
+	rep := &report{started: time.Now(), loadBefore: benchdoc.LoadAvg(), keys: c.keys}
 	dbURL, err := prepareDatabase(ctx, c.pgURL, c.database)
 	if err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func run(c config) (*report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("miss path: %w", err)
 		}
-		rep.loadAfter = loadavg()
+		rep.loadAfter = benchdoc.LoadAvg()
 		rep.took = time.Since(rep.started)
 		return rep, nil
 	}
@@ -316,7 +318,7 @@ func run(c config) (*report, error) {
 		}
 		rep.miss = m
 	}
-	rep.loadAfter = loadavg()
+	rep.loadAfter = benchdoc.LoadAvg()
 	rep.took = time.Since(rep.started)
 	return rep, nil
 }
@@ -473,18 +475,6 @@ func freePort() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func fail(format string, args ...any) {

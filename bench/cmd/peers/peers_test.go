@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 )
 
 // TestMain lets the test binary serve the ceiling too: startStatic runs
@@ -74,7 +76,7 @@ func TestSmoke(t *testing.T) {
 	if err := os.WriteFile(readme, []byte("before\n"+beginMarker+"\nold\n"+endMarker+"\nafter\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := splice(readme, md); err != nil {
+	if err := benchdoc.Splice(readme, beginMarker, endMarker, md); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(readme)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -143,22 +141,4 @@ func (r *report) verdicts() []string {
 		}
 	}
 	return out
-}
-
-// splice replaces what is between the peers markers in file with md.
-func splice(file, md string) error {
-	old, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	i, j := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %q ... %q section", file, beginMarker, endMarker)
-	}
-	var out bytes.Buffer
-	out.Write(old[:i+len(beginMarker)])
-	out.WriteString("\n")
-	out.WriteString(md)
-	out.Write(old[j:])
-	return os.WriteFile(file, out.Bytes(), 0o644)
 }

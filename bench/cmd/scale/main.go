@@ -36,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 )
 
 // config is one invocation's settings.
@@ -123,7 +125,7 @@ func main() {
 	md := rep.markdown(c)
 	fmt.Print(md)
 	if c.readme != "" {
-		if err := splice(c.readme, md); err != nil {
+		if err := benchdoc.Splice(c.readme, beginMarker, endMarker, md); err != nil {
 			fail("%v", err)
 		}
 	}
@@ -176,7 +178,7 @@ func parseCounts(s string) ([]int, error) {
 // at its smallest count first, then the new code's counts, then today's
 // other counts (so that the two 1-gateway runs are next to each other).
 func run(ctx context.Context, c config) (*report, error) {
-	rep := &report{started: time.Now(), loadBefore: loadavg()}
+	rep := &report{started: time.Now(), loadBefore: benchdoc.LoadAvg()}
 	work, err := os.MkdirTemp("", "kck-scale-*")
 	if err != nil {
 		return nil, err
@@ -245,7 +247,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		}
 		rep.runs = append(rep.runs, r)
 	}
-	rep.loadAfter = loadavg()
+	rep.loadAfter = benchdoc.LoadAvg()
 	rep.took = time.Since(rep.started)
 	return rep, nil
 }
@@ -316,18 +318,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func fail(format string, args ...any) {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -467,22 +465,4 @@ func byLabel(m map[string]float64, k float64) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// splice replaces what is between the scale markers in file with md.
-func splice(file, md string) error {
-	old, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	i, j := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %q ... %q section", file, beginMarker, endMarker)
-	}
-	var out bytes.Buffer
-	out.Write(old[:i+len(beginMarker)])
-	out.WriteString("\n")
-	out.WriteString(md)
-	out.Write(old[j:])
-	return os.WriteFile(file, out.Bytes(), 0o644)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 	"github.com/kck-go/kck/cache/cassandra"
 	"github.com/kck-go/kck/source"
 )
@@ -248,7 +249,7 @@ func measure(ctx context.Context, c *config, r *result, gws []*gateway, dbURL, d
 	c0, ok0 := cpuTime(cassPIDs)
 	g0, _ := cpuTime(gwPIDs)
 	start := time.Now()
-	r.loadAvg, _, _ = strings.Cut(loadavg(), " ")
+	r.loadAvg, _, _ = strings.Cut(benchdoc.LoadAvg(), " ")
 	sampled := make(chan struct{})
 	sctx, stopSampling := context.WithCancel(ctx)
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 	"github.com/kck-go/kck/internal/cassandratest"
 	"github.com/kck-go/kck/internal/natstest"
 	"github.com/kck-go/kck/internal/pgtest"
@@ -52,7 +53,7 @@ func TestSmoke(t *testing.T) {
 	}
 	readme := filepath.Join(t.TempDir(), "README.md")
 	require.NoError(t, os.WriteFile(readme, []byte("before\n"+beginMarker+"\nold\n"+endMarker+"\nafter\n"), 0o644))
-	require.NoError(t, splice(readme, md))
+	require.NoError(t, benchdoc.Splice(readme, beginMarker, endMarker, md))
 	got, err := os.ReadFile(readme)
 	require.NoError(t, err)
 	assert.Equal(t, "before\n"+beginMarker+"\n"+md+endMarker+"\nafter\n", string(got))

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kck-go/kck/bench/internal/benchdoc"
 	"github.com/kck-go/kck/cache"
 	"github.com/kck-go/kck/cache/bolt"
 	"github.com/kck-go/kck/cache/cassandra"
@@ -32,7 +33,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 		cfg.Log = io.Discard
 	}
 	fmt.Fprintf(w, "warmrate: %d cores, load average %s, value %d bytes, concurrency %s\n\n",
-		runtime.NumCPU(), loadAvg(), cfg.ValueBytes, concName(cfg.Concurrency))
+		runtime.NumCPU(), benchdoc.LoadAvg(), cfg.ValueBytes, concName(cfg.Concurrency))
 	fmt.Fprintln(w, "| store | keys | phase | seconds | keys/s | primer runs/key | store calls/key (mean ms each) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, kind := range cfg.Stores {
@@ -47,7 +48,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\nload average after: %s\n", loadAvg())
+	fmt.Fprintf(w, "\nload average after: %s\n", benchdoc.LoadAvg())
 	return nil
 }
 
@@ -223,18 +224,6 @@ func openStore(ctx context.Context, cfg Config, kind string) (cache.Store, func(
 		return s, func() { s.Close(); drop() }, nil
 	}
 	return nil, nil, fmt.Errorf("unknown store %q (embedded, cassandra or postgres)", kind)
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // counted is a cache.Store that counts each call by
