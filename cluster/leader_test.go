@@ -128,7 +128,9 @@ func takeover(t *testing.T, s cache.Store, ttl time.Duration) {
 	}
 	next.store.cut.Store(true)
 	require.Eventually(t, func() bool { return !next.Leading() && next.in.Load() == 0 }, time.Minute, 5*time.Millisecond, "the cut-off leader stopped")
-	require.Eventually(t, func() bool { return other.Leading() }, time.Minute, 5*time.Millisecond, "the other took over once the lease ran out")
+	// Leading turns true as the term begins, before Lead runs on its own
+	// goroutine: wait for Lead too.
+	require.Eventually(t, func() bool { return other.Leading() && other.in.Load() == 1 }, time.Minute, 5*time.Millisecond, "the other took over once the lease ran out")
 	assert.Positive(t, other.terms.Load())
 }
 
